@@ -1,0 +1,155 @@
+/* http_head: header lists, hop-by-hop filtering, and serialising the heads
+ * ferry sends (to the upstream, back to the client, and its own replies).
+ *
+ * Pure functions over data: no sockets, no allocation. Header names and
+ * values are slices into buffers owned by the caller (the read buffer of a
+ * session or upstream connection); these functions never keep them. */
+#ifndef FERRY_HTTP_HEAD_H
+#define FERRY_HTTP_HEAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/config.h"
+#include "ferry/slice.h"
+
+/* Well-known header names, interned at parse time so filtering is a flag
+ * test rather than a string comparison. */
+enum hdr_token {
+  HDR_OTHER = 0,
+  HDR_CONNECTION,
+  HDR_KEEP_ALIVE,
+  HDR_PROXY_CONNECTION,
+  HDR_TE,
+  HDR_TRAILER,
+  HDR_TRANSFER_ENCODING,
+  HDR_UPGRADE,
+  HDR_CONTENT_LENGTH,
+  HDR_HOST,
+  HDR_X_FORWARDED_FOR,
+  HDR_X_FORWARDED_PROTO,
+  HDR_X_FORWARDED_HOST,
+  HDR_VIA,
+  HDR_X_REQUEST_ID,
+  HDR_EXPECT,
+  HDR__COUNT
+};
+
+/* hdr.flags */
+#define HDRF_HOP 0x01u /* hop-by-hop: a fixed one, or named in Connection */
+
+struct hdr {
+  struct slice name, value; /* value has no leading/trailing OWS */
+  uint8_t tok;              /* enum hdr_token */
+  uint8_t flags;            /* HDRF_* */
+};
+
+/* A header list over caller-provided storage (no allocation). */
+struct hdr_list {
+  struct hdr *v;
+  uint32_t n, cap;
+};
+
+/* Token for a header name (case-insensitive); HDR_OTHER if not well known. */
+enum hdr_token http_head_token(const char *name, size_t len);
+
+/* Append a header; trims optional whitespace around value, sets tok.
+ * Returns 0, or -1 when the list is full (caller answers 431). */
+int http_head_push(struct hdr_list *l, struct slice name, struct slice value);
+
+/* Mark hop-by-hop headers: the fixed set (Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) and every
+ * header named in any Connection header's comma-separated list. Call once
+ * per list after all headers are pushed. */
+void http_head_mark_hop(struct hdr_list *l);
+
+/* First header with this name (case-insensitive), or NULL. */
+const struct hdr *http_head_find(const struct hdr_list *l, struct slice name);
+/* First header with this token, or NULL. */
+const struct hdr *http_head_find_tok(const struct hdr_list *l, enum hdr_token tok);
+
+/* True when any Connection header lists the token `opt` (e.g. "close",
+ * "keep-alive", "upgrade"), case-insensitively. */
+bool http_head_connection_has(const struct hdr_list *l, const char *opt);
+
+/* A client-supplied X-Request-Id is kept when it is 1..128 characters of
+ * [A-Za-z0-9._:+=/-]; anything else is replaced by a generated id. */
+bool http_head_request_id_sane(struct slice v);
+
+/* Reason phrase for a status code ("OK", "Not Found", ...; "" if unknown). */
+const char *http_status_reason(int status);
+
+enum body_framing {
+  FRAMING_NONE,    /* no body */
+  FRAMING_LENGTH,  /* Content-Length: content_length */
+  FRAMING_CHUNKED, /* Transfer-Encoding: chunked */
+  FRAMING_CLOSE    /* response only: body ends when the connection closes */
+};
+
+/* The request head ferry sends upstream. */
+struct fwd_request {
+  struct slice method; /* as received, e.g. "GET" */
+  struct slice target; /* origin-form path[?query] to send (already rewritten) */
+  const struct hdr_list *headers; /* the client's headers, http_head_mark_hop done */
+  struct slice host;       /* Host to send; n == 0: no Host line */
+  struct slice client_ip;  /* appended to X-Forwarded-For */
+  struct slice proto;      /* X-Forwarded-Proto value, "http" */
+  struct slice fwd_host;   /* X-Forwarded-Host: the client's Host; n == 0: omitted */
+  struct slice request_id; /* X-Request-Id to send */
+  int client_minor;        /* client's HTTP/1.x minor: Via "1.0 ferry" / "1.1 ferry" */
+  enum body_framing framing;
+  uint64_t content_length; /* with FRAMING_LENGTH */
+  bool upgrade; /* keep the client's Upgrade header and send "Connection: upgrade" */
+  const struct cfg_header_ops *ops; /* route request_headers; may be NULL */
+};
+
+/* Serialise the upstream request head into out (at most cap bytes):
+ *   METHOD SP target SP HTTP/1.1 CRLF
+ *   Host (when given) first, then the client's headers in order, minus:
+ *   hop-by-hop ones, Host, Content-Length, Transfer-Encoding,
+ *   X-Forwarded-For/-Proto/-Host, Via, X-Request-Id (these are re-made), and
+ *   names in ops->remove or ops->set;
+ *   then framing (Content-Length: N or Transfer-Encoding: chunked),
+ *   X-Forwarded-For (existing values joined with ", ", then client_ip),
+ *   X-Forwarded-Proto, X-Forwarded-Host, Via (existing values, then
+ *   "1.x ferry"), X-Request-Id, "Connection: upgrade" + Upgrade when
+ *   upgrading, ops->set entries, ops->add entries; CRLF.
+ * Returns the full length needed; when it is > cap nothing useful was
+ * written and the caller must retry with a larger buffer. */
+size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *r);
+
+/* The response head ferry sends back to the client. */
+struct fwd_response {
+  int status;
+  struct slice reason;            /* upstream's reason; n == 0: standard one */
+  const struct hdr_list *headers; /* upstream's headers, http_head_mark_hop done */
+  enum body_framing framing;      /* what ferry will send to the client */
+  uint64_t content_length;        /* with FRAMING_LENGTH */
+  struct slice request_id;        /* sent as X-Request-Id */
+  int client_minor;               /* 0: HTTP/1.0 client */
+  bool keep_alive; /* false: "Connection: close"; true with client_minor 0:
+                      "Connection: keep-alive" */
+  bool upgrade;    /* 101: keep Upgrade, send "Connection: upgrade" */
+  const struct cfg_header_ops *ops; /* route response_headers; may be NULL */
+};
+
+/* Serialise "HTTP/1.1 status reason", the upstream's headers minus hop-by-hop
+ * ones, Content-Length, Transfer-Encoding, X-Request-Id and ops-removed/set
+ * names; then framing (FRAMING_LENGTH: Content-Length, FRAMING_CHUNKED:
+ * Transfer-Encoding: chunked, NONE/CLOSE: nothing), X-Request-Id, the
+ * Connection header as described, ops->set, ops->add, CRLF.
+ * Returns the length needed (see http_head_build_request). */
+size_t http_head_build_response(char *out, size_t cap, const struct fwd_response *r);
+
+/* A complete response ferry generates itself (errors, respond:, redirect:):
+ * status line, Content-Type, Content-Length, X-Request-Id (when
+ * request_id.n > 0), Location (when location.n > 0), Connection as for
+ * fwd_response, CRLF, then body unless head_only.
+ * Returns the length needed (see above). */
+size_t http_head_build_simple(char *out, size_t cap, int status, struct slice content_type,
+                              struct slice body, struct slice location,
+                              struct slice request_id, int client_minor, bool keep_alive,
+                              bool head_only);
+
+#endif

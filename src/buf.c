@@ -1,0 +1,202 @@
+/* buf: recycled read blocks, per-exchange arenas and write requests.
+ * Owns the worker's free lists; must not touch sockets or parsers. */
+#include "ferry/buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void bufpool_init(struct bufpool *p) { memset(p, 0, sizeof(*p)); }
+
+void bufpool_destroy(struct bufpool *p) {
+  while (p->free_blocks) {
+    struct iobuf *b = p->free_blocks;
+    p->free_blocks = b->next;
+    free(b);
+  }
+  p->nfree_blocks = 0;
+  while (p->free_wreqs) {
+    struct wreq *w = p->free_wreqs;
+    p->free_wreqs = w->next_free;
+    free(w);
+  }
+  p->nfree_wreqs = 0;
+}
+
+struct iobuf *iobuf_get(struct bufpool *p, size_t cap) {
+  struct iobuf *b;
+  if (cap <= IOBUF_SIZE && p->free_blocks) {
+    b = p->free_blocks;
+    p->free_blocks = b->next;
+    p->nfree_blocks--;
+  } else {
+    size_t c = cap <= IOBUF_SIZE ? IOBUF_SIZE : cap;
+    if (c > UINT32_MAX)
+      return NULL;
+    b = malloc(sizeof(*b) + c);
+    if (!b)
+      return NULL;
+    b->cap = (uint32_t)c;
+  }
+  b->pool = p;
+  b->next = NULL;
+  b->refs = 1;
+  b->len = 0;
+  p->blocks_live++;
+  return b;
+}
+
+void iobuf_unref(struct iobuf *b) {
+  if (--b->refs > 0)
+    return;
+  struct bufpool *p = b->pool;
+  p->blocks_live--;
+  if (b->cap == IOBUF_SIZE && p->nfree_blocks < IOBUF_FREE_MAX) {
+    b->next = p->free_blocks;
+    p->free_blocks = b;
+    p->nfree_blocks++;
+  } else {
+    free(b);
+  }
+}
+
+void arena_init(struct arena *a, struct bufpool *p, size_t limit) {
+  a->pool = p;
+  a->head = NULL;
+  a->used_total = 0;
+  a->limit = limit;
+}
+
+static char *arena_room(struct arena *a, size_t n, size_t align) {
+  struct iobuf *b = a->head;
+  if (b) {
+    size_t off = (b->len + (align - 1)) & ~(align - 1);
+    if (off + n <= b->cap) {
+      b->len = (uint32_t)(off + n);
+      return b->data + off;
+    }
+  }
+  b = iobuf_get(a->pool, n);
+  if (!b)
+    return NULL;
+  b->next = a->head;
+  a->head = b;
+  b->len = (uint32_t)n;
+  return b->data;
+}
+
+void *arena_alloc(struct arena *a, size_t n) {
+  if (n == 0)
+    n = 1;
+  if (a->used_total + n > a->limit)
+    return NULL;
+  char *p = arena_room(a, n, 8);
+  if (p)
+    a->used_total += n;
+  return p;
+}
+
+int arena_extend(struct arena *a, struct slice *s, const char *p, size_t n) {
+  if (n == 0)
+    return 0;
+  if (a->used_total + n > a->limit)
+    return -1;
+  struct iobuf *b = a->head;
+  if (s->n > 0 && b && s->p + s->n == b->data + b->len && b->len + n <= b->cap) {
+    memcpy(b->data + b->len, p, n);
+    b->len += (uint32_t)n;
+    s->n += n;
+    a->used_total += n;
+    return 0;
+  }
+  /* Start the string afresh (copying what it had) where it fits whole. */
+  size_t total = s->n + n;
+  if (a->used_total + total > a->limit)
+    return -1;
+  char *dst = arena_room(a, total, 1);
+  if (!dst)
+    return -1;
+  if (s->n)
+    memcpy(dst, s->p, s->n);
+  memcpy(dst + s->n, p, n);
+  s->p = dst;
+  s->n = total;
+  a->used_total += total;
+  return 0;
+}
+
+void arena_reset(struct arena *a) {
+  while (a->head) {
+    struct iobuf *b = a->head;
+    a->head = b->next;
+    b->next = NULL;
+    iobuf_unref(b);
+  }
+  a->used_total = 0;
+}
+
+struct wreq *wreq_get(struct bufpool *p) {
+  struct wreq *w = p->free_wreqs;
+  if (w) {
+    p->free_wreqs = w->next_free;
+    p->nfree_wreqs--;
+  } else {
+    w = malloc(sizeof(*w));
+    if (!w)
+      return NULL;
+  }
+  w->pool = p;
+  w->next_free = NULL;
+  w->nbufs = 0;
+  w->nrefs = 0;
+  w->bytes = 0;
+  w->scratch_used = 0;
+  w->req.data = NULL;
+  return w;
+}
+
+void wreq_put(struct wreq *w) {
+  for (unsigned i = 0; i < w->nrefs; i++)
+    iobuf_unref(w->refs[i]);
+  w->nrefs = 0;
+  struct bufpool *p = w->pool;
+  if (p->nfree_wreqs < 256) {
+    w->next_free = p->free_wreqs;
+    p->free_wreqs = w;
+    p->nfree_wreqs++;
+  } else {
+    free(w);
+  }
+}
+
+void wreq_add(struct wreq *w, const char *p, size_t n, struct iobuf *b) {
+  if (n == 0)
+    return;
+  if (b) {
+    unsigned i;
+    for (i = 0; i < w->nrefs; i++)
+      if (w->refs[i] == b)
+        break;
+    if (i == w->nrefs) {
+      iobuf_ref(b);
+      w->refs[w->nrefs++] = b;
+    }
+  }
+  /* Coalesce with the previous buffer when contiguous. */
+  if (w->nbufs > 0) {
+    uv_buf_t *last = &w->bufs[w->nbufs - 1];
+    if (last->base + last->len == p) {
+      last->len += n;
+      w->bytes += n;
+      return;
+    }
+  }
+  w->bufs[w->nbufs++] = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+  w->bytes += n;
+}
+
+void wreq_add_copy(struct wreq *w, const char *p, size_t n) {
+  char *dst = w->scratch + w->scratch_used;
+  memcpy(dst, p, n);
+  w->scratch_used += n;
+  wreq_add(w, dst, n, NULL);
+}

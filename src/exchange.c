@@ -1,0 +1,625 @@
+/* exchange: one request from route to last byte.
+ *
+ * Owns: the request's arena (copied head bytes), the serialised upstream
+ * head, the route decision and the attachment to one upstream connection.
+ * It is owned by its session, which frees it (exchange_reset) after
+ * session_exchange_done or when the session closes. It must not free the
+ * session or the upstream connection: it asks session_close/connpool_*.
+ *
+ * Flow: exchange_start (head parsed) -> route -> direct reply, or pick a
+ * server, build the upstream head and get a connection -> connected: head
+ * and body flow upstream (session_unblock lets the parser go on) -> the
+ * response is parsed by connpool and handed here piece by piece -> the
+ * response ends: exchange_finish logs, releases the connection, and
+ * tells the session. */
+#include "ferry/exchange.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ferry/accesslog.h"
+#include "ferry/connpool.h"
+#include "ferry/log.h"
+#include "ferry/router.h"
+#include "ferry/session.h"
+#include "ferry/upstream.h"
+#include "ferry/worker.h"
+
+static void exchange_finish(struct exchange *ex);
+
+void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
+  memset(ex, 0, offsetof(struct exchange, req_store));
+  ex->s = s;
+  ex->w = w;
+  ex->state = EX_HEAD;
+  arena_init(&ex->arena, &w->bufs, w->cfg->limits.max_request_header_bytes * 2 + 16384);
+  ex->t_start_ms = uv_now(&w->loop);
+  ex->req_hdrs = (struct hdr_list){ex->req_store, 0, EX_MAX_HEADERS};
+  ex->resp_hdrs = (struct hdr_list){ex->resp_store, 0, EX_MAX_HEADERS};
+}
+
+void exchange_reset(struct exchange *ex) {
+  arena_reset(&ex->arena);
+  if (ex->uhead_buf) {
+    iobuf_unref(ex->uhead_buf);
+    ex->uhead_buf = NULL;
+  }
+}
+
+static void exchange_log(struct exchange *ex) {
+  if (ex->logged)
+    return;
+  ex->logged = true;
+  ex->w->requests_total++;
+  accesslog_write(ex->w->log, ex, uv_now(&ex->w->loop));
+}
+
+static const char *default_body(int status) {
+  switch (status) {
+  case 400:
+    return "bad request\n";
+  case 404:
+    return "no route\n";
+  case 405:
+    return "method not allowed\n";
+  case 408:
+    return "request timeout: the request head did not arrive in time\n";
+  case 413:
+    return "request body too large\n";
+  case 414:
+    return "request target too long\n";
+  case 431:
+    return "request header fields too large\n";
+  case 501:
+    return "not implemented\n";
+  case 502:
+    return "bad gateway: the upstream server failed to answer\n";
+  case 503:
+    return "service unavailable\n";
+  case 504:
+    return "gateway timeout: the upstream server did not answer in time\n";
+  case 505:
+    return "HTTP version not supported\n";
+  default:
+    return "";
+  }
+}
+
+/* Send a complete response ferry makes itself and end the exchange. */
+static void exchange_reply_full(struct exchange *ex, int status, struct slice content_type,
+                                struct slice body, struct slice location, bool close) {
+  struct session *s = ex->s;
+  if (ex->uc) {
+    connpool_close(ex->uc);
+    ex->uc = NULL;
+  }
+  if (ex->resp_started) {
+    /* Part of a response already went out: the only honest signal left is
+     * to cut the connection. */
+    exchange_log(ex);
+    session_close(s);
+    return;
+  }
+  bool no_body_left = ex->req_done || (!ex->req_chunked && ex->req_length == 0);
+  bool in_head = ex->state == EX_HEAD || ex->state == EX_CONNECTING;
+  bool keep = !close && ex->client_keepalive && !s->peer_eof && !ex->w->stopping &&
+              (ex->req_done || (in_head && no_body_left));
+  if (!ex->rid.n) {
+    worker_request_id(ex->w, ex->request_id);
+    ex->rid = slice_cstr(ex->request_id);
+  }
+  bool head_only = ex->method == HTTP_HEAD;
+  size_t need = http_head_build_simple(NULL, 0, status, content_type, body, location, ex->rid,
+                                       ex->minor, keep, head_only);
+  struct iobuf *b = iobuf_get(&ex->w->bufs, need);
+  if (!b) {
+    session_close(s);
+    return;
+  }
+  http_head_build_simple(b->data, need, status, content_type, body, location, ex->rid, ex->minor,
+                         keep, head_only);
+  b->len = (uint32_t)need;
+  int r = session_add(s, b->data, need, b);
+  iobuf_unref(b);
+  if (r != 0) {
+    session_close(s);
+    return;
+  }
+  ex->status = status;
+  ex->resp_started = true;
+  ex->resp_done = true;
+  ex->resp_body_bytes = head_only ? 0 : body.n;
+  ex->state = EX_DONE;
+  exchange_log(ex);
+  session_exchange_done(s, keep);
+}
+
+void exchange_reply(struct exchange *ex, int status, const char *body, bool close) {
+  exchange_reply_full(ex, status, SLICE_LIT("text/plain; charset=utf-8"),
+                      slice_cstr(body ? body : default_body(status)), (struct slice){NULL, 0},
+                      close);
+}
+
+/* --- routing ------------------------------------------------------------ */
+
+static bool ieq_prefix(struct slice s, const char *lit) {
+  size_t n = strlen(lit);
+  if (s.n < n)
+    return false;
+  return slice_ieq((struct slice){s.p, n}, (struct slice){lit, n});
+}
+
+static void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
+                             struct slice host);
+
+void exchange_start(struct exchange *ex) {
+  struct session *s = ex->s;
+  struct worker *w = ex->w;
+
+  /* Request id: keep a sane one from the client, else make one. */
+  const struct hdr *rid = http_head_find_tok(&ex->req_hdrs, HDR_X_REQUEST_ID);
+  if (rid && http_head_request_id_sane(rid->value)) {
+    ex->rid = rid->value;
+  } else {
+    worker_request_id(w, ex->request_id);
+    ex->rid = slice_cstr(ex->request_id);
+  }
+
+  if (ex->method == HTTP_CONNECT) {
+    exchange_reply(ex, 405, "method not allowed: ferry is not a forward proxy\n", true);
+    return;
+  }
+  if (ex->req_chunked && ex->req_has_length) { /* llhttp rejects this too */
+    exchange_reply(ex, 400, NULL, true);
+    return;
+  }
+
+  /* Host: exactly one Host header; absolute-form authority wins. */
+  struct slice host = {NULL, 0};
+  unsigned nhost = 0;
+  for (uint32_t i = 0; i < ex->req_hdrs.n; i++)
+    if (ex->req_hdrs.v[i].tok == HDR_HOST) {
+      host = ex->req_hdrs.v[i].value;
+      nhost++;
+    }
+  if (nhost > 1) {
+    exchange_reply(ex, 400, "bad request: more than one Host header\n", true);
+    return;
+  }
+  struct slice target = ex->url;
+  if (target.n > 0 && target.p[0] != '/' && !(target.n == 1 && target.p[0] == '*')) {
+    size_t skip = ieq_prefix(target, "http://") ? 7 : ieq_prefix(target, "https://") ? 8 : 0;
+    if (!skip) {
+      exchange_reply(ex, 400, "bad request: the request target is not a path or an http URL\n",
+                     true);
+      return;
+    }
+    size_t i = skip;
+    while (i < target.n && target.p[i] != '/' && target.p[i] != '?')
+      i++;
+    host = (struct slice){target.p + skip, i - skip};
+    struct slice rest = {target.p + i, target.n - i};
+    if (rest.n == 0 || rest.p[0] == '?') {
+      char *t = arena_alloc(&ex->arena, rest.n + 1);
+      if (!t) {
+        exchange_reply(ex, 414, NULL, true);
+        return;
+      }
+      t[0] = '/';
+      memcpy(t + 1, rest.p, rest.n);
+      rest = (struct slice){t, rest.n + 1};
+    }
+    target = rest;
+  }
+  if (host.n == 0 && ex->minor >= 1 && nhost == 0) {
+    exchange_reply(ex, 400, "bad request: HTTP/1.1 requests must carry a Host header\n", true);
+    return;
+  }
+  ex->host = host;
+
+  /* Normalised path for matching. */
+  struct slice norm;
+  if (target.n == 1 && target.p[0] == '*') {
+    norm = SLICE_LIT("/"); /* OPTIONS * is matched like "/" and sent as is */
+  } else {
+    char *nbuf = arena_alloc(&ex->arena, target.n + 1);
+    size_t nlen = 0;
+    if (!nbuf) {
+      exchange_reply(ex, 414, NULL, true);
+      return;
+    }
+    if (router_normalize_path(target, nbuf, target.n + 1, &nlen) != 0) {
+      exchange_reply(ex, 400, "bad request: malformed request path\n", true);
+      return;
+    }
+    norm = (struct slice){nbuf, nlen};
+  }
+
+  struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
+  const struct cfg_route *r = router_match(w->router, &q);
+  ex->route = r;
+  if (!r) {
+    exchange_reply(ex, 404, "no route\n", false);
+    return;
+  }
+  switch (r->action) {
+  case ACTION_RESPOND:
+    exchange_reply_full(ex, r->respond_status,
+                        slice_cstr(r->respond_content_type ? r->respond_content_type : "text/plain"),
+                        slice_cstr(r->respond_body ? r->respond_body : ""), (struct slice){NULL, 0},
+                        false);
+    return;
+  case ACTION_REDIRECT: {
+    /* Keep the query string unless the location has one. */
+    const char *loc = r->redirect_location;
+    size_t ll = strlen(loc);
+    struct slice query = {NULL, 0};
+    const char *qm = memchr(target.p, '?', target.n);
+    if (qm && !strchr(loc, '?'))
+      query = (struct slice){qm, (size_t)(target.p + target.n - qm)};
+    char *lb = arena_alloc(&ex->arena, ll + query.n + 1);
+    if (!lb) {
+      exchange_reply(ex, 414, NULL, true);
+      return;
+    }
+    memcpy(lb, loc, ll);
+    if (query.n)
+      memcpy(lb + ll, query.p, query.n);
+    char body[64];
+    snprintf(body, sizeof(body), "redirecting\n");
+    exchange_reply_full(ex, r->redirect_status, SLICE_LIT("text/plain; charset=utf-8"),
+                        slice_cstr(body), (struct slice){lb, ll + query.n}, false);
+    return;
+  }
+  case ACTION_UPSTREAM:
+    break;
+  }
+  uint64_t max_body = w->cfg->limits.max_request_body_bytes;
+  if (max_body && ex->req_has_length && ex->req_length > max_body) {
+    exchange_reply(ex, 413, NULL, true);
+    return;
+  }
+  (void)s;
+  exchange_forward(ex, target, norm, host);
+}
+
+static int exchange_connect(struct exchange *ex, bool fresh_only) {
+  struct worker *w = ex->w;
+  ex->state = EX_CONNECTING;
+  struct upconn *uc = fresh_only ? NULL : connpool_checkout(w, ex->srv, ex);
+  if (uc) {
+    ex->uc = uc;
+    exchange_upstream_connected(ex, 0);
+    return 0;
+  }
+  int err = 0;
+  uc = connpool_connect(w, ex->srv, ex, &err);
+  if (!uc) {
+    log_warn("upstream %s server %s: cannot connect: %s", ex->up->cfg->name, ex->srv->name,
+             uv_strerror(err));
+    ex->error_note = "upstream connect failed";
+    exchange_reply(ex, 502, NULL, !ex->req_done);
+    return -1;
+  }
+  ex->uc = uc;
+  session_timer(ex->s, ST_CONNECT);
+  return 0;
+}
+
+static void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
+                             struct slice host) {
+  const struct cfg_route *r = ex->route;
+  struct worker *w = ex->w;
+  struct session *s = ex->s;
+  ex->up = &w->ups[r->upstream_index];
+  ex->srv = upstream_pick(ex->up);
+
+  size_t tcap = target.n + (r->rewrite_prefix ? strlen(r->rewrite_prefix) : 0) + 2;
+  char *tbuf = r->rewrite_prefix ? arena_alloc(&ex->arena, tcap) : NULL;
+  struct slice send_target;
+  if ((r->rewrite_prefix && !tbuf) ||
+      router_target(r, target, norm, tbuf, tcap, &send_target) != 0) {
+    exchange_reply(ex, 414, NULL, true);
+    return;
+  }
+  struct fwd_request fr = {
+      .method = slice_cstr(llhttp_method_name((llhttp_method_t)ex->method)),
+      .target = send_target,
+      .headers = &ex->req_hdrs,
+      .host = r->set_host ? slice_cstr(r->set_host)
+                          : (host.n ? host : slice_cstr(ex->srv->name)),
+      .client_ip = slice_cstr(s->client_ip),
+      .proto = SLICE_LIT("http"),
+      .fwd_host = host,
+      .request_id = ex->rid,
+      .client_minor = ex->minor,
+      .framing = ex->req_chunked      ? FRAMING_CHUNKED
+                 : ex->req_has_length ? FRAMING_LENGTH
+                                      : FRAMING_NONE,
+      .content_length = ex->req_length,
+      .upgrade = false,
+      .ops = &r->request_headers,
+  };
+  size_t need = http_head_build_request(NULL, 0, &fr);
+  ex->uhead_buf = iobuf_get(&w->bufs, need);
+  if (!ex->uhead_buf) {
+    exchange_reply(ex, 503, "service unavailable: out of memory\n", true);
+    return;
+  }
+  http_head_build_request(ex->uhead_buf->data, need, &fr);
+  ex->uhead_buf->len = (uint32_t)need;
+  exchange_connect(ex, false);
+}
+
+/* --- request side ------------------------------------------------------- */
+
+void exchange_upstream_connected(struct exchange *ex, int status) {
+  struct session *s = ex->s;
+  if (status < 0) {
+    ex->uc = NULL; /* connpool closed it */
+    log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
+             uv_strerror(status));
+    ex->error_note = "upstream connect failed";
+    exchange_reply(ex, 502, NULL, !ex->req_done);
+    return;
+  }
+  session_timer(s, ST_NONE);
+  ex->state = EX_FORWARDING;
+  struct upconn *uc = ex->uc;
+  if (upconn_add(uc, ex->uhead_buf->data, ex->uhead_buf->len, ex->uhead_buf) != 0) {
+    exchange_upstream_error(ex, UV_ENOMEM);
+    return;
+  }
+  if (ex->req_done) {
+    /* A retry: the request had no body to resend except a chunked end. */
+    if (ex->req_chunked)
+      upconn_add_copy(uc, "0\r\n\r\n", 5);
+    upconn_flush(uc);
+    session_timer(s, ST_RESPONSE);
+    return;
+  }
+  session_unblock(s); /* the parser goes on: body bytes, then message end */
+  if (!s->in_process && ex->uc)
+    upconn_flush(ex->uc);
+}
+
+int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b) {
+  ex->req_body_bytes += n;
+  uint64_t max_body = ex->w->cfg->limits.max_request_body_bytes;
+  if (max_body && ex->req_body_bytes > max_body) {
+    ex->body_too_large = true;
+    return -1;
+  }
+  struct upconn *uc = ex->uc;
+  if (!uc)
+    return 0;
+  if (ex->req_chunked) {
+    char hdr[24];
+    int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+    if (upconn_add_copy(uc, hdr, (size_t)k) != 0 || upconn_add(uc, p, n, b) != 0 ||
+        upconn_add_copy(uc, "\r\n", 2) != 0)
+      return -1;
+    return 0;
+  }
+  return upconn_add(uc, p, n, b);
+}
+
+void exchange_request_done(struct exchange *ex) {
+  ex->req_done = true;
+  if (ex->uc && ex->req_chunked)
+    upconn_add_copy(ex->uc, "0\r\n\r\n", 5);
+  if (!ex->resp_started)
+    session_timer(ex->s, ST_RESPONSE);
+}
+
+void exchange_upstream_drained(struct exchange *ex) { session_set_bp(ex->s, false); }
+
+void exchange_client_drained(struct exchange *ex) {
+  if (ex->uc && ex->uc->bp_paused)
+    upconn_set_bp(ex->uc, false);
+}
+
+/* --- response side ------------------------------------------------------ */
+
+int exchange_resp_status(struct exchange *ex, const char *p, size_t n) {
+  return arena_extend(&ex->arena, &ex->reason, p, n) == 0 ? 0 : -1;
+}
+
+int exchange_resp_header_name(struct exchange *ex, const char *p, size_t n) {
+  return arena_extend(&ex->arena, &ex->rcur_name, p, n) == 0 ? 0 : -1;
+}
+
+int exchange_resp_header_value(struct exchange *ex, const char *p, size_t n) {
+  return arena_extend(&ex->arena, &ex->rcur_value, p, n) == 0 ? 0 : -1;
+}
+
+int exchange_resp_header_done(struct exchange *ex) {
+  int r = http_head_push(&ex->resp_hdrs, ex->rcur_name, ex->rcur_value);
+  ex->rcur_name = ex->rcur_value = (struct slice){NULL, 0};
+  return r == 0 ? 0 : -1;
+}
+
+int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstream_chunked,
+                                   bool upstream_length, uint64_t length, bool upstream_keepalive) {
+  (void)upstream_keepalive;
+  struct session *s = ex->s;
+  if (status >= 100 && status < 200) {
+    if (status == 101)
+      return -1; /* no Upgrade was forwarded, so a 101 is invalid here */
+    /* Interim response: not relayed yet; parse the final one. */
+    ex->skip_1xx = true;
+    ex->resp_hdrs.n = 0;
+    ex->reason = (struct slice){NULL, 0};
+    return 0;
+  }
+  ex->status = status;
+  http_head_mark_hop(&ex->resp_hdrs);
+  bool no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
+  enum body_framing f;
+  if (no_body)
+    f = (ex->method == HTTP_HEAD && upstream_length && !upstream_chunked) ? FRAMING_LENGTH
+                                                                          : FRAMING_NONE;
+  else if (upstream_chunked)
+    f = FRAMING_CHUNKED;
+  else if (upstream_length)
+    f = FRAMING_LENGTH;
+  else
+    f = ex->minor >= 1 ? FRAMING_CHUNKED : FRAMING_CLOSE;
+  ex->client_framing = f;
+  ex->keep_alive = ex->client_keepalive && f != FRAMING_CLOSE && ex->req_done && !s->peer_eof &&
+                   !ex->w->stopping;
+  struct fwd_response fr = {
+      .status = status,
+      .reason = ex->reason,
+      .headers = &ex->resp_hdrs,
+      .framing = f,
+      .content_length = length,
+      .request_id = ex->rid,
+      .client_minor = ex->minor,
+      .keep_alive = ex->keep_alive,
+      .upgrade = false,
+      .ops = ex->route ? &ex->route->response_headers : NULL,
+  };
+  size_t need = http_head_build_response(NULL, 0, &fr);
+  struct iobuf *b = iobuf_get(&ex->w->bufs, need);
+  if (!b)
+    return -1;
+  http_head_build_response(b->data, need, &fr);
+  b->len = (uint32_t)need;
+  int r = session_add(s, b->data, need, b);
+  iobuf_unref(b);
+  if (r != 0)
+    return -1;
+  ex->resp_started = true;
+  if (no_body)
+    ex->client_framing = FRAMING_NONE;
+  return ex->method == HTTP_HEAD ? 1 : 0;
+}
+
+int exchange_resp_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b) {
+  struct session *s = ex->s;
+  ex->resp_body_bytes += n;
+  switch (ex->client_framing) {
+  case FRAMING_NONE:
+    return 0;
+  case FRAMING_CHUNKED: {
+    char hdr[24];
+    int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+    if (session_add_copy(s, hdr, (size_t)k) != 0 || session_add(s, p, n, b) != 0 ||
+        session_add_copy(s, "\r\n", 2) != 0)
+      return -1;
+    return 0;
+  }
+  case FRAMING_LENGTH:
+  case FRAMING_CLOSE:
+    return session_add(s, p, n, b);
+  }
+  return 0;
+}
+
+int exchange_resp_message_complete(struct exchange *ex) {
+  if (ex->skip_1xx) {
+    ex->skip_1xx = false;
+    return 0;
+  }
+  if (ex->client_framing == FRAMING_CHUNKED && session_add_copy(ex->s, "0\r\n\r\n", 5) != 0)
+    return -1;
+  ex->resp_done = true;
+  return HPE_PAUSED;
+}
+
+void exchange_upstream_data(struct exchange *ex) {
+  struct session *s = ex->s;
+  if (session_flush(s) != 0) {
+    session_close(s);
+    return;
+  }
+  if (ex->resp_done) {
+    exchange_finish(ex);
+    return;
+  }
+  session_timer(s, ST_UPSTREAM_IDLE);
+  if (s->queued > BP_HIGH && ex->uc)
+    upconn_set_bp(ex->uc, true);
+}
+
+static void exchange_finish(struct exchange *ex) {
+  struct upconn *uc = ex->uc;
+  ex->uc = NULL;
+  ex->state = EX_DONE;
+  if (uc)
+    connpool_release(uc, ex->req_done);
+  bool keep = ex->keep_alive && ex->req_done;
+  exchange_log(ex);
+  session_exchange_done(ex->s, keep);
+}
+
+void exchange_upstream_error(struct exchange *ex, int error) {
+  struct upconn *uc = ex->uc;
+  ex->uc = NULL;
+  /* Keep-alive race: a pooled connection the server had already closed.
+   * Retry once on a fresh connection when nothing of the request body has
+   * been sent (the head alone is safe to resend). */
+  bool retry = uc && uc->reused && !uc->got_bytes && !ex->retried && !ex->resp_started &&
+               ex->req_body_bytes == 0 && (error == UV_EOF || error == UV_ECONNRESET);
+  if (uc)
+    connpool_close(uc);
+  if (retry) {
+    ex->retried = true;
+    log_debug("upstream %s server %s: pooled connection closed, retrying", ex->up->cfg->name,
+              ex->srv->name);
+    exchange_connect(ex, true);
+    return;
+  }
+  if (!ex->resp_started) {
+    log_warn("upstream %s server %s: %s before a response", ex->up ? ex->up->cfg->name : "-",
+             ex->srv ? ex->srv->name : "-",
+             error == UV_EOF      ? "connection closed"
+             : error == UV_EPROTO ? "invalid response"
+                                  : uv_strerror(error));
+    ex->error_note = error == UV_EPROTO ? "invalid upstream response" : "upstream failed";
+    exchange_reply(ex, 502, NULL, !ex->req_done);
+    return;
+  }
+  ex->error_note = "upstream closed mid-response";
+  exchange_log(ex);
+  session_close(ex->s);
+}
+
+void exchange_timeout(struct exchange *ex, int kind) {
+  if (ex->uc) {
+    connpool_close(ex->uc);
+    ex->uc = NULL;
+  }
+  switch (kind) {
+  case ST_CONNECT:
+    log_warn("upstream %s server %s: connect timed out", ex->up->cfg->name, ex->srv->name);
+    ex->error_note = "upstream connect timeout";
+    break;
+  case ST_RESPONSE:
+    ex->error_note = "upstream response timeout";
+    break;
+  default:
+    ex->error_note = "upstream idle timeout";
+    break;
+  }
+  if (!ex->resp_started) {
+    exchange_reply(ex, 504, NULL, !ex->req_done);
+    return;
+  }
+  exchange_log(ex);
+  session_close(ex->s);
+}
+
+void exchange_abort(struct exchange *ex) {
+  if (ex->uc) {
+    connpool_close(ex->uc);
+    ex->uc = NULL;
+  }
+  if (ex->state != EX_HEAD && ex->state != EX_DONE) {
+    if (!ex->error_note)
+      ex->error_note = "client closed the connection";
+    exchange_log(ex);
+  }
+  ex->state = EX_DONE;
+}

@@ -1,0 +1,516 @@
+/* http_head: header lists over caller storage, interned header tokens,
+ * hop-by-hop marking, and the serialisers for every head ferry writes (the
+ * request to the upstream, the response to the client, and ferry's own
+ * simple replies).
+ *
+ * Owns no memory: every function works on slices and buffers supplied by
+ * the caller and keeps nothing after it returns. Must not touch sockets,
+ * the event loop, or allocate. Framing (Content-Length, Transfer-Encoding)
+ * and the hop-by-hop set are always re-made here from the caller's
+ * decisions; no client, upstream or configured header can override them. */
+#include "ferry/http_head.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* ---- tokens ---------------------------------------------------------- */
+
+/* True when name[0..n) equals the lower-case literal lit case-insensitively.
+ * The caller has already checked that the lengths agree. */
+static bool lit_ieq(const char *name, const char *lit, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (ascii_lower(name[i]) != lit[i])
+      return false;
+  return true;
+}
+
+#define TOK_IS(lit) lit_ieq(name, lit, sizeof(lit) - 1)
+
+enum hdr_token http_head_token(const char *name, size_t len) {
+  switch (len) {
+  case 2:
+    return TOK_IS("te") ? HDR_TE : HDR_OTHER;
+  case 3:
+    return TOK_IS("via") ? HDR_VIA : HDR_OTHER;
+  case 4:
+    return TOK_IS("host") ? HDR_HOST : HDR_OTHER;
+  case 6:
+    return TOK_IS("expect") ? HDR_EXPECT : HDR_OTHER;
+  case 7:
+    if (TOK_IS("upgrade"))
+      return HDR_UPGRADE;
+    return TOK_IS("trailer") ? HDR_TRAILER : HDR_OTHER;
+  case 10:
+    if (TOK_IS("connection"))
+      return HDR_CONNECTION;
+    return TOK_IS("keep-alive") ? HDR_KEEP_ALIVE : HDR_OTHER;
+  case 12:
+    return TOK_IS("x-request-id") ? HDR_X_REQUEST_ID : HDR_OTHER;
+  case 14:
+    return TOK_IS("content-length") ? HDR_CONTENT_LENGTH : HDR_OTHER;
+  case 15:
+    return TOK_IS("x-forwarded-for") ? HDR_X_FORWARDED_FOR : HDR_OTHER;
+  case 16:
+    if (TOK_IS("x-forwarded-host"))
+      return HDR_X_FORWARDED_HOST;
+    return TOK_IS("proxy-connection") ? HDR_PROXY_CONNECTION : HDR_OTHER;
+  case 17:
+    if (TOK_IS("transfer-encoding"))
+      return HDR_TRANSFER_ENCODING;
+    return TOK_IS("x-forwarded-proto") ? HDR_X_FORWARDED_PROTO : HDR_OTHER;
+  default:
+    return HDR_OTHER;
+  }
+}
+
+#undef TOK_IS
+
+/* The fixed hop-by-hop set of SPEC §3. */
+static bool tok_is_fixed_hop(unsigned tok) {
+  switch (tok) {
+  case HDR_CONNECTION:
+  case HDR_KEEP_ALIVE:
+  case HDR_PROXY_CONNECTION:
+  case HDR_TE:
+  case HDR_TRAILER:
+  case HDR_TRANSFER_ENCODING:
+  case HDR_UPGRADE:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Names no route header operation may add, set or remove: hop-by-hop and
+ * framing headers. Letting configuration write them would desynchronise the
+ * framing ferry actually uses from what the peer is told. */
+static bool tok_is_protected(unsigned tok) {
+  return tok_is_fixed_hop(tok) || tok == HDR_CONTENT_LENGTH;
+}
+
+/* ---- lists ----------------------------------------------------------- */
+
+static bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
+
+static struct slice trim_ows(struct slice s) {
+  while (s.n > 0 && is_ows(s.p[0])) {
+    s.p++;
+    s.n--;
+  }
+  while (s.n > 0 && is_ows(s.p[s.n - 1]))
+    s.n--;
+  return s;
+}
+
+int http_head_push(struct hdr_list *l, struct slice name, struct slice value) {
+  if (l->n >= l->cap)
+    return -1;
+  struct hdr *h = &l->v[l->n++];
+  h->name = name;
+  h->value = trim_ows(value);
+  h->tok = (uint8_t)http_head_token(name.p, name.n);
+  h->flags = 0;
+  return 0;
+}
+
+/* Iterates the comma-separated list in a header value: sets *tok to the
+ * next non-empty element with OWS trimmed and advances *rest past it.
+ * Returns false when no element is left. */
+static bool next_list_token(struct slice *rest, struct slice *tok) {
+  while (rest->n > 0) {
+    const char *comma = memchr(rest->p, ',', rest->n);
+    size_t len = comma ? (size_t)(comma - rest->p) : rest->n;
+    *tok = trim_ows(slice_make(rest->p, len));
+    rest->p += comma ? len + 1 : len;
+    rest->n -= comma ? len + 1 : len;
+    if (tok->n > 0)
+      return true;
+  }
+  return false;
+}
+
+void http_head_mark_hop(struct hdr_list *l) {
+  for (uint32_t i = 0; i < l->n; i++)
+    if (tok_is_fixed_hop(l->v[i].tok))
+      l->v[i].flags |= HDRF_HOP;
+
+  for (uint32_t i = 0; i < l->n; i++) {
+    if (l->v[i].tok != HDR_CONNECTION)
+      continue;
+    struct slice rest = l->v[i].value, opt;
+    while (next_list_token(&rest, &opt))
+      for (uint32_t j = 0; j < l->n; j++)
+        if (slice_ieq(l->v[j].name, opt))
+          l->v[j].flags |= HDRF_HOP;
+  }
+}
+
+const struct hdr *http_head_find(const struct hdr_list *l, struct slice name) {
+  if (!l)
+    return NULL;
+  for (uint32_t i = 0; i < l->n; i++)
+    if (slice_ieq(l->v[i].name, name))
+      return &l->v[i];
+  return NULL;
+}
+
+const struct hdr *http_head_find_tok(const struct hdr_list *l, enum hdr_token tok) {
+  if (!l)
+    return NULL;
+  for (uint32_t i = 0; i < l->n; i++)
+    if (l->v[i].tok == tok)
+      return &l->v[i];
+  return NULL;
+}
+
+bool http_head_connection_has(const struct hdr_list *l, const char *opt) {
+  if (!l)
+    return false;
+  struct slice want = slice_cstr(opt);
+  for (uint32_t i = 0; i < l->n; i++) {
+    if (l->v[i].tok != HDR_CONNECTION)
+      continue;
+    struct slice rest = l->v[i].value, t;
+    while (next_list_token(&rest, &t))
+      if (slice_ieq(t, want))
+        return true;
+  }
+  return false;
+}
+
+bool http_head_request_id_sane(struct slice v) {
+  if (v.n < 1 || v.n > 128)
+    return false;
+  for (size_t i = 0; i < v.n; i++) {
+    char c = v.p[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '+' || c == '=' || c == '/' || c == '-';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+const char *http_status_reason(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 102: return "Processing";
+  case 103: return "Early Hints";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 203: return "Non-Authoritative Information";
+  case 204: return "No Content";
+  case 205: return "Reset Content";
+  case 206: return "Partial Content";
+  case 207: return "Multi-Status";
+  case 208: return "Already Reported";
+  case 226: return "IM Used";
+  case 300: return "Multiple Choices";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 305: return "Use Proxy";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 402: return "Payment Required";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 406: return "Not Acceptable";
+  case 407: return "Proxy Authentication Required";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 410: return "Gone";
+  case 411: return "Length Required";
+  case 412: return "Precondition Failed";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 415: return "Unsupported Media Type";
+  case 416: return "Range Not Satisfiable";
+  case 417: return "Expectation Failed";
+  case 421: return "Misdirected Request";
+  case 422: return "Unprocessable Content";
+  case 423: return "Locked";
+  case 424: return "Failed Dependency";
+  case 425: return "Too Early";
+  case 426: return "Upgrade Required";
+  case 428: return "Precondition Required";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 451: return "Unavailable For Legal Reasons";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  case 505: return "HTTP Version Not Supported";
+  case 506: return "Variant Also Negotiates";
+  case 507: return "Insufficient Storage";
+  case 508: return "Loop Detected";
+  case 511: return "Network Authentication Required";
+  default: return "";
+  }
+}
+
+/* ---- serialisation --------------------------------------------------- */
+
+/* Bounded writer: bytes beyond cap are counted but never written, so len is
+ * the size the whole output needs (snprintf-like, without the NUL). */
+struct writer {
+  char *out;
+  size_t cap, len;
+};
+
+static void put(struct writer *w, const char *p, size_t n) {
+  if (w->len < w->cap && n > 0) {
+    size_t room = w->cap - w->len;
+    memcpy(w->out + w->len, p, n < room ? n : room);
+  }
+  w->len += n;
+}
+
+static void put_s(struct writer *w, struct slice s) {
+  put(w, s.p, s.n);
+}
+
+static void put_c(struct writer *w, const char *s) {
+  put(w, s, strlen(s));
+}
+
+static void put_u64(struct writer *w, uint64_t v) {
+  char tmp[20];
+  size_t i = sizeof tmp;
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  put(w, tmp + i, sizeof tmp - i);
+}
+
+/* "Name: value\r\n" */
+static void put_header(struct writer *w, struct slice name, struct slice value) {
+  put_s(w, name);
+  put(w, ": ", 2);
+  put_s(w, value);
+  put(w, "\r\n", 2);
+}
+
+/* "HTTP/1.1 <status> <reason>\r\n"; reason.n == 0 uses the standard one. */
+static void put_status_line(struct writer *w, int status, struct slice reason) {
+  put_c(w, "HTTP/1.1 ");
+  put_u64(w, status < 0 ? 0u : (uint64_t)status);
+  put(w, " ", 1);
+  if (reason.n > 0)
+    put_s(w, reason);
+  else
+    put_c(w, http_status_reason(status));
+  put(w, "\r\n", 2);
+}
+
+/* True when ops->set or ops->remove names `name` (case-insensitive). */
+static bool ops_names(const struct cfg_header_ops *ops, struct slice name) {
+  if (!ops)
+    return false;
+  for (size_t i = 0; i < ops->nset; i++)
+    if (slice_ieq(slice_cstr(ops->set[i].name), name))
+      return true;
+  for (size_t i = 0; i < ops->nremove; i++)
+    if (slice_ieq(slice_cstr(ops->remove[i]), name))
+      return true;
+  return false;
+}
+
+/* True when a header ferry generates itself (Host, X-Forwarded-*, Via,
+ * X-Request-Id) is to be emitted: ops->set replaces it, ops->remove drops
+ * it, so either suppresses ferry's own line. */
+static bool own_header_wanted(const struct cfg_header_ops *ops, const char *name) {
+  return !ops_names(ops, slice_cstr(name));
+}
+
+/* ops->set entries then ops->add entries, skipping protected names. */
+static void put_ops(struct writer *w, const struct cfg_header_ops *ops) {
+  if (!ops)
+    return;
+  for (size_t i = 0; i < ops->nset; i++) {
+    struct slice n = slice_cstr(ops->set[i].name);
+    if (!tok_is_protected(http_head_token(n.p, n.n)))
+      put_header(w, n, slice_cstr(ops->set[i].value));
+  }
+  for (size_t i = 0; i < ops->nadd; i++) {
+    struct slice n = slice_cstr(ops->add[i].name);
+    if (!tok_is_protected(http_head_token(n.p, n.n)))
+      put_header(w, n, slice_cstr(ops->add[i].value));
+  }
+}
+
+static void put_framing(struct writer *w, enum body_framing framing, uint64_t content_length) {
+  if (framing == FRAMING_LENGTH) {
+    put_c(w, "Content-Length: ");
+    put_u64(w, content_length);
+    put(w, "\r\n", 2);
+  } else if (framing == FRAMING_CHUNKED) {
+    put_c(w, "Transfer-Encoding: chunked\r\n");
+  }
+}
+
+/* Joins the values of every non-hop header with token tok in l with ", ",
+ * then `last` (when non-empty), as one "name: ..." line. Writes nothing when
+ * the result would be empty. */
+static void put_joined(struct writer *w, const char *name, const struct hdr_list *l,
+                       enum hdr_token tok, struct slice last) {
+  bool any = false;
+  for (uint32_t i = 0; l && i < l->n; i++) {
+    const struct hdr *h = &l->v[i];
+    if (h->tok != tok || (h->flags & HDRF_HOP) || h->value.n == 0)
+      continue;
+    if (!any) {
+      put_c(w, name);
+      put(w, ": ", 2);
+    } else {
+      put(w, ", ", 2);
+    }
+    put_s(w, h->value);
+    any = true;
+  }
+  if (last.n > 0) {
+    if (!any) {
+      put_c(w, name);
+      put(w, ": ", 2);
+    } else {
+      put(w, ", ", 2);
+    }
+    put_s(w, last);
+    any = true;
+  }
+  if (any)
+    put(w, "\r\n", 2);
+}
+
+/* "Connection: upgrade" followed by every Upgrade header of l. */
+static void put_upgrade(struct writer *w, const struct hdr_list *l) {
+  put_c(w, "Connection: upgrade\r\n");
+  for (uint32_t i = 0; l && i < l->n; i++)
+    if (l->v[i].tok == HDR_UPGRADE)
+      put_header(w, SLICE_LIT("Upgrade"), l->v[i].value);
+}
+
+/* The Connection line sent to a client, shared by the response builders. */
+static void put_client_connection(struct writer *w, int client_minor, bool keep_alive) {
+  if (!keep_alive)
+    put_c(w, "Connection: close\r\n");
+  else if (client_minor == 0)
+    put_c(w, "Connection: keep-alive\r\n");
+}
+
+size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *r) {
+  struct writer w = {out, cap, 0};
+  const struct hdr_list *l = r->headers;
+
+  put_s(&w, r->method);
+  put(&w, " ", 1);
+  put_s(&w, r->target);
+  put_c(&w, " HTTP/1.1\r\n");
+
+  if (r->host.n > 0 && own_header_wanted(r->ops, "Host"))
+    put_header(&w, SLICE_LIT("Host"), r->host);
+
+  for (uint32_t i = 0; l && i < l->n; i++) {
+    const struct hdr *h = &l->v[i];
+    if (h->flags & HDRF_HOP)
+      continue;
+    switch (h->tok) {
+    case HDR_HOST:
+    case HDR_CONTENT_LENGTH:
+    case HDR_TRANSFER_ENCODING:
+    case HDR_X_FORWARDED_FOR:
+    case HDR_X_FORWARDED_PROTO:
+    case HDR_X_FORWARDED_HOST:
+    case HDR_VIA:
+    case HDR_X_REQUEST_ID:
+      continue;
+    default:
+      break;
+    }
+    if (ops_names(r->ops, h->name))
+      continue;
+    put_header(&w, h->name, h->value);
+  }
+
+  put_framing(&w, r->framing, r->content_length);
+  if (own_header_wanted(r->ops, "X-Forwarded-For"))
+    put_joined(&w, "X-Forwarded-For", l, HDR_X_FORWARDED_FOR, r->client_ip);
+  if (r->proto.n > 0 && own_header_wanted(r->ops, "X-Forwarded-Proto"))
+    put_header(&w, SLICE_LIT("X-Forwarded-Proto"), r->proto);
+  if (r->fwd_host.n > 0 && own_header_wanted(r->ops, "X-Forwarded-Host"))
+    put_header(&w, SLICE_LIT("X-Forwarded-Host"), r->fwd_host);
+  if (own_header_wanted(r->ops, "Via"))
+    put_joined(&w, "Via", l, HDR_VIA,
+               r->client_minor == 0 ? SLICE_LIT("1.0 ferry") : SLICE_LIT("1.1 ferry"));
+  if (r->request_id.n > 0 && own_header_wanted(r->ops, "X-Request-Id"))
+    put_header(&w, SLICE_LIT("X-Request-Id"), r->request_id);
+  if (r->upgrade)
+    put_upgrade(&w, l);
+  put_ops(&w, r->ops);
+  put(&w, "\r\n", 2);
+  return w.len;
+}
+
+size_t http_head_build_response(char *out, size_t cap, const struct fwd_response *r) {
+  struct writer w = {out, cap, 0};
+  const struct hdr_list *l = r->headers;
+
+  put_status_line(&w, r->status, r->reason);
+
+  for (uint32_t i = 0; l && i < l->n; i++) {
+    const struct hdr *h = &l->v[i];
+    if (h->flags & HDRF_HOP)
+      continue;
+    if (h->tok == HDR_CONTENT_LENGTH || h->tok == HDR_TRANSFER_ENCODING ||
+        h->tok == HDR_X_REQUEST_ID)
+      continue;
+    if (ops_names(r->ops, h->name))
+      continue;
+    put_header(&w, h->name, h->value);
+  }
+
+  put_framing(&w, r->framing, r->content_length);
+  if (r->request_id.n > 0 && own_header_wanted(r->ops, "X-Request-Id"))
+    put_header(&w, SLICE_LIT("X-Request-Id"), r->request_id);
+  if (r->upgrade)
+    put_upgrade(&w, l);
+  else
+    put_client_connection(&w, r->client_minor, r->keep_alive);
+  put_ops(&w, r->ops);
+  put(&w, "\r\n", 2);
+  return w.len;
+}
+
+size_t http_head_build_simple(char *out, size_t cap, int status, struct slice content_type,
+                              struct slice body, struct slice location,
+                              struct slice request_id, int client_minor, bool keep_alive,
+                              bool head_only) {
+  struct writer w = {out, cap, 0};
+
+  put_status_line(&w, status, slice_make(NULL, 0));
+  if (content_type.n > 0)
+    put_header(&w, SLICE_LIT("Content-Type"), content_type);
+  put_c(&w, "Content-Length: ");
+  put_u64(&w, body.n);
+  put(&w, "\r\n", 2);
+  if (request_id.n > 0)
+    put_header(&w, SLICE_LIT("X-Request-Id"), request_id);
+  if (location.n > 0)
+    put_header(&w, SLICE_LIT("Location"), location);
+  put_client_connection(&w, client_minor, keep_alive);
+  put(&w, "\r\n", 2);
+  if (!head_only)
+    put_s(&w, body);
+  return w.len;
+}

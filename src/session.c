@@ -1,0 +1,550 @@
+/* session: one client connection (socket, read block, request parser).
+ *
+ * Owns: the client socket and timer, the read block, the request parser,
+ * the current exchange (one at a time; pipelined requests wait unparsed in
+ * the read block). Must not touch upstream sockets directly: it talks to
+ * the exchange, which talks to connpool.
+ *
+ * The parser callbacks only copy head bytes into the exchange's arena or
+ * hand body slices to the exchange, and pause at the end of the head and
+ * of the message; everything else happens in session_process(), outside
+ * llhttp_execute(). */
+#include "ferry/session.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/connpool.h"
+#include "ferry/exchange.h"
+#include "ferry/log.h"
+#include "ferry/worker.h"
+
+enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
+
+static void session_process(struct session *s);
+static void session_update_reading(struct session *s);
+
+static struct exchange *cur_ex(llhttp_t *p) {
+  struct session *s = p->data;
+  return s->ex;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  struct session *s = p->data;
+  if (s->ex) /* cannot happen: the parser pauses at every message end */
+    return -1;
+  struct exchange *ex = worker_exchange_get(s->w);
+  if (!ex)
+    return -1;
+  exchange_init(ex, s, s->w);
+  s->ex = ex;
+  s->head_bytes = 0;
+  if (s->timer_kind != ST_HEADER)
+    session_timer(s, ST_HEADER);
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n) {
+  struct exchange *ex = cur_ex(p);
+  if (!ex || arena_extend(&ex->arena, &ex->url, at, n) != 0) {
+    if (ex)
+      ex->head_overflow = true;
+    return -1;
+  }
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n) {
+  struct exchange *ex = cur_ex(p);
+  if (!ex || arena_extend(&ex->arena, &ex->cur_name, at, n) != 0) {
+    if (ex)
+      ex->head_overflow = true;
+    return -1;
+  }
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+  struct exchange *ex = cur_ex(p);
+  if (!ex || arena_extend(&ex->arena, &ex->cur_value, at, n) != 0) {
+    if (ex)
+      ex->head_overflow = true;
+    return -1;
+  }
+  return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  struct exchange *ex = cur_ex(p);
+  if (!ex)
+    return -1;
+  if (http_head_push(&ex->req_hdrs, ex->cur_name, ex->cur_value) != 0) {
+    ex->too_many_headers = true;
+    return -1;
+  }
+  ex->cur_name = (struct slice){NULL, 0};
+  ex->cur_value = (struct slice){NULL, 0};
+  return 0;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  struct session *s = p->data;
+  struct exchange *ex = s->ex;
+  if (!ex)
+    return -1;
+  ex->minor = p->http_minor;
+  ex->method = p->method;
+  ex->client_keepalive = llhttp_should_keep_alive(p) != 0;
+  ex->req_chunked = (p->flags & F_CHUNKED) != 0;
+  ex->req_has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+  ex->req_length = ex->req_has_length ? p->content_length : 0;
+  http_head_mark_hop(&ex->req_hdrs);
+  s->pause_reason = PR_HEAD;
+  return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n) {
+  struct session *s = p->data;
+  if (!s->ex)
+    return 0; /* body of a request already answered; connection will close */
+  return exchange_request_body(s->ex, at, n, s->in) == 0 ? 0 : -1;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  struct session *s = p->data;
+  if (!s->ex)
+    return 0; /* the exchange was answered before its (empty) body ended */
+  s->pause_reason = PR_DONE;
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t request_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* --- handles and closing ------------------------------------------------ */
+
+static void session_free(struct session *s) {
+  if (s->ex) {
+    exchange_reset(s->ex);
+    worker_exchange_put(s->w, s->ex);
+    s->ex = NULL;
+  }
+  if (s->in)
+    iobuf_unref(s->in);
+  if (s->batch)
+    wreq_put(s->batch);
+  free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  struct session *s = h->data;
+  if (--s->open_handles == 0)
+    session_free(s);
+}
+
+void session_close(struct session *s) {
+  if (s->closing)
+    return;
+  s->closing = true;
+  if (s->ex)
+    exchange_abort(s->ex);
+  if (s->reading)
+    uv_read_stop((uv_stream_t *)&s->tcp);
+  s->reading = false;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    s->w->sessions = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+  s->w->nsessions--;
+  uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+}
+
+void session_close_all(struct worker *w) {
+  while (w->sessions)
+    session_close(w->sessions);
+}
+
+/* --- writes to the client ----------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status) {
+  struct wreq *wr = container_of(req, struct wreq, req);
+  struct session *s = req->data;
+  s->queued -= wr->bytes;
+  s->writes_pending--;
+  wreq_put(wr);
+  if (s->closing)
+    return;
+  if (status < 0) {
+    log_debug("client %s: write failed: %s", s->client_ip, uv_strerror(status));
+    session_close(s);
+    return;
+  }
+  if (s->ex && s->queued < BP_LOW)
+    exchange_client_drained(s->ex);
+  if (s->close_after && !s->ex && s->writes_pending == 0)
+    session_close(s);
+}
+
+int session_flush(struct session *s) {
+  struct wreq *wr = s->batch;
+  if (!wr || wr->nbufs == 0 || s->closing)
+    return 0;
+  s->batch = NULL;
+  wr->req.data = s;
+  int r = uv_write(&wr->req, (uv_stream_t *)&s->tcp, wr->bufs, wr->nbufs, on_write);
+  if (r < 0) {
+    wreq_put(wr);
+    return r;
+  }
+  s->queued += wr->bytes;
+  s->writes_pending++;
+  return 0;
+}
+
+static struct wreq *session_batch(struct session *s, unsigned bufs, size_t scratch) {
+  if (s->batch && !wreq_has_room(s->batch, bufs, scratch)) {
+    if (session_flush(s) < 0)
+      return NULL;
+  }
+  if (!s->batch)
+    s->batch = wreq_get(&s->w->bufs);
+  return s->batch;
+}
+
+int session_add(struct session *s, const char *p, size_t n, struct iobuf *b) {
+  if (s->closing)
+    return -1;
+  struct wreq *wr = session_batch(s, 1, 0);
+  if (!wr)
+    return -1;
+  wreq_add(wr, p, n, b);
+  return 0;
+}
+
+int session_add_copy(struct session *s, const char *p, size_t n) {
+  if (s->closing || n > WREQ_SCRATCH)
+    return -1;
+  struct wreq *wr = session_batch(s, 1, n);
+  if (!wr)
+    return -1;
+  wreq_add_copy(wr, p, n);
+  return 0;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct session *s = h->data;
+  if (s->in && s->parse_off == s->in->len) {
+    if (s->in->refs == 1) {
+      s->in->len = 0;
+    } else {
+      iobuf_unref(s->in);
+      s->in = NULL;
+    }
+    s->parse_off = 0;
+  }
+  if (!s->in)
+    s->in = iobuf_get(&s->w->bufs, IOBUF_SIZE);
+  if (!s->in || s->in->len == s->in->cap) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init(s->in->data + s->in->len, s->in->cap - s->in->len);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  struct session *s = st->data;
+  if (nread > 0) {
+    s->in->len += (uint32_t)nread;
+    session_process(s);
+    return;
+  }
+  if (nread == 0)
+    return;
+  if (nread != UV_EOF) {
+    log_debug("client %s: read failed: %s", s->client_ip, uv_strerror((int)nread));
+    session_close(s);
+    return;
+  }
+  /* EOF. A request still arriving is abandoned; a complete one still gets
+   * its response, then the connection closes. */
+  s->peer_eof = true;
+  if (!s->ex || !s->ex->req_done) {
+    session_close(s);
+    return;
+  }
+  session_update_reading(s);
+}
+
+static void session_update_reading(struct session *s) {
+  bool want = !s->closing && !s->blocked && !s->bp_paused && !s->peer_eof && !s->close_after;
+  if (want && !s->reading) {
+    if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
+      s->reading = true;
+  } else if (!want && s->reading) {
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = false;
+  }
+}
+
+void session_set_bp(struct session *s, bool paused) {
+  if (s->bp_paused == paused)
+    return;
+  s->bp_paused = paused;
+  session_update_reading(s);
+}
+
+/* Answer a request the parser rejected, then close. */
+static void session_parse_error(struct session *s, llhttp_errno_t err) {
+  struct exchange *ex = s->ex;
+  const char *reason = llhttp_get_error_reason(&s->parser);
+  log_debug("client %s: bad request: %s (%s)", s->client_ip, llhttp_errno_name(err),
+            reason ? reason : "");
+  if (!ex) {
+    /* The message had not begun (e.g. garbage before a request line). */
+    ex = worker_exchange_get(s->w);
+    if (!ex) {
+      session_close(s);
+      return;
+    }
+    exchange_init(ex, s, s->w);
+    s->ex = ex;
+  }
+  s->blocked = true;
+  if (ex->state != EX_HEAD) {
+    /* A bad chunk in a body already being forwarded: nothing sane can be
+     * said to the client any more. */
+    session_close(s);
+    return;
+  }
+  if (ex->too_many_headers || ex->head_overflow)
+    exchange_reply(ex, ex->url.n > 0 && ex->req_hdrs.n == 0 && ex->cur_name.n == 0 ? 414 : 431,
+                   NULL, true);
+  else
+    exchange_reply(ex, 400, NULL, true);
+}
+
+static void session_process(struct session *s) {
+  if (s->in_process)
+    return;
+  s->in_process = true;
+  uint64_t max_head = s->w->cfg->limits.max_request_header_bytes;
+  while (!s->closing && !s->blocked && !s->close_after && s->in &&
+         (s->parse_off < s->in->len || s->resume_pending)) {
+    const char *start = s->in->data + s->parse_off;
+    size_t avail = s->in->len - s->parse_off;
+    bool in_head = !s->ex || s->ex->state == EX_HEAD;
+    s->resume_pending = false;
+    s->pause_reason = PR_NONE;
+    llhttp_errno_t err = llhttp_execute(&s->parser, start, avail);
+    size_t used = avail;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
+      used = (size_t)(llhttp_get_error_pos(&s->parser) - start);
+    s->parse_off += used;
+    if (in_head)
+      s->head_bytes += used;
+
+    if (err == HPE_OK) {
+      if (s->ex && s->ex->state == EX_HEAD && s->head_bytes > max_head) {
+        s->blocked = true;
+        exchange_reply(s->ex, s->ex->req_hdrs.n == 0 && s->ex->cur_name.n == 0 ? 414 : 431, NULL,
+                       true);
+      }
+    } else if (err == HPE_PAUSED) {
+      llhttp_resume(&s->parser);
+      s->resume_pending = true;
+      if (s->pause_reason == PR_HEAD) {
+        s->blocked = true;
+        if (s->head_bytes > max_head)
+          exchange_reply(s->ex, 431, NULL, true);
+        else
+          exchange_start(s->ex);
+      } else if (s->pause_reason == PR_DONE) {
+        s->blocked = true;
+        exchange_request_done(s->ex);
+      }
+    } else if (err == HPE_PAUSED_UPGRADE) {
+      /* Bytes after an upgrade request are not HTTP; answer the request
+       * (the Upgrade header is not forwarded) and close afterwards. */
+      s->blocked = true;
+      s->close_after = true;
+      if (s->ex && !s->ex->req_done)
+        exchange_request_done(s->ex);
+    } else {
+      session_parse_error(s, err);
+    }
+    if (!s->closing && s->ex && s->ex->uc)
+      upconn_flush(s->ex->uc);
+  }
+  if (!s->closing && s->ex && s->ex->uc)
+    upconn_flush(s->ex->uc);
+  s->in_process = false;
+  if (!s->closing)
+    session_update_reading(s);
+}
+
+void session_unblock(struct session *s) {
+  if (s->closing || s->close_after)
+    return;
+  s->blocked = false;
+  if (!s->in_process)
+    session_process(s);
+}
+
+void session_exchange_done(struct session *s, bool keep_alive) {
+  struct exchange *ex = s->ex;
+  session_flush(s);
+  s->ex = NULL;
+  if (ex) {
+    exchange_reset(ex);
+    worker_exchange_put(s->w, ex);
+  }
+  s->requests++;
+  if (s->closing)
+    return;
+  if (!keep_alive || s->peer_eof || s->close_after || s->w->stopping) {
+    s->close_after = true;
+    s->blocked = true;
+    session_timer(s, ST_NONE);
+    session_update_reading(s);
+    if (s->writes_pending == 0)
+      session_close(s);
+    return;
+  }
+  s->blocked = false;
+  s->head_bytes = 0;
+  if (s->in && s->parse_off == s->in->len && !s->resume_pending) {
+    iobuf_unref(s->in); /* idle connections hold no read block */
+    s->in = NULL;
+    s->parse_off = 0;
+  }
+  session_timer(s, ST_IDLE);
+  if (!s->in_process)
+    session_process(s);
+}
+
+/* --- timers ------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t) {
+  struct session *s = t->data;
+  enum session_timer kind = s->timer_kind;
+  s->timer_kind = ST_NONE;
+  switch (kind) {
+  case ST_NONE:
+    break;
+  case ST_IDLE:
+    session_close(s);
+    break;
+  case ST_HEADER:
+    if (s->ex && s->ex->state == EX_HEAD) {
+      s->blocked = true;
+      exchange_reply(s->ex, 408, NULL, true);
+    } else {
+      session_close(s);
+    }
+    break;
+  case ST_CONNECT:
+  case ST_RESPONSE:
+  case ST_UPSTREAM_IDLE:
+    if (s->ex)
+      exchange_timeout(s->ex, (int)kind);
+    else
+      session_close(s);
+    break;
+  }
+}
+
+void session_timer(struct session *s, enum session_timer kind) {
+  if (s->closing)
+    return;
+  const struct config *cfg = s->w->cfg;
+  uint64_t ms = 0;
+  switch (kind) {
+  case ST_NONE:
+    s->timer_kind = ST_NONE;
+    uv_timer_stop(&s->timer);
+    return;
+  case ST_HEADER:
+    ms = cfg->timeouts.client_header_ms;
+    break;
+  case ST_IDLE:
+    ms = cfg->timeouts.client_idle_ms;
+    break;
+  case ST_CONNECT:
+    ms = cfg->timeouts.upstream_connect_ms;
+    break;
+  case ST_RESPONSE:
+    ms = cfg->timeouts.upstream_response_ms;
+    break;
+  case ST_UPSTREAM_IDLE:
+    ms = cfg->timeouts.upstream_idle_ms;
+    break;
+  }
+  s->timer_kind = kind;
+  uv_timer_start(&s->timer, on_timer, ms, 0);
+}
+
+/* --- accept ------------------------------------------------------------- */
+
+void session_accept(struct worker_listener *l) {
+  struct worker *w = l->w;
+  struct session *s = calloc(1, sizeof(*s));
+  if (!s) {
+    log_error("out of memory accepting a connection");
+    return;
+  }
+  s->w = w;
+  uv_tcp_init(&w->loop, &s->tcp);
+  uv_timer_init(&w->loop, &s->timer);
+  s->tcp.data = s;
+  s->timer.data = s;
+  s->open_handles = 2;
+  if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->tcp) != 0) {
+    s->closing = true;
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+    return;
+  }
+  uv_tcp_nodelay(&s->tcp, 1);
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+      uv_ip4_name(a, s->client_ip, sizeof(s->client_ip));
+      s->client_port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      uv_ip6_name(a, s->client_ip, sizeof(s->client_ip));
+      s->client_port = ntohs(a->sin6_port);
+    }
+  }
+  if (!s->client_ip[0])
+    strcpy(s->client_ip, "-");
+  llhttp_init(&s->parser, HTTP_REQUEST, &request_settings);
+  s->parser.data = s;
+  s->next = w->sessions;
+  if (w->sessions)
+    w->sessions->prev = s;
+  w->sessions = s;
+  w->nsessions++;
+  session_timer(s, ST_HEADER);
+  session_update_reading(s);
+}
