@@ -333,6 +333,7 @@ static void on_connect(uv_connect_t *req, int status) {
       exchange_upstream_connected(ex, status);
     return;
   }
+  c->state = UC_ACTIVE;
   uv_tcp_nodelay(&c->tcp, 1);
   start_reading(c);
   if (ex)
@@ -371,10 +372,19 @@ struct upconn *connpool_connect(struct worker *w, struct server_rt *srv, struct 
 void connpool_release(struct upconn *c, bool request_sent) {
   struct server_rt *srv = c->srv;
   const struct cfg_upstream *ucfg = srv->up->cfg;
+  /* Every request byte must be in the kernel (write callbacks may still be
+   * due this loop pass; they are harmless once the connection is idle). */
   bool reusable = request_sent && c->resp_done && c->keepalive_ok && !c->broken && !c->eof &&
-                  c->writes_pending == 0 && c->state == UC_ACTIVE && !c->w->stopping &&
+                  (!c->batch || c->batch->nbufs == 0) &&
+                  uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
+                  c->state == UC_ACTIVE && !c->w->stopping &&
                   srv->nidle < ucfg->keepalive_max_idle;
   if (!reusable) {
+    log_debug("upstream %s: not reusing connection (sent=%d done=%d ka=%d broken=%d eof=%d "
+              "queue=%zu idle=%u/%u state=%d batch=%u stopping=%d)",
+              srv->name, request_sent, c->resp_done, c->keepalive_ok, c->broken, c->eof,
+              uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp), srv->nidle,
+              ucfg->keepalive_max_idle, (int)c->state, c->batch ? c->batch->nbufs : 0u, (int)c->w->stopping);
     connpool_close(c);
     return;
   }
