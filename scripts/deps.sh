@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ferry needs to build, run and test, when any
+# is missing. Uses sudo only when not root. Extra package names given as
+# arguments are installed too (bench/run.sh passes its peers this way).
+set -euo pipefail
+
+need=(cmake make gcc pkg-config python3 libuv1-dev libyaml-dev libcriterion-dev node-llhttp)
+need+=("$@")
+
+missing=()
+for p in "${need[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+  else
+    echo "deps.sh: missing packages: ${missing[*]}; not root and no sudo: install them and retry" >&2
+    exit 1
+  fi
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
