@@ -58,7 +58,7 @@ struct conn {
   char head[HEAD_MAX]; /* request line + header lines, '\n'-terminated */
   size_t head_len;
   bool head_overflow;
-  bool in_head;  /* false after headers complete (trailers are not echoed) */
+  bool in_head;                /* false after headers complete (trailers are not echoed) */
   size_t field_off, value_off; /* where the current header's name / value start */
   size_t field_len;
   bool expect_continue;

@@ -27,7 +27,8 @@ int accesslog_open(struct accesslog *log, const struct config *cfg, char *err, s
   }
   log->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (log->fd < 0) {
-    snprintf(err, errlen, "access_log: cannot open \"%s\": %s (check the directory exists and is writable)",
+    snprintf(err, errlen,
+             "access_log: cannot open \"%s\": %s (check the directory exists and is writable)",
              path, strerror(errno));
     return -1;
   }
@@ -54,7 +55,9 @@ static void put(struct out *o, const char *s, size_t n) {
   o->n += n;
 }
 
-static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
+static void puts_(struct out *o, const char *s) {
+  put(o, s, strlen(s));
+}
 
 static void put_escaped(struct out *o, struct slice s, int json) {
   if (s.n == 0 && !json) {
@@ -104,8 +107,8 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     puts_(&o, method);
     puts_(&o, "\",\"target\":\"");
     put_escaped(&o, ex->url, 1);
-    snprintf(tmp, sizeof(tmp), "\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"bytes\":%llu", ex->minor,
-             status, (unsigned long long)ex->resp_body_bytes);
+    snprintf(tmp, sizeof(tmp), "\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"bytes\":%llu",
+             ex->minor, status, (unsigned long long)ex->resp_body_bytes);
     puts_(&o, tmp);
     puts_(&o, ",\"host\":\"");
     put_escaped(&o, ex->host, 1);

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void bufpool_init(struct bufpool *p) { memset(p, 0, sizeof(*p)); }
+void bufpool_init(struct bufpool *p) {
+  memset(p, 0, sizeof(*p));
+}
 
 void bufpool_destroy(struct bufpool *p) {
   while (p->free_blocks) {

@@ -106,7 +106,9 @@ static void set_str(struct ctx *c, char **dst, const char *s) {
   }
 }
 
-static bool streq_nocase(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
+static bool streq_nocase(const char *a, const char *b) {
+  return strcasecmp(a, b) == 0;
+}
 
 /* Levenshtein distance, ASCII case ignored; SIZE_MAX for long words. */
 static size_t edit_distance(const char *a, const char *b) {
@@ -258,7 +260,9 @@ static const char *kp_index(char *buf, const char *parent, size_t i) {
   return buf;
 }
 
-static int line_of(yaml_mark_t m) { return (int)(m.line + 1); }
+static int line_of(yaml_mark_t m) {
+  return (int)(m.line + 1);
+}
 
 /* ---- diagnostics ------------------------------------------------------- */
 
@@ -289,8 +293,7 @@ static void diag_error(struct config_diag *d, const char *file, const char *msg)
 
 /* Records "FILE:LINE:COL: PATH: message" (no "PATH: " when path is empty). */
 __attribute__((format(printf, 4, 5))) static void err_at(struct ctx *c, yaml_mark_t m,
-                                                         const char *path, const char *fmt,
-                                                         ...) {
+                                                         const char *path, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -647,7 +650,8 @@ static bool get_duration(struct ctx *c, const struct ynode *n, const char *path,
   if (!get_word(c, n, path, "a duration (e.g. 250ms, 10s, 2m, 1h)", &s))
     return false;
   if (strlen(s) != n->len || config_parse_duration_ms(s, &v) != 0) {
-    err_at(c, n->mark, path, "invalid duration %s (expected e.g. 250ms, 10s, 2m, 1h or a number of seconds)",
+    err_at(c, n->mark, path,
+           "invalid duration %s (expected e.g. 250ms, 10s, 2m, 1h or a number of seconds)",
            quote_n(s, n->len, qb, sizeof qb));
     return false;
   }
@@ -756,8 +760,8 @@ static bool as_map(struct ctx *c, const struct ynode *n, const char *path, size_
 /* Checks key i of a mapping: a scalar, not equal to an earlier key
  * (ASCII case ignored when nocase). noun names the key in messages. Returns
  * true when the pair should be used; false (reported) otherwise. */
-static bool key_ok(struct ctx *c, const struct ynode *map, size_t i, const char *path,
-                   bool nocase, const char *noun) {
+static bool key_ok(struct ctx *c, const struct ynode *map, size_t i, const char *path, bool nocase,
+                   const char *noun) {
   const struct ynode *k = map->kids[2 * i];
   char qb[QBUF];
   if (k->kind == Y_BAD)
@@ -783,9 +787,8 @@ static bool key_ok(struct ctx *c, const struct ynode *map, size_t i, const char 
  * Unknown and duplicate keys are reported (with a suggestion) and skipped;
  * an empty value is read as an empty mapping. Returns false when n is not a
  * mapping (reported unless n is Y_BAD). */
-static bool fields(struct ctx *c, const struct ynode *n, const char *path,
-                   const char *const *keys, const struct ynode **vals,
-                   const struct ynode **knodes) {
+static bool fields(struct ctx *c, const struct ynode *n, const char *path, const char *const *keys,
+                   const struct ynode **vals, const struct ynode **knodes) {
   size_t nkeys = 0, pairs;
   while (keys[nkeys] != NULL) {
     vals[nkeys] = NULL;
@@ -1035,8 +1038,8 @@ static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockadd
 }
 
 /* A listener or admin address value: copied to *text, parsed into *addr. */
-static bool get_listen_address(struct ctx *c, const struct ynode *n, const char *path,
-                               char **text, struct sockaddr_storage *addr) {
+static bool get_listen_address(struct ctx *c, const struct ynode *n, const char *path, char **text,
+                               struct sockaddr_storage *addr) {
   const char *s;
   char e[256], qb[QBUF];
   if (!get_text(c, n, path, &s))
@@ -1145,16 +1148,16 @@ static void load_access_log(struct ctx *c, const struct ynode *n) {
     return;
   const struct ynode *p = v[K_PATH];
   if (p != NULL && p->kind == Y_SCALAR &&
-      (strcmp(p->s, "off") == 0 || (p->plain && (streq_nocase(p->s, "off") ||
-                                                 streq_nocase(p->s, "false") ||
-                                                 streq_nocase(p->s, "no"))))) {
+      (strcmp(p->s, "off") == 0 ||
+       (p->plain &&
+        (streq_nocase(p->s, "off") || streq_nocase(p->s, "false") || streq_nocase(p->s, "no"))))) {
     free(cfg->access_log.path);
     cfg->access_log.path = NULL;
   } else if (p != NULL && p->kind != Y_BAD) {
     const char *s;
-    if (p->kind != Y_SCALAR || p->len == 0 || (p->plain && (streq_nocase(p->s, "true") ||
-                                                             streq_nocase(p->s, "yes") ||
-                                                             streq_nocase(p->s, "on"))))
+    if (p->kind != Y_SCALAR || p->len == 0 ||
+        (p->plain &&
+         (streq_nocase(p->s, "true") || streq_nocase(p->s, "yes") || streq_nocase(p->s, "on"))))
       err_type(c, p, "access_log.path", "\"-\", a file path or off");
     else if (get_text(c, p, "access_log.path", &s))
       set_str(c, &cfg->access_log.path, s);
@@ -1179,14 +1182,14 @@ static void load_limits(struct ctx *c, const struct ynode *n) {
 }
 
 static void load_timeouts(struct ctx *c, const struct ynode *n) {
-  static const char *const keys[] = {"client_header",     "client_idle",   "upstream_connect",
-                                     "upstream_response", "upstream_idle", "drain",
-                                     NULL};
+  static const char *const keys[] = {
+      "client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle",
+      "drain",         NULL};
   const struct ynode *v[6], *k[6];
   struct config *cfg = c->cfg;
-  uint64_t *dst[6] = {&cfg->timeouts.client_header_ms,     &cfg->timeouts.client_idle_ms,
-                      &cfg->timeouts.upstream_connect_ms,  &cfg->timeouts.upstream_response_ms,
-                      &cfg->timeouts.upstream_idle_ms,     &cfg->timeouts.drain_ms};
+  uint64_t *dst[6] = {&cfg->timeouts.client_header_ms,    &cfg->timeouts.client_idle_ms,
+                      &cfg->timeouts.upstream_connect_ms, &cfg->timeouts.upstream_response_ms,
+                      &cfg->timeouts.upstream_idle_ms,    &cfg->timeouts.drain_ms};
   char sub[KEYPATH_MAX];
   if (!fields(c, n, "timeouts", keys, v, k))
     return;
@@ -1234,8 +1237,7 @@ static void load_server_address(struct ctx *c, const struct ynode *n, const char
     int r = getaddrinfo(host, NULL, &hints, &res);
     if (r != 0 || res == NULL) {
       const char *why = r == EAI_SYSTEM ? strerror(errno) : r != 0 ? gai_strerror(r) : "no address";
-      err_at(c, n->mark, path,
-             "cannot resolve host %s: %s (check the name, or use an IP address)",
+      err_at(c, n->mark, path, "cannot resolve host %s: %s (check the name, or use an IP address)",
              quote(host, qh, sizeof qh), why);
       if (res != NULL)
         freeaddrinfo(res);
@@ -1310,8 +1312,9 @@ static bool check_path(struct ctx *c, const struct ynode *n, const char *path, c
     return false;
   }
   if (no_query && strpbrk(s, "?#") != NULL) {
-    err_at(c, n->mark, path, "must not contain \"?\" or \"#\" (routes match the path without "
-                             "the query), found %s",
+    err_at(c, n->mark, path,
+           "must not contain \"?\" or \"#\" (routes match the path without "
+           "the query), found %s",
            quote(s, qb, sizeof qb));
     return false;
   }
@@ -1320,9 +1323,8 @@ static bool check_path(struct ctx *c, const struct ynode *n, const char *path, c
 
 static void load_health_check(struct ctx *c, struct cfg_health_check *hc, const struct ynode *n,
                               const char *path) {
-  static const char *const keys[] = {"path",          "interval",
-                                     "timeout",       "unhealthy_threshold",
-                                     "healthy_threshold", NULL};
+  static const char *const keys[] = {
+      "path", "interval", "timeout", "unhealthy_threshold", "healthy_threshold", NULL};
   enum { K_PATH, K_INTERVAL, K_TIMEOUT, K_UNHEALTHY, K_HEALTHY, K_N };
   const struct ynode *v[K_N], *k[K_N];
   char sub[KEYPATH_MAX];
@@ -1337,14 +1339,13 @@ static void load_health_check(struct ctx *c, struct cfg_health_check *hc, const 
   get_duration(c, v[K_TIMEOUT], kp_key(sub, path, "timeout"), 1, &hc->timeout_ms);
   get_u32(c, v[K_UNHEALTHY], kp_key(sub, path, "unhealthy_threshold"), 1, 1000,
           &hc->unhealthy_threshold);
-  get_u32(c, v[K_HEALTHY], kp_key(sub, path, "healthy_threshold"), 1, 1000,
-          &hc->healthy_threshold);
+  get_u32(c, v[K_HEALTHY], kp_key(sub, path, "healthy_threshold"), 1, 1000, &hc->healthy_threshold);
 }
 
 static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct ynode *n,
                           const char *path) {
-  static const char *const keys[] = {"servers",   "balance",      "hash_key",
-                                     "keepalive", "health_check", "retries", NULL};
+  static const char *const keys[] = {"servers",      "balance", "hash_key", "keepalive",
+                                     "health_check", "retries", NULL};
   static const char *const balances[] = {"round_robin", "least_conn", "random2", "hash"};
   static const char *const ka_keys[] = {"max_idle", "idle_timeout", NULL};
   enum { K_SERVERS, K_BALANCE, K_HASH_KEY, K_KEEPALIVE, K_HEALTH, K_RETRIES, K_N };
@@ -1379,8 +1380,9 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
                quote(s, qb, sizeof qb));
     }
   } else if (balance_ok && v[K_HASH_KEY] != NULL) {
-    err_at(c, k[K_HASH_KEY]->mark, path, "hash_key is only allowed with balance: hash (balance "
-                                         "is %s)",
+    err_at(c, k[K_HASH_KEY]->mark, path,
+           "hash_key is only allowed with balance: hash (balance "
+           "is %s)",
            balances[up->balance]);
   }
 
@@ -1475,11 +1477,12 @@ static void load_methods(struct ctx *c, struct cfg_route *r, const struct ynode 
     }
     const char *best = suggest_get(&sg);
     if (best != NULL)
-      err_at(c, m->mark, ipath, "unknown method %s (did you mean \"%s\"?)",
-             quote(s, qb, sizeof qb), best);
+      err_at(c, m->mark, ipath, "unknown method %s (did you mean \"%s\"?)", quote(s, qb, sizeof qb),
+             best);
     else
-      err_at(c, m->mark, ipath, "unknown method %s (expected an HTTP method such as GET, HEAD, "
-                                "POST, PUT, DELETE, PATCH or OPTIONS)",
+      err_at(c, m->mark, ipath,
+             "unknown method %s (expected an HTTP method such as GET, HEAD, "
+             "POST, PUT, DELETE, PATCH or OPTIONS)",
              quote(s, qb, sizeof qb));
   }
 }
@@ -1489,8 +1492,8 @@ static void load_methods(struct ctx *c, struct cfg_route *r, const struct ynode 
 enum managed { MANAGED_NONE, MANAGED_REQUEST, MANAGED_RESPONSE };
 
 static bool is_managed_header(const char *name, enum managed m) {
-  static const char *const managed[] = {"connection", "keep-alive",     "proxy-connection",
-                                        "te",         "trailer",        "transfer-encoding",
+  static const char *const managed[] = {"connection", "keep-alive",    "proxy-connection",
+                                        "te",         "trailer",       "transfer-encoding",
                                         "upgrade",    "content-length"};
   if (m == MANAGED_NONE)
     return false;
@@ -1526,8 +1529,9 @@ static void load_kvs(struct ctx *c, const struct ynode *n, const char *path, str
       if (streq_nocase(k->s, "host"))
         err_at(c, k->mark, path, "cannot change \"%s\" here (use set_host)", k->s);
       else
-        err_at(c, k->mark, path, "cannot change \"%s\": ferry manages framing and hop-by-hop "
-                                 "headers",
+        err_at(c, k->mark, path,
+               "cannot change \"%s\": ferry manages framing and hop-by-hop "
+               "headers",
                k->s);
       continue;
     }
@@ -1574,8 +1578,7 @@ static void load_header_ops(struct ctx *c, struct cfg_header_ops *ops, const str
     }
     if ((request && streq_nocase(s, "host")) || streq_nocase(s, "content-length") ||
         streq_nocase(s, "transfer-encoding")) {
-      err_at(c, item->mark, ipath, "cannot remove \"%s\": ferry needs it to frame the message",
-             s);
+      err_at(c, item->mark, ipath, "cannot remove \"%s\": ferry needs it to frame the message", s);
       continue;
     }
     if ((ops->remove[ops->nremove] = xstrdup(c, s)) != NULL)
@@ -1593,8 +1596,9 @@ static void load_route_host(struct ctx *c, struct cfg_route *r, const struct yno
   bool wild = strncmp(s, "*.", 2) == 0;
   const char *name = wild ? s + 1 : s;
   if (!is_host_name(wild ? name + 1 : name) || strlen(name) >= HOST_MAX) {
-    err_at(c, n->mark, path, "invalid host %s (expected a host name without port or path, e.g. "
-                             "api.example.com or *.example.com)",
+    err_at(c, n->mark, path,
+           "invalid host %s (expected a host name without port or path, e.g. "
+           "api.example.com or *.example.com)",
            quote(s, qb, sizeof qb));
     return;
   }
@@ -1668,14 +1672,37 @@ static const struct ynode *earliest(const struct ynode *a, const struct ynode *b
 
 static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n,
                        const char *path) {
-  static const char *const keys[] = {
-      "host",     "path",    "path_prefix", "path_regex",     "methods",
-      "headers",  "upstream", "redirect",   "respond",        "rewrite_prefix",
-      "set_host", "request_headers",        "response_headers", "inspect",
-      NULL};
+  static const char *const keys[] = {"host",
+                                     "path",
+                                     "path_prefix",
+                                     "path_regex",
+                                     "methods",
+                                     "headers",
+                                     "upstream",
+                                     "redirect",
+                                     "respond",
+                                     "rewrite_prefix",
+                                     "set_host",
+                                     "request_headers",
+                                     "response_headers",
+                                     "inspect",
+                                     NULL};
   enum {
-    K_HOST, K_PATH, K_PREFIX, K_REGEX, K_METHODS, K_HEADERS, K_UPSTREAM, K_REDIRECT, K_RESPOND,
-    K_REWRITE, K_SET_HOST, K_REQ_HEADERS, K_RESP_HEADERS, K_INSPECT, K_N
+    K_HOST,
+    K_PATH,
+    K_PREFIX,
+    K_REGEX,
+    K_METHODS,
+    K_HEADERS,
+    K_UPSTREAM,
+    K_REDIRECT,
+    K_RESPOND,
+    K_REWRITE,
+    K_SET_HOST,
+    K_REQ_HEADERS,
+    K_RESP_HEADERS,
+    K_INSPECT,
+    K_N
   };
   const struct ynode *v[K_N], *k[K_N];
   char sub[KEYPATH_MAX], qb[QBUF];
@@ -1691,8 +1718,9 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
     if (k[i] == NULL)
       continue;
     if (k[i] != first) {
-      err_at(c, k[i]->mark, path, "%s conflicts with %s (use only one of path, path_prefix, "
-                                  "path_regex)",
+      err_at(c, k[i]->mark, path,
+             "%s conflicts with %s (use only one of path, path_prefix, "
+             "path_regex)",
              keys[i], first->s);
       continue;
     }
@@ -1736,8 +1764,9 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
   }
   for (int i = K_UPSTREAM; i <= K_RESPOND; i++)
     if (k[i] != NULL && k[i] != act)
-      err_at(c, k[i]->mark, path, "%s conflicts with %s (a route has exactly one of upstream, "
-                                  "redirect or respond)",
+      err_at(c, k[i]->mark, path,
+             "%s conflicts with %s (a route has exactly one of upstream, "
+             "redirect or respond)",
              keys[i], act->s);
   if (act == k[K_UPSTREAM]) {
     r->action = ACTION_UPSTREAM;
@@ -1786,17 +1815,18 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
       set_str(c, &r->rewrite_prefix, s);
     if (get_text(c, v[K_SET_HOST], kp_key(sub, path, "set_host"), &s)) {
       if (s[0] == '\0' || has_space_or_ctl(s) || strpbrk(s, "/?#@") != NULL)
-        err_at(c, v[K_SET_HOST]->mark, sub, "invalid host %s (expected e.g. users.internal or "
-                                            "users.internal:8080)",
+        err_at(c, v[K_SET_HOST]->mark, sub,
+               "invalid host %s (expected e.g. users.internal or "
+               "users.internal:8080)",
                quote(s, qb, sizeof qb));
       else
         set_str(c, &r->set_host, s);
     }
-    load_header_ops(c, &r->request_headers, v[K_REQ_HEADERS],
-                    kp_key(sub, path, "request_headers"), true);
+    load_header_ops(c, &r->request_headers, v[K_REQ_HEADERS], kp_key(sub, path, "request_headers"),
+                    true);
   }
-  load_header_ops(c, &r->response_headers, v[K_RESP_HEADERS],
-                  kp_key(sub, path, "response_headers"), false);
+  load_header_ops(c, &r->response_headers, v[K_RESP_HEADERS], kp_key(sub, path, "response_headers"),
+                  false);
   get_bool(c, v[K_INSPECT], kp_key(sub, path, "inspect"), &r->inspect);
 }
 
@@ -1822,10 +1852,19 @@ static void load_routes(struct ctx *c, const struct ynode *n) {
 }
 
 static void load_root(struct ctx *c, const struct ynode *root) {
-  static const char *const keys[] = {"listeners", "workers", "admin",     "access_log",
-                                     "limits",    "timeouts", "upstreams", "routes", NULL};
-  enum { K_LISTENERS, K_WORKERS, K_ADMIN, K_ACCESS_LOG, K_LIMITS, K_TIMEOUTS, K_UPSTREAMS,
-         K_ROUTES, K_N };
+  static const char *const keys[] = {"listeners", "workers",   "admin",  "access_log", "limits",
+                                     "timeouts",  "upstreams", "routes", NULL};
+  enum {
+    K_LISTENERS,
+    K_WORKERS,
+    K_ADMIN,
+    K_ACCESS_LOG,
+    K_LIMITS,
+    K_TIMEOUTS,
+    K_UPSTREAMS,
+    K_ROUTES,
+    K_N
+  };
   const struct ynode *v[K_N], *k[K_N];
   struct config *cfg = c->cfg;
   yaml_mark_t start = {0, 0, 0};
@@ -1950,8 +1989,9 @@ int config_load_file(const char *path, struct config **out, struct config_diag *
       size_t ncap = cap ? cap * 2 : 16384;
       char *nbuf = ncap <= MAX_FILE_BYTES ? realloc(buf, ncap) : NULL;
       if (nbuf == NULL) {
-        diag_error(diag, path, ncap > MAX_FILE_BYTES ? "cannot read: file is larger than 16m"
-                                                     : "cannot read: out of memory");
+        diag_error(diag, path,
+                   ncap > MAX_FILE_BYTES ? "cannot read: file is larger than 16m"
+                                         : "cannot read: out of memory");
         goto done;
       }
       buf = nbuf;

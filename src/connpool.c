@@ -19,7 +19,9 @@
 
 /* --- response parser glue ----------------------------------------------- */
 
-static struct exchange *pex(llhttp_t *p) { return ((struct upconn *)p->data)->ex; }
+static struct exchange *pex(llhttp_t *p) {
+  return ((struct upconn *)p->data)->ex;
+}
 
 static int on_status(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = pex(p);
@@ -377,14 +379,14 @@ void connpool_release(struct upconn *c, bool request_sent) {
   bool reusable = request_sent && c->resp_done && c->keepalive_ok && !c->broken && !c->eof &&
                   (!c->batch || c->batch->nbufs == 0) &&
                   uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
-                  c->state == UC_ACTIVE && !c->w->stopping &&
-                  srv->nidle < ucfg->keepalive_max_idle;
+                  c->state == UC_ACTIVE && !c->w->stopping && srv->nidle < ucfg->keepalive_max_idle;
   if (!reusable) {
     log_debug("upstream %s: not reusing connection (sent=%d done=%d ka=%d broken=%d eof=%d "
               "queue=%zu idle=%u/%u state=%d batch=%u stopping=%d)",
               srv->name, request_sent, c->resp_done, c->keepalive_ok, c->broken, c->eof,
               uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp), srv->nidle,
-              ucfg->keepalive_max_idle, (int)c->state, c->batch ? c->batch->nbufs : 0u, (int)c->w->stopping);
+              ucfg->keepalive_max_idle, (int)c->state, c->batch ? c->batch->nbufs : 0u,
+              (int)c->w->stopping);
     connpool_close(c);
     return;
   }

@@ -244,10 +244,10 @@ void exchange_start(struct exchange *ex) {
   }
   switch (r->action) {
   case ACTION_RESPOND:
-    exchange_reply_full(ex, r->respond_status,
-                        slice_cstr(r->respond_content_type ? r->respond_content_type : "text/plain"),
-                        slice_cstr(r->respond_body ? r->respond_body : ""), (struct slice){NULL, 0},
-                        false);
+    exchange_reply_full(
+        ex, r->respond_status,
+        slice_cstr(r->respond_content_type ? r->respond_content_type : "text/plain"),
+        slice_cstr(r->respond_body ? r->respond_body : ""), (struct slice){NULL, 0}, false);
     return;
   case ACTION_REDIRECT: {
     /* Keep the query string unless the location has one. */
@@ -326,8 +326,7 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
       .method = slice_cstr(llhttp_method_name((llhttp_method_t)ex->method)),
       .target = send_target,
       .headers = &ex->req_hdrs,
-      .host = r->set_host ? slice_cstr(r->set_host)
-                          : (host.n ? host : slice_cstr(ex->srv->name)),
+      .host = r->set_host ? slice_cstr(r->set_host) : (host.n ? host : slice_cstr(ex->srv->name)),
       .client_ip = slice_cstr(s->client_ip),
       .proto = SLICE_LIT("http"),
       .fwd_host = host,
@@ -412,7 +411,9 @@ void exchange_request_done(struct exchange *ex) {
     session_timer(ex->s, ST_RESPONSE);
 }
 
-void exchange_upstream_drained(struct exchange *ex) { session_set_bp(ex->s, false); }
+void exchange_upstream_drained(struct exchange *ex) {
+  session_set_bp(ex->s, false);
+}
 
 void exchange_client_drained(struct exchange *ex) {
   if (ex->uc && ex->uc->bp_paused)

@@ -9,9 +9,13 @@
 
 static enum log_level min_level = LOG_INFO;
 
-void log_set_level(enum log_level level) { min_level = level; }
+void log_set_level(enum log_level level) {
+  min_level = level;
+}
 
-int log_enabled(enum log_level level) { return level >= min_level; }
+int log_enabled(enum log_level level) {
+  return level >= min_level;
+}
 
 void log_msg(enum log_level level, const char *fmt, ...) {
   if (level < min_level)
@@ -22,8 +26,9 @@ void log_msg(enum log_level level, const char *fmt, ...) {
   struct tm tm;
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
-  int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s ferry: ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+  int n = snprintf(line, sizeof(line),
+                   "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s ferry: ", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                    (int)(tv.tv_usec / 1000), names[level]);
   if (n < 0)
     return;

@@ -20,19 +20,18 @@
 #define EXIT_START 2
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: ferry [-c FILE] [-w N] [-l ADDR]...   run (FILE defaults to ./proxy.yaml)\n"
-          "       ferry -t [-c FILE]                    check the configuration and exit\n"
-          "       ferry --version | -h | --help\n"
-          "\n"
-          "  -c FILE   configuration file (proxy.yaml)\n"
-          "  -t        check FILE: print \"FILE: ok\" or every error, exit 0 or 1\n"
-          "  -w N      worker threads (overrides `workers:`; 0 = one per core)\n"
-          "  -l ADDR   add a listener, e.g. 127.0.0.1:8080 or [::1]:8080\n"
-          "  -v        debug logging on stderr\n"
-          "\n"
-          "signals: SIGTERM/SIGINT drain and exit (a second one exits at once),\n"
-          "         SIGQUIT exits at once\n");
+  fprintf(f, "usage: ferry [-c FILE] [-w N] [-l ADDR]...   run (FILE defaults to ./proxy.yaml)\n"
+             "       ferry -t [-c FILE]                    check the configuration and exit\n"
+             "       ferry --version | -h | --help\n"
+             "\n"
+             "  -c FILE   configuration file (proxy.yaml)\n"
+             "  -t        check FILE: print \"FILE: ok\" or every error, exit 0 or 1\n"
+             "  -w N      worker threads (overrides `workers:`; 0 = one per core)\n"
+             "  -l ADDR   add a listener, e.g. 127.0.0.1:8080 or [::1]:8080\n"
+             "  -v        debug logging on stderr\n"
+             "\n"
+             "signals: SIGTERM/SIGINT drain and exit (a second one exits at once),\n"
+             "         SIGQUIT exits at once\n");
 }
 
 struct app {
@@ -114,9 +113,8 @@ int main(int argc, char **argv) {
   long workers_override = -1;
   const char *extra_listeners[16];
   unsigned nextra = 0;
-  static const struct option longopts[] = {{"version", no_argument, NULL, 'V'},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "c:tw:l:hv", longopts, NULL)) != -1) {
     switch (opt) {
@@ -223,8 +221,7 @@ int main(int argc, char **argv) {
     if (r == 0)
       r = worker_listen(w);
     if (r != 0) {
-      fprintf(stderr, "ferry: %s\n",
-              w->start_error_msg[0] ? w->start_error_msg : uv_strerror(r));
+      fprintf(stderr, "ferry: %s\n", w->start_error_msg[0] ? w->start_error_msg : uv_strerror(r));
       exit_code = EXIT_START;
       inited++;
       goto out;

@@ -331,8 +331,8 @@ static int hex_val(char c) {
 }
 
 static bool is_unreserved(int c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
 }
 
 /* Path part of an origin-form target: everything before '?' or '#'. */
@@ -416,8 +416,8 @@ int router_normalize_path(struct slice target, char *out, size_t cap, size_t *ou
   return 0;
 }
 
-int router_target(const struct cfg_route *r, struct slice target, struct slice norm_path,
-                  char *out, size_t cap, struct slice *result) {
+int router_target(const struct cfg_route *r, struct slice target, struct slice norm_path, char *out,
+                  size_t cap, struct slice *result) {
   *result = target;
   if (!r->rewrite_prefix || r->path_kind != PATH_PREFIX || !r->path)
     return 0;

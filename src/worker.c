@@ -42,7 +42,8 @@ void worker_exchange_put(struct worker *w, struct exchange *ex) {
 
 void worker_request_id(struct worker *w, char *out) {
   uint64_t n = ++w->reqid_counter;
-  snprintf(out, 21, "%08" PRIx32 "%012" PRIx64, (uint32_t)w->reqid_seed, (uint64_t)(n & 0xffffffffffffu));
+  snprintf(out, 21, "%08" PRIx32 "%012" PRIx64, (uint32_t)w->reqid_seed,
+           (uint64_t)(n & 0xffffffffffffu));
 }
 
 static void on_stop(uv_async_t *a);
@@ -102,8 +103,8 @@ static int listen_socket(const struct sockaddr_storage *addr) {
   }
   if (addr->ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in);
+  socklen_t len =
+      addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
   if (bind(fd, (const struct sockaddr *)addr, len) != 0) {
     int e = errno;
     close(fd);
@@ -135,8 +136,8 @@ int worker_listen(struct worker *w) {
     }
     if (r < 0) {
       w->start_error = r;
-      snprintf(w->start_error_msg, sizeof(w->start_error_msg),
-               "cannot listen on %s: %s%s", l->cfg->address, uv_strerror(r),
+      snprintf(w->start_error_msg, sizeof(w->start_error_msg), "cannot listen on %s: %s%s",
+               l->cfg->address, uv_strerror(r),
                r == UV_EADDRINUSE ? " (another process uses this port: stop it or change "
                                     "listeners[].address)"
                : r == UV_EACCES   ? " (ports below 1024 need privileges: use a higher port)"

@@ -2,10 +2,10 @@
  *
  * `combined`: the Apache/nginx combined format followed by the request id,
  * the upstream server(s) and the total time in ms:
- *   127.0.0.1 - - [25/Nov/2026:08:00:00 +0000] "GET /api HTTP/1.1" 200 12 "-" "curl/7.88.1" rid=0f3a... upstream=127.0.0.1:9001 ms=1
- * `json`: one object per line with the same fields.
- * The log object is shared read-only by all workers; each line goes out in
- * a single write(2) (atomic for lines under PIPE_BUF on pipes). */
+ *   127.0.0.1 - - [25/Nov/2026:08:00:00 +0000] "GET /api HTTP/1.1" 200 12 "-" "curl/7.88.1"
+ * rid=0f3a... upstream=127.0.0.1:9001 ms=1 `json`: one object per line with the same fields. The
+ * log object is shared read-only by all workers; each line goes out in a single write(2) (atomic
+ * for lines under PIPE_BUF on pipes). */
 #ifndef FERRY_ACCESSLOG_H
 #define FERRY_ACCESSLOG_H
 

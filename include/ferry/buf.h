@@ -20,7 +20,7 @@
 
 #include "ferry/slice.h"
 
-#define IOBUF_SIZE 16384u /* data bytes of a standard block */
+#define IOBUF_SIZE 16384u   /* data bytes of a standard block */
 #define IOBUF_FREE_MAX 256u /* blocks kept on a worker's free list */
 
 struct bufpool;
@@ -67,7 +67,9 @@ void bufpool_destroy(struct bufpool *p);
 /* A block with at least cap data bytes (cap <= IOBUF_SIZE comes from the
  * free list), refs = 1, len = 0. NULL on out of memory. */
 struct iobuf *iobuf_get(struct bufpool *p, size_t cap);
-static inline void iobuf_ref(struct iobuf *b) { b->refs++; }
+static inline void iobuf_ref(struct iobuf *b) {
+  b->refs++;
+}
 /* Drop one reference; the last one returns the block to its pool. */
 void iobuf_unref(struct iobuf *b);
 

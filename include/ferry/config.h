@@ -26,7 +26,7 @@ struct cfg_server {
   char *address; /* as written */
   char *host;    /* host part, brackets removed for IPv6 */
   uint16_t port;
-  uint32_t weight; /* >= 1, default 1 */
+  uint32_t weight;              /* >= 1, default 1 */
   struct sockaddr_storage addr; /* resolved at load (numeric or getaddrinfo) */
   int line;
 };
@@ -34,18 +34,18 @@ struct cfg_server {
 enum cfg_balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_CONN, BALANCE_RANDOM2, BALANCE_HASH };
 
 struct cfg_health_check {
-  bool enabled; /* false when the key is absent */
-  char *path;   /* default "/healthz" */
-  uint64_t interval_ms, timeout_ms; /* defaults 5s, 1s */
+  bool enabled;                                    /* false when the key is absent */
+  char *path;                                      /* default "/healthz" */
+  uint64_t interval_ms, timeout_ms;                /* defaults 5s, 1s */
   uint32_t unhealthy_threshold, healthy_threshold; /* defaults 3, 2 */
 };
 
 struct cfg_upstream {
   char *name;
   struct cfg_server *servers;
-  size_t nservers; /* >= 1 */
+  size_t nservers;          /* >= 1 */
   enum cfg_balance balance; /* default round_robin */
-  char *hash_key;  /* "client_ip", "header:NAME", "cookie:NAME"; NULL unless balance hash */
+  char *hash_key; /* "client_ip", "header:NAME", "cookie:NAME"; NULL unless balance hash */
   uint32_t keepalive_max_idle;        /* default 32 */
   uint64_t keepalive_idle_timeout_ms; /* default: timeouts.upstream_idle */
   struct cfg_health_check health_check;
@@ -80,20 +80,20 @@ struct cfg_route {
   bool host_wildcard;
 
   enum cfg_path_kind path_kind;
-  char *path;      /* path, path_prefix or path_regex as written */
-  regex_t *regex;  /* compiled REG_EXTENDED|REG_NOSUB when PATH_REGEX */
+  char *path;     /* path, path_prefix or path_regex as written */
+  regex_t *regex; /* compiled REG_EXTENDED|REG_NOSUB when PATH_REGEX */
 
-  uint64_t methods; /* bit (1ull << llhttp_method_t); 0 = any method */
+  uint64_t methods;       /* bit (1ull << llhttp_method_t); 0 = any method */
   struct cfg_kv *headers; /* all must be present with this exact value */
   size_t nheaders;
 
   enum cfg_action action;
-  char *upstream;        /* ACTION_UPSTREAM: name ... */
-  size_t upstream_index; /* ... and its index in config.upstreams */
-  char *redirect_location; /* ACTION_REDIRECT */
-  int redirect_status;     /* 301, 302, 303, 307, 308; default 302 */
-  int respond_status;      /* ACTION_RESPOND; default 200 */
-  char *respond_body;      /* default "" */
+  char *upstream;             /* ACTION_UPSTREAM: name ... */
+  size_t upstream_index;      /* ... and its index in config.upstreams */
+  char *redirect_location;    /* ACTION_REDIRECT */
+  int redirect_status;        /* 301, 302, 303, 307, 308; default 302 */
+  int respond_status;         /* ACTION_RESPOND; default 200 */
+  char *respond_body;         /* default "" */
   char *respond_content_type; /* default "text/plain" */
 
   char *rewrite_prefix; /* NULL = none; "/" strips the matched prefix */

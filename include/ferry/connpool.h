@@ -38,17 +38,17 @@ struct upconn {
   size_t queued;      /* bytes written but not yet completed */
   unsigned writes_pending;
 
-  bool reused;        /* came from the idle pool */
-  bool got_bytes;     /* any response byte on this attachment */
+  bool reused;    /* came from the idle pool */
+  bool got_bytes; /* any response byte on this attachment */
   bool reading;
-  bool bp_paused;     /* reading stopped because the client is slow */
-  bool resp_done;     /* response message complete */
-  bool resp_head;     /* response head complete (event for the exchange) */
-  bool broken;        /* framing error, trailing bytes or write error */
+  bool bp_paused; /* reading stopped because the client is slow */
+  bool resp_done; /* response message complete */
+  bool resp_head; /* response head complete (event for the exchange) */
+  bool broken;    /* framing error, trailing bytes or write error */
   bool eof;
-  bool keepalive_ok;  /* the response allows reuse (llhttp_should_keep_alive) */
-  int parse_error;    /* llhttp_errno_t */
-  uint64_t requests;  /* served on this connection */
+  bool keepalive_ok; /* the response allows reuse (llhttp_should_keep_alive) */
+  int parse_error;   /* llhttp_errno_t */
+  uint64_t requests; /* served on this connection */
 };
 
 /* Take an idle connection to srv for ex, or NULL when the pool is empty. */

@@ -41,7 +41,7 @@ struct exchange {
   struct slice url;
   struct slice cur_name, cur_value;
   struct hdr_list req_hdrs;
-  int minor;     /* HTTP/1.minor */
+  int minor;             /* HTTP/1.minor */
   bool client_keepalive; /* what the request asked for */
   bool req_chunked;
   bool req_has_length;
@@ -70,10 +70,10 @@ struct exchange {
   bool keep_alive; /* to the client */
   uint64_t resp_body_bytes;
   uint64_t bytes_to_client;
-  const char *error_note; /* why it ended badly, for the log */
-  struct iobuf *uhead_buf;  /* holds uhead until every write of it completed */
-  bool skip_1xx;      /* parsing an interim response */
-  bool retried;       /* the keep-alive race retry was used */
+  const char *error_note;  /* why it ended badly, for the log */
+  struct iobuf *uhead_buf; /* holds uhead until every write of it completed */
+  bool skip_1xx;           /* parsing an interim response */
+  bool retried;            /* the keep-alive race retry was used */
   bool logged;
   bool body_too_large;
 

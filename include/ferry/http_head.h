@@ -89,18 +89,18 @@ enum body_framing {
 
 /* The request head ferry sends upstream. */
 struct fwd_request {
-  struct slice method; /* as received, e.g. "GET" */
-  struct slice target; /* origin-form path[?query] to send (already rewritten) */
+  struct slice method;            /* as received, e.g. "GET" */
+  struct slice target;            /* origin-form path[?query] to send (already rewritten) */
   const struct hdr_list *headers; /* the client's headers, http_head_mark_hop done */
-  struct slice host;       /* Host to send; n == 0: no Host line */
-  struct slice client_ip;  /* appended to X-Forwarded-For */
-  struct slice proto;      /* X-Forwarded-Proto value, "http" */
-  struct slice fwd_host;   /* X-Forwarded-Host: the client's Host; n == 0: omitted */
-  struct slice request_id; /* X-Request-Id to send */
-  int client_minor;        /* client's HTTP/1.x minor: Via "1.0 ferry" / "1.1 ferry" */
+  struct slice host;              /* Host to send; n == 0: no Host line */
+  struct slice client_ip;         /* appended to X-Forwarded-For */
+  struct slice proto;             /* X-Forwarded-Proto value, "http" */
+  struct slice fwd_host;          /* X-Forwarded-Host: the client's Host; n == 0: omitted */
+  struct slice request_id;        /* X-Request-Id to send */
+  int client_minor;               /* client's HTTP/1.x minor: Via "1.0 ferry" / "1.1 ferry" */
   enum body_framing framing;
   uint64_t content_length; /* with FRAMING_LENGTH */
-  bool upgrade; /* keep the client's Upgrade header and send "Connection: upgrade" */
+  bool upgrade;            /* keep the client's Upgrade header and send "Connection: upgrade" */
   const struct cfg_header_ops *ops; /* route request_headers; may be NULL */
 };
 
@@ -122,15 +122,15 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
 /* The response head ferry sends back to the client. */
 struct fwd_response {
   int status;
-  struct slice reason;            /* upstream's reason; n == 0: standard one */
-  const struct hdr_list *headers; /* upstream's headers, http_head_mark_hop done */
-  enum body_framing framing;      /* what ferry will send to the client */
-  uint64_t content_length;        /* with FRAMING_LENGTH */
-  struct slice request_id;        /* sent as X-Request-Id */
-  int client_minor;               /* 0: HTTP/1.0 client */
-  bool keep_alive; /* false: "Connection: close"; true with client_minor 0:
-                      "Connection: keep-alive" */
-  bool upgrade;    /* 101: keep Upgrade, send "Connection: upgrade" */
+  struct slice reason;              /* upstream's reason; n == 0: standard one */
+  const struct hdr_list *headers;   /* upstream's headers, http_head_mark_hop done */
+  enum body_framing framing;        /* what ferry will send to the client */
+  uint64_t content_length;          /* with FRAMING_LENGTH */
+  struct slice request_id;          /* sent as X-Request-Id */
+  int client_minor;                 /* 0: HTTP/1.0 client */
+  bool keep_alive;                  /* false: "Connection: close"; true with client_minor 0:
+                                       "Connection: keep-alive" */
+  bool upgrade;                     /* 101: keep Upgrade, send "Connection: upgrade" */
   const struct cfg_header_ops *ops; /* route response_headers; may be NULL */
 };
 
@@ -148,8 +148,7 @@ size_t http_head_build_response(char *out, size_t cap, const struct fwd_response
  * fwd_response, CRLF, then body unless head_only.
  * Returns the length needed (see above). */
 size_t http_head_build_simple(char *out, size_t cap, int status, struct slice content_type,
-                              struct slice body, struct slice location,
-                              struct slice request_id, int client_minor, bool keep_alive,
-                              bool head_only);
+                              struct slice body, struct slice location, struct slice request_id,
+                              int client_minor, bool keep_alive, bool head_only);
 
 #endif

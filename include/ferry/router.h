@@ -16,10 +16,10 @@ struct router;
 
 /* What a request is matched on. */
 struct route_query {
-  struct slice host; /* the request's host without port, any case;
-                        n == 0: the request had no Host (HTTP/1.0) */
-  struct slice path; /* normalised path (router_normalize_path), no query */
-  int method;        /* llhttp_method_t */
+  struct slice host;              /* the request's host without port, any case;
+                                     n == 0: the request had no Host (HTTP/1.0) */
+  struct slice path;              /* normalised path (router_normalize_path), no query */
+  int method;                     /* llhttp_method_t */
   const struct hdr_list *headers; /* for `headers:` conditions */
 };
 
@@ -52,7 +52,7 @@ int router_normalize_path(struct slice target, char *out, size_t cap, size_t *ou
  *   strips the prefix ("/users/7" -> "/7", "/users" -> "/"); never emits
  *   "//" at the junction. Written to out.
  * Returns 0, or -1 when out (cap bytes) is too small. */
-int router_target(const struct cfg_route *r, struct slice target, struct slice norm_path,
-                  char *out, size_t cap, struct slice *result);
+int router_target(const struct cfg_route *r, struct slice target, struct slice norm_path, char *out,
+                  size_t cap, struct slice *result);
 
 #endif

@@ -44,12 +44,12 @@ struct session {
   unsigned writes_pending;
 
   bool closing;
-  bool blocked;     /* parser paused until the exchange lets it go on */
-  bool bp_paused;   /* upstream is slow: stop reading */
+  bool blocked;   /* parser paused until the exchange lets it go on */
+  bool bp_paused; /* upstream is slow: stop reading */
   bool reading;
-  bool in_process;  /* inside session_process: do not re-enter */
+  bool in_process; /* inside session_process: do not re-enter */
   bool peer_eof;
-  bool close_after; /* close once queued writes are done */
+  bool close_after;    /* close once queued writes are done */
   bool resume_pending; /* parser was resumed; run it even with no new bytes */
   int pause_reason;
   unsigned requests;

@@ -16,9 +16,9 @@ struct server_rt {
   struct upstream_rt *up;
   struct upconn *idle; /* idle keep-alive connections, most recent first */
   uint32_t nidle;
-  uint32_t active;         /* connections attached to an exchange */
-  int64_t rr_current;      /* smooth weighted round robin state */
-  char name[64];           /* "127.0.0.1:9001" for logs */
+  uint32_t active;    /* connections attached to an exchange */
+  int64_t rr_current; /* smooth weighted round robin state */
+  char name[64];      /* "127.0.0.1:9001" for logs */
 };
 
 struct upstream_rt {

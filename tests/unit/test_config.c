@@ -57,10 +57,10 @@ static void expect_errors(const char *yaml, size_t len, const char *const *want,
   config_diag_free(&d);
 }
 
-#define EXPECT_ERRORS(yaml, ...)                                                                 \
-  do {                                                                                           \
-    static const char *const want_[] = {__VA_ARGS__};                                            \
-    expect_errors((yaml), strlen(yaml), want_, sizeof want_ / sizeof want_[0]);                  \
+#define EXPECT_ERRORS(yaml, ...)                                                                   \
+  do {                                                                                             \
+    static const char *const want_[] = {__VA_ARGS__};                                              \
+    expect_errors((yaml), strlen(yaml), want_, sizeof want_ / sizeof want_[0]);                    \
   } while (0)
 
 static uint16_t port_of(const struct sockaddr_storage *ss) {
@@ -71,8 +71,7 @@ static uint16_t port_of(const struct sockaddr_storage *ss) {
 
 static const char *ip_of(const struct sockaddr_storage *ss, char *buf, size_t size) {
   if (ss->ss_family == AF_INET6)
-    return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf,
-                     (socklen_t)size);
+    return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, (socklen_t)size);
   return inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)size);
 }
 
@@ -91,12 +90,12 @@ static void check_leaks(void) {
 static void check_leaks(void) {}
 #endif
 
-#define CONFIG_TEST(name)                                                                        \
-  static void name##_body(void);                                                                 \
-  Test(config, name) {                                                                           \
-    name##_body();                                                                               \
-    check_leaks();                                                                               \
-  }                                                                                              \
+#define CONFIG_TEST(name)                                                                          \
+  static void name##_body(void);                                                                   \
+  Test(config, name) {                                                                             \
+    name##_body();                                                                                 \
+    check_leaks();                                                                                 \
+  }                                                                                                \
   static void name##_body(void)
 
 /* ---- unknown, duplicate and mistyped keys ------------------------------ */
@@ -117,7 +116,7 @@ CONFIG_TEST(unknown_top_level_key_suggests_without_key_path) {
 
 CONFIG_TEST(unknown_key_without_close_match_lists_valid_keys) {
   EXPECT_ERRORS(LISTEN "    color: red\n", "proxy.yaml:3:5: listeners[0]: unknown key \"color\" "
-                                         "(expected address or proxy_protocol)");
+                                           "(expected address or proxy_protocol)");
 }
 
 CONFIG_TEST(duplicate_key_is_an_error) {
@@ -257,8 +256,17 @@ CONFIG_TEST(parse_duration_units) {
   cr_assert_eq(v, 7000);
   cr_assert_eq(config_parse_duration_ms("0", &v), 0);
   cr_assert_eq(v, 0);
-  const char *bad[] = {"", "s", "10x", "1.5s", "-1s", " 1s", "1s ", "10 s", "1d",
-                       "99999999999999999999", "18446744073709551615h"};
+  const char *bad[] = {"",
+                       "s",
+                       "10x",
+                       "1.5s",
+                       "-1s",
+                       " 1s",
+                       "1s ",
+                       "10 s",
+                       "1d",
+                       "99999999999999999999",
+                       "18446744073709551615h"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     cr_assert_eq(config_parse_duration_ms(bad[i], &v), -1, "accepted \"%s\"", bad[i]);
   cr_assert_eq(config_parse_duration_ms(NULL, &v), -1);
@@ -276,8 +284,8 @@ CONFIG_TEST(parse_size_units) {
   cr_assert_eq(v, 1048576);
   cr_assert_eq(config_parse_size("2G", &v), 0);
   cr_assert_eq(v, 2147483648ull);
-  const char *bad[] = {"", "k", "16kb", "1.5m", "-1", "16 k", "16t", "99999999999999999999",
-                       "17179869184g"};
+  const char *bad[] = {
+      "", "k", "16kb", "1.5m", "-1", "16 k", "16t", "99999999999999999999", "17179869184g"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     cr_assert_eq(config_parse_size(bad[i], &v), -1, "accepted \"%s\"", bad[i]);
 }
@@ -471,13 +479,14 @@ CONFIG_TEST(methods_map_to_llhttp_bits) {
 }
 
 CONFIG_TEST(unknown_method_is_an_error) {
-  EXPECT_ERRORS(LISTEN "routes:\n"
-                       "  - methods: [GET, get, FROBNICATE]\n"
-                       "    respond: {}\n",
-                "proxy.yaml:4:20: routes[0].methods[1]: unknown method \"get\" (did you mean "
-                "\"GET\"?)",
-                "proxy.yaml:4:25: routes[0].methods[2]: unknown method \"FROBNICATE\" (expected an HTTP "
-                "method such as GET, HEAD, POST, PUT, DELETE, PATCH or OPTIONS)");
+  EXPECT_ERRORS(
+      LISTEN "routes:\n"
+             "  - methods: [GET, get, FROBNICATE]\n"
+             "    respond: {}\n",
+      "proxy.yaml:4:20: routes[0].methods[1]: unknown method \"get\" (did you mean "
+      "\"GET\"?)",
+      "proxy.yaml:4:25: routes[0].methods[2]: unknown method \"FROBNICATE\" (expected an HTTP "
+      "method such as GET, HEAD, POST, PUT, DELETE, PATCH or OPTIONS)");
 }
 
 CONFIG_TEST(redirect_defaults_and_status_check) {
@@ -626,8 +635,7 @@ CONFIG_TEST(unresolvable_server_name_is_an_error) {
   cr_assert_eq(strncmp(d.msgs[0], head, strlen(head)), 0, "%s", d.msgs[0]);
   const char *tail = " (check the name, or use an IP address)";
   size_t n = strlen(d.msgs[0]);
-  cr_assert(n > strlen(tail) && strcmp(d.msgs[0] + n - strlen(tail), tail) == 0, "%s",
-            d.msgs[0]);
+  cr_assert(n > strlen(tail) && strcmp(d.msgs[0] + n - strlen(tail), tail) == 0, "%s", d.msgs[0]);
   config_diag_free(&d);
 }
 
@@ -687,17 +695,17 @@ CONFIG_TEST(nul_byte_in_a_string_is_an_error) {
 }
 
 CONFIG_TEST(multiple_errors_are_all_reported_in_file_order) {
-  EXPECT_ERRORS("routes:\n"                           /* 1 */
-                "  - path: nope\n"                    /* 2 */
-                "timeouts:\n"                         /* 3 */
-                "  drain: soon\n"                     /* 4 */
-                "listeners:\n"                        /* 5 */
-                "  - address: 0.0.0.0:0\n"            /* 6 */
-                "workers: 0\n"                        /* 7 */
-                "upstreams:\n"                        /* 8 */
-                "  api:\n"                            /* 9 */
-                "    servers: []\n"                   /* 10 */
-                "    balanse: hash\n",                /* 11 */
+  EXPECT_ERRORS("routes:\n"                /* 1 */
+                "  - path: nope\n"         /* 2 */
+                "timeouts:\n"              /* 3 */
+                "  drain: soon\n"          /* 4 */
+                "listeners:\n"             /* 5 */
+                "  - address: 0.0.0.0:0\n" /* 6 */
+                "workers: 0\n"             /* 7 */
+                "upstreams:\n"             /* 8 */
+                "  api:\n"                 /* 9 */
+                "    servers: []\n"        /* 10 */
+                "    balanse: hash\n",     /* 11 */
                 "proxy.yaml:2:5: routes[0]: no action (expected exactly one of upstream, redirect "
                 "or respond)",
                 "proxy.yaml:2:11: routes[0].path: must start with \"/\", found \"nope\"",
@@ -737,10 +745,26 @@ CONFIG_TEST(every_prefix_of_a_valid_file_loads_or_fails_cleanly) {
 
 CONFIG_TEST(odd_inputs_do_not_crash) {
   static const char *const inputs[] = {
-      "[", "{", ":", "- - -", "\t", "? [a]\n: b\n", "listeners: {", "listeners:\n  - [1, 2]\n",
-      "listeners:\n  - 42\n", "~: 1\n", "listeners: !!str x\n", "&a x\n", "*a\n",
-      "listeners:\n  - address: !!binary aGk=\n", "routes: [[[]]]\n", "routes: {a: 1}\n",
-      "upstreams: [a]\n", "upstreams:\n  ? [x]\n  : y\n", "\xef\xbb\xbf", "\"\\u0000\": 1\n",
+      "[",
+      "{",
+      ":",
+      "- - -",
+      "\t",
+      "? [a]\n: b\n",
+      "listeners: {",
+      "listeners:\n  - [1, 2]\n",
+      "listeners:\n  - 42\n",
+      "~: 1\n",
+      "listeners: !!str x\n",
+      "&a x\n",
+      "*a\n",
+      "listeners:\n  - address: !!binary aGk=\n",
+      "routes: [[[]]]\n",
+      "routes: {a: 1}\n",
+      "upstreams: [a]\n",
+      "upstreams:\n  ? [x]\n  : y\n",
+      "\xef\xbb\xbf",
+      "\"\\u0000\": 1\n",
   };
   for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
     struct config *cfg = NULL;
@@ -765,7 +789,8 @@ CONFIG_TEST(missing_file_is_reported_with_strerror) {
   cr_assert_null(cfg);
   cr_assert_eq(d.n, 1);
   cr_assert_eq(d.nerrors, 1);
-  cr_assert_str_eq(d.msgs[0], "/nonexistent/dir/proxy.yaml: cannot read: No such file or directory");
+  cr_assert_str_eq(d.msgs[0],
+                   "/nonexistent/dir/proxy.yaml: cannot read: No such file or directory");
   config_diag_free(&d);
 }
 

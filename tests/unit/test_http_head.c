@@ -19,10 +19,10 @@
 #endif
 #ifdef HAVE_LSAN
 #include <sanitizer/lsan_interface.h>
-#define ASSERT_NO_LEAKS()                                                                 \
-  do {                                                                                    \
-    if (__lsan_do_recoverable_leak_check() != 0)                                          \
-      abort();                                                                            \
+#define ASSERT_NO_LEAKS()                                                                          \
+  do {                                                                                             \
+    if (__lsan_do_recoverable_leak_check() != 0)                                                   \
+      abort();                                                                                     \
   } while (0)
 #else
 #define ASSERT_NO_LEAKS() ((void)0)
@@ -51,10 +51,10 @@ static void hl_init(struct hl *h, const char *const *kv, size_t npairs) {
   http_head_mark_hop(&h->l);
 }
 
-#define HL(h, ...)                                                                        \
-  do {                                                                                    \
-    static const char *const kv_[] = {__VA_ARGS__};                                      \
-    hl_init((h), kv_, sizeof kv_ / sizeof kv_[0] / 2);                                   \
+#define HL(h, ...)                                                                                 \
+  do {                                                                                             \
+    static const char *const kv_[] = {__VA_ARGS__};                                                \
+    hl_init((h), kv_, sizeof kv_ / sizeof kv_[0] / 2);                                             \
   } while (0)
 
 /* Serialise with a buffer of exactly the needed size and return it as a
@@ -101,18 +101,18 @@ static struct fwd_response base_resp(const struct hdr_list *l) {
   };
 }
 
-#define ASSERT_REQ(r, expected)                                                           \
-  do {                                                                                    \
-    char *got_ = build_req(r);                                                            \
-    cr_assert_str_eq(got_, expected);                                                     \
-    free(got_);                                                                           \
+#define ASSERT_REQ(r, expected)                                                                    \
+  do {                                                                                             \
+    char *got_ = build_req(r);                                                                     \
+    cr_assert_str_eq(got_, expected);                                                              \
+    free(got_);                                                                                    \
   } while (0)
 
-#define ASSERT_RESP(r, expected)                                                          \
-  do {                                                                                    \
-    char *got_ = build_resp(r);                                                           \
-    cr_assert_str_eq(got_, expected);                                                     \
-    free(got_);                                                                           \
+#define ASSERT_RESP(r, expected)                                                                   \
+  do {                                                                                             \
+    char *got_ = build_resp(r);                                                                    \
+    cr_assert_str_eq(got_, expected);                                                              \
+    free(got_);                                                                                    \
   } while (0)
 
 /* ---- tokens and lists ------------------------------------------------ */
@@ -144,8 +144,9 @@ Test(http_head, token_recognises_well_known_names_case_insensitively) {
 }
 
 Test(http_head, token_of_unknown_or_near_miss_names_is_other) {
-  const char *names[] = {"", "t", "tee", "hosts", "Content-Lengthx", "X-Forwarded-Fox",
-                         "Accept", "Connectio", "Keep_Alive", "Proxy-Connectiom"};
+  const char *names[] = {
+      "",       "t",         "tee",        "hosts",           "Content-Lengthx", "X-Forwarded-Fox",
+      "Accept", "Connectio", "Keep_Alive", "Proxy-Connectiom"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     cr_assert_eq(http_head_token(names[i], strlen(names[i])), HDR_OTHER, "%s", names[i]);
 }
@@ -173,8 +174,8 @@ Test(http_head, push_fails_when_list_full) {
 Test(http_head, fixed_hop_by_hop_headers_are_marked) {
   struct hl h;
   HL(&h, "Connection", "close", "Keep-Alive", "timeout=5", "Proxy-Connection", "x", "TE",
-     "trailers", "Trailer", "X", "Transfer-Encoding", "chunked", "Upgrade", "websocket",
-     "Accept", "*/*", "Content-Length", "3");
+     "trailers", "Trailer", "X", "Transfer-Encoding", "chunked", "Upgrade", "websocket", "Accept",
+     "*/*", "Content-Length", "3");
   for (uint32_t i = 0; i < 7; i++)
     cr_assert(h.v[i].flags & HDRF_HOP, "header %u", i);
   cr_assert_not(h.v[7].flags & HDRF_HOP);
@@ -248,10 +249,9 @@ Test(http_head, status_reason_known_and_unknown) {
 
 Test(http_head, request_head_full_order) {
   struct hl h;
-  HL(&h, "Host", "client.example", "User-Agent", "curl/8", "X-Forwarded-For", "1.1.1.1",
-     "Via", "1.1 edge", "X-Request-Id", "old", "X-Forwarded-Proto", "https",
-     "X-Forwarded-Host", "spoof", "Accept", "*/*", "Content-Length", "3", "X-Env", "dev",
-     "X-Debug", "1");
+  HL(&h, "Host", "client.example", "User-Agent", "curl/8", "X-Forwarded-For", "1.1.1.1", "Via",
+     "1.1 edge", "X-Request-Id", "old", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "spoof",
+     "Accept", "*/*", "Content-Length", "3", "X-Env", "dev", "X-Debug", "1");
   struct cfg_kv set[] = {{"X-Env", "prod"}};
   struct cfg_kv add[] = {{"X-Via-Route", "users"}};
   char *rm[] = {"x-debug"};
@@ -307,8 +307,8 @@ Test(http_head, request_without_host_has_no_host_line) {
 
 Test(http_head, hop_by_hop_headers_are_removed_from_request) {
   struct hl h;
-  HL(&h, "Connection", "keep-alive", "Keep-Alive", "timeout=5", "Proxy-Connection",
-     "keep-alive", "TE", "trailers", "Trailer", "X-T", "Upgrade", "h2c", "Accept", "a");
+  HL(&h, "Connection", "keep-alive", "Keep-Alive", "timeout=5", "Proxy-Connection", "keep-alive",
+     "TE", "trailers", "Trailer", "X-T", "Upgrade", "h2c", "Accept", "a");
   struct fwd_request r = base_req(&h.l);
   r.proto = slice_make(NULL, 0);
   r.client_ip = slice_make(NULL, 0);
@@ -623,12 +623,10 @@ Test(http_head, response_ops_remove_drops_upstream_header_case_insensitively) {
 
 static char *build_simple(int status, const char *ct, const char *body, const char *loc,
                           const char *rid, int minor, bool ka, bool head_only) {
-  struct slice c = slice_cstr(ct), b = slice_cstr(body), l = slice_cstr(loc),
-               i = slice_cstr(rid);
+  struct slice c = slice_cstr(ct), b = slice_cstr(body), l = slice_cstr(loc), i = slice_cstr(rid);
   size_t need = http_head_build_simple(NULL, 0, status, c, b, l, i, minor, ka, head_only);
   char *buf = malloc(need + 1);
-  cr_assert_eq(http_head_build_simple(buf, need, status, c, b, l, i, minor, ka, head_only),
-               need);
+  cr_assert_eq(http_head_build_simple(buf, need, status, c, b, l, i, minor, ka, head_only), need);
   buf[need] = '\0';
   return buf;
 }
@@ -657,8 +655,7 @@ Test(http_head, simple_response_closing_connection) {
 }
 
 Test(http_head, simple_redirect_has_location) {
-  char *got = build_simple(301, "text/plain", "", "https://example.com/new", NULL, 0, true,
-                           false);
+  char *got = build_simple(301, "text/plain", "", "https://example.com/new", NULL, 0, true, false);
   cr_assert_str_eq(got, "HTTP/1.1 301 Moved Permanently\r\n"
                         "Content-Type: text/plain\r\n"
                         "Content-Length: 0\r\n"
@@ -696,8 +693,7 @@ Test(http_head, simple_http10_without_keep_alive_closes) {
  * written are a prefix of the full output. */
 Test(http_head, builder_never_writes_past_cap) {
   struct hl h;
-  HL(&h, "Host", "h", "X-Forwarded-For", "1.1.1.1", "Accept", "a", "Connection", "x-a",
-     "X-A", "1");
+  HL(&h, "Host", "h", "X-Forwarded-For", "1.1.1.1", "Accept", "a", "Connection", "x-a", "X-A", "1");
   struct fwd_request r = base_req(&h.l);
   r.framing = FRAMING_LENGTH;
   r.content_length = 123456;
@@ -728,8 +724,7 @@ Test(http_head, response_builder_never_writes_past_cap) {
 }
 
 Test(http_head, simple_builder_never_writes_past_cap) {
-  char *full = build_simple(503, "text/plain", "no healthy server\n", NULL, "id", 1, false,
-                            false);
+  char *full = build_simple(503, "text/plain", "no healthy server\n", NULL, "id", 1, false, false);
   size_t need = strlen(full);
   for (size_t cap = 0; cap < need; cap++) {
     char *buf = malloc(cap ? cap : 1);

@@ -22,10 +22,10 @@
 #endif
 #ifdef HAVE_LSAN
 #include <sanitizer/lsan_interface.h>
-#define ASSERT_NO_LEAKS()                                                                 \
-  do {                                                                                    \
-    if (__lsan_do_recoverable_leak_check() != 0)                                          \
-      abort();                                                                            \
+#define ASSERT_NO_LEAKS()                                                                          \
+  do {                                                                                             \
+    if (__lsan_do_recoverable_leak_check() != 0)                                                   \
+      abort();                                                                                     \
   } while (0)
 #else
 #define ASSERT_NO_LEAKS() ((void)0)
@@ -357,8 +357,7 @@ static void assert_norm(const char *target, const char *want) {
 static void assert_norm_fails(const char *target) {
   char out[256];
   size_t n;
-  cr_assert_eq(router_normalize_path(slice_cstr(target), out, sizeof out, &n), -1, "%s",
-               target);
+  cr_assert_eq(router_normalize_path(slice_cstr(target), out, sizeof out, &n), -1, "%s", target);
 }
 
 Test(router, normalize_decodes_unreserved_escapes_only) {
@@ -450,14 +449,13 @@ Test(router, normalize_reads_only_the_target_slice) {
  * target; asserts the result. */
 static void assert_target(const char *prefix, const char *rewrite, const char *target,
                           const char *want) {
-  struct cfg_route r = {.path_kind = PATH_PREFIX, .path = (char *)prefix,
-                        .rewrite_prefix = (char *)rewrite};
+  struct cfg_route r = {
+      .path_kind = PATH_PREFIX, .path = (char *)prefix, .rewrite_prefix = (char *)rewrite};
   char norm[256], out[256];
   size_t nn;
   cr_assert_eq(router_normalize_path(slice_cstr(target), norm, sizeof norm, &nn), 0);
   struct slice res;
-  cr_assert_eq(router_target(&r, slice_cstr(target), slice_make(norm, nn), out, sizeof out,
-                             &res),
+  cr_assert_eq(router_target(&r, slice_cstr(target), slice_make(norm, nn), out, sizeof out, &res),
                0);
   cr_assert(slice_eq(res, slice_cstr(want)), "%s -> %.*s, want %s", target, (int)res.n, res.p,
             want);
@@ -517,10 +515,8 @@ Test(router, rewrite_fails_when_out_too_small) {
   struct slice res;
   char out[16];
   /* "/v2/7?x" is 7 bytes. */
-  cr_assert_eq(router_target(&r, SLICE_LIT("/users/7?x"), SLICE_LIT("/users/7"), out, 6, &res),
-               -1);
-  cr_assert_eq(router_target(&r, SLICE_LIT("/users/7?x"), SLICE_LIT("/users/7"), out, 7, &res),
-               0);
+  cr_assert_eq(router_target(&r, SLICE_LIT("/users/7?x"), SLICE_LIT("/users/7"), out, 6, &res), -1);
+  cr_assert_eq(router_target(&r, SLICE_LIT("/users/7?x"), SLICE_LIT("/users/7"), out, 7, &res), 0);
   cr_assert(slice_eq(res, SLICE_LIT("/v2/7?x")));
 }
 
