@@ -460,11 +460,9 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
   if (no_body)
     f = (ex->method == HTTP_HEAD && upstream_length && !upstream_chunked) ? FRAMING_LENGTH
                                                                           : FRAMING_NONE;
-  else if (upstream_chunked)
-    f = FRAMING_CHUNKED;
-  else if (upstream_length)
+  else if (upstream_length && !upstream_chunked)
     f = FRAMING_LENGTH;
-  else
+  else /* chunked or close-delimited upstream: HTTP/1.0 has no chunking */
     f = ex->minor >= 1 ? FRAMING_CHUNKED : FRAMING_CLOSE;
   ex->client_framing = f;
   ex->keep_alive = ex->client_keepalive && f != FRAMING_CLOSE && ex->req_done && !s->peer_eof &&
