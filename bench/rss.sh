@@ -7,8 +7,9 @@
 # resident set) is read from /proc before and after.
 #
 # usage: bench/rss.sh [BUILD_DIR]   (default: build)
-# Needs: curl, nginx (scripts/deps.sh --bench installs them).
+# Needs: curl, nginx, bc: installed here through scripts/deps.sh.
 set -euo pipefail
+"$(dirname "$0")/../scripts/deps.sh" curl nginx-light bc
 BUILD=${1:-build}
 FERRY=$BUILD/ferry
 ECHO=$BUILD/ferry-echo

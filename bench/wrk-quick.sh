@@ -5,8 +5,9 @@
 # DURATION seconds with CONNS connections; rounds alternate the targets.
 #
 # usage: bench/wrk-quick.sh [BUILD_DIR]   env: DURATION=5 CONNS=64 ROUNDS=3
-# Needs: wrk, nginx (scripts/deps.sh --bench installs them).
+# Needs: wrk, nginx: installed here through scripts/deps.sh.
 set -euo pipefail
+"$(dirname "$0")/../scripts/deps.sh" wrk nginx-light bc
 BUILD=${1:-build}
 FERRY=$BUILD/ferry
 DURATION=${DURATION:-5}
