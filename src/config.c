@@ -1115,9 +1115,50 @@ static void load_workers(struct ctx *c, const struct ynode *n) {
   c->cfg->workers = (uint32_t)v;
 }
 
+/* admin.redact_headers: a list of header names (replaces the default list). */
+static void load_redact_headers(struct ctx *c, const struct ynode *n, const char *path) {
+  struct config *cfg = c->cfg;
+  size_t count;
+  char qb[QBUF];
+  if (!as_seq(c, n, path, &count))
+    return;
+  for (size_t i = 0; i < cfg->admin.nredact_headers; i++)
+    free(cfg->admin.redact_headers[i]);
+  free(cfg->admin.redact_headers);
+  cfg->admin.redact_headers = NULL;
+  cfg->admin.nredact_headers = 0;
+  if (count == 0 || (cfg->admin.redact_headers = xcalloc(c, count, sizeof(char *))) == NULL)
+    return;
+  for (size_t i = 0; i < count; i++) {
+    const struct ynode *item = n->kids[i];
+    char ipath[KEYPATH_MAX];
+    const char *s;
+    if (!get_text(c, item, kp_index(ipath, path, i), &s))
+      continue;
+    if (!is_token(s)) {
+      err_at(c, item->mark, ipath, "invalid header name %s", quote(s, qb, sizeof qb));
+      continue;
+    }
+    if ((cfg->admin.redact_headers[cfg->admin.nredact_headers] = xstrdup(c, s)) != NULL)
+      cfg->admin.nredact_headers++;
+  }
+}
+
 static void load_admin(struct ctx *c, const struct ynode *n) {
-  static const char *const keys[] = {"address", "redact", "inspect_keep", NULL};
-  enum { K_ADDRESS, K_REDACT, K_INSPECT_KEEP, K_N };
+  static const char *const keys[] = {
+      "address",           "redact",         "inspect_keep", "inspect_all", "inspect_body_bytes",
+      "inspect_max_bytes", "redact_headers", "replay",       NULL};
+  enum {
+    K_ADDRESS,
+    K_REDACT,
+    K_INSPECT_KEEP,
+    K_INSPECT_ALL,
+    K_INSPECT_BODY_BYTES,
+    K_INSPECT_MAX_BYTES,
+    K_REDACT_HEADERS,
+    K_REPLAY,
+    K_N
+  };
   const struct ynode *v[K_N], *k[K_N];
   struct config *cfg = c->cfg;
   char sub[KEYPATH_MAX];
@@ -1135,6 +1176,14 @@ static void load_admin(struct ctx *c, const struct ynode *n) {
   get_bool(c, v[K_REDACT], kp_key(sub, "admin", "redact"), &cfg->admin.redact);
   get_u32(c, v[K_INSPECT_KEEP], kp_key(sub, "admin", "inspect_keep"), 0, 100000,
           &cfg->admin.inspect_keep);
+  get_bool(c, v[K_INSPECT_ALL], kp_key(sub, "admin", "inspect_all"), &cfg->admin.inspect_all);
+  get_size(c, v[K_INSPECT_BODY_BYTES], kp_key(sub, "admin", "inspect_body_bytes"), 0, 65536,
+           &cfg->admin.inspect_body_bytes);
+  get_size(c, v[K_INSPECT_MAX_BYTES], kp_key(sub, "admin", "inspect_max_bytes"), 65536,
+           (uint64_t)1 << 32, &cfg->admin.inspect_max_bytes);
+  if (v[K_REDACT_HEADERS] != NULL)
+    load_redact_headers(c, v[K_REDACT_HEADERS], kp_key(sub, "admin", "redact_headers"));
+  get_bool(c, v[K_REPLAY], kp_key(sub, "admin", "replay"), &cfg->admin.replay);
 }
 
 static void load_access_log(struct ctx *c, const struct ynode *n) {
@@ -1914,6 +1963,15 @@ static void set_defaults(struct ctx *c, struct config *cfg) {
   cfg->workers = 0;
   cfg->admin.redact = true;
   cfg->admin.inspect_keep = 500;
+  cfg->admin.inspect_max_bytes = 16 * 1024 * 1024;
+  {
+    static const char *const redact[] = {"Authorization", "Proxy-Authorization", "Cookie",
+                                         "Set-Cookie"};
+    cfg->admin.redact_headers = xcalloc(c, 4, sizeof(char *));
+    for (size_t i = 0; cfg->admin.redact_headers && i < 4; i++)
+      if ((cfg->admin.redact_headers[i] = xstrdup(c, redact[i])) != NULL)
+        cfg->admin.nredact_headers++;
+  }
   cfg->access_log.path = xstrdup(c, "-");
   cfg->access_log.format = LOG_FORMAT_COMBINED;
   cfg->limits.max_request_header_bytes = 32 * 1024;
@@ -2041,6 +2099,9 @@ void config_free(struct config *cfg) {
     free(cfg->listeners[i].address);
   free(cfg->listeners);
   free(cfg->admin.address);
+  for (size_t i = 0; i < cfg->admin.nredact_headers; i++)
+    free(cfg->admin.redact_headers[i]);
+  free(cfg->admin.redact_headers);
   free(cfg->access_log.path);
   for (size_t i = 0; i < cfg->nupstreams; i++) {
     struct cfg_upstream *up = &cfg->upstreams[i];

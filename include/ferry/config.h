@@ -118,6 +118,14 @@ struct config {
     struct sockaddr_storage addr;
     bool redact;           /* default true */
     uint32_t inspect_keep; /* default 500 */
+    /* inspector (src/inspect.c) */
+    bool inspect_all;            /* capture every route, not only inspect: true; default false */
+    uint64_t inspect_body_bytes; /* first bytes of each body kept; default 0 */
+    uint64_t inspect_max_bytes;  /* bound on the capture ring's memory; default 16m */
+    char **redact_headers;       /* names shown as "[redacted]"; default Authorization,
+                                    Proxy-Authorization, Cookie, Set-Cookie */
+    size_t nredact_headers;
+    bool replay; /* the inspector may resend captured requests; default false */
   } admin;
 
   struct {

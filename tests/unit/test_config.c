@@ -890,6 +890,52 @@ CONFIG_TEST(admin_present_gets_defaults) {
   config_free(cfg);
 }
 
+CONFIG_TEST(admin_inspector_keys_default) {
+  struct config *cfg = load_ok(LISTEN "admin: {}\n");
+  cr_assert_not(cfg->admin.inspect_all);
+  cr_assert_eq(cfg->admin.inspect_body_bytes, 0);
+  cr_assert_eq(cfg->admin.inspect_max_bytes, 16 * 1024 * 1024);
+  cr_assert_not(cfg->admin.replay);
+  cr_assert_eq(cfg->admin.nredact_headers, 4);
+  cr_assert_str_eq(cfg->admin.redact_headers[0], "Authorization");
+  cr_assert_str_eq(cfg->admin.redact_headers[1], "Proxy-Authorization");
+  cr_assert_str_eq(cfg->admin.redact_headers[2], "Cookie");
+  cr_assert_str_eq(cfg->admin.redact_headers[3], "Set-Cookie");
+  config_free(cfg);
+}
+
+CONFIG_TEST(admin_inspector_keys_set) {
+  struct config *cfg = load_ok(LISTEN "admin:\n"
+                                      "  inspect_all: true\n"
+                                      "  inspect_body_bytes: 1k\n"
+                                      "  inspect_max_bytes: 1m\n"
+                                      "  redact_headers: [X-Api-Key, Cookie]\n"
+                                      "  replay: true\n");
+  cr_assert(cfg->admin.inspect_all);
+  cr_assert_eq(cfg->admin.inspect_body_bytes, 1024);
+  cr_assert_eq(cfg->admin.inspect_max_bytes, 1024 * 1024);
+  cr_assert(cfg->admin.replay);
+  cr_assert_eq(cfg->admin.nredact_headers, 2);
+  cr_assert_str_eq(cfg->admin.redact_headers[0], "X-Api-Key");
+  cr_assert_str_eq(cfg->admin.redact_headers[1], "Cookie");
+  config_free(cfg);
+  cfg = load_ok(LISTEN "admin: {redact_headers: []}\n");
+  cr_assert_eq(cfg->admin.nredact_headers, 0);
+  config_free(cfg);
+}
+
+CONFIG_TEST(admin_inspector_keys_errors) {
+  EXPECT_ERRORS(LISTEN "admin: {inspect_all: maybe}\n",
+                "proxy.yaml:3:22: admin.inspect_all: expected true or false, found \"maybe\"");
+  EXPECT_ERRORS(LISTEN "admin: {inspect_body_bytes: 1m}\n",
+                "proxy.yaml:3:29: admin.inspect_body_bytes: \"1m\" is out of range (expected "
+                "0..64k)");
+  EXPECT_ERRORS(LISTEN "admin: {redact_headers: [\"bad name\"]}\n",
+                "proxy.yaml:3:26: admin.redact_headers[0]: invalid header name \"bad name\"");
+  EXPECT_ERRORS(LISTEN "admin: {replay: 1}\n",
+                "proxy.yaml:3:17: admin.replay: expected true or false, found \"1\"");
+}
+
 CONFIG_TEST(access_log_off_and_file) {
   struct config *cfg = load_ok(LISTEN "access_log: {path: off}\n");
   cr_assert_null(cfg->access_log.path);
