@@ -1,19 +1,33 @@
 /* router: the compiled route table of one configuration snapshot, request
  * path normalisation, and the upstream target rewrite.
  *
- * Owns the lookup structures built by router_new() (an open-addressing hash
- * of exact hosts and the candidate index lists); it borrows, and never
+ * Owns the lookup structures built by router_new(); it borrows, and never
  * modifies, the struct config it was built from. After router_new() returns
  * everything is read-only, so router_match() may run on any number of
  * threads at once; it never allocates. Must not touch sockets or the loop.
  *
- * Candidate sets per request host (SPEC §2, first match in file order):
- *   - host found in the exact table: that entry's list (routes whose host is
- *     exactly it, plus wildcard routes that cover it, in file order) merged
- *     by route index with the host-less routes;
- *   - any other host: the `anyhost` list (wildcard and host-less routes in
- *     file order), wildcards filtered by suffix at match time;
- *   - no Host at all: the host-less routes only. */
+ * Compiled form. Routes are grouped into route sets: one per exact host,
+ * one per wildcard suffix ("*.example.com" -> "example.com"), and one for
+ * the host-less routes. Both kinds of host key live in one open-addressing
+ * hash table. Inside a set, `path` and `path_prefix` routes hang off a trie
+ * of path segments ("/api/v1" is the node root -> "api" -> "v1"; the edges
+ * of every trie share one hash table keyed by (parent node, segment)); the
+ * other routes of the set (no path condition, `path_regex`) are kept in a
+ * list in file order.
+ *
+ * Matching a request (SPEC §2, first match in file order): the candidate
+ * sets are the request host's exact set, the wildcard set of every suffix
+ * that follows a "." other than the first byte ("a.b.example.com" looks up
+ * "b.example.com", "example.com" and "com"), and the host-less set; a
+ * request without Host uses the host-less set only. In each set the trie is
+ * walked along the request path's segments, which visits exactly the nodes
+ * whose prefix the path has on a segment boundary, and the rest list is
+ * scanned. Every list (the rest list and each visited node's routes) is in
+ * file order, so the answer is the smallest route index that passes its
+ * remaining conditions (methods, headers, regex) over all lists; a list is
+ * abandoned as soon as its next index is not below the best one found so
+ * far. The cost is about one hash probe per host label and per path segment,
+ * independent of the number of routes (bench/router.c measures it). */
 #include "ferry/router.h"
 
 #include <regex.h>
@@ -21,193 +35,345 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define NONE UINT32_MAX
+
+/* How a trie entry decides, at the node it hangs off, whether it matches. */
+enum ent_kind {
+  ENT_SEGMENT, /* path_prefix without trailing '/': at any visited node */
+  ENT_PLAIN,   /* path_prefix ending in '/': the path continues with '/' */
+  ENT_EXACT    /* path: the path ends exactly here */
+};
+
+struct entry {
+  uint32_t route;
+  uint32_t kind; /* enum ent_kind */
+};
+
+struct node {
+  uint32_t parent;  /* NONE for a root */
+  const char *seg;  /* edge label, borrowed from a route's path */
+  uint32_t seglen;  /* bytes of seg */
+  uint32_t hash;    /* edge_hash(parent, seg) */
+  uint32_t ent_off; /* this node's entries: ents[ent_off .. ent_off + ent_n) */
+  uint32_t ent_n;
+};
+
+struct rset {
+  uint32_t root;             /* trie root node */
+  uint32_t rest_off, rest_n; /* rest[rest_off .. rest_off + rest_n) */
+};
+
 struct host_slot {
   const char *host; /* NULL: empty slot; else borrowed from a cfg_route */
-  size_t len;
+  uint32_t len;
   uint32_t hash;
-  uint32_t off, n; /* this host's candidates: cand[off .. off + n) */
+  uint32_t wildcard; /* 1: key of a wildcard suffix (without its leading '.') */
+  uint32_t set;      /* index into sets */
 };
 
 struct router {
   const struct config *cfg;
-  struct host_slot *slots; /* nslots entries, power of two; NULL when no exact hosts */
-  uint32_t mask;           /* nslots - 1 */
-  uint32_t *cand;          /* per-host candidate lists, concatenated */
-  uint32_t *hostless;      /* routes with host == NULL, file order */
-  uint32_t nhostless;
-  uint32_t *anyhost; /* wildcard and host-less routes, file order */
-  uint32_t nanyhost;
+  struct host_slot *hosts; /* power-of-two table, at most half full */
+  uint32_t hmask;
+  struct rset *sets; /* sets[0]: the host-less routes */
+  uint32_t nsets;
+  struct node *nodes;
+  uint32_t nnodes;
+  uint32_t *edges; /* node index + 1 per slot, 0 = empty; power of two, at most half full */
+  uint32_t emask;
+  struct entry *ents;
+  uint32_t *rest;
 };
 
-/* ---- hosts ----------------------------------------------------------- */
+/* ---- hashing ---------------------------------------------------------- */
+
+#define FNV_BASIS 2166136261u
+#define FNV_PRIME 16777619u
 
 /* FNV-1a over the lower-cased bytes, so hashing is case-insensitive. */
-static uint32_t host_hash(const char *p, size_t n) {
-  uint32_t h = 2166136261u;
+static uint32_t host_hash(const char *p, size_t n, uint32_t wildcard) {
+  uint32_t h = FNV_BASIS ^ wildcard;
   for (size_t i = 0; i < n; i++) {
     h ^= (uint8_t)ascii_lower(p[i]);
-    h *= 16777619u;
+    h *= FNV_PRIME;
   }
   return h;
 }
 
-/* A request host as matched: one trailing '.' (fully qualified form) is
- * ignored, as nginx does. */
+static uint32_t edge_hash(uint32_t parent, const char *seg, size_t n) {
+  uint32_t h = FNV_BASIS;
+  for (int i = 0; i < 4; i++) {
+    h ^= (parent >> (8 * i)) & 0xffu;
+    h *= FNV_PRIME;
+  }
+  for (size_t i = 0; i < n; i++) {
+    h ^= (uint8_t)seg[i];
+    h *= FNV_PRIME;
+  }
+  return h;
+}
+
+/* ---- hosts ------------------------------------------------------------ */
+
+/* A host as matched: one trailing '.' (fully qualified form) is ignored, as
+ * nginx does. */
 static struct slice host_key(struct slice h) {
   if (h.n > 1 && h.p[h.n - 1] == '.')
     h.n--;
   return h;
 }
 
-/* Wildcard route host (stored as the suffix ".example.com") against a
- * request host: at least one label must precede the suffix. */
-static bool wildcard_covers(const char *suffix, struct slice host) {
-  size_t sn = strlen(suffix);
-  if (sn == 0 || host.n <= sn)
-    return false;
-  if (!slice_ieq(slice_make(host.p + host.n - sn, sn), slice_make(suffix, sn)))
-    return false;
-  /* Tolerate a suffix stored without its leading dot. */
-  return suffix[0] == '.' || host.p[host.n - sn - 1] == '.';
+/* Key of a wildcard route: its suffix without the leading '.' (a suffix
+ * stored without it is tolerated), without a trailing '.'. */
+static struct slice wildcard_key(const char *suffix) {
+  struct slice s = slice_cstr(suffix);
+  if (s.n > 0 && s.p[0] == '.') {
+    s.p++;
+    s.n--;
+  }
+  return host_key(s);
 }
 
-/* Index of the slot holding host, or of the empty slot where it belongs.
- * The table is never full (at least twice as many slots as hosts). */
-static uint32_t slot_probe(const struct router *r, struct slice host, uint32_t h) {
-  uint32_t i = h & r->mask;
-  while (r->slots[i].host &&
-         !(r->slots[i].hash == h && slice_ieq(slice_make(r->slots[i].host, r->slots[i].len), host)))
-    i = (i + 1) & r->mask;
-  return i;
+/* Slot holding (key, wildcard), or the empty slot where it belongs. */
+static uint32_t host_probe(const struct router *r, struct slice key, uint32_t wildcard,
+                           uint32_t h) {
+  uint32_t i = h & r->hmask;
+  for (;;) {
+    const struct host_slot *s = &r->hosts[i];
+    if (!s->host || (s->hash == h && s->wildcard == wildcard && s->len == key.n &&
+                     slice_ieq(slice_make(s->host, s->len), key)))
+      return i;
+    i = (i + 1) & r->hmask;
+  }
 }
 
-static const struct host_slot *slot_find(const struct router *r, struct slice host) {
-  if (!r->slots)
-    return NULL;
-  const struct host_slot *s = &r->slots[slot_probe(r, host, host_hash(host.p, host.n))];
-  return s->host ? s : NULL;
+/* Set of (key, wildcard), or NONE. */
+static uint32_t host_find(const struct router *r, struct slice key, uint32_t wildcard) {
+  if (key.n == 0)
+    return NONE;
+  const struct host_slot *s =
+      &r->hosts[host_probe(r, key, wildcard, host_hash(key.p, key.n, wildcard))];
+  return s->host ? s->set : NONE;
 }
 
-/* ---- build ----------------------------------------------------------- */
+/* ---- trie ------------------------------------------------------------- */
 
-static bool route_is_exact(const struct cfg_route *rt) {
-  return rt->host && !rt->host_wildcard;
+static uint32_t edge_probe(const struct router *r, uint32_t parent, const char *seg, size_t n,
+                           uint32_t h) {
+  uint32_t i = h & r->emask;
+  for (;;) {
+    uint32_t id = r->edges[i];
+    if (id == 0)
+      return i;
+    const struct node *c = &r->nodes[id - 1];
+    if (c->hash == h && c->parent == parent && c->seglen == n && memcmp(c->seg, seg, n) == 0)
+      return i;
+    i = (i + 1) & r->emask;
+  }
 }
+
+static uint32_t child_find(const struct router *r, uint32_t parent, const char *seg, size_t n) {
+  uint32_t id = r->edges[edge_probe(r, parent, seg, n, edge_hash(parent, seg, n))];
+  return id ? id - 1 : NONE;
+}
+
+/* ---- build ------------------------------------------------------------ */
 
 void router_free(struct router *r) {
   if (!r)
     return;
-  free(r->slots);
-  free(r->cand);
-  free(r->hostless);
-  free(r->anyhost);
+  free(r->hosts);
+  free(r->sets);
+  free(r->nodes);
+  free(r->edges);
+  free(r->ents);
+  free(r->rest);
   free(r);
 }
 
-static bool route_is_wildcard(const struct cfg_route *rt) {
-  return rt->host && rt->host_wildcard;
+/* Whether a route hangs off the trie: `path` or `path_prefix` starting with
+ * '/'. *key and *kind get the node's prefix (a trailing '/' of a prefix is
+ * dropped and makes it ENT_PLAIN) and the entry kind. */
+static bool trie_key(const struct cfg_route *rt, struct slice *key, enum ent_kind *kind) {
+  if ((rt->path_kind != PATH_PREFIX && rt->path_kind != PATH_EXACT) || !rt->path ||
+      rt->path[0] != '/')
+    return false;
+  *key = slice_cstr(rt->path);
+  if (rt->path_kind == PATH_EXACT) {
+    *kind = ENT_EXACT;
+  } else if (key->p[key->n - 1] == '/') {
+    key->n--;
+    *kind = ENT_PLAIN;
+  } else {
+    *kind = ENT_SEGMENT;
+  }
+  return true;
 }
 
-/* Fills the exact-host table. For each distinct exact host, its candidate
- * list holds, in file order, the routes for exactly that host and the
- * wildcard routes covering it (host-less ones are merged at match time).
- * Costs O(routes + hosts * wildcard routes). Returns 0 or -1 on out of
- * memory or when the lists would not fit 32-bit offsets. */
-static int build_hosts(struct router *r, size_t nexact) {
-  const struct config *cfg = r->cfg;
-  uint32_t nslots = 4;
-  while (nslots < 2 * nexact)
-    nslots *= 2;
-  r->slots = calloc(nslots, sizeof *r->slots);
-  if (!r->slots)
-    return -1;
-  r->mask = nslots - 1;
+static uint32_t pow2_at_least(uint64_t n) {
+  uint32_t p = 4;
+  while (p < n)
+    p *= 2;
+  return p;
+}
 
-  /* Count: insert distinct hosts; n = exact routes + covering wildcards. */
-  for (size_t i = 0; i < cfg->nroutes; i++) {
-    const struct cfg_route *rt = &cfg->routes[i];
-    if (!route_is_exact(rt))
-      continue;
-    struct slice key = host_key(slice_cstr(rt->host));
-    uint32_t h = host_hash(key.p, key.n);
-    struct host_slot *s = &r->slots[slot_probe(r, key, h)];
-    if (!s->host)
-      *s = (struct host_slot){key.p, key.n, h, 0, 0};
-    s->n++;
-  }
-  for (size_t i = 0; i < cfg->nroutes; i++) {
-    if (!route_is_wildcard(&cfg->routes[i]))
-      continue;
-    for (uint32_t j = 0; j < nslots; j++) {
-      struct host_slot *s = &r->slots[j];
-      if (s->host && wildcard_covers(cfg->routes[i].host, slice_make(s->host, s->len)))
-        s->n++;
-    }
-  }
+static uint32_t node_add(struct router *r, uint32_t parent, const char *seg, uint32_t n,
+                         uint32_t h) {
+  uint32_t id = r->nnodes++;
+  r->nodes[id] = (struct node){parent, seg, n, h, 0, 0};
+  return id;
+}
 
-  /* Lay the lists out, then fill them walking routes in file order; n is
-   * reset and counts back up as the fill cursor. */
-  uint64_t total = 0;
-  for (uint32_t j = 0; j < nslots; j++) {
-    r->slots[j].off = (uint32_t)total;
-    total += r->slots[j].n;
-    r->slots[j].n = 0;
+/* The set of route rt, created on first use. */
+static uint32_t set_of(struct router *r, const struct cfg_route *rt) {
+  if (!rt->host)
+    return 0;
+  uint32_t wildcard = rt->host_wildcard ? 1 : 0;
+  struct slice key = wildcard ? wildcard_key(rt->host) : host_key(slice_cstr(rt->host));
+  uint32_t h = host_hash(key.p, key.n, wildcard);
+  struct host_slot *s = &r->hosts[host_probe(r, key, wildcard, h)];
+  if (!s->host) {
+    uint32_t set = r->nsets++;
+    r->sets[set] = (struct rset){node_add(r, NONE, "", 0, 0), 0, 0};
+    *s = (struct host_slot){key.p ? key.p : "", (uint32_t)key.n, h, wildcard, set};
   }
-  if (total > UINT32_MAX)
-    return -1;
-  r->cand = malloc((total ? total : 1) * sizeof *r->cand);
-  if (!r->cand)
-    return -1;
-  for (size_t i = 0; i < cfg->nroutes; i++) {
-    const struct cfg_route *rt = &cfg->routes[i];
-    if (route_is_exact(rt)) {
-      struct slice key = host_key(slice_cstr(rt->host));
-      struct host_slot *s = &r->slots[slot_probe(r, key, host_hash(key.p, key.n))];
-      r->cand[s->off + s->n++] = (uint32_t)i;
-    } else if (route_is_wildcard(rt)) {
-      for (uint32_t j = 0; j < nslots; j++) {
-        struct host_slot *s = &r->slots[j];
-        if (s->host && wildcard_covers(rt->host, slice_make(s->host, s->len)))
-          r->cand[s->off + s->n++] = (uint32_t)i;
-      }
-    }
+  return s->set;
+}
+
+/* The node for prefix key under root, created as needed. */
+static uint32_t node_of(struct router *r, uint32_t root, struct slice key) {
+  uint32_t node = root;
+  size_t pos = 0;
+  while (pos < key.n) {
+    size_t end = pos + 1;
+    while (end < key.n && key.p[end] != '/')
+      end++;
+    const char *seg = key.p + pos + 1;
+    uint32_t n = (uint32_t)(end - pos - 1);
+    uint32_t h = edge_hash(node, seg, n);
+    uint32_t *slot = &r->edges[edge_probe(r, node, seg, n, h)];
+    if (*slot == 0)
+      *slot = node_add(r, node, seg, n, h) + 1;
+    node = *slot - 1;
+    pos = end;
   }
-  return 0;
+  return node;
+}
+
+/* Stable counting sort of n (bucket, route) pairs into out, bucket by
+ * bucket; off[b] and cnt[b] receive each bucket's range. */
+static void bucket_sort(const uint32_t (*pairs)[2], uint32_t n, uint32_t nbuckets, uint32_t *off,
+                        uint32_t *cnt, uint32_t *out_route, struct entry *out_ent,
+                        const uint32_t *kinds) {
+  for (uint32_t b = 0; b < nbuckets; b++)
+    cnt[b] = 0;
+  for (uint32_t i = 0; i < n; i++)
+    cnt[pairs[i][0]]++;
+  uint32_t total = 0;
+  for (uint32_t b = 0; b < nbuckets; b++) {
+    off[b] = total;
+    total += cnt[b];
+    cnt[b] = 0;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t b = pairs[i][0], at = off[b] + cnt[b]++;
+    if (out_route)
+      out_route[at] = pairs[i][1];
+    else
+      out_ent[at] = (struct entry){pairs[i][1], kinds[i]};
+  }
 }
 
 struct router *router_new(const struct config *cfg) {
   struct router *r = calloc(1, sizeof *r);
+  uint32_t(*tp)[2] = NULL, (*rp)[2] = NULL, *kinds = NULL, *off = NULL, *cnt = NULL;
   if (!r)
     return NULL;
   r->cfg = cfg;
-  if (cfg->nroutes > UINT32_MAX / 4)
+  if (cfg->nroutes > UINT32_MAX / 8)
+    goto fail;
+  uint32_t nroutes = (uint32_t)cfg->nroutes;
+
+  /* Upper bounds: a set per route plus the host-less one; a node per set
+   * root and per path segment of a trie route. */
+  uint64_t maxnodes = (uint64_t)nroutes + 1;
+  for (uint32_t i = 0; i < nroutes; i++) {
+    struct slice key;
+    enum ent_kind kind;
+    if (trie_key(&cfg->routes[i], &key, &kind))
+      for (size_t j = 0; j < key.n; j++)
+        maxnodes += key.p[j] == '/';
+  }
+  if (maxnodes > UINT32_MAX / 4)
+    goto fail;
+  uint32_t hslots = pow2_at_least(2 * (uint64_t)nroutes), eslots = pow2_at_least(2 * maxnodes);
+  r->hmask = hslots - 1;
+  r->emask = eslots - 1;
+  r->hosts = calloc(hslots, sizeof *r->hosts);
+  r->sets = calloc((size_t)nroutes + 1, sizeof *r->sets);
+  r->nodes = calloc(maxnodes, sizeof *r->nodes);
+  r->edges = calloc(eslots, sizeof *r->edges);
+  r->ents = calloc(nroutes ? nroutes : 1, sizeof *r->ents);
+  r->rest = calloc(nroutes ? nroutes : 1, sizeof *r->rest);
+  tp = calloc(nroutes ? nroutes : 1, sizeof *tp);
+  rp = calloc(nroutes ? nroutes : 1, sizeof *rp);
+  kinds = calloc(nroutes ? nroutes : 1, sizeof *kinds);
+  if (!r->hosts || !r->sets || !r->nodes || !r->edges || !r->ents || !r->rest || !tp || !rp ||
+      !kinds)
     goto fail;
 
-  size_t nexact = 0;
-  size_t alloc = cfg->nroutes ? cfg->nroutes : 1;
-  r->hostless = malloc(alloc * sizeof *r->hostless);
-  r->anyhost = malloc(alloc * sizeof *r->anyhost);
-  if (!r->hostless || !r->anyhost)
-    goto fail;
-  for (size_t i = 0; i < cfg->nroutes; i++) {
+  r->nsets = 1;
+  r->sets[0] = (struct rset){node_add(r, NONE, "", 0, 0), 0, 0};
+  uint32_t nt = 0, nr = 0;
+  for (uint32_t i = 0; i < nroutes; i++) {
     const struct cfg_route *rt = &cfg->routes[i];
-    if (!rt->host)
-      r->hostless[r->nhostless++] = (uint32_t)i;
-    if (!rt->host || rt->host_wildcard)
-      r->anyhost[r->nanyhost++] = (uint32_t)i;
-    else
-      nexact++;
+    uint32_t set = set_of(r, rt);
+    struct slice key;
+    enum ent_kind kind;
+    if (trie_key(rt, &key, &kind)) {
+      tp[nt][0] = node_of(r, r->sets[set].root, key);
+      tp[nt][1] = i;
+      kinds[nt++] = (uint32_t)kind;
+    } else {
+      rp[nr][0] = set;
+      rp[nr++][1] = i;
+    }
   }
-  if (nexact > 0 && build_hosts(r, nexact) < 0)
+
+  /* Lay the lists out grouped by node and by set, file order within. */
+  uint32_t nb = r->nnodes > r->nsets ? r->nnodes : r->nsets;
+  off = calloc(nb, sizeof *off);
+  cnt = calloc(nb, sizeof *cnt);
+  if (!off || !cnt)
     goto fail;
+  bucket_sort((const uint32_t(*)[2])tp, nt, r->nnodes, off, cnt, NULL, r->ents, kinds);
+  for (uint32_t k = 0; k < r->nnodes; k++) {
+    r->nodes[k].ent_off = off[k];
+    r->nodes[k].ent_n = cnt[k];
+  }
+  bucket_sort((const uint32_t(*)[2])rp, nr, r->nsets, off, cnt, r->rest, NULL, NULL);
+  for (uint32_t k = 0; k < r->nsets; k++) {
+    r->sets[k].rest_off = off[k];
+    r->sets[k].rest_n = cnt[k];
+  }
+  free(tp);
+  free(rp);
+  free(kinds);
+  free(off);
+  free(cnt);
   return r;
 
 fail:
+  free(tp);
+  free(rp);
+  free(kinds);
+  free(off);
+  free(cnt);
   router_free(r);
   return NULL;
 }
 
-/* ---- match ----------------------------------------------------------- */
+/* ---- match ------------------------------------------------------------ */
 
 /* Segment-boundary prefix rule of SPEC §2. */
 static bool prefix_matches(const char *prefix, struct slice path) {
@@ -250,14 +416,12 @@ static bool path_matches(const struct cfg_route *rt, struct slice path) {
   return false;
 }
 
-/* Everything but the host: path, method, header conditions. */
+/* Methods and header conditions. */
 static bool route_accepts(const struct cfg_route *rt, const struct route_query *q) {
   if (rt->methods) {
     if (q->method < 0 || q->method >= 64 || !(rt->methods & (1ull << q->method)))
       return false;
   }
-  if (!path_matches(rt, q->path))
-    return false;
   for (size_t i = 0; i < rt->nheaders; i++) {
     const struct hdr *h = http_head_find(q->headers, slice_cstr(rt->headers[i].name));
     if (!h || !slice_eq(h->value, slice_cstr(rt->headers[i].value)))
@@ -266,38 +430,73 @@ static bool route_accepts(const struct cfg_route *rt, const struct route_query *
   return true;
 }
 
-const struct cfg_route *router_match(const struct router *r, const struct route_query *q) {
-  const struct cfg_route *routes = r->cfg->routes;
-
-  if (q->host.n == 0) {
-    for (uint32_t i = 0; i < r->nhostless; i++)
-      if (route_accepts(&routes[r->hostless[i]], q))
-        return &routes[r->hostless[i]];
-    return NULL;
-  }
-
-  struct slice host = host_key(q->host);
-  const struct host_slot *s = slot_find(r, host);
-  if (!s) {
-    for (uint32_t i = 0; i < r->nanyhost; i++) {
-      const struct cfg_route *rt = &routes[r->anyhost[i]];
-      if (rt->host && !wildcard_covers(rt->host, host))
-        continue;
-      if (route_accepts(rt, q))
-        return rt;
+/* The first route of one node's list usable at path position pos (the
+ * node's prefix is path[0 .. pos)), if its index is below *best. */
+static void scan_node(const struct router *r, const struct node *nd, size_t pos,
+                      const struct route_query *q, uint32_t *best) {
+  const struct entry *e = r->ents + nd->ent_off;
+  for (uint32_t i = 0; i < nd->ent_n && e[i].route < *best; i++) {
+    if ((e[i].kind == ENT_EXACT && pos != q->path.n) ||
+        (e[i].kind == ENT_PLAIN && pos == q->path.n))
+      continue;
+    if (route_accepts(&r->cfg->routes[e[i].route], q)) {
+      *best = e[i].route;
+      return;
     }
-    return NULL;
   }
+}
 
-  /* Merge this host's list with the host-less list by route index. */
-  const uint32_t *a = r->cand + s->off, *b = r->hostless;
-  uint32_t na = s->n, nb = r->nhostless, i = 0, j = 0;
-  while (i < na || j < nb) {
-    uint32_t k = (j >= nb || (i < na && a[i] < b[j])) ? a[i++] : b[j++];
-    if (route_accepts(&routes[k], q))
-      return &routes[k];
+static void scan_set(const struct router *r, const struct rset *s, const struct route_query *q,
+                     uint32_t *best) {
+  const uint32_t *rest = r->rest + s->rest_off;
+  for (uint32_t i = 0; i < s->rest_n && rest[i] < *best; i++) {
+    const struct cfg_route *rt = &r->cfg->routes[rest[i]];
+    if (route_accepts(rt, q) && path_matches(rt, q->path)) {
+      *best = rest[i];
+      break;
+    }
   }
-  return NULL;
+  /* Walk the trie along the path's segments; a path not starting with '/'
+   * reaches no node but the root. */
+  struct slice path = q->path;
+  uint32_t node = s->root;
+  size_t pos = 0;
+  for (;;) {
+    const struct node *nd = &r->nodes[node];
+    if (nd->ent_n && r->ents[nd->ent_off].route < *best)
+      scan_node(r, nd, pos, q, best);
+    if (pos >= path.n || path.p[pos] != '/')
+      return;
+    size_t end = pos + 1;
+    while (end < path.n && path.p[end] != '/')
+      end++;
+    if (end - pos - 1 > UINT32_MAX)
+      return;
+    node = child_find(r, node, path.p + pos + 1, end - pos - 1);
+    if (node == NONE)
+      return;
+    pos = end;
+  }
+}
+
+const struct cfg_route *router_match(const struct router *r, const struct route_query *q) {
+  uint32_t best = NONE;
+  scan_set(r, &r->sets[0], q, &best);
+  if (q->host.n > 0) {
+    struct slice host = host_key(q->host);
+    uint32_t set = host_find(r, host, 0);
+    if (set != NONE)
+      scan_set(r, &r->sets[set], q, &best);
+    /* Wildcard suffixes: what follows each '.' that is not the first byte. */
+    for (size_t i = 1; i + 1 < host.n; i++) {
+      if (host.p[i] != '.')
+        continue;
+      set = host_find(r, slice_make(host.p + i + 1, host.n - i - 1), 1);
+      if (set != NONE)
+        scan_set(r, &r->sets[set], q, &best);
+    }
+  }
+  return best == NONE ? NULL : &r->cfg->routes[best];
 }
 
 /* ---- targets --------------------------------------------------------- */

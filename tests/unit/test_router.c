@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ferry/router.h"
 
@@ -341,6 +342,174 @@ Test(router, no_route_returns_null) {
   compile();
   cr_assert_eq(match("a.test", "/y"), -1);
   cr_assert_eq(match("b.test", "/x"), -1);
+}
+
+/* ---- compiled form: trie and host sets against a linear reference ----- */
+
+Test(router, routes_at_different_depths_keep_file_order) {
+  add_route(NULL, PATH_PREFIX, "/a/b/c");
+  add_route(NULL, PATH_PREFIX, "/a");
+  add_route(NULL, PATH_PREFIX, "/a/b");
+  add_route(NULL, PATH_EXACT, "/a/b");
+  add_route(NULL, PATH_PREFIX, "/a/b/");
+  compile();
+  cr_assert_eq(match("h", "/a/b/c/d"), 0);
+  cr_assert_eq(match("h", "/a/b/cd"), 1);
+  cr_assert_eq(match("h", "/a/b"), 1);
+  cr_assert_eq(match("h", "/a"), 1);
+  cr_assert_eq(match("h", "/ab"), -1);
+}
+
+Test(router, exact_plain_and_segment_routes_on_one_node) {
+  add_route(NULL, PATH_PREFIX, "/s/");
+  add_route(NULL, PATH_EXACT, "/s");
+  add_route(NULL, PATH_PREFIX, "/s");
+  add_route(NULL, PATH_EXACT, "/");
+  add_route(NULL, PATH_EXACT, "/s/");
+  compile();
+  cr_assert_eq(match("h", "/s/x"), 0);
+  cr_assert_eq(match("h", "/s/"), 0);
+  cr_assert_eq(match("h", "/s"), 1);
+  cr_assert_eq(match("h", "/"), 3);
+  cr_assert_eq(match("h", "//"), -1);
+}
+
+Test(router, methods_on_an_earlier_trie_route_fall_through_to_a_later_one) {
+  struct cfg_route *r = add_route("h.test", PATH_PREFIX, "/api");
+  r->methods = 1ull << HTTP_POST;
+  add_route(NULL, PATH_REGEX, "^/api/x$");
+  add_route("*.test", PATH_PREFIX, "/api/x");
+  add_route("h.test", PATH_ANY, NULL);
+  compile();
+  cr_assert_eq(match_full("h.test", "/api/x", HTTP_POST, NULL), 0);
+  cr_assert_eq(match_full("h.test", "/api/x", HTTP_GET, NULL), 1);
+  cr_assert_eq(match_full("h.test", "/api/y", HTTP_GET, NULL), 3);
+  cr_assert_eq(match_full("o.test", "/api/x/1", HTTP_GET, NULL), 2);
+}
+
+Test(router, nested_wildcards_and_trailing_dots) {
+  add_route("*.b.example.com", PATH_PREFIX, "/x");
+  add_route("*.example.com.", PATH_PREFIX, "/x");
+  add_route("*.example.com", PATH_PREFIX, "/y");
+  compile();
+  cr_assert_eq(match("a.b.example.com", "/x"), 0);
+  cr_assert_eq(match("b.example.com", "/x"), 1);
+  cr_assert_eq(match("b.example.com.", "/y"), 2);
+  cr_assert_eq(match("a..example.com", "/y"), 2);
+  cr_assert_eq(match("example.com", "/y"), -1);
+}
+
+Test(router, ten_thousand_prefixes_on_one_host) {
+  static struct cfg_route many[10000];
+  static char paths[10000][24];
+  memset(many, 0, sizeof many);
+  cfg.routes = many;
+  cfg.nroutes = 10000;
+  for (int i = 0; i < 10000; i++) {
+    snprintf(paths[i], sizeof paths[i], "/svc%d/v%d", i % 1000, i / 1000);
+    many[i] = (struct cfg_route){
+        .index = (size_t)i, .host = "h.test", .path_kind = PATH_PREFIX, .path = paths[i]};
+  }
+  compile();
+  char p[64];
+  for (int i = 0; i < 10000; i += 7) {
+    snprintf(p, sizeof p, "/svc%d/v%d/items/%d", i % 1000, i / 1000, i);
+    cr_assert_eq(match("h.test", p), i, "%s", p);
+  }
+  cr_assert_eq(match("h.test", "/svc1000/v0"), -1);
+  cr_assert_eq(match("other.test", "/svc1/v0"), -1);
+}
+
+/* Linear reference: SPEC §2 matching straight from the route list. */
+static bool ref_host(const struct cfg_route *r, const char *host) {
+  if (!r->host)
+    return true;
+  if (!host || !*host)
+    return false;
+  char h[64], rh[64];
+  snprintf(h, sizeof h, "%s", host);
+  snprintf(rh, sizeof rh, "%s", r->host);
+  size_t hn = strlen(h), rn = strlen(rh);
+  if (hn > 1 && h[hn - 1] == '.')
+    h[--hn] = '\0';
+  if (rn > 1 && rh[rn - 1] == '.')
+    rh[--rn] = '\0';
+  if (!r->host_wildcard)
+    return strcasecmp(h, rh) == 0;
+  /* rh is ".suffix": something must come before it */
+  return hn > rn && strcasecmp(h + hn - rn, rh) == 0;
+}
+
+static bool ref_path(const struct cfg_route *r, const char *path) {
+  size_t m = r->path ? strlen(r->path) : 0, n = strlen(path);
+  switch (r->path_kind) {
+  case PATH_ANY:
+    return true;
+  case PATH_EXACT:
+    return strcmp(path, r->path) == 0;
+  case PATH_PREFIX:
+    if (n < m || memcmp(path, r->path, m) != 0)
+      return false;
+    return r->path[m - 1] == '/' || n == m || path[m] == '/';
+  case PATH_REGEX:
+    return regexec(r->regex, path, 0, NULL, 0) == 0;
+  }
+  return false;
+}
+
+static long ref_match(const char *host, const char *path, int method) {
+  for (size_t i = 0; i < cfg.nroutes; i++) {
+    const struct cfg_route *r = &routes[i];
+    if (ref_host(r, host) && ref_path(r, path) && (!r->methods || (r->methods & (1ull << method))))
+      return (long)i;
+  }
+  return -1;
+}
+
+Test(router, random_tables_agree_with_linear_reference) {
+  static const char *const hosts[] = {NULL,     NULL,       "a.test",   "A.Test", "b.test",
+                                      "*.test", "*.a.test", "x.a.test", "a.test."};
+  static const char *const paths[] = {"/",      "/a", "/a/",  "/a/b", "/a/b/", "/ab",
+                                      "/a/b/c", "/b", "/b/a", "//",   "/a//b"};
+  static const char *const qhosts[] = {"",       "a.test", "A.TEST.", "x.a.test",   "y.a.test",
+                                       "b.test", "c.test", "test",    "q.x.a.test", "other"};
+  unsigned seed = 12345;
+  for (int round = 0; round < 200; round++) {
+    router_free(rt);
+    rt = NULL;
+    for (size_t i = 0; i < nregex; i++)
+      regfree(&regexes[i]);
+    nregex = 0;
+    memset(routes, 0, sizeof routes);
+    cfg.nroutes = 0;
+    int n = 1 + (int)(rand_r(&seed) % 25);
+    for (int i = 0; i < n; i++) {
+      const char *h = hosts[rand_r(&seed) % (sizeof hosts / sizeof hosts[0])];
+      unsigned k = rand_r(&seed) % 8;
+      const char *p = paths[rand_r(&seed) % (sizeof paths / sizeof paths[0])];
+      struct cfg_route *r;
+      if (k == 0)
+        r = add_route(h, PATH_ANY, NULL);
+      else if (k == 1 && nregex < 8)
+        r = add_route(h, PATH_REGEX, p[1] ? "^/a/?b" : "^/$");
+      else if (k < 4)
+        r = add_route(h, PATH_EXACT, p);
+      else
+        r = add_route(h, PATH_PREFIX, p);
+      if (rand_r(&seed) % 5 == 0)
+        r->methods = 1ull << HTTP_POST;
+    }
+    compile();
+    for (size_t hi = 0; hi < sizeof qhosts / sizeof qhosts[0]; hi++)
+      for (size_t pi = 0; pi < sizeof paths / sizeof paths[0]; pi++)
+        for (int m = 0; m < 2; m++) {
+          int method = m ? HTTP_POST : HTTP_GET;
+          long want = ref_match(qhosts[hi], paths[pi], method);
+          cr_assert_eq(match_full(qhosts[hi], paths[pi], method, NULL), want,
+                       "round %d: host \"%s\" path \"%s\" method %d", round, qhosts[hi], paths[pi],
+                       method);
+        }
+  }
 }
 
 /* ---- normalisation --------------------------------------------------- */
