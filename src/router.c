@@ -46,7 +46,8 @@ enum ent_kind {
 
 struct entry {
   uint32_t route;
-  uint32_t kind; /* enum ent_kind */
+  uint16_t kind;          /* enum ent_kind */
+  uint16_t unconditional; /* 1: no methods or headers to check */
 };
 
 struct node {
@@ -83,6 +84,8 @@ struct router {
   uint32_t emask;
   struct entry *ents;
   uint32_t *rest;
+  uint64_t wild_lens;  /* bit min(len, 63): a wildcard key of that length exists */
+  bool hostless_empty; /* no host-less routes: skip that set */
 };
 
 /* ---- hashing ---------------------------------------------------------- */
@@ -236,6 +239,8 @@ static uint32_t set_of(struct router *r, const struct cfg_route *rt) {
     uint32_t set = r->nsets++;
     r->sets[set] = (struct rset){node_add(r, NONE, "", 0, 0), 0, 0};
     *s = (struct host_slot){key.p ? key.p : "", (uint32_t)key.n, h, wildcard, set};
+    if (wildcard)
+      r->wild_lens |= 1ull << (key.n < 63 ? key.n : 63);
   }
   return s->set;
 }
@@ -280,7 +285,8 @@ static void bucket_sort(const uint32_t (*pairs)[2], uint32_t n, uint32_t nbucket
     if (out_route)
       out_route[at] = pairs[i][1];
     else
-      out_ent[at] = (struct entry){pairs[i][1], kinds[i]};
+      out_ent[at] =
+          (struct entry){pairs[i][1], (uint16_t)(kinds[i] & 0xffu), (uint16_t)(kinds[i] >> 8)};
   }
 }
 
@@ -333,7 +339,7 @@ struct router *router_new(const struct config *cfg) {
     if (trie_key(rt, &key, &kind)) {
       tp[nt][0] = node_of(r, r->sets[set].root, key);
       tp[nt][1] = i;
-      kinds[nt++] = (uint32_t)kind;
+      kinds[nt++] = (uint32_t)kind | (!rt->methods && !rt->nheaders ? 1u << 8 : 0);
     } else {
       rp[nr][0] = set;
       rp[nr++][1] = i;
@@ -356,6 +362,10 @@ struct router *router_new(const struct config *cfg) {
     r->sets[k].rest_off = off[k];
     r->sets[k].rest_n = cnt[k];
   }
+  r->hostless_empty = r->sets[0].rest_n == 0 && r->nodes[r->sets[0].root].ent_n == 0;
+  for (uint32_t k = 0; k < r->nnodes && r->hostless_empty; k++)
+    if (r->nodes[k].parent == r->sets[0].root)
+      r->hostless_empty = false;
   free(tp);
   free(rp);
   free(kinds);
@@ -439,7 +449,7 @@ static void scan_node(const struct router *r, const struct node *nd, size_t pos,
     if ((e[i].kind == ENT_EXACT && pos != q->path.n) ||
         (e[i].kind == ENT_PLAIN && pos == q->path.n))
       continue;
-    if (route_accepts(&r->cfg->routes[e[i].route], q)) {
+    if (e[i].unconditional || route_accepts(&r->cfg->routes[e[i].route], q)) {
       *best = e[i].route;
       return;
     }
@@ -481,17 +491,19 @@ static void scan_set(const struct router *r, const struct rset *s, const struct 
 
 const struct cfg_route *router_match(const struct router *r, const struct route_query *q) {
   uint32_t best = NONE;
-  scan_set(r, &r->sets[0], q, &best);
+  if (!r->hostless_empty)
+    scan_set(r, &r->sets[0], q, &best);
   if (q->host.n > 0) {
     struct slice host = host_key(q->host);
     uint32_t set = host_find(r, host, 0);
     if (set != NONE)
       scan_set(r, &r->sets[set], q, &best);
     /* Wildcard suffixes: what follows each '.' that is not the first byte. */
-    for (size_t i = 1; i + 1 < host.n; i++) {
-      if (host.p[i] != '.')
+    for (size_t i = 1; r->wild_lens && i + 1 < host.n; i++) {
+      size_t len = host.n - i - 1;
+      if (host.p[i] != '.' || !(r->wild_lens & (1ull << (len < 63 ? len : 63))))
         continue;
-      set = host_find(r, slice_make(host.p + i + 1, host.n - i - 1), 1);
+      set = host_find(r, slice_make(host.p + i + 1, len), 1);
       if (set != NONE)
         scan_set(r, &r->sets[set], q, &best);
     }

@@ -25,6 +25,7 @@ enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
 
 static void session_process(struct session *s);
 static void session_update_reading(struct session *s);
+static void session_eof(struct session *s);
 
 static struct exchange *cur_ex(llhttp_t *p) {
   struct session *s = p->data;
@@ -283,8 +284,20 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     session_close(s);
     return;
   }
-  /* EOF. A request still arriving is abandoned; a complete one still gets
-   * its response, then the connection closes. */
+  /* EOF while the parser is held or bytes wait unparsed: act on it only
+   * once those are handled, as if it were read then. */
+  if (s->blocked || (s->in && s->parse_off < s->in->len)) {
+    s->eof_pending = true;
+    session_update_reading(s);
+    return;
+  }
+  session_eof(s);
+}
+
+/* EOF. A request still arriving is abandoned; a complete one still gets
+ * its response, then the connection closes. */
+static void session_eof(struct session *s) {
+  s->eof_pending = false;
   s->peer_eof = true;
   if (!s->ex || !s->ex->req_done) {
     session_close(s);
@@ -293,8 +306,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   session_update_reading(s);
 }
 
+/* Reading stays on while the parser is held for an exchange (stopping and
+ * restarting it costs epoll_ctl calls on every request); bytes that arrive
+ * meanwhile wait in the read block, and reading stops when it is full. */
 static void session_update_reading(struct session *s) {
-  bool want = !s->closing && !s->blocked && !s->bp_paused && !s->peer_eof && !s->close_after;
+  bool full = s->blocked && s->in && s->in->len == s->in->cap && s->parse_off < s->in->len;
+  bool want =
+      !s->closing && !s->bp_paused && !s->peer_eof && !s->close_after && !s->eof_pending && !full;
   if (want && !s->reading) {
     if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
       s->reading = true;
@@ -302,6 +320,10 @@ static void session_update_reading(struct session *s) {
     uv_read_stop((uv_stream_t *)&s->tcp);
     s->reading = false;
   }
+  /* The parser caught up with a held EOF. */
+  if (s->eof_pending && !s->closing && !s->blocked && !s->in_process &&
+      (!s->in || s->parse_off == s->in->len))
+    session_eof(s);
 }
 
 void session_set_bp(struct session *s, bool paused) {
@@ -430,8 +452,10 @@ void session_exchange_done(struct session *s, bool keep_alive) {
   }
   s->blocked = false;
   s->head_bytes = 0;
-  if (s->in && s->parse_off == s->in->len && !s->resume_pending) {
-    iobuf_unref(s->in); /* idle connections hold no read block */
+  if (s->in && s->parse_off == s->in->len) {
+    /* Idle connections hold no read block. A parser resume still pending
+     * has no bytes to act on: the next read goes through it. */
+    iobuf_unref(s->in);
     s->in = NULL;
     s->parse_off = 0;
   }

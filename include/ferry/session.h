@@ -49,6 +49,7 @@ struct session {
   bool reading;
   bool in_process; /* inside session_process: do not re-enter */
   bool peer_eof;
+  bool eof_pending;    /* EOF read while bytes or the parser were held */
   bool close_after;    /* close once queued writes are done */
   bool resume_pending; /* parser was resumed; run it even with no new bytes */
   int pause_reason;
