@@ -17,6 +17,7 @@
 int accesslog_open(struct accesslog *log, const struct config *cfg, char *err, size_t errlen) {
   log->fd = -1;
   log->own_fd = 0;
+  atomic_init(&log->dropped, 0);
   log->format = cfg->access_log.format;
   const char *path = cfg->access_log.path;
   if (!path)
@@ -34,6 +35,10 @@ int accesslog_open(struct accesslog *log, const struct config *cfg, char *err, s
   }
   log->own_fd = 1;
   return 0;
+}
+
+uint64_t accesslog_dropped(const struct accesslog *log) {
+  return atomic_load(&((struct accesslog *)(uintptr_t)log)->dropped);
 }
 
 void accesslog_close(struct accesslog *log) {
@@ -95,7 +100,14 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
   gmtime_r(&t, &tm);
   const char *method = llhttp_method_name((llhttp_method_t)ex->method);
   uint64_t ms = now_ms >= ex->t_start_ms ? now_ms - ex->t_start_ms : 0;
-  const char *server = ex->srv ? ex->srv->name : "-";
+  /* Every server tried, in order: "127.0.0.1:9001, 127.0.0.1:9002". */
+  char server[EX_MAX_TRIED * 66 + 8] = "-";
+  size_t sn = 0;
+  for (uint32_t i = 0; i < ex->ntried && i < EX_MAX_TRIED; i++)
+    sn += (size_t)snprintf(server + sn, sizeof(server) - sn, "%s%s", i ? ", " : "",
+                           ex->tried[i]->name);
+  if (sn == 0 && ex->srv)
+    snprintf(server, sizeof(server), "%s", ex->srv->name);
   int status = ex->status ? ex->status : 499;
   if (log->format == LOG_FORMAT_JSON) {
     strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -145,8 +157,10 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     put_escaped(&o, header_value(ex, "User-Agent"), 0);
     puts_(&o, "\" rid=");
     put_escaped(&o, ex->rid, 0);
-    puts_(&o, " upstream=");
+    puts_(&o, ex->ntried > 1 ? " upstream=\"" : " upstream=");
     puts_(&o, server);
+    if (ex->ntried > 1)
+      puts_(&o, "\"");
     snprintf(tmp, sizeof(tmp), " ms=%llu", (unsigned long long)ms);
     puts_(&o, tmp);
     if (ex->error_note) {

@@ -196,6 +196,23 @@ void wreq_add(struct wreq *w, const char *p, size_t n, struct iobuf *b) {
   w->bytes += n;
 }
 
+bool wreq_try_write(struct wreq *w, uv_stream_t *st) {
+  int r = uv_try_write(st, w->bufs, w->nbufs);
+  if (r <= 0)
+    return false;
+  size_t done = (size_t)r;
+  if (done >= w->bytes)
+    return true;
+  unsigned i = 0;
+  while (done >= w->bufs[i].len)
+    done -= w->bufs[i++].len;
+  memmove(w->bufs, w->bufs + i, (w->nbufs - i) * sizeof(w->bufs[0]));
+  w->nbufs -= i;
+  w->bufs[0].base += done;
+  w->bufs[0].len -= done;
+  return false;
+}
+
 void wreq_add_copy(struct wreq *w, const char *p, size_t n) {
   char *dst = w->scratch + w->scratch_used;
   memcpy(dst, p, n);

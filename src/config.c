@@ -35,6 +35,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "ferry/router.h"
+
 #define KEYPATH_MAX 256          /* longer key paths are cut short in messages */
 #define QUOTE_MAX 60             /* bytes of a value shown in a message */
 #define QBUF (QUOTE_MAX * 4 + 8) /* room for QUOTE_MAX escaped bytes, quotes and "..." */
@@ -1279,25 +1281,9 @@ static void load_server_address(struct ctx *c, const struct ynode *n, const char
            quote(s, qb, sizeof qb), quote(host, qh, sizeof qh));
     return;
   } else {
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int r = getaddrinfo(host, NULL, &hints, &res);
-    if (r != 0 || res == NULL) {
-      const char *why = r == EAI_SYSTEM ? strerror(errno) : r != 0 ? gai_strerror(r) : "no address";
-      err_at(c, n->mark, path, "cannot resolve host %s: %s (check the name, or use an IP address)",
-             quote(host, qh, sizeof qh), why);
-      if (res != NULL)
-        freeaddrinfo(res);
-      return;
-    }
-    memcpy(&ss, res->ai_addr, res->ai_addrlen <= sizeof ss ? res->ai_addrlen : sizeof ss);
-    freeaddrinfo(res);
-    if (ss.ss_family == AF_INET6)
-      sin6->sin6_port = htons(port);
-    else
-      sin->sin_port = htons(port);
+    /* A name: resolved by the upstream runtime at start and every
+     * resolve_interval, so it is not looked up here. */
+    sv->resolve = true;
   }
   set_str(c, &sv->address, s);
   set_str(c, &sv->host, host);
@@ -1393,11 +1379,23 @@ static void load_health_check(struct ctx *c, struct cfg_health_check *hc, const 
 
 static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct ynode *n,
                           const char *path) {
-  static const char *const keys[] = {"servers",      "balance", "hash_key", "keepalive",
-                                     "health_check", "retries", NULL};
+  static const char *const keys[] = {"servers",   "balance",          "hash_key",
+                                     "keepalive", "health_check",     "retries",
+                                     "passive",   "resolve_interval", NULL};
+  static const char *const passive_keys[] = {"consecutive_failures", "eject_for", NULL};
   static const char *const balances[] = {"round_robin", "least_conn", "random2", "hash"};
   static const char *const ka_keys[] = {"max_idle", "idle_timeout", NULL};
-  enum { K_SERVERS, K_BALANCE, K_HASH_KEY, K_KEEPALIVE, K_HEALTH, K_RETRIES, K_N };
+  enum {
+    K_SERVERS,
+    K_BALANCE,
+    K_HASH_KEY,
+    K_KEEPALIVE,
+    K_HEALTH,
+    K_RETRIES,
+    K_PASSIVE,
+    K_RESOLVE,
+    K_N
+  };
   const struct ynode *v[K_N], *k[K_N], *kv[2], *kk[2];
   char sub[KEYPATH_MAX], sub2[KEYPATH_MAX], qb[QBUF];
   int balance;
@@ -1442,6 +1440,13 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
   }
   load_health_check(c, &up->health_check, v[K_HEALTH], kp_key(sub, path, "health_check"));
   get_u32(c, v[K_RETRIES], kp_key(sub, path, "retries"), 0, 100, &up->retries);
+  kp_key(sub, path, "passive");
+  if (fields(c, v[K_PASSIVE], sub, passive_keys, kv, kk)) {
+    get_u32(c, kv[0], kp_key(sub2, sub, "consecutive_failures"), 0, 1000,
+            &up->passive.consecutive_failures);
+    get_duration(c, kv[1], kp_key(sub2, sub, "eject_for"), 1, &up->passive.eject_for_ms);
+  }
+  get_duration(c, v[K_RESOLVE], kp_key(sub, path, "resolve_interval"), 1, &up->resolve_interval_ms);
 }
 
 static bool is_upstream_name(const char *s) {
@@ -1485,6 +1490,9 @@ static void load_upstreams(struct ctx *c, const struct ynode *n) {
     up->health_check.unhealthy_threshold = 3;
     up->health_check.healthy_threshold = 2;
     up->retries = 1;
+    up->passive.consecutive_failures = 5;
+    up->passive.eject_for_ms = 30 * 1000;
+    up->resolve_interval_ms = 30 * 1000;
     load_upstream(c, up, v, kp_key(path, "upstreams", k->s));
   }
 }
@@ -2013,6 +2021,8 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
   }
   bool failed = c.nerrors > 0 || c.oom;
   flush_notes(&c, diag);
+  if (!failed) /* warnings about routes that can never match */
+    router_check_shadowed(c.cfg, diag);
   if (c.oom)
     diag_error(diag, name, "out of memory while loading the configuration");
   if (diag == &local)

@@ -250,13 +250,19 @@ int upconn_flush(struct upconn *c) {
     return 0;
   c->batch = NULL;
   wr->req.data = c;
+  c->queued += wr->bytes;
+  c->writes_pending++;
+  if (wreq_try_write(wr, (uv_stream_t *)&c->tcp)) {
+    on_write(&wr->req, 0); /* all written at once: complete it here */
+    return 0;
+  }
   int r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs, on_write);
   if (r < 0) {
+    c->queued -= wr->bytes;
+    c->writes_pending--;
     wreq_put(wr);
     return r;
   }
-  c->queued += wr->bytes;
-  c->writes_pending++;
   if (c->queued > BP_HIGH && c->ex)
     session_set_bp(c->ex->s, true);
   return 0;
@@ -360,7 +366,7 @@ struct upconn *connpool_connect(struct worker *w, struct server_rt *srv, struct 
   attach(c, ex);
   c->state = UC_CONNECTING;
   w->upstream_connects++;
-  int r = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&srv->cfg->addr,
+  int r = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&srv->slot->addr,
                          on_connect);
   if (r < 0) {
     *err = r;

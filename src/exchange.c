@@ -39,6 +39,12 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
 }
 
 void exchange_reset(struct exchange *ex) {
+  if (ex->srv_counted) {
+    upstream_attempt_end(ex->srv);
+    ex->srv_counted = false;
+  }
+  if (ex->insp.on)
+    inspect_release(ex);
   arena_reset(&ex->arena);
   if (ex->uhead_buf) {
     iobuf_unref(ex->uhead_buf);
@@ -51,6 +57,9 @@ static void exchange_log(struct exchange *ex) {
     return;
   ex->logged = true;
   ex->w->requests_total++;
+  if (ex->insp.on)
+    inspect_capture(ex);
+  metrics_exchange_done(&ex->w->metrics, ex, uv_now(&ex->w->loop));
   accesslog_write(ex->w->log, ex, uv_now(&ex->w->loop));
 }
 
@@ -111,15 +120,26 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
   bool head_only = ex->method == HTTP_HEAD;
   size_t need = http_head_build_simple(NULL, 0, status, content_type, body, location, ex->rid,
                                        ex->minor, keep, head_only);
-  struct iobuf *b = iobuf_get(&ex->w->bufs, need);
+  char ra[48];
+  int ral = ex->retry_after ? snprintf(ra, sizeof(ra), "Retry-After: %u\r\n", ex->retry_after) : 0;
+  struct iobuf *b = iobuf_get(&ex->w->bufs, need + (size_t)ral);
   if (!b) {
     session_close(s);
     return;
   }
   http_head_build_simple(b->data, need, status, content_type, body, location, ex->rid, ex->minor,
                          keep, head_only);
+  const char *eol = ral > 0 ? memchr(b->data, '\n', need) : NULL;
+  if (eol) { /* Retry-After right after the status line */
+    size_t at = (size_t)(eol + 1 - b->data);
+    memmove(b->data + at + ral, b->data + at, need - at);
+    memcpy(b->data + at, ra, (size_t)ral);
+    need += (size_t)ral;
+  }
   b->len = (uint32_t)need;
   int r = session_add(s, b->data, need, b);
+  if (ex->insp.on)
+    inspect_note_response(ex, b, false);
   iobuf_unref(b);
   if (r != 0) {
     session_close(s);
@@ -238,6 +258,8 @@ void exchange_start(struct exchange *ex) {
   struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
   const struct cfg_route *r = router_match(w->router, &q);
   ex->route = r;
+  if (w->insp)
+    inspect_begin(ex, r);
   if (!r) {
     exchange_reply(ex, 404, "no route\n", false);
     return;
@@ -283,9 +305,54 @@ void exchange_start(struct exchange *ex) {
   exchange_forward(ex, target, norm, host);
 }
 
+/* The next server for ex by the pool's balancer, never one it already
+ * tried; holds its in-flight count. False (nothing changes) when none is
+ * usable. */
+static bool exchange_next_server(struct exchange *ex) {
+  uint64_t key = 0;
+  bool has_key =
+      upstream_hash_key(ex->up->cfg, slice_cstr(ex->s->client_ip), &ex->req_hdrs, &key);
+  size_t nex = ex->ntried < EX_MAX_TRIED ? ex->ntried : EX_MAX_TRIED;
+  struct server_rt *srv = upstream_pick(ex->up, has_key, key, ex->tried, nex);
+  if (!srv)
+    return false;
+  if (ex->srv_counted)
+    upstream_attempt_end(ex->srv);
+  upstream_attempt_begin(srv);
+  ex->srv_counted = true;
+  ex->srv = srv;
+  if (ex->ntried < EX_MAX_TRIED)
+    ex->tried[ex->ntried] = srv;
+  ex->ntried++;
+  return true;
+}
+
+static int exchange_connect(struct exchange *ex, bool fresh_only);
+
+/* `retries`: after a connect failure, or a reset before any response byte,
+ * move the request to another server, provided no body byte was sent (the
+ * body streams through ferry and cannot be replayed). body_may_flow: the
+ * client's body could start flowing to the new connection. True when a
+ * new attempt started. */
+static bool exchange_retry(struct exchange *ex, bool body_may_flow) {
+  if (!ex->up || ex->resp_started || ex->req_body_bytes > 0 || ex->ntried > ex->up->cfg->retries)
+    return false;
+  if (body_may_flow && !ex->req_done && (ex->req_chunked || ex->req_length > 0))
+    return false;
+  struct server_rt *prev = ex->srv;
+  if (!exchange_next_server(ex))
+    return false;
+  upstream_count_retry(ex->up);
+  log_debug("upstream %s: retrying on server %s after server %s failed", ex->up->cfg->name,
+            ex->srv->name, prev ? prev->name : "-");
+  exchange_connect(ex, false);
+  return true;
+}
+
 static int exchange_connect(struct exchange *ex, bool fresh_only) {
   struct worker *w = ex->w;
   ex->state = EX_CONNECTING;
+  INSPECT_MARK(ex, t_connect);
   struct upconn *uc = fresh_only ? NULL : connpool_checkout(w, ex->srv, ex);
   if (uc) {
     ex->uc = uc;
@@ -297,6 +364,9 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
   if (!uc) {
     log_warn("upstream %s server %s: cannot connect: %s", ex->up->cfg->name, ex->srv->name,
              uv_strerror(err));
+    upstream_report_failure(ex->srv, true, uv_strerror(err));
+    if (exchange_retry(ex, false))
+      return 0;
     ex->error_note = "upstream connect failed";
     exchange_reply(ex, 502, NULL, !ex->req_done);
     return -1;
@@ -312,7 +382,13 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
   struct worker *w = ex->w;
   struct session *s = ex->s;
   ex->up = &w->ups[r->upstream_index];
-  ex->srv = upstream_pick(ex->up);
+  if (!exchange_next_server(ex)) {
+    upstream_count_no_server(ex->up);
+    ex->retry_after = upstream_retry_after(ex->up);
+    ex->error_note = "no healthy upstream server";
+    exchange_reply(ex, 503, "service unavailable: no server of this upstream is up\n", false);
+    return;
+  }
 
   size_t tcap = target.n + (r->rewrite_prefix ? strlen(r->rewrite_prefix) : 0) + 2;
   char *tbuf = r->rewrite_prefix ? arena_alloc(&ex->arena, tcap) : NULL;
@@ -358,12 +434,17 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
     ex->uc = NULL; /* connpool closed it */
     log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
              uv_strerror(status));
+    upstream_report_failure(ex->srv, true,
+                            status == UV_ECONNREFUSED ? "connect refused" : uv_strerror(status));
+    if (exchange_retry(ex, false))
+      return;
     ex->error_note = "upstream connect failed";
     exchange_reply(ex, 502, NULL, !ex->req_done);
     return;
   }
   session_timer(s, ST_NONE);
   ex->state = EX_FORWARDING;
+  INSPECT_MARK(ex, t_connected);
   struct upconn *uc = ex->uc;
   if (upconn_add(uc, ex->uhead_buf->data, ex->uhead_buf->len, ex->uhead_buf) != 0) {
     exchange_upstream_error(ex, UV_ENOMEM);
@@ -384,6 +465,8 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
 
 int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b) {
   ex->req_body_bytes += n;
+  if (ex->insp.on)
+    inspect_body(ex, 0, p, n);
   uint64_t max_body = ex->w->cfg->limits.max_request_body_bytes;
   if (max_body && ex->req_body_bytes > max_body) {
     ex->body_too_large = true;
@@ -454,6 +537,8 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
     return 0;
   }
   ex->status = status;
+  if (ex->srv)
+    upstream_report_status(ex->srv, status);
   http_head_mark_hop(&ex->resp_hdrs);
   bool no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
   enum body_framing f;
@@ -486,6 +571,8 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
   http_head_build_response(b->data, need, &fr);
   b->len = (uint32_t)need;
   int r = session_add(s, b->data, need, b);
+  if (ex->insp.on)
+    inspect_note_response(ex, b, true);
   iobuf_unref(b);
   if (r != 0)
     return -1;
@@ -498,6 +585,8 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
 int exchange_resp_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b) {
   struct session *s = ex->s;
   ex->resp_body_bytes += n;
+  if (ex->insp.on)
+    inspect_body(ex, 1, p, n);
   switch (ex->client_framing) {
   case FRAMING_NONE:
     return 0;
@@ -561,6 +650,7 @@ void exchange_upstream_error(struct exchange *ex, int error) {
    * been sent (the head alone is safe to resend). */
   bool retry = uc && uc->reused && !uc->got_bytes && !ex->retried && !ex->resp_started &&
                ex->req_body_bytes == 0 && (error == UV_EOF || error == UV_ECONNRESET);
+  bool no_response_byte = uc && !uc->got_bytes;
   if (uc)
     connpool_close(uc);
   if (retry) {
@@ -569,6 +659,12 @@ void exchange_upstream_error(struct exchange *ex, int error) {
               ex->srv->name);
     exchange_connect(ex, true);
     return;
+  }
+  if (no_response_byte && !ex->resp_started && ex->srv) {
+    upstream_report_failure(ex->srv, false,
+                            error == UV_EOF ? "connection closed" : uv_strerror(error));
+    if (exchange_retry(ex, true))
+      return;
   }
   if (!ex->resp_started) {
     log_warn("upstream %s server %s: %s before a response", ex->up ? ex->up->cfg->name : "-",
@@ -593,9 +689,14 @@ void exchange_timeout(struct exchange *ex, int kind) {
   switch (kind) {
   case ST_CONNECT:
     log_warn("upstream %s server %s: connect timed out", ex->up->cfg->name, ex->srv->name);
+    upstream_report_failure(ex->srv, true, "connect timed out");
+    if (exchange_retry(ex, false))
+      return;
     ex->error_note = "upstream connect timeout";
     break;
   case ST_RESPONSE:
+    if (ex->srv && !ex->resp_started)
+      upstream_report_failure(ex->srv, false, "response timed out");
     ex->error_note = "upstream response timeout";
     break;
   default:

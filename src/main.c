@@ -8,12 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "ferry/accesslog.h"
+#include "ferry/admin.h"
+#include "ferry/inspector.h"
 #include "ferry/config.h"
 #include "ferry/log.h"
+#include "ferry/metrics.h"
 #include "ferry/router.h"
+#include "ferry/upstream.h"
 #include "ferry/worker.h"
 
 #define EXIT_USAGE 1
@@ -42,6 +47,10 @@ struct app {
   struct worker *workers;
   unsigned nworkers;
   int stops;
+  struct admin *admin; /* NULL when admin is off */
+  struct inspector *insp; /* /inspect on the admin listener; NULL when admin is off */
+  struct metrics_process proc;
+  struct metrics_source msrc;
 };
 
 static void close_signals(struct app *a) {
@@ -66,6 +75,8 @@ static void on_signal(uv_signal_t *h, int signum) {
   }
   a->stops++;
   log_info("%s: draining (send it again to exit at once)", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  admin_set_ready(a->admin, false);
+  mc_set(&a->proc.draining, 1);
   for (unsigned i = 0; i < a->nworkers; i++)
     worker_stop(&a->workers[i], false);
 }
@@ -201,6 +212,16 @@ int main(int argc, char **argv) {
     config_free(cfg);
     return EXIT_START;
   }
+  /* Upstream pools: server names resolve now; the monitor thread (health
+   * checks, DNS refresh) starts. */
+  struct upstreams *ups = upstreams_new(cfg, err, sizeof(err));
+  if (!ups) {
+    fprintf(stderr, "ferry: %s\n", err);
+    accesslog_close(&alog);
+    router_free(router);
+    config_free(cfg);
+    return EXIT_START;
+  }
 
   struct app app;
   memset(&app, 0, sizeof(app));
@@ -217,7 +238,7 @@ int main(int argc, char **argv) {
   }
   for (; inited < app.nworkers; inited++) {
     struct worker *w = &app.workers[inited];
-    int r = worker_init(w, inited, cfg, router, &alog);
+    int r = worker_init(w, inited, cfg, router, &alog, ups);
     if (r == 0)
       r = worker_listen(w);
     if (r != 0) {
@@ -225,6 +246,34 @@ int main(int argc, char **argv) {
       exit_code = EXIT_START;
       inited++;
       goto out;
+    }
+  }
+
+  mc_set(&app.proc.start_time, (uint64_t)time(NULL));
+  app.msrc = (struct metrics_source){app.workers, app.nworkers, &app.proc, &alog, NULL};
+  if (cfg->admin.enabled) {
+    app.admin = admin_new(&cfg->admin.addr, cfg->admin.address);
+    if (!app.admin ||
+        admin_route(app.admin, "/metrics", false, metrics_admin_handler, &app.msrc) != 0) {
+      fprintf(stderr, "ferry: out of memory\n");
+      exit_code = EXIT_START;
+      goto out;
+    }
+    app.msrc.admin = app.admin;
+    if ((app.insp = inspector_new(cfg, app.admin)) == NULL) {
+      fprintf(stderr, "ferry: out of memory\n");
+      exit_code = EXIT_START;
+      goto out;
+    }
+    char amsg[512];
+    if (admin_start(app.admin, amsg, sizeof(amsg)) != 0) {
+      fprintf(stderr, "ferry: %s\n", amsg);
+      exit_code = EXIT_START;
+      goto out;
+    }
+    for (unsigned i = 0; i < app.nworkers; i++) {
+      app.workers[i].admin = app.admin;
+      app.workers[i].insp = inspector_wanted(cfg) ? app.insp : NULL;
     }
   }
 
@@ -263,6 +312,10 @@ int main(int argc, char **argv) {
     uv_thread_join(&app.workers[i].thread);
   uv_run(&app.loop, UV_RUN_DEFAULT);
   uv_loop_close(&app.loop);
+  /* The admin outlives the workers (/readyz says 503 while they drain);
+   * no worker posts to it any more. */
+  admin_stop(app.admin);
+  admin_join(app.admin);
   if (exit_code == 0)
     log_info("stopped");
 
@@ -275,8 +328,13 @@ out:
     }
     worker_destroy(&app.workers[i]);
   }
+  admin_stop(app.admin);
+  admin_join(app.admin);
+  inspector_free(app.insp);
+  admin_free(app.admin);
   free(app.workers);
   free(wargs);
+  upstreams_free(ups);
   accesslog_close(&alog);
   router_free(router);
   config_free(cfg);

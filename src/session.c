@@ -206,13 +206,19 @@ int session_flush(struct session *s) {
     return 0;
   s->batch = NULL;
   wr->req.data = s;
+  s->queued += wr->bytes;
+  s->writes_pending++;
+  if (wreq_try_write(wr, (uv_stream_t *)&s->tcp)) {
+    on_write(&wr->req, 0); /* all written at once: complete it here */
+    return 0;
+  }
   int r = uv_write(&wr->req, (uv_stream_t *)&s->tcp, wr->bufs, wr->nbufs, on_write);
   if (r < 0) {
+    s->queued -= wr->bytes;
+    s->writes_pending--;
     wreq_put(wr);
     return r;
   }
-  s->queued += wr->bytes;
-  s->writes_pending++;
   return 0;
 }
 

@@ -50,7 +50,7 @@ static void on_stop(uv_async_t *a);
 static void on_drain_timeout(uv_timer_t *t);
 
 int worker_init(struct worker *w, unsigned id, const struct config *cfg,
-                const struct router *router, struct accesslog *log) {
+                const struct router *router, struct accesslog *log, struct upstreams *ups) {
   memset(w, 0, sizeof(*w));
   w->id = id;
   w->cfg = cfg;
@@ -70,13 +70,21 @@ int worker_init(struct worker *w, unsigned id, const struct config *cfg,
   if (!w->ups)
     return UV_ENOMEM;
   for (size_t i = 0; i < w->nups; i++)
-    if (upstream_rt_init(&w->ups[i], &cfg->upstreams[i]) != 0)
+    if (upstream_rt_init(&w->ups[i], &ups->pools[i], w->reqid_seed * 2654435761u + i) != 0)
       return UV_ENOMEM;
   uv_async_init(&w->loop, &w->stop_async, on_stop);
   w->stop_async.data = w;
   uv_timer_init(&w->loop, &w->drain_timer);
   w->drain_timer.data = w;
+  uv_timer_init(&w->loop, &w->metrics_timer);
+  w->metrics_timer.data = w;
   return 0;
+}
+
+static void on_metrics_timer(uv_timer_t *t) {
+  struct worker *w = t->data;
+  mc_set(&w->metrics.conns_active, w->nsessions);
+  metrics_sample_servers(w);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -200,6 +208,11 @@ void worker_stop(struct worker *w, bool now) {
 }
 
 void worker_run(struct worker *w) {
+  if (!atomic_load(&w->stop_now)) {
+    on_metrics_timer(&w->metrics_timer);
+    uv_timer_start(&w->metrics_timer, on_metrics_timer, METRICS_SAMPLE_MS, METRICS_SAMPLE_MS);
+    uv_unref((uv_handle_t *)&w->metrics_timer);
+  }
   uv_run(&w->loop, UV_RUN_DEFAULT);
   /* Anything left (e.g. after an abnormal stop) is closed here. */
   session_close_all(w);
@@ -209,6 +222,8 @@ void worker_run(struct worker *w) {
     uv_close((uv_handle_t *)&w->stop_async, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))
+    uv_close((uv_handle_t *)&w->metrics_timer, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 

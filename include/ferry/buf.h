@@ -14,6 +14,7 @@
 #ifndef FERRY_BUF_H
 #define FERRY_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -105,5 +106,10 @@ static inline int wreq_has_room(const struct wreq *w, unsigned bufs, size_t scra
 void wreq_add(struct wreq *w, const char *p, size_t n, struct iobuf *b);
 /* Copy n bytes into scratch and add them as a buffer. */
 void wreq_add_copy(struct wreq *w, const char *p, size_t n);
+/* Write as much of w as the socket takes now (uv_try_write: no request,
+ * no callback, no poll change). True when all of it went; otherwise the
+ * written prefix is dropped from w->bufs (w->bytes keeps the total) and the
+ * caller queues the rest with uv_write, which also reports any error. */
+bool wreq_try_write(struct wreq *w, uv_stream_t *st);
 
 #endif

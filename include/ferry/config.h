@@ -27,7 +27,9 @@ struct cfg_server {
   char *host;    /* host part, brackets removed for IPv6 */
   uint16_t port;
   uint32_t weight;              /* >= 1, default 1 */
-  struct sockaddr_storage addr; /* resolved at load (numeric or getaddrinfo) */
+  bool resolve;                 /* host is a name: resolved by upstream at start and every
+                                   resolve_interval (addr is unset) */
+  struct sockaddr_storage addr; /* numeric hosts: parsed at load */
   int line;
 };
 
@@ -49,7 +51,12 @@ struct cfg_upstream {
   uint32_t keepalive_max_idle;        /* default 32 */
   uint64_t keepalive_idle_timeout_ms; /* default: timeouts.upstream_idle */
   struct cfg_health_check health_check;
-  uint32_t retries; /* default 1 */
+  struct {
+    uint32_t consecutive_failures; /* 5xx in a row that eject a server; 0 = off; default 5 */
+    uint64_t eject_for_ms;         /* first ejection; doubled on repeats; default 30s */
+  } passive;
+  uint64_t resolve_interval_ms; /* re-resolve server names; default 30s */
+  uint32_t retries;             /* default 1 */
   int line;
 };
 

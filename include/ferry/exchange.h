@@ -13,8 +13,10 @@
 #include "ferry/buf.h"
 #include "ferry/config.h"
 #include "ferry/http_head.h"
+#include "ferry/inspect.h"
 
 #define EX_MAX_HEADERS 128
+#define EX_MAX_TRIED 8 /* servers remembered per request (retries, access log) */
 
 struct session;
 struct worker;
@@ -74,8 +76,13 @@ struct exchange {
   struct iobuf *uhead_buf; /* holds uhead until every write of it completed */
   bool skip_1xx;           /* parsing an interim response */
   bool retried;            /* the keep-alive race retry was used */
+  struct server_rt *tried[EX_MAX_TRIED]; /* servers attempted, in order */
+  uint32_t ntried;                       /* attempts (may exceed EX_MAX_TRIED) */
+  bool srv_counted;                      /* srv's in-flight count is held */
+  uint32_t retry_after;                  /* 503 for want of a server: Retry-After */
   bool logged;
   bool body_too_large;
+  struct inspect_ex insp; /* inspector capture; insp.on false unless the route asks */
 
   /* Header storage last: exchange_init clears everything before it. */
   struct hdr req_store[EX_MAX_HEADERS];

@@ -14,12 +14,16 @@
 
 #include "ferry/buf.h"
 #include "ferry/config.h"
+#include "ferry/metrics.h"
 #include "ferry/router.h"
 
 struct session;
 struct upstream_rt;
+struct upstreams;
 struct accesslog;
 struct exchange;
+struct admin;
+struct inspector;
 
 struct worker_listener {
   uv_tcp_t tcp;
@@ -33,6 +37,8 @@ struct worker {
   const struct config *cfg;
   const struct router *router;
   struct accesslog *log;
+  struct admin *admin; /* NULL when admin is off; for admin_post() only */
+  struct inspector *insp; /* NULL unless some exchange may be captured; inspector_post() only */
 
   struct bufpool bufs;
   struct upstream_rt *ups; /* one per cfg->upstreams[] */
@@ -60,12 +66,15 @@ struct worker {
   /* counters (this worker only) */
   uint64_t requests_total;
   uint64_t upstream_connects;
+  uv_timer_t metrics_timer; /* samples pool gauges into metrics */
+  struct metrics_worker metrics; /* written by this worker only; read by admin */
 };
 
-/* Initialise w for configuration cfg: loop, free lists, upstream runtimes.
+/* Initialise w for configuration cfg: loop, free lists, and this worker's
+ * view of the process-wide upstream pools ups (built from the same cfg).
  * Returns 0 or a negative uv error. */
 int worker_init(struct worker *w, unsigned id, const struct config *cfg,
-                const struct router *router, struct accesslog *log);
+                const struct router *router, struct accesslog *log, struct upstreams *ups);
 /* Bind and listen on every listener (SO_REUSEPORT). Returns 0, or a
  * negative uv error with start_error_msg filled. */
 int worker_listen(struct worker *w);

@@ -599,44 +599,70 @@ CONFIG_TEST(server_weight_range) {
                 "1..1000)");
 }
 
-CONFIG_TEST(server_names_are_resolved_at_load) {
+CONFIG_TEST(server_names_are_left_for_the_upstream_resolver) {
+  /* Names are resolved by the upstream runtime at start and every
+   * resolve_interval (with a hosts-file override for tests), not at load;
+   * numeric addresses are parsed here. */
   struct config *cfg = load_ok(LISTEN "upstreams:\n"
                                       "  api:\n"
                                       "    servers:\n"
                                       "      - address: localhost:9001\n"
-                                      "      - address: \"[::1]:9002\"\n");
+                                      "      - address: \"[::1]:9002\"\n"
+                                      "      - address: no-such-host.invalid:9003\n");
   struct cfg_upstream *up = &cfg->upstreams[0];
   char ip[64];
-  cr_assert_eq(up->nservers, 2);
+  cr_assert_eq(up->nservers, 3);
   cr_assert_str_eq(up->servers[0].address, "localhost:9001");
   cr_assert_str_eq(up->servers[0].host, "localhost");
   cr_assert_eq(up->servers[0].port, 9001);
-  cr_assert_eq(port_of(&up->servers[0].addr), 9001);
-  cr_assert(up->servers[0].addr.ss_family == AF_INET || up->servers[0].addr.ss_family == AF_INET6);
+  cr_assert(up->servers[0].resolve);
+  cr_assert_not(up->servers[1].resolve);
   cr_assert_str_eq(up->servers[1].host, "::1");
   cr_assert_eq(up->servers[1].addr.ss_family, AF_INET6);
   cr_assert_str_eq(ip_of(&up->servers[1].addr, ip, sizeof ip), "::1");
   cr_assert_eq(port_of(&up->servers[1].addr), 9002);
+  cr_assert(up->servers[2].resolve);
+  cr_assert_str_eq(up->servers[2].host, "no-such-host.invalid");
   config_free(cfg);
 }
 
-CONFIG_TEST(unresolvable_server_name_is_an_error) {
-  const char *yaml = LISTEN "upstreams:\n"
-                            "  api:\n"
-                            "    servers:\n"
-                            "      - address: no-such-host.invalid:9001\n";
-  struct config *cfg = NULL;
-  struct config_diag d = {0};
-  cr_assert_eq(config_load_string("proxy.yaml", yaml, strlen(yaml), &cfg, &d), -1);
-  cr_assert_eq(d.n, 1, "%s", joined(&d));
-  /* the resolver's reason varies (no such name, or no DNS at all) */
-  const char *head = "proxy.yaml:6:18: upstreams.api.servers[0].address: cannot resolve host "
-                     "\"no-such-host.invalid\": ";
-  cr_assert_eq(strncmp(d.msgs[0], head, strlen(head)), 0, "%s", d.msgs[0]);
-  const char *tail = " (check the name, or use an IP address)";
-  size_t n = strlen(d.msgs[0]);
-  cr_assert(n > strlen(tail) && strcmp(d.msgs[0] + n - strlen(tail), tail) == 0, "%s", d.msgs[0]);
-  config_diag_free(&d);
+CONFIG_TEST(passive_and_resolve_interval_defaults) {
+  struct config *cfg = load_ok(LISTEN UPSTREAM_API);
+  struct cfg_upstream *up = &cfg->upstreams[0];
+  cr_assert_eq(up->passive.consecutive_failures, 5);
+  cr_assert_eq(up->passive.eject_for_ms, 30000);
+  cr_assert_eq(up->resolve_interval_ms, 30000);
+  config_free(cfg);
+}
+
+CONFIG_TEST(passive_and_resolve_interval_values) {
+  struct config *cfg = load_ok(LISTEN UPSTREAM_API "    passive: {consecutive_failures: 3, "
+                                                   "eject_for: 250ms}\n"
+                                                   "    resolve_interval: 2s\n");
+  struct cfg_upstream *up = &cfg->upstreams[0];
+  cr_assert_eq(up->passive.consecutive_failures, 3);
+  cr_assert_eq(up->passive.eject_for_ms, 250);
+  cr_assert_eq(up->resolve_interval_ms, 2000);
+  config_free(cfg);
+  cfg = load_ok(LISTEN UPSTREAM_API "    passive: {consecutive_failures: 0}\n");
+  cr_assert_eq(cfg->upstreams[0].passive.consecutive_failures, 0);
+  cr_assert_eq(cfg->upstreams[0].passive.eject_for_ms, 30000);
+  config_free(cfg);
+}
+
+CONFIG_TEST(passive_errors) {
+  EXPECT_ERRORS(LISTEN UPSTREAM_API "    passive: {consecutive: 3}\n",
+                "proxy.yaml:7:15: upstreams.api.passive: unknown key \"consecutive\" (expected "
+                "consecutive_failures or eject_for)");
+  EXPECT_ERRORS(LISTEN UPSTREAM_API "    passive: {eject_for: soon}\n",
+                "proxy.yaml:7:26: upstreams.api.passive.eject_for: invalid duration \"soon\" "
+                "(expected e.g. 250ms, 10s, 2m, 1h or a number of seconds)");
+  EXPECT_ERRORS(LISTEN UPSTREAM_API "    passive: {consecutive_failures: 5000}\n",
+                "proxy.yaml:7:37: upstreams.api.passive.consecutive_failures: 5000 is out of range "
+                "(expected 0..1000)");
+  EXPECT_ERRORS(LISTEN UPSTREAM_API "    resolve_interval: 0\n",
+                "proxy.yaml:7:23: upstreams.api.resolve_interval: must be greater than 0, found "
+                "\"0\"");
 }
 
 CONFIG_TEST(keepalive_idle_timeout_defaults_to_upstream_idle) {
