@@ -574,3 +574,185 @@ size_t http_head_build_simple(char *out, size_t cap, int status, struct slice co
     put_s(&w, body);
   return w.len;
 }
+
+/* ---- request head strictness ----------------------------------------- */
+
+enum {
+  SC_START,    /* before the request line (empty lines allowed) */
+  SC_START_CR, /* CR of a leading empty line */
+  SC_LINE,     /* inside the request line */
+  SC_LINE_CR,  /* CR ending the request line or a field line */
+  SC_NAME0,    /* first byte of a field line, or the empty line */
+  SC_NAME,     /* inside a field name */
+  SC_VALUE,    /* after the colon */
+  SC_END_CR,   /* CR of the empty line */
+  SC_DONE
+};
+
+int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used) {
+  unsigned st = sc->state;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    switch (st) {
+    case SC_START:
+      if (c == '\r')
+        st = SC_START_CR;
+      else if (c == '\n')
+        return HEAD_SCAN_BARE_LF;
+      else if (c < 0x20 || c == 0x7f)
+        return HEAD_SCAN_CTL;
+      else
+        st = SC_LINE;
+      break;
+    case SC_START_CR:
+      if (c != '\n')
+        return HEAD_SCAN_BARE_CR;
+      st = SC_START;
+      break;
+    case SC_LINE:
+    case SC_VALUE:
+      if (c == '\r')
+        st = SC_LINE_CR;
+      else if (c == '\n')
+        return HEAD_SCAN_BARE_LF;
+      else if ((c < 0x20 && c != '\t') || c == 0x7f)
+        return HEAD_SCAN_CTL;
+      break;
+    case SC_LINE_CR:
+      if (c != '\n')
+        return HEAD_SCAN_BARE_CR;
+      st = SC_NAME0;
+      break;
+    case SC_NAME0:
+      if (c == '\r')
+        st = SC_END_CR;
+      else if (c == '\n')
+        return HEAD_SCAN_BARE_LF;
+      else if (c == ' ' || c == '\t')
+        return HEAD_SCAN_OBS_FOLD;
+      else if (c == ':')
+        return HEAD_SCAN_EMPTY_NAME;
+      else if (c < 0x20 || c == 0x7f)
+        return HEAD_SCAN_CTL;
+      else
+        st = SC_NAME;
+      break;
+    case SC_NAME:
+      if (c == ':')
+        st = SC_VALUE;
+      else if (c == ' ' || c == '\t')
+        return HEAD_SCAN_SPACE_IN_NAME;
+      else if (c == '\r' || c == '\n')
+        return HEAD_SCAN_NO_COLON;
+      else if (c < 0x20 || c == 0x7f)
+        return HEAD_SCAN_CTL;
+      break;
+    case SC_END_CR:
+      if (c != '\n')
+        return HEAD_SCAN_BARE_CR;
+      sc->state = SC_DONE;
+      *used = i + 1;
+      return 1;
+    default: /* SC_DONE: the caller resets before the next head */
+      *used = 0;
+      return 1;
+    }
+  }
+  sc->state = (uint8_t)st;
+  return 0;
+}
+
+const char *http_head_scan_strerror(int err) {
+  switch (err) {
+  case HEAD_SCAN_BARE_LF:
+    return "bare LF line ending";
+  case HEAD_SCAN_BARE_CR:
+    return "CR not followed by LF";
+  case HEAD_SCAN_OBS_FOLD:
+    return "obsolete line folding";
+  case HEAD_SCAN_SPACE_IN_NAME:
+    return "whitespace in a field name or before its colon";
+  case HEAD_SCAN_EMPTY_NAME:
+    return "empty field name";
+  case HEAD_SCAN_NO_COLON:
+    return "field line without a colon";
+  case HEAD_SCAN_CTL:
+    return "control character in the head";
+  default:
+    return "ok";
+  }
+}
+
+int http_head_check_transfer_encoding(const struct hdr_list *l) {
+  unsigned nte = 0, nchunked = 0, nother = 0;
+  bool last_chunked = false;
+  for (uint32_t i = 0; l && i < l->n; i++) {
+    if (l->v[i].tok != HDR_TRANSFER_ENCODING)
+      continue;
+    nte++;
+    struct slice rest = l->v[i].value, t;
+    bool any = false;
+    while (next_list_token(&rest, &t)) {
+      any = true;
+      last_chunked = slice_ieq(t, SLICE_LIT("chunked"));
+      if (last_chunked)
+        nchunked++;
+      else
+        nother++;
+    }
+    if (!any)
+      return 400;
+  }
+  if (nte == 0)
+    return 0;
+  if (nte > 1 || !last_chunked || nchunked > 1)
+    return 400;
+  return nother > 0 ? 501 : 0;
+}
+
+/* RFC 9110 tchar. */
+static bool is_tchar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return true;
+  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* A field fit to be re-sent: a token name, a value without controls
+ * (llhttp parses trailer sections more loosely than heads). */
+static bool field_ok(const struct hdr *h) {
+  if (h->name.n == 0)
+    return false;
+  for (size_t i = 0; i < h->name.n; i++)
+    if (!is_tchar((unsigned char)h->name.p[i]))
+      return false;
+  for (size_t i = 0; i < h->value.n; i++) {
+    unsigned char c = (unsigned char)h->value.p[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return false;
+  }
+  return true;
+}
+
+size_t http_head_build_last_chunk(char *out, size_t cap, const struct hdr_list *l, uint32_t from) {
+  struct writer w = {out, cap, 0};
+  put(&w, "0\r\n", 3);
+  for (uint32_t i = from; l && i < l->n; i++) {
+    const struct hdr *h = &l->v[i];
+    if (h->tok != HDR_OTHER || (h->flags & HDRF_HOP) || !field_ok(h))
+      continue;
+    put_header(&w, h->name, h->value);
+  }
+  put(&w, "\r\n", 2);
+  return w.len;
+}
+
+enum body_framing http_head_response_framing(bool head_request, int status, bool upstream_chunked,
+                                             bool upstream_length, int client_minor) {
+  if (head_request)
+    return upstream_length && !upstream_chunked ? FRAMING_LENGTH : FRAMING_NONE;
+  if ((status >= 100 && status < 200) || status == 204 || status == 304)
+    return FRAMING_NONE;
+  if (upstream_length && !upstream_chunked)
+    return FRAMING_LENGTH;
+  return client_minor >= 1 ? FRAMING_CHUNKED : FRAMING_CLOSE;
+}

@@ -151,4 +151,62 @@ size_t http_head_build_simple(char *out, size_t cap, int status, struct slice co
                               struct slice body, struct slice location, struct slice request_id,
                               int client_minor, bool keep_alive, bool head_only);
 
+/* --- request head strictness ------------------------------------------
+ * llhttp (8.x, never lenient) rejects most malformed heads; these checks
+ * cover what it lets through: bare LF line ends, obs-fold continuation
+ * lines, whitespace between a field name and its colon, empty field names
+ * and control characters in values. */
+
+enum head_scan_error {
+  HEAD_SCAN_BARE_LF = -1,       /* LF not preceded by CR */
+  HEAD_SCAN_BARE_CR = -2,       /* CR not followed by LF */
+  HEAD_SCAN_OBS_FOLD = -3,      /* a line starting with SP or HT */
+  HEAD_SCAN_SPACE_IN_NAME = -4, /* whitespace inside a name or before its colon */
+  HEAD_SCAN_EMPTY_NAME = -5,    /* a line starting with ':' */
+  HEAD_SCAN_NO_COLON = -6,      /* a header line without a colon */
+  HEAD_SCAN_CTL = -7            /* NUL or another control character in a line */
+};
+
+/* Incremental scanner over the bytes of one request head. Zero it (or call
+ * http_head_scan_reset) before the first byte of each head. */
+struct head_scan {
+  uint8_t state;
+};
+
+static inline void http_head_scan_reset(struct head_scan *sc) {
+  sc->state = 0;
+}
+
+/* Scans p[0..n), continuing from earlier calls. Returns 0 when every byte
+ * was consumed and the head is not complete yet, 1 when the head ended
+ * (*used = bytes up to and including the LF of the empty line), or a
+ * negative enum head_scan_error. Leading empty lines (CRLF) before the
+ * request line are allowed, as llhttp allows them. */
+int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used);
+/* Words for a head_scan_error, for logs. */
+const char *http_head_scan_strerror(int err);
+
+/* Transfer-Encoding of a request or response: 0 when absent or exactly
+ * "chunked" (in one header), 400 when chunked is not the final coding,
+ * appears twice or the value is empty, 501 when another coding comes
+ * before a final chunked (ferry implements no other transfer coding). */
+int http_head_check_transfer_encoding(const struct hdr_list *l);
+
+/* The end of a chunked body with trailers: "0" CRLF, then the fields
+ * l->v[from..l->n) except well-known ones (framing, routing, hop-by-hop and
+ * forwarding fields, which RFC 9110 6.5.1 forbids in trailers or ferry
+ * re-makes) and malformed ones (a name that is not a token, a control
+ * character in the value), then CRLF.
+ * Returns the length needed (see http_head_build_request). */
+size_t http_head_build_last_chunk(char *out, size_t cap, const struct hdr_list *l, uint32_t from);
+
+/* How ferry frames a response body for the client (RFC 9112 6.3):
+ * FRAMING_NONE for HEAD, 1xx, 204 and 304 whatever the upstream said
+ * (HEAD keeps a declared length: FRAMING_LENGTH, no body follows);
+ * FRAMING_LENGTH for a Content-Length body; otherwise (chunked or
+ * close-delimited upstream) FRAMING_CHUNKED for HTTP/1.1 clients and
+ * FRAMING_CLOSE for HTTP/1.0 ones. */
+enum body_framing http_head_response_framing(bool head_request, int status, bool upstream_chunked,
+                                             bool upstream_length, int client_minor);
+
 #endif

@@ -737,3 +737,83 @@ Test(http_head, simple_builder_never_writes_past_cap) {
   }
   free(full);
 }
+
+/* ---- request head strictness ------------------------------------------ */
+
+static int scan_all(const char *s, size_t *used) {
+  struct head_scan sc = {0};
+  *used = 0;
+  return http_head_scan(&sc, s, strlen(s), used);
+}
+
+Test(http_head, scan_accepts_a_well_formed_head_and_stops_at_its_end) {
+  const char *s = "\r\nGET / HTTP/1.1\r\nHost: a\r\nX-Tab: a\tb\r\n\r\nBODY";
+  size_t used;
+  cr_assert_eq(scan_all(s, &used), 1);
+  cr_assert_eq(used, strlen(s) - 4);
+}
+
+Test(http_head, scan_is_incremental_byte_by_byte) {
+  const char *s = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  struct head_scan sc = {0};
+  size_t used = 0;
+  for (size_t i = 0; i + 1 < strlen(s); i++)
+    cr_assert_eq(http_head_scan(&sc, s + i, 1, &used), 0, "byte %zu", i);
+  cr_assert_eq(http_head_scan(&sc, s + strlen(s) - 1, 1, &used), 1);
+  cr_assert_eq(used, 1);
+}
+
+Test(http_head, scan_rejects_what_llhttp_lets_through) {
+  size_t used;
+  cr_assert_eq(scan_all("GET / HTTP/1.1\nHost: a\r\n\r\n", &used), HEAD_SCAN_BARE_LF);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\nHost: a\r\n\n", &used), HEAD_SCAN_BARE_LF);
+  cr_assert_eq(scan_all("\nGET / HTTP/1.1\r\n\r\n", &used), HEAD_SCAN_BARE_LF);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", &used), HEAD_SCAN_OBS_FOLD);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", &used), HEAD_SCAN_OBS_FOLD);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\nHost : a\r\n\r\n", &used), HEAD_SCAN_SPACE_IN_NAME);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", &used), HEAD_SCAN_SPACE_IN_NAME);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\n: a\r\n\r\n", &used), HEAD_SCAN_EMPTY_NAME);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\nHost\r\n\r\n", &used), HEAD_SCAN_NO_COLON);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", &used), HEAD_SCAN_BARE_CR);
+  struct head_scan sc = {0};
+  cr_assert_eq(http_head_scan(&sc, "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 27, &used), HEAD_SCAN_CTL);
+  cr_assert_str_eq(http_head_scan_strerror(HEAD_SCAN_OBS_FOLD), "obsolete line folding");
+}
+
+static int te_of(const char *const *kv, size_t npairs) {
+  struct hl h;
+  hl_init(&h, kv, npairs);
+  return http_head_check_transfer_encoding(&h.l);
+}
+
+#define TE(...)                                                                                    \
+  ({                                                                                               \
+    static const char *const kv_[] = {__VA_ARGS__};                                                \
+    te_of(kv_, sizeof kv_ / sizeof kv_[0] / 2);                                                    \
+  })
+
+Test(http_head, transfer_encoding_only_chunked_is_accepted) {
+  cr_assert_eq(TE("Host", "a"), 0);
+  cr_assert_eq(TE("Transfer-Encoding", "chunked"), 0);
+  cr_assert_eq(TE("transfer-encoding", " Chunked "), 0);
+  cr_assert_eq(TE("Transfer-Encoding", "gzip, chunked"), 501);
+  cr_assert_eq(TE("Transfer-Encoding", "x-custom, chunked"), 501);
+  cr_assert_eq(TE("Transfer-Encoding", "gzip"), 400);
+  cr_assert_eq(TE("Transfer-Encoding", "chunked, gzip"), 400);
+  cr_assert_eq(TE("Transfer-Encoding", "chunked, chunked"), 400);
+  cr_assert_eq(TE("Transfer-Encoding", ""), 400);
+  cr_assert_eq(TE("Transfer-Encoding", "chunked", "Transfer-Encoding", "chunked"), 400);
+}
+
+Test(http_head, last_chunk_carries_trailers_but_not_framing_or_hop_fields) {
+  struct hl h;
+  HL(&h, "Host", "a", "X-Checksum", "abc", "Content-Length", "5", "Connection", "x-hop", "x-hop",
+     "1", "Server-Timing", "db;dur=5");
+  size_t need = http_head_build_last_chunk(NULL, 0, &h.l, 1);
+  char buf[256];
+  cr_assert_lt(need, sizeof buf);
+  cr_assert_eq(http_head_build_last_chunk(buf, sizeof buf, &h.l, 1), need);
+  buf[need] = 0;
+  cr_assert_str_eq(buf, "0\r\nX-Checksum: abc\r\nServer-Timing: db;dur=5\r\n\r\n");
+  cr_assert_eq(http_head_build_last_chunk(buf, sizeof buf, &h.l, h.l.n), 5);
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds ferry's libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined).
+# Usage: tests/fuzz/build.sh [OUTDIR]   (default: build-fuzz/ in the repository)
+# Each target links only the pure modules it exercises, so it does not need
+# libuv. llhttp comes from the system library or Debian's node-llhttp sources.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+out="${1:-$root/build-fuzz}"
+mkdir -p "$out"
+CC="${CC_FUZZ:-clang}"
+flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+       -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I"$root/include")
+llhttp=()
+if pkg-config --exists libllhttp 2>/dev/null; then
+  flags+=($(pkg-config --cflags libllhttp)); llhttp=($(pkg-config --libs libllhttp))
+else
+  flags+=(-isystem /usr/share/include/llhttp)
+  mkdir -p "$out/llhttp"
+  for f in api http llhttp; do
+    [ "$out/llhttp/$f.o" -nt "/usr/share/llhttp/$f.c" ] ||
+      "$CC" -g -O1 -fsanitize=address -w -I/usr/share/include/llhttp -c "/usr/share/llhttp/$f.c" -o "$out/llhttp/$f.o"
+    llhttp+=("$out/llhttp/$f.o")
+  done
+fi
+yaml=($(pkg-config --cflags --libs yaml-0.1))
+src="$root/src"
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/router.c" \
+  "$src/config.c" "${llhttp[@]}" "${yaml[@]}" -o "$out/fuzz_request"
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_response.c" "$src/http_head.c" "${llhttp[@]}" \
+  -o "$out/fuzz_response"
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_config.c" "$src/config.c" "$src/router.c" \
+  "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" -o "$out/fuzz_config"
+echo "built: $out/fuzz_request $out/fuzz_response $out/fuzz_config"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets and runs each for SECONDS (default 60), one
+# after the other, starting from the seed corpus in tests/fuzz/corpus/.
+# New inputs go to build-fuzz/corpus/<target>/ (not into the repository);
+# a crash leaves build-fuzz/crash-* and makes the script exit non-zero.
+# Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+secs="${1:-60}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_request fuzz_response fuzz_config)
+out="${FUZZ_OUT:-$root/build-fuzz}"
+"$root/tests/fuzz/build.sh" "$out"
+for t in "${targets[@]}"; do
+  work="$out/corpus/$t"
+  mkdir -p "$work"
+  echo "== $t for ${secs}s"
+  "$out/$t" -max_total_time="$secs" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$out/$t-" "$work" "$root/tests/fuzz/corpus/$t" \
+    2>&1 | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|SUMMARY|.*(crash|leak|timeout)-)' || true
+  if compgen -G "$out/$t-crash-*" >/dev/null || compgen -G "$out/$t-leak-*" >/dev/null || compgen -G "$out/$t-timeout-*" >/dev/null; then
+    echo "$t: found a failing input (see $out/$t-*)"; exit 1
+  fi
+done
