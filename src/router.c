@@ -32,6 +32,7 @@
 
 #include <regex.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -509,6 +510,156 @@ const struct cfg_route *router_match(const struct router *r, const struct route_
     }
   }
   return best == NONE ? NULL : &r->cfg->routes[best];
+}
+
+/* ---- shadowed routes -------------------------------------------------- */
+
+static bool host_covers(const struct cfg_route *a, const struct cfg_route *b) {
+  if (!a->host)
+    return true;
+  if (!b->host)
+    return false;
+  struct slice ah = host_key(slice_cstr(a->host)), bh = host_key(slice_cstr(b->host));
+  if (!a->host_wildcard)
+    return !b->host_wildcard && slice_ieq(ah, bh);
+  /* a: ".example.com" covers "x.example.com" and ".x.example.com" (a
+   * wildcard below it), and ".example.com" itself when b is a wildcard. */
+  if (ah.n == 0 || bh.n < ah.n || (bh.n == ah.n && !b->host_wildcard))
+    return false;
+  return slice_ieq(slice_make(bh.p + bh.n - ah.n, ah.n), ah) &&
+         (ah.p[0] == '.' || bh.n == ah.n || bh.p[bh.n - ah.n - 1] == '.');
+}
+
+static bool path_covers(const struct cfg_route *a, const struct cfg_route *b) {
+  switch (a->path_kind) {
+  case PATH_ANY:
+    return true;
+  case PATH_PREFIX:
+    if (!a->path)
+      return false;
+    if (strcmp(a->path, "/") == 0) /* every path starts with "/" */
+      return true;
+    /* b's own path (or prefix) is the shortest path b matches; a prefix
+     * that matches it matches everything b matches below it too. */
+    return (b->path_kind == PATH_PREFIX || b->path_kind == PATH_EXACT) && b->path &&
+           prefix_matches(a->path, slice_cstr(b->path));
+  case PATH_EXACT:
+  case PATH_REGEX:
+    return b->path_kind == a->path_kind && a->path && b->path && strcmp(a->path, b->path) == 0;
+  }
+  return false;
+}
+
+static bool headers_cover(const struct cfg_route *a, const struct cfg_route *b) {
+  for (size_t i = 0; i < a->nheaders; i++) {
+    size_t j = 0;
+    while (j < b->nheaders &&
+           !(slice_ieq(slice_cstr(a->headers[i].name), slice_cstr(b->headers[j].name)) &&
+             strcmp(a->headers[i].value, b->headers[j].value) == 0))
+      j++;
+    if (j == b->nheaders)
+      return false;
+  }
+  return true;
+}
+
+bool router_route_covers(const struct cfg_route *a, const struct cfg_route *b) {
+  if (a->methods && (!b->methods || (b->methods & ~a->methods)))
+    return false;
+  return host_covers(a, b) && path_covers(a, b) && headers_cover(a, b);
+}
+
+static bool diag_add(struct config_diag *d, char *msg) {
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 8;
+    char **msgs = realloc(d->msgs, cap * sizeof *msgs);
+    if (!msgs)
+      return false;
+    d->msgs = msgs;
+    d->cap = cap;
+  }
+  d->msgs[d->n++] = msg;
+  return true;
+}
+
+/* The earliest route below *best in set s that covers b (routes[j]). The
+ * candidates are found like router_match() finds routes for a request: the
+ * rest list (no path condition, regexes) and the trie entries along b's own
+ * path, which is where every path_prefix or path covering b's path sits. */
+static void shadow_scan_set(const struct router *r, uint32_t set, const struct cfg_route *b,
+                            uint32_t *best) {
+  const struct cfg_route *routes = r->cfg->routes;
+  const struct rset *s = &r->sets[set];
+  const uint32_t *rest = r->rest + s->rest_off;
+  for (uint32_t i = 0; i < s->rest_n && rest[i] < *best; i++)
+    if (router_route_covers(&routes[rest[i]], b)) {
+      *best = rest[i];
+      break;
+    }
+  struct slice path = {"", 0};
+  if ((b->path_kind == PATH_PREFIX || b->path_kind == PATH_EXACT) && b->path)
+    path = slice_cstr(b->path);
+  uint32_t node = s->root;
+  size_t pos = 0;
+  for (;;) {
+    const struct node *nd = &r->nodes[node];
+    const struct entry *e = r->ents + nd->ent_off;
+    for (uint32_t i = 0; i < nd->ent_n && e[i].route < *best; i++)
+      if (router_route_covers(&routes[e[i].route], b)) {
+        *best = e[i].route;
+        break;
+      }
+    if (pos >= path.n || path.p[pos] != '/')
+      return;
+    size_t end = pos + 1;
+    while (end < path.n && path.p[end] != '/')
+      end++;
+    node = child_find(r, node, path.p + pos + 1, end - pos - 1);
+    if (node == NONE)
+      return;
+    pos = end;
+  }
+}
+
+size_t router_check_shadowed(const struct config *cfg, struct config_diag *diag) {
+  size_t added = 0;
+  const char *file = cfg->file ? cfg->file : "(config)";
+  struct router *r = router_new(cfg);
+  if (!r)
+    return 0; /* out of memory: no warnings, nothing else goes wrong */
+  for (uint32_t j = 1; j < (uint32_t)cfg->nroutes; j++) {
+    const struct cfg_route *b = &cfg->routes[j];
+    uint32_t best = j, set;
+    /* Sets whose routes can cover b's host: the host-less set, b's own
+     * exact or wildcard set, and the wildcard sets above b's host. */
+    shadow_scan_set(r, 0, b, &best);
+    if (b->host) {
+      uint32_t wildcard = b->host_wildcard ? 1 : 0;
+      struct slice key = wildcard ? wildcard_key(b->host) : host_key(slice_cstr(b->host));
+      if ((set = host_find(r, key, wildcard)) != NONE)
+        shadow_scan_set(r, set, b, &best);
+      for (size_t i = wildcard ? 0 : 1; i + 1 < key.n; i++)
+        if (key.p[i] == '.' &&
+            (set = host_find(r, slice_make(key.p + i + 1, key.n - i - 1), 1)) != NONE)
+          shadow_scan_set(r, set, b, &best);
+    }
+    if (best == j)
+      continue;
+    const struct cfg_route *a = &cfg->routes[best];
+    char *msg = NULL;
+    int len = asprintf(&msg,
+                       "%s:%d:%d: warning: routes[%u] (line %d) can never match: routes[%u] "
+                       "(line %d) comes first and matches every request it would (same or wider "
+                       "host and path, no extra conditions); move routes[%u] above routes[%u], "
+                       "narrow routes[%u], or remove routes[%u]",
+                       file, b->line, b->col, j, b->line, best, a->line, j, best, best, j);
+    diag->nwarnings++;
+    added++;
+    if (len >= 0 && !diag_add(diag, msg))
+      free(msg);
+  }
+  router_free(r);
+  return added;
 }
 
 /* ---- targets --------------------------------------------------------- */

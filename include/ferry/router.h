@@ -6,6 +6,7 @@
 #ifndef FERRY_ROUTER_H
 #define FERRY_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "ferry/config.h"
@@ -29,6 +30,24 @@ void router_free(struct router *r);
 
 /* The first route matching q, or NULL (the caller answers 404). */
 const struct cfg_route *router_match(const struct router *r, const struct route_query *q);
+
+/* Whether route a matches every request that route b matches, so that b
+ * can never match when a comes first in the file: a's host is the same as
+ * b's or wider (no host; a wildcard covering b's host or wildcard), a's path
+ * condition is the same or wider (none; a path_prefix that b's path or
+ * prefix falls under; the same path or path_regex), and a has no condition
+ * b lacks (a's methods include b's, a's headers are a subset of b's).
+ * Conservative: false when it cannot tell (e.g. two different regexes). */
+bool router_route_covers(const struct cfg_route *a, const struct cfg_route *b);
+
+/* Appends a warning to diag (and counts it in diag->nwarnings) for every
+ * route of cfg that an earlier route covers (router_route_covers), naming
+ * both routes and their lines:
+ *   FILE:LINE:COL: warning: routes[3] (line 14) can never match: routes[1]
+ *   (line 8) comes first and matches every request it would; ...
+ * One warning per shadowed route (the first route covering it). Returns the
+ * number of warnings added; messages that cannot be allocated are dropped. */
+size_t router_check_shadowed(const struct config *cfg, struct config_diag *diag);
 
 /* Host header value -> host without ":port" ("[::1]:80" -> "[::1]"). */
 struct slice router_host_strip_port(struct slice host);

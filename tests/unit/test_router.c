@@ -512,6 +512,156 @@ Test(router, random_tables_agree_with_linear_reference) {
   }
 }
 
+/* ---- routes that can never match ------------------------------------- */
+
+static bool covers(long a, long b) {
+  return router_route_covers(&routes[a], &routes[b]);
+}
+
+Test(router, covers_by_host) {
+  add_route(NULL, PATH_ANY, NULL);              /* 0 */
+  add_route("a.example.com", PATH_ANY, NULL);   /* 1 */
+  add_route("*.example.com", PATH_ANY, NULL);   /* 2 */
+  add_route("*.x.example.com", PATH_ANY, NULL); /* 3 */
+  add_route("A.Example.com", PATH_ANY, NULL);   /* 4 */
+  add_route("b.x.example.com", PATH_ANY, NULL); /* 5 */
+  add_route("*.xexample.com", PATH_ANY, NULL);  /* 6 */
+  cr_assert(covers(0, 1) && covers(0, 2) && covers(0, 0));
+  cr_assert(!covers(1, 0) && !covers(2, 0));
+  cr_assert(covers(1, 4) && covers(4, 1));
+  cr_assert(covers(2, 1) && covers(2, 3) && covers(2, 5) && covers(3, 5));
+  cr_assert(!covers(1, 2) && !covers(3, 2) && !covers(3, 1) && !covers(2, 6) && !covers(1, 5));
+}
+
+Test(router, covers_by_path) {
+  add_route(NULL, PATH_PREFIX, "/api");     /* 0 */
+  add_route(NULL, PATH_PREFIX, "/api/v1");  /* 1 */
+  add_route(NULL, PATH_EXACT, "/api");      /* 2 */
+  add_route(NULL, PATH_PREFIX, "/api/");    /* 3 */
+  add_route(NULL, PATH_PREFIX, "/apix");    /* 4 */
+  add_route(NULL, PATH_PREFIX, "/");        /* 5 */
+  add_route(NULL, PATH_REGEX, "^/api");     /* 6 */
+  add_route(NULL, PATH_REGEX, "^/api");     /* 7 */
+  add_route(NULL, PATH_ANY, NULL);          /* 8 */
+  add_route(NULL, PATH_EXACT, "/api/v1/x"); /* 9 */
+  cr_assert(covers(0, 1) && covers(0, 2) && covers(0, 3) && covers(0, 9) && covers(1, 9));
+  cr_assert(!covers(1, 0) && !covers(0, 4) && !covers(3, 0) && !covers(3, 2));
+  cr_assert(covers(3, 1) && covers(2, 2) && !covers(2, 0));
+  for (long i = 0; i < 10; i++)
+    cr_assert(covers(5, i) && covers(8, i), "route %ld", i);
+  cr_assert(covers(6, 7) && !covers(6, 0) && !covers(0, 6) && !covers(0, 8) && !covers(4, 8));
+}
+
+Test(router, covers_by_methods_and_headers) {
+  static struct cfg_kv canary[] = {{"X-Canary", "1"}}, canary_lc[] = {{"x-canary", "1"}},
+                       two[] = {{"X-Team", "a"}, {"X-Canary", "1"}}, other[] = {{"X-Canary", "2"}};
+  struct cfg_route *r;
+  r = add_route(NULL, PATH_ANY, NULL); /* 0: GET, POST */
+  r->methods = (1ull << HTTP_GET) | (1ull << HTTP_POST);
+  r = add_route(NULL, PATH_ANY, NULL); /* 1: GET */
+  r->methods = 1ull << HTTP_GET;
+  add_route(NULL, PATH_ANY, NULL);     /* 2: any method */
+  r = add_route(NULL, PATH_ANY, NULL); /* 3: X-Canary: 1 */
+  r->headers = canary;
+  r->nheaders = 1;
+  r = add_route(NULL, PATH_ANY, NULL); /* 4: x-canary: 1 and X-Team: a */
+  r->headers = two;
+  r->nheaders = 2;
+  r = add_route(NULL, PATH_ANY, NULL); /* 5: x-canary: 1 */
+  r->headers = canary_lc;
+  r->nheaders = 1;
+  r = add_route(NULL, PATH_ANY, NULL); /* 6: X-Canary: 2 */
+  r->headers = other;
+  r->nheaders = 1;
+  cr_assert(covers(0, 1) && !covers(1, 0) && !covers(0, 2) && covers(2, 0) && covers(2, 1));
+  cr_assert(covers(2, 3) && covers(3, 4) && covers(5, 4) && covers(3, 5) && !covers(4, 3));
+  cr_assert(!covers(3, 2) && !covers(3, 6) && !covers(6, 3));
+}
+
+/* Shadow warnings from router_check_shadowed(): (shadowed, by) pairs. */
+static size_t shadowed(long (*pairs)[2], size_t max) {
+  struct config_diag d = {0};
+  cfg.file = "t.yaml";
+  size_t n = router_check_shadowed(&cfg, &d);
+  cr_assert_eq(n, d.n);
+  cr_assert_eq(d.nwarnings, n);
+  for (size_t i = 0; i < d.n && i < max; i++) {
+    unsigned b, a;
+    cr_assert_eq(sscanf(d.msgs[i],
+                        "t.yaml:%*d:%*d: warning: routes[%u] (line %*d) can never match: "
+                        "routes[%u]",
+                        &b, &a),
+                 2, "%s", d.msgs[i]);
+    pairs[i][0] = b;
+    pairs[i][1] = a;
+  }
+  config_diag_free(&d);
+  return n;
+}
+
+Test(router, check_shadowed_names_both_routes_and_lines) {
+  struct cfg_route *r;
+  r = add_route("api.example.com", PATH_PREFIX, "/users");
+  r->line = 8;
+  r->col = 5;
+  r = add_route("api.example.com", PATH_PREFIX, "/users/admin");
+  r->line = 11;
+  r->col = 5;
+  r = add_route("web.example.com", PATH_PREFIX, "/users/admin");
+  r->line = 14;
+  r->col = 5;
+  struct config_diag d = {0};
+  cfg.file = "proxy.yaml";
+  cr_assert_eq(router_check_shadowed(&cfg, &d), 1);
+  cr_assert_eq(d.n, 1);
+  cr_assert_str_eq(d.msgs[0],
+                   "proxy.yaml:11:5: warning: routes[1] (line 11) can never match: routes[0] (line "
+                   "8) comes first and matches every request it would (same or wider host and "
+                   "path, no extra conditions); move routes[1] above routes[0], narrow routes[0], "
+                   "or remove routes[1]");
+  config_diag_free(&d);
+}
+
+Test(router, check_shadowed_agrees_with_every_pair) {
+  static const char *const hosts[] = {NULL, "a.test", "b.test", "*.test", "*.a.test", "x.a.test"};
+  static const char *const paths[] = {"/", "/a", "/a/", "/a/b", "/b", "/a/b/"};
+  unsigned seed = 777;
+  for (int round = 0; round < 300; round++) {
+    for (size_t i = 0; i < nregex; i++)
+      regfree(&regexes[i]);
+    nregex = 0;
+    memset(routes, 0, sizeof routes);
+    cfg.nroutes = 0;
+    int n = 2 + (int)(rand_r(&seed) % 14);
+    for (int i = 0; i < n; i++) {
+      const char *h = hosts[rand_r(&seed) % (sizeof hosts / sizeof hosts[0])];
+      const char *p = paths[rand_r(&seed) % (sizeof paths / sizeof paths[0])];
+      unsigned k = rand_r(&seed) % 8;
+      struct cfg_route *r = k == 0                 ? add_route(h, PATH_ANY, NULL)
+                            : k == 1 && nregex < 8 ? add_route(h, PATH_REGEX, "^/a")
+                            : k < 4                ? add_route(h, PATH_EXACT, p)
+                                                   : add_route(h, PATH_PREFIX, p);
+      if (rand_r(&seed) % 4 == 0)
+        r->methods = 1ull << HTTP_GET;
+    }
+    long want[MAXR][2], got[MAXR][2];
+    size_t nwant = 0;
+    for (long j = 1; j < n; j++)
+      for (long i = 0; i < j; i++)
+        if (covers(i, j)) {
+          want[nwant][0] = j;
+          want[nwant++][1] = i;
+          break;
+        }
+    size_t ngot = shadowed(got, MAXR);
+    cr_assert_eq(ngot, nwant, "round %d", round);
+    for (size_t i = 0; i < ngot; i++)
+      cr_assert(got[i][0] == want[i][0] && got[i][1] == want[i][1],
+                "round %d: routes[%ld] by routes[%ld], expected by routes[%ld]", round, got[i][0],
+                got[i][1], want[i][1]);
+  }
+}
+
 /* ---- normalisation --------------------------------------------------- */
 
 static void assert_norm(const char *target, const char *want) {
