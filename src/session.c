@@ -186,6 +186,8 @@ static void on_write(uv_write_t *req, int status) {
   struct session *s = req->data;
   s->queued -= wr->bytes;
   s->writes_pending--;
+  if (status >= 0)
+    mc_add(&s->w->metrics.bytes_out, wr->bytes);
   wreq_put(wr);
   if (s->closing)
     return;
@@ -279,6 +281,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   struct session *s = st->data;
   if (nread > 0) {
+    mc_add(&s->w->metrics.bytes_in, (uint64_t)nread);
     s->in->len += (uint32_t)nread;
     session_process(s);
     return;

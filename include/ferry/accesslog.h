@@ -9,6 +9,7 @@
 #ifndef FERRY_ACCESSLOG_H
 #define FERRY_ACCESSLOG_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ferry/config.h"
@@ -19,12 +20,15 @@ struct accesslog {
   int fd; /* -1: off */
   int own_fd;
   enum cfg_log_format format;
+  _Atomic uint64_t dropped;
 };
 
 /* Open per cfg->access_log. Returns 0 or -1 with a message in err. */
 int accesslog_open(struct accesslog *log, const struct config *cfg, char *err, size_t errlen);
 void accesslog_close(struct accesslog *log);
 /* Write the line for a finished (or aborted) exchange. */
+/* Lines dropped because the writer could not keep up (any thread). */
+uint64_t accesslog_dropped(const struct accesslog *log);
 void accesslog_write(const struct accesslog *log, const struct exchange *ex, uint64_t now_ms);
 
 #endif

@@ -1,0 +1,121 @@
+/* metrics: per-worker counters and their Prometheus text rendering.
+ *
+ * Each worker owns one struct metrics_worker and is the only thread that
+ * writes it (single writer: a relaxed load + relaxed store, no locked
+ * instruction on the request path). The admin thread reads every worker's
+ * counters with relaxed loads and sums them when /metrics is scraped.
+ *
+ * Requests are counted per (route, upstream, status class) in a fixed
+ * open-addressing table per worker: a slot's labels are written once by
+ * the worker and then published with a release store of its state, so the
+ * admin thread never sees a half-written label. Labels survive reloads
+ * (they are text, not pointers into a configuration). When the table is
+ * full, further combinations count under route="other".
+ *
+ * Pooled-connection gauges (idle/busy per server) and health are sampled
+ * by the worker from its own upstream state every METRICS_SAMPLE_MS. */
+#ifndef FERRY_METRICS_H
+#define FERRY_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_LAT_NBUCKETS 12
+#define METRICS_REQ_SLOTS 512u
+#define METRICS_SRV_SLOTS 256u
+#define METRICS_LABEL_MAX 96
+#define METRICS_SAMPLE_MS 250
+
+typedef _Atomic uint64_t mcount;
+
+/* Single-writer add: only the owning worker calls it. */
+static inline void mc_add(mcount *c, uint64_t v) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+static inline void mc_set(mcount *c, uint64_t v) {
+  atomic_store_explicit(c, v, memory_order_relaxed);
+}
+static inline uint64_t mc_get(const mcount *c) {
+  return atomic_load_explicit((mcount *)(uintptr_t)c, memory_order_relaxed);
+}
+
+struct metrics_req_slot {
+  _Atomic uint32_t state; /* 0 empty, 1 published */
+  uint32_t hash;
+  char route[METRICS_LABEL_MAX];
+  char upstream[64];
+  char cls[8]; /* "2xx", or "none" when no response was sent */
+  mcount count;
+};
+
+struct metrics_srv_slot {
+  _Atomic uint32_t state; /* 0 empty, 1 published */
+  uint32_t hash;
+  char upstream[64];
+  char server[64];
+  mcount present; /* 1 when in the worker's current configuration */
+  mcount idle, busy;
+  mcount healthy; /* 1 healthy, 0 not */
+};
+
+struct metrics_worker {
+  mcount conns_active; /* gauge */
+  mcount conns_total;
+  mcount conns_rejected; /* over limits.max_connections */
+  mcount bytes_in, bytes_out;
+  mcount retries;
+  mcount lat_bucket[METRICS_LAT_NBUCKETS]; /* not cumulative; rendered cumulative */
+  mcount lat_count, lat_sum_ms;
+  mcount proxy_protocol_errors;
+  struct metrics_req_slot req[METRICS_REQ_SLOTS];
+  struct metrics_srv_slot srv[METRICS_SRV_SLOTS];
+};
+
+/* Process-wide state shown by /metrics besides the per-worker counters.
+ * Written by the main thread (reloads), read by the admin thread. */
+struct metrics_process {
+  mcount reloads_ok, reloads_failed;
+  mcount last_reload_ok;   /* 1 success, 0 failure (only meaningful after one) */
+  mcount last_reload_time; /* unix seconds; 0 = never */
+  mcount start_time;       /* unix seconds */
+  mcount draining;         /* 1 once a stop signal arrived */
+};
+
+struct worker;
+struct exchange;
+struct cfg_route;
+struct admin;
+struct admin_reply;
+struct admin_request;
+struct accesslog;
+
+/* A worker finished an exchange: count it. Worker thread. */
+void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, uint64_t now_ms);
+
+/* The label for a route: its host (if any) followed by its path rule
+ * ("/api" prefix, "=/exact", "~^/v[0-9]+/" regex), e.g. "api.example.com/v1",
+ * "*.example.com", "=/ping"; "*" for a route matching everything; "none"
+ * when no route matched. */
+void metrics_route_label(const struct cfg_route *r, char *out, size_t outlen);
+
+/* Copy the worker's upstream pool state into its gauges. Worker thread. */
+void metrics_sample_servers(struct worker *w);
+
+/* What the /metrics handler sums over. ud for metrics_admin_handler. */
+struct metrics_source {
+  struct worker *workers;
+  unsigned nworkers;
+  struct metrics_process *proc;
+  struct accesslog *log;
+  struct admin *admin;
+};
+
+/* admin handler for /metrics (ud: struct metrics_source *). Admin thread. */
+void metrics_admin_handler(void *ud, const struct admin_request *req, struct admin_reply *rep);
+
+/* Escape a label value (\\, \", \n) into out. */
+void metrics_escape_label(const char *in, char *out, size_t outlen);
+
+#endif

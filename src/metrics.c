@@ -1,0 +1,329 @@
+/* metrics: per-worker counters (written by their worker only) and the
+ * Prometheus text rendering the admin thread builds from their sums.
+ * Must not write any worker state from the admin thread. */
+#include "ferry/metrics.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/accesslog.h"
+#include "ferry/admin.h"
+#include "ferry/config.h"
+#include "ferry/exchange.h"
+#include "ferry/upstream.h"
+#include "ferry/worker.h"
+
+/* Upper bounds in milliseconds; the last bucket is +Inf. */
+static const uint64_t lat_bounds_ms[METRICS_LAT_NBUCKETS - 1] = {1,   5,   10,   25,   50,   100,
+                                                                 250, 500, 1000, 2500, 10000};
+
+static uint32_t fnv(uint32_t h, const char *s) {
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+void metrics_route_label(const struct cfg_route *r, char *out, size_t outlen) {
+  if (!r) {
+    snprintf(out, outlen, "none");
+    return;
+  }
+  const char *host = r->host ? r->host : (r->path_kind == PATH_ANY ? "*" : "");
+  const char *wild = r->host && r->host_wildcard ? "*" : "";
+  switch (r->path_kind) {
+  case PATH_ANY:
+    snprintf(out, outlen, "%s%s", wild, host);
+    break;
+  case PATH_EXACT:
+    snprintf(out, outlen, "%s%s=%s", wild, host, r->path);
+    break;
+  case PATH_PREFIX:
+    snprintf(out, outlen, "%s%s%s", wild, host, r->path);
+    break;
+  case PATH_REGEX:
+    snprintf(out, outlen, "%s%s~%s", wild, host, r->path);
+    break;
+  }
+}
+
+static void copy_label(char *dst, size_t n, const char *src) {
+  snprintf(dst, n, "%s", src);
+}
+
+static struct metrics_req_slot *req_slot(struct metrics_worker *m, const char *route,
+                                         const char *upstream, const char *cls) {
+  uint32_t h = fnv(fnv(fnv(2166136261u, route), upstream), cls);
+  for (uint32_t i = 0; i < METRICS_REQ_SLOTS; i++) {
+    struct metrics_req_slot *s = &m->req[(h + i) & (METRICS_REQ_SLOTS - 1)];
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == 0) {
+      s->hash = h;
+      copy_label(s->route, sizeof(s->route), route);
+      copy_label(s->upstream, sizeof(s->upstream), upstream);
+      copy_label(s->cls, sizeof(s->cls), cls);
+      atomic_store_explicit(&s->state, 1, memory_order_release);
+      return s;
+    }
+    if (s->hash == h && strcmp(s->route, route) == 0 && strcmp(s->upstream, upstream) == 0 &&
+        strcmp(s->cls, cls) == 0)
+      return s;
+  }
+  return NULL;
+}
+
+void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, uint64_t now_ms) {
+  char route[METRICS_LABEL_MAX];
+  metrics_route_label(ex->route, route, sizeof(route));
+  const char *up = ex->up && ex->up->cfg ? ex->up->cfg->name : "";
+  char cls[8] = "none";
+  if (ex->status >= 100 && ex->status < 600) {
+    cls[0] = (char)('0' + ex->status / 100);
+    memcpy(cls + 1, "xx", 3);
+  }
+  struct metrics_req_slot *s = req_slot(m, route, up, cls);
+  if (!s)
+    s = req_slot(m, "other", "", "");
+  if (s)
+    mc_add(&s->count, 1);
+  uint64_t ms = now_ms >= ex->t_start_ms ? now_ms - ex->t_start_ms : 0;
+  unsigned b = 0;
+  while (b < METRICS_LAT_NBUCKETS - 1 && ms > lat_bounds_ms[b])
+    b++;
+  mc_add(&m->lat_bucket[b], 1);
+  mc_add(&m->lat_count, 1);
+  mc_add(&m->lat_sum_ms, ms);
+  if (ex->retried)
+    mc_add(&m->retries, 1);
+}
+
+static struct metrics_srv_slot *srv_slot(struct metrics_worker *m, const char *upstream,
+                                         const char *server) {
+  uint32_t h = fnv(fnv(2166136261u, upstream), server);
+  for (uint32_t i = 0; i < METRICS_SRV_SLOTS; i++) {
+    struct metrics_srv_slot *s = &m->srv[(h + i) & (METRICS_SRV_SLOTS - 1)];
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == 0) {
+      s->hash = h;
+      copy_label(s->upstream, sizeof(s->upstream), upstream);
+      copy_label(s->server, sizeof(s->server), server);
+      atomic_store_explicit(&s->state, 1, memory_order_release);
+      return s;
+    }
+    if (s->hash == h && strcmp(s->upstream, upstream) == 0 && strcmp(s->server, server) == 0)
+      return s;
+  }
+  return NULL;
+}
+
+void metrics_sample_servers(struct worker *w) {
+  struct metrics_worker *m = &w->metrics;
+  for (uint32_t i = 0; i < METRICS_SRV_SLOTS; i++)
+    if (atomic_load_explicit(&m->srv[i].state, memory_order_relaxed))
+      mc_set(&m->srv[i].present, 0);
+  for (size_t i = 0; i < w->nups; i++) {
+    struct upstream_rt *u = &w->ups[i];
+    for (size_t j = 0; j < u->nservers; j++) {
+      struct server_rt *sv = &u->servers[j];
+      struct metrics_srv_slot *s = srv_slot(m, u->cfg->name, sv->cfg->address);
+      if (!s)
+        continue;
+      mc_set(&s->present, 1);
+      mc_set(&s->idle, sv->nidle);
+      mc_set(&s->busy, sv->active);
+      mc_set(&s->healthy, 1); /* no health checks yet: every server counts as healthy */
+    }
+  }
+}
+
+/* ---- rendering (admin thread) ---------------------------------------------- */
+
+void metrics_escape_label(const char *in, char *out, size_t outlen) {
+  size_t o = 0;
+  for (; *in && o + 3 < outlen; in++) {
+    if (*in == '\\' || *in == '"') {
+      out[o++] = '\\';
+      out[o++] = *in;
+    } else if (*in == '\n') {
+      out[o++] = '\\';
+      out[o++] = 'n';
+    } else {
+      out[o++] = *in;
+    }
+  }
+  out[o] = 0;
+}
+
+static uint64_t sum(const struct metrics_source *src, size_t off) {
+  uint64_t t = 0;
+  for (unsigned i = 0; i < src->nworkers; i++)
+    t += mc_get((const mcount *)(const void *)((const char *)&src->workers[i].metrics + off));
+  return t;
+}
+
+#define SUM(field) sum(src, offsetof(struct metrics_worker, field))
+
+static void counter(struct admin_reply *rep, const char *name, const char *help, uint64_t v) {
+  admin_reply_printf(rep, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name,
+                     name, v);
+}
+
+static void gauge(struct admin_reply *rep, const char *name, const char *help, uint64_t v) {
+  admin_reply_printf(rep, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help, name, name,
+                     v);
+}
+
+/* Merge request slots of every worker into one list (admin thread). */
+struct req_row {
+  const struct metrics_req_slot *s;
+  uint64_t count;
+};
+
+static void render_requests(struct admin_reply *rep, const struct metrics_source *src) {
+  size_t cap = (size_t)src->nworkers * METRICS_REQ_SLOTS, n = 0;
+  struct req_row *rows = calloc(cap ? cap : 1, sizeof(*rows));
+  admin_reply_printf(rep, "# HELP ferry_requests_total Requests finished, by route, upstream and "
+                          "status class.\n# TYPE ferry_requests_total counter\n");
+  if (!rows)
+    return;
+  for (unsigned w = 0; w < src->nworkers; w++) {
+    const struct metrics_worker *m = &src->workers[w].metrics;
+    for (uint32_t i = 0; i < METRICS_REQ_SLOTS; i++) {
+      const struct metrics_req_slot *s = &m->req[i];
+      if (atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&s->state, memory_order_acquire) == 0)
+        continue;
+      uint64_t c = mc_get(&s->count);
+      size_t k = 0;
+      for (; k < n; k++)
+        if (rows[k].s->hash == s->hash && strcmp(rows[k].s->route, s->route) == 0 &&
+            strcmp(rows[k].s->upstream, s->upstream) == 0 && strcmp(rows[k].s->cls, s->cls) == 0)
+          break;
+      if (k == n)
+        rows[n++] = (struct req_row){s, 0};
+      rows[k].count += c;
+    }
+  }
+  for (size_t k = 0; k < n; k++) {
+    char route[2 * METRICS_LABEL_MAX], up[160];
+    metrics_escape_label(rows[k].s->route, route, sizeof(route));
+    metrics_escape_label(rows[k].s->upstream, up, sizeof(up));
+    admin_reply_printf(
+        rep, "ferry_requests_total{route=\"%s\",upstream=\"%s\",class=\"%s\"} %" PRIu64 "\n", route,
+        up, rows[k].s->cls, rows[k].count);
+  }
+  free(rows);
+}
+
+struct srv_row {
+  const struct metrics_srv_slot *s;
+  uint64_t idle, busy, healthy, present;
+};
+
+static void render_servers(struct admin_reply *rep, const struct metrics_source *src) {
+  size_t cap = (size_t)src->nworkers * METRICS_SRV_SLOTS, n = 0;
+  struct srv_row *rows = calloc(cap ? cap : 1, sizeof(*rows));
+  if (!rows)
+    return;
+  for (unsigned w = 0; w < src->nworkers; w++) {
+    const struct metrics_worker *m = &src->workers[w].metrics;
+    for (uint32_t i = 0; i < METRICS_SRV_SLOTS; i++) {
+      const struct metrics_srv_slot *s = &m->srv[i];
+      if (atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&s->state, memory_order_acquire) ==
+              0 ||
+          !mc_get(&s->present))
+        continue;
+      size_t k = 0;
+      for (; k < n; k++)
+        if (rows[k].s->hash == s->hash && strcmp(rows[k].s->upstream, s->upstream) == 0 &&
+            strcmp(rows[k].s->server, s->server) == 0)
+          break;
+      if (k == n)
+        rows[n++] = (struct srv_row){s, 0, 0, 1, 1};
+      rows[k].idle += mc_get(&s->idle);
+      rows[k].busy += mc_get(&s->busy);
+      if (!mc_get(&s->healthy))
+        rows[k].healthy = 0; /* unhealthy as soon as one worker sees it so */
+    }
+  }
+  static const char *const names[3] = {"ferry_upstream_connections_idle",
+                                       "ferry_upstream_connections_busy",
+                                       "ferry_upstream_server_healthy"};
+  static const char *const helps[3] = {
+      "Idle pooled keep-alive connections per upstream server.",
+      "Upstream connections attached to a request per upstream server.",
+      "1 when the upstream server is considered healthy, else 0."};
+  for (int kind = 0; kind < 3; kind++) {
+    admin_reply_printf(rep, "# HELP %s %s\n# TYPE %s gauge\n", names[kind], helps[kind],
+                       names[kind]);
+    for (size_t k = 0; k < n; k++) {
+      char up[160], sv[160];
+      metrics_escape_label(rows[k].s->upstream, up, sizeof(up));
+      metrics_escape_label(rows[k].s->server, sv, sizeof(sv));
+      uint64_t v = kind == 0 ? rows[k].idle : kind == 1 ? rows[k].busy : rows[k].healthy;
+      admin_reply_printf(rep, "%s{upstream=\"%s\",server=\"%s\"} %" PRIu64 "\n", names[kind], up,
+                         sv, v);
+    }
+  }
+  free(rows);
+}
+
+void metrics_admin_handler(void *ud, const struct admin_request *req, struct admin_reply *rep) {
+  const struct metrics_source *src = ud;
+  (void)req;
+  admin_reply_status(rep, 200, "text/plain; version=0.0.4; charset=utf-8");
+  render_requests(rep, src);
+
+  admin_reply_printf(rep, "# HELP ferry_request_duration_seconds Time from the first request "
+                          "byte to the last response byte.\n"
+                          "# TYPE ferry_request_duration_seconds histogram\n");
+  uint64_t cum = 0;
+  for (unsigned b = 0; b < METRICS_LAT_NBUCKETS; b++) {
+    cum += SUM(lat_bucket[b]);
+    if (b < METRICS_LAT_NBUCKETS - 1)
+      admin_reply_printf(rep, "ferry_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                         (double)lat_bounds_ms[b] / 1000.0, cum);
+    else
+      admin_reply_printf(rep, "ferry_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                         cum);
+  }
+  admin_reply_printf(rep, "ferry_request_duration_seconds_sum %.3f\n",
+                     (double)SUM(lat_sum_ms) / 1000.0);
+  admin_reply_printf(rep, "ferry_request_duration_seconds_count %" PRIu64 "\n", SUM(lat_count));
+
+  gauge(rep, "ferry_client_connections", "Client connections open now.", SUM(conns_active));
+  counter(rep, "ferry_client_connections_total", "Client connections accepted.", SUM(conns_total));
+  counter(rep, "ferry_client_connections_rejected_total",
+          "Client connections answered 503 because limits.max_connections was reached.",
+          SUM(conns_rejected));
+  counter(rep, "ferry_proxy_protocol_errors_total",
+          "Connections closed for a missing or malformed PROXY protocol header.",
+          SUM(proxy_protocol_errors));
+  render_servers(rep, src);
+  counter(rep, "ferry_bytes_received_total", "Bytes read from clients.", SUM(bytes_in));
+  counter(rep, "ferry_bytes_sent_total", "Bytes written to clients.", SUM(bytes_out));
+  counter(rep, "ferry_retries_total", "Requests retried on a new upstream connection.",
+          SUM(retries));
+  if (src->proc) {
+    const struct metrics_process *p = src->proc;
+    admin_reply_printf(rep,
+                       "# HELP ferry_reloads_total Configuration reloads (SIGHUP), by result.\n"
+                       "# TYPE ferry_reloads_total counter\n"
+                       "ferry_reloads_total{result=\"success\"} %" PRIu64 "\n"
+                       "ferry_reloads_total{result=\"failure\"} %" PRIu64 "\n",
+                       mc_get(&p->reloads_ok), mc_get(&p->reloads_failed));
+    gauge(rep, "ferry_reload_last_success",
+          "1 when the last reload succeeded, 0 when it failed (1 before any reload).",
+          mc_get(&p->last_reload_time) ? mc_get(&p->last_reload_ok) : 1);
+    gauge(rep, "ferry_reload_last_timestamp_seconds",
+          "Unix time of the last reload attempt (0: none yet).", mc_get(&p->last_reload_time));
+    gauge(rep, "ferry_start_timestamp_seconds", "Unix time ferry started.", mc_get(&p->start_time));
+    gauge(rep, "ferry_draining", "1 while ferry drains after SIGTERM/SIGINT.",
+          mc_get(&p->draining));
+  }
+  counter(rep, "ferry_access_log_dropped_total",
+          "Access log lines dropped because the log writer's queue was full.",
+          src->log ? accesslog_dropped(src->log) : 0);
+  counter(rep, "ferry_admin_events_dropped_total",
+          "Events from workers to the admin thread dropped because its queue was full.",
+          admin_events_dropped(src->admin));
+  gauge(rep, "ferry_workers", "Worker threads.", src->nworkers);
+}
