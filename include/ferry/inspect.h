@@ -1,0 +1,221 @@
+/* inspect: the inspector's capture of exchanges, the ring that keeps the
+ * last ones, and their renderings (JSON, Server-Sent Events).
+ *
+ * Capture runs on a worker thread at the end of an exchange whose route
+ * asked for it (`inspect: true`, or every route with admin.inspect_all):
+ * everything the inspector shows is copied into one allocation, a
+ * struct inspect_rec, which is then handed to the admin thread. The record
+ * owns all its bytes (slices inside it point into the same allocation), so
+ * it outlives the exchange and needs no locking once handed over.
+ *
+ * The store (the ring of the last admin.inspect_keep records, bounded in
+ * bytes by admin.inspect_max_bytes too) and the renderers are used by the
+ * admin thread only. Renderers are pure functions over records.
+ *
+ * Cost for routes that do not ask: the exchange tests one flag
+ * (ex->insp.on) at a handful of points; nothing else runs. */
+#ifndef FERRY_INSPECT_H
+#define FERRY_INSPECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ferry/buf.h"
+#include "ferry/config.h"
+#include "ferry/slice.h"
+
+struct exchange;
+struct iobuf;
+
+/* --- per-exchange capture state (embedded in struct exchange) ------------ */
+
+struct inspect_ex {
+  bool on;                   /* this exchange is captured */
+  bool upstream_responded;   /* an upstream response head was parsed */
+  uint8_t upstream_minor;    /* its HTTP/1.x minor version */
+  struct iobuf *client_head; /* the response head ferry sent (a reference) */
+  uint64_t req_head_bytes;   /* request head bytes as received */
+  /* uv_hrtime() marks; 0 = not reached */
+  uint64_t t_head;      /* request head complete */
+  uint64_t t_connect;   /* asked the pool for a connection (last attempt) */
+  uint64_t t_connected; /* connection ready, request head queued */
+  uint64_t t_response;  /* upstream response head parsed */
+  /* first admin.inspect_body_bytes of each body, in the exchange's arena */
+  char *body[2]; /* 0: request, 1: response */
+  uint32_t body_n[2];
+};
+
+/* Hooks for exchange.c. Each costs one test of ex->insp.on when the
+ * exchange is not captured. */
+#define INSPECT_MARK(ex, field)                                                                    \
+  do {                                                                                             \
+    if ((ex)->insp.on)                                                                             \
+      (ex)->insp.field = uv_hrtime();                                                              \
+  } while (0)
+
+/* The route is known: start capturing when it (or admin.inspect_all) asks.
+ * r may be NULL (no route). Worker thread; call only when w->insp is set
+ * (the inspector runs), so configurations without it pay one branch. */
+void inspect_begin(struct exchange *ex, const struct cfg_route *r);
+/* The response head ferry queued to the client is in b (a reference is
+ * kept until inspect_release); from_upstream: it answers an upstream
+ * response parsed just now (not one of ferry's own replies). */
+void inspect_note_response(struct exchange *ex, struct iobuf *b, bool from_upstream);
+/* Body bytes passing (dir 0: request, 1: response): the first
+ * admin.inspect_body_bytes are kept. */
+void inspect_body(struct exchange *ex, int dir, const char *p, size_t n);
+/* The exchange ended: build its record and hand it to the admin thread. */
+void inspect_capture(struct exchange *ex);
+/* Drop what inspect_note_response kept. Called from exchange_reset. */
+void inspect_release(struct exchange *ex);
+
+/* --- records -------------------------------------------------------------- */
+
+struct inspect_kv {
+  struct slice name, value;
+};
+
+enum inspect_head_kind {
+  INSPECT_REQUEST_CLIENT,    /* the request as the client sent it */
+  INSPECT_REQUEST_UPSTREAM,  /* the request as ferry forwarded it */
+  INSPECT_RESPONSE_UPSTREAM, /* the response as the upstream sent it */
+  INSPECT_RESPONSE_CLIENT,   /* the response as ferry returned it */
+  INSPECT_NHEADS
+};
+
+struct inspect_head {
+  bool present;
+  struct slice line; /* request or status line, without CRLF */
+  struct inspect_kv *h;
+  uint32_t n;
+};
+
+struct inspect_rec {
+  struct inspect_rec *next; /* handoff list; not used once stored */
+  uint64_t id;              /* set by the store: 1, 2, ... in arrival order */
+  size_t size;              /* bytes of this allocation */
+  int64_t time_us;          /* wall clock (Unix, microseconds) when the head was complete */
+  struct slice request_id, client, listener, method, target, host, version;
+  int route_index; /* -1: no route matched */
+  int route_line;
+  struct slice route_label; /* e.g. "host api.example.com, path_prefix /api" */
+  struct slice upstream, server, error;
+  uint32_t attempts; /* upstream connections tried (0: answered by ferry itself) */
+  int status;        /* 0: no response was sent */
+  uint64_t req_head_bytes, req_body_bytes;   /* from the client */
+  uint64_t resp_head_bytes, resp_body_bytes; /* to the client (body: as received upstream) */
+  /* microseconds; -1: that phase did not happen */
+  int64_t queue_us, connect_us, ttfb_us, total_us;
+  bool redacted;        /* at least one value was replaced by "[redacted]" */
+  bool has_body;        /* the request carried a body */
+  struct slice body[2]; /* first admin.inspect_body_bytes: request, response */
+  struct inspect_head heads[INSPECT_NHEADS];
+};
+
+/* What a record is built from; every slice is copied. Pure input, so the
+ * builder can be tested without an exchange. */
+struct inspect_src {
+  int64_t time_us;
+  struct slice request_id, client, listener, method, target, host, version;
+  int route_index, route_line;
+  struct slice route_label, upstream, server, error;
+  uint32_t attempts;
+  int status;
+  uint64_t req_head_bytes, req_body_bytes, resp_body_bytes;
+  int64_t queue_us, connect_us, ttfb_us, total_us;
+  bool has_body;
+  struct slice body[2];
+  /* heads: the client's request as a parsed list (line + req), the others
+   * as serialised heads ("LINE\r\nName: value\r\n...\r\n", anything after
+   * the blank line ignored); n == 0: absent. */
+  struct slice req_line;
+  const struct inspect_kv *req;
+  uint32_t nreq;
+  struct slice fwd_head;
+  struct slice up_line; /* upstream status line */
+  const struct inspect_kv *up;
+  uint32_t nup;
+  bool up_present;
+  struct slice client_head;
+  /* redaction: names whose values become "[redacted]" (nredact 0: none) */
+  char *const *redact;
+  size_t nredact;
+};
+
+/* One malloc holding the record and copies of everything in src. NULL on
+ * out of memory. Free with free(). */
+struct inspect_rec *inspect_rec_build(const struct inspect_src *src);
+
+/* --- the store (admin thread only) --------------------------------------- */
+
+struct inspect_store {
+  struct inspect_rec **ring;
+  uint32_t cap;   /* admin.inspect_keep */
+  uint32_t first; /* index of the oldest record */
+  uint32_t n;
+  uint64_t bytes, max_bytes;
+  uint64_t next_id;
+  uint64_t evicted; /* records dropped to stay within the bounds */
+};
+
+int inspect_store_init(struct inspect_store *st, uint32_t keep, uint64_t max_bytes);
+/* Takes ownership of rec: assigns rec->id, evicts the oldest records while
+ * over either bound. Returns true when rec is kept, false when it was
+ * dropped (freed: alone over max_bytes, or keep 0). */
+bool inspect_store_push(struct inspect_store *st, struct inspect_rec *rec);
+/* i-th newest record (0 = newest), NULL past the end. */
+const struct inspect_rec *inspect_store_newest(const struct inspect_store *st, uint32_t i);
+const struct inspect_rec *inspect_store_find(const struct inspect_store *st, uint64_t id);
+void inspect_store_destroy(struct inspect_store *st);
+
+/* --- filters and renderings ----------------------------------------------- */
+
+struct inspect_filter {
+  uint32_t limit; /* default 100 */
+  char route[64]; /* "" any; a route index ("2") or an upstream name */
+  char status[8]; /* "" any; "200", or a class "5xx" / "5" */
+  char path[256]; /* "" any; a substring of the target */
+  uint64_t after; /* only ids greater than this (SSE Last-Event-ID) */
+};
+
+/* Parse a query string ("limit=10&route=api&status=5xx&path=%2Fapi"; the
+ * leading '?' optional). Unknown keys are ignored. Returns 0, or -1 with a
+ * message in err for a bad value. */
+int inspect_filter_parse(struct slice query, struct inspect_filter *f, char *err, size_t errlen);
+bool inspect_filter_match(const struct inspect_filter *f, const struct inspect_rec *r);
+
+/* A growable output buffer; oom is set (and writes stop) on allocation
+ * failure. free(b.p) when done. */
+struct inspect_out {
+  char *p;
+  size_t n, cap;
+  bool oom;
+};
+void inspect_out_put(struct inspect_out *o, const char *p, size_t n);
+void inspect_out_puts(struct inspect_out *o, const char *s);
+
+/* Whether the inspector may resend this record (admin.replay must be on
+ * too): not redacted, no request body, and a client request head. */
+bool inspect_replayable(const struct inspect_rec *r);
+
+/* One record as a JSON object. replay: admin.replay is on. */
+void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, bool replay);
+/* {"requests":[...newest first, filtered, at most f->limit...],"count":N,
+ *  "kept":N,"evicted":N} */
+void inspect_render_list(struct inspect_out *o, const struct inspect_store *st,
+                         const struct inspect_filter *f, bool replay);
+/* One Server-Sent Event: "id: ID\nevent: exchange\ndata: JSON\n\n". */
+void inspect_render_event(struct inspect_out *o, const struct inspect_rec *r, bool replay);
+
+/* The request head to resend for a replay ("METHOD target HTTP/1.1",
+ * the client's headers minus hop-by-hop ones and X-Request-Id, plus
+ * "X-Ferry-Replay-Of: ID" and "Connection: close"). */
+void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r);
+
+/* The self-contained /inspect page (HTML, CSS and script inline). */
+extern const char inspect_page_html[];
+extern const size_t inspect_page_html_len;
+
+#endif

@@ -1,0 +1,34 @@
+/* inspector: the inspector's surfaces on the admin listener.
+ *
+ *   GET  /inspect                      the page (self-contained HTML)
+ *   GET  /inspect/requests?limit=N&route=R&status=S&path=P   JSON, newest first
+ *   GET  /inspect/requests/ID          one exchange as JSON
+ *   POST /inspect/requests/ID/replay   resend a captured request head through
+ *                                      ferry's listener (admin.replay only)
+ *   GET  /inspect/stream[?route=&status=&path=&heartbeat=MS]  Server-Sent Events
+ *
+ * Owns the record store (src/inspect.c), the stream clients and replay
+ * connections, all on the admin thread. Workers only call inspector_post.
+ *
+ * Lifetime (main thread): inspector_new after admin_new and before
+ * admin_start; inspector_free after admin_join. */
+#ifndef FERRY_INSPECTOR_H
+#define FERRY_INSPECTOR_H
+
+#include "ferry/admin.h"
+#include "ferry/config.h"
+
+struct inspector;
+struct inspect_rec;
+
+/* Registers the routes and a stop hook on a. NULL on out of memory. cfg
+ * must outlive the inspector. */
+struct inspector *inspector_new(const struct config *cfg, struct admin *a);
+/* Any thread: hand rec over (ownership passes, even on failure). */
+void inspector_post(struct inspector *in, struct inspect_rec *rec);
+/* Whether any exchange may be captured (admin.inspect_all, or a route
+ * with inspect: true, and inspect_keep > 0). */
+bool inspector_wanted(const struct config *cfg);
+void inspector_free(struct inspector *in);
+
+#endif

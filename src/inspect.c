@@ -1,0 +1,763 @@
+/* inspect: capture of exchanges for the inspector, the ring of recent
+ * records, and their JSON / Server-Sent Event renderings.
+ *
+ * Owns: inspect_rec allocations (one malloc each) until they are handed to
+ * the store, and the store's ring. The capture half runs on worker threads
+ * and only reads the exchange; it never does I/O. The store and renderers
+ * run on the admin thread. Must not touch: sessions, sockets, connection
+ * pools. */
+#include "ferry/inspect.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ferry/connpool.h"
+#include "ferry/exchange.h"
+#include "ferry/inspector.h"
+#include "ferry/session.h"
+#include "ferry/upstream.h"
+#include "ferry/worker.h"
+
+static const char redacted_text[] = "[redacted]";
+
+/* --- building a record ---------------------------------------------------- */
+
+/* Copying into the record's allocation: a bump pointer over its tail. */
+struct fill {
+  char *p, *end;
+};
+
+static struct slice fill_copy(struct fill *f, struct slice s) {
+  if (s.n == 0)
+    return (struct slice){"", 0};
+  char *d = f->p;
+  memcpy(d, s.p, s.n);
+  f->p += s.n;
+  return (struct slice){d, s.n};
+}
+
+static bool is_redacted(const struct inspect_src *src, struct slice name) {
+  for (size_t i = 0; i < src->nredact; i++)
+    if (slice_ieq(name, slice_cstr(src->redact[i])))
+      return true;
+  return false;
+}
+
+/* Walks a serialised head: calls back for the start line (name.p == NULL)
+ * and each header line. Returns the number of header lines. A NULL
+ * callback only counts. */
+typedef void (*head_cb)(void *arg, struct slice name, struct slice value);
+
+static uint32_t walk_head(struct slice head, head_cb cb, void *arg) {
+  const char *p = head.p, *end = head.p + head.n;
+  uint32_t n = 0;
+  bool first = true;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *le = eol ? eol : end;
+    size_t len = (size_t)(le - p);
+    if (len > 0 && p[len - 1] == '\r')
+      len--;
+    if (len == 0)
+      break; /* end of head */
+    if (first) {
+      if (cb)
+        cb(arg, (struct slice){NULL, 0}, (struct slice){p, len});
+      first = false;
+    } else {
+      const char *colon = memchr(p, ':', len);
+      struct slice name = {p, colon ? (size_t)(colon - p) : len};
+      struct slice value = {NULL, 0};
+      if (colon) {
+        const char *v = colon + 1, *ve = p + len;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+          v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+          ve--;
+        value = (struct slice){v, (size_t)(ve - v)};
+      }
+      if (cb)
+        cb(arg, name, value);
+      n++;
+    }
+    if (!eol)
+      break;
+    p = eol + 1;
+  }
+  return n;
+}
+
+/* Bytes of the head up to and including its blank line. */
+static size_t head_length(struct slice head) {
+  for (size_t i = 0; i + 3 < head.n; i++)
+    if (memcmp(head.p + i, "\r\n\r\n", 4) == 0)
+      return i + 4;
+  return head.n;
+}
+
+struct head_fill {
+  struct inspect_head *h;
+  struct fill *f;
+  const struct inspect_src *src;
+  bool *redacted;
+};
+
+static void add_kv(struct head_fill *hf, struct slice name, struct slice value) {
+  struct inspect_kv *kv = &hf->h->h[hf->h->n++];
+  kv->name = fill_copy(hf->f, name);
+  if (is_redacted(hf->src, name)) {
+    kv->value = fill_copy(hf->f, SLICE_LIT(redacted_text));
+    *hf->redacted = true;
+  } else {
+    kv->value = fill_copy(hf->f, value);
+  }
+}
+
+static void fill_cb(void *arg, struct slice name, struct slice value) {
+  struct head_fill *hf = arg;
+  if (!name.p) {
+    hf->h->line = fill_copy(hf->f, value);
+    return;
+  }
+  add_kv(hf, name, value);
+}
+
+static void fill_serialised(struct inspect_head *h, struct fill *f, const struct inspect_src *src,
+                            struct slice head, bool *redacted) {
+  if (head.n == 0)
+    return;
+  h->present = true;
+  struct head_fill hf = {h, f, src, redacted};
+  walk_head(head, fill_cb, &hf);
+}
+
+static void fill_list(struct inspect_head *h, struct fill *f, const struct inspect_src *src,
+                      struct slice line, const struct inspect_kv *kv, uint32_t n, bool *redacted) {
+  h->present = true;
+  h->line = fill_copy(f, line);
+  struct head_fill hf = {h, f, src, redacted};
+  for (uint32_t i = 0; i < n; i++)
+    add_kv(&hf, kv[i].name, kv[i].value);
+}
+
+/* Upper bound of the bytes a list needs (values may grow to "[redacted]"). */
+static size_t list_bytes(const struct inspect_kv *kv, uint32_t n) {
+  size_t b = 0;
+  for (uint32_t i = 0; i < n; i++)
+    b += kv[i].name.n + kv[i].value.n + sizeof(redacted_text);
+  return b;
+}
+
+struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
+  uint32_t nfwd = src->fwd_head.n ? walk_head(src->fwd_head, NULL, NULL) : 0;
+  uint32_t ncli = src->client_head.n ? walk_head(src->client_head, NULL, NULL) : 0;
+  size_t nkv = (size_t)src->nreq + nfwd + src->nup + ncli;
+  struct slice strs[] = {src->request_id, src->client,   src->listener, src->method,
+                         src->target,     src->host,     src->version,  src->route_label,
+                         src->upstream,   src->server,   src->error,    src->body[0],
+                         src->body[1],    src->req_line, src->up_line};
+  size_t text = 0;
+  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+    text += strs[i].n;
+  /* Serialised heads: every byte at most once, plus room for redaction. */
+  text += head_length(src->fwd_head) + (size_t)nfwd * sizeof(redacted_text);
+  text += head_length(src->client_head) + (size_t)ncli * sizeof(redacted_text);
+  text += list_bytes(src->req, src->nreq) + list_bytes(src->up, src->nup);
+  size_t size = sizeof(struct inspect_rec) + nkv * sizeof(struct inspect_kv) + text;
+  struct inspect_rec *r = malloc(size);
+  if (!r)
+    return NULL;
+  memset(r, 0, sizeof *r);
+  r->size = size;
+  struct inspect_kv *kvs = (struct inspect_kv *)(void *)(r + 1);
+  struct fill f = {(char *)(kvs + nkv), (char *)r + size};
+  r->time_us = src->time_us;
+  r->request_id = fill_copy(&f, src->request_id);
+  r->client = fill_copy(&f, src->client);
+  r->listener = fill_copy(&f, src->listener);
+  r->method = fill_copy(&f, src->method);
+  r->target = fill_copy(&f, src->target);
+  r->host = fill_copy(&f, src->host);
+  r->version = fill_copy(&f, src->version);
+  r->route_index = src->route_index;
+  r->route_line = src->route_line;
+  r->route_label = fill_copy(&f, src->route_label);
+  r->upstream = fill_copy(&f, src->upstream);
+  r->server = fill_copy(&f, src->server);
+  r->error = fill_copy(&f, src->error);
+  r->attempts = src->attempts;
+  r->status = src->status;
+  r->req_head_bytes = src->req_head_bytes;
+  r->req_body_bytes = src->req_body_bytes;
+  r->resp_head_bytes = head_length(src->client_head);
+  r->resp_body_bytes = src->resp_body_bytes;
+  r->queue_us = src->queue_us;
+  r->connect_us = src->connect_us;
+  r->ttfb_us = src->ttfb_us;
+  r->total_us = src->total_us;
+  r->has_body = src->has_body;
+  r->body[0] = fill_copy(&f, src->body[0]);
+  r->body[1] = fill_copy(&f, src->body[1]);
+
+  struct inspect_head *h = r->heads;
+  h[INSPECT_REQUEST_CLIENT].h = kvs;
+  fill_list(&h[INSPECT_REQUEST_CLIENT], &f, src, src->req_line, src->req, src->nreq, &r->redacted);
+  h[INSPECT_REQUEST_UPSTREAM].h = kvs + src->nreq;
+  fill_serialised(&h[INSPECT_REQUEST_UPSTREAM], &f, src, src->fwd_head, &r->redacted);
+  h[INSPECT_RESPONSE_UPSTREAM].h = kvs + src->nreq + nfwd;
+  if (src->up_present)
+    fill_list(&h[INSPECT_RESPONSE_UPSTREAM], &f, src, src->up_line, src->up, src->nup,
+              &r->redacted);
+  h[INSPECT_RESPONSE_CLIENT].h = kvs + src->nreq + nfwd + src->nup;
+  fill_serialised(&h[INSPECT_RESPONSE_CLIENT], &f, src, src->client_head, &r->redacted);
+  return r;
+}
+
+/* --- capture on the worker ------------------------------------------------- */
+
+void inspect_begin(struct exchange *ex, const struct cfg_route *r) {
+  if (!ex->w->cfg->admin.inspect_all && !(r && r->inspect))
+    return;
+  ex->insp.on = true;
+  ex->insp.t_head = uv_hrtime();
+  ex->insp.req_head_bytes = ex->s->head_bytes;
+}
+
+void inspect_note_response(struct exchange *ex, struct iobuf *b, bool from_upstream) {
+  if (ex->insp.client_head)
+    iobuf_unref(ex->insp.client_head);
+  iobuf_ref(b);
+  ex->insp.client_head = b;
+  if (from_upstream) {
+    ex->insp.upstream_responded = true;
+    ex->insp.t_response = uv_hrtime();
+    ex->insp.upstream_minor = ex->uc ? ex->uc->parser.http_minor : 1;
+  }
+}
+
+void inspect_body(struct exchange *ex, int dir, const char *p, size_t n) {
+  uint64_t max = ex->w->cfg->admin.inspect_body_bytes;
+  if (max == 0 || ex->insp.body_n[dir] >= max)
+    return;
+  if (!ex->insp.body[dir]) {
+    ex->insp.body[dir] = arena_alloc(&ex->arena, (size_t)max);
+    if (!ex->insp.body[dir])
+      return;
+  }
+  size_t room = (size_t)max - ex->insp.body_n[dir];
+  size_t k = n < room ? n : room;
+  memcpy(ex->insp.body[dir] + ex->insp.body_n[dir], p, k);
+  ex->insp.body_n[dir] += (uint32_t)k;
+}
+
+void inspect_release(struct exchange *ex) {
+  if (ex->insp.client_head) {
+    iobuf_unref(ex->insp.client_head);
+    ex->insp.client_head = NULL;
+  }
+}
+
+static int64_t span_us(uint64_t from, uint64_t to) {
+  if (!from || !to || to < from)
+    return -1;
+  return (int64_t)((to - from) / 1000);
+}
+
+/* "host api.example.com, path_prefix /api" */
+static size_t route_label(const struct cfg_route *r, char *out, size_t cap) {
+  static const char *const kinds[] = {"", "path", "path_prefix", "path_regex"};
+  int k = 0;
+  if (r->host)
+    k = snprintf(out, cap, "host %s%s", r->host_wildcard ? "*" : "", r->host);
+  if (r->path_kind != PATH_ANY && k >= 0 && (size_t)k < cap)
+    k += snprintf(out + k, cap - (size_t)k, "%s%s %s", k ? ", " : "", kinds[r->path_kind], r->path);
+  if (k == 0)
+    k = snprintf(out, cap, "any request");
+  if (k < 0)
+    return 0;
+  return (size_t)k < cap ? (size_t)k : cap - 1;
+}
+
+void inspect_capture(struct exchange *ex) {
+  struct worker *w = ex->w;
+  const struct config *cfg = w->cfg;
+  struct session *s = ex->s;
+  uint64_t now = uv_hrtime();
+  struct inspect_kv req[EX_MAX_HEADERS], up[EX_MAX_HEADERS];
+  for (uint32_t i = 0; i < ex->req_hdrs.n; i++)
+    req[i] = (struct inspect_kv){ex->req_hdrs.v[i].name, ex->req_hdrs.v[i].value};
+  uint32_t nup = ex->insp.upstream_responded ? ex->resp_hdrs.n : 0;
+  for (uint32_t i = 0; i < nup; i++)
+    up[i] = (struct inspect_kv){ex->resp_hdrs.v[i].name, ex->resp_hdrs.v[i].value};
+
+  const char *method = llhttp_method_name((llhttp_method_t)ex->method);
+  char version[16], client[INET6_ADDRSTRLEN + 8], label[512], rline[64 + 1024];
+  snprintf(version, sizeof version, "HTTP/1.%d", ex->minor);
+  snprintf(client, sizeof client, "%s:%u", s->client_ip, (unsigned)s->client_port);
+  struct slice req_line;
+  {
+    /* "METHOD target HTTP/1.x", built in the arena when long */
+    size_t need = strlen(method) + ex->url.n + 12;
+    char *lb = need <= sizeof rline ? rline : arena_alloc(&ex->arena, need);
+    int k = lb ? snprintf(lb, need, "%s %.*s %s", method, (int)ex->url.n, ex->url.p, version) : 0;
+    req_line = (struct slice){lb, k > 0 ? (size_t)k : 0};
+  }
+  char upline[128 + 256];
+  struct slice up_line = {NULL, 0};
+  if (ex->insp.upstream_responded) {
+    int k = snprintf(upline, sizeof upline, "HTTP/1.%u %d %.*s", (unsigned)ex->insp.upstream_minor,
+                     ex->status, (int)(ex->reason.n > 256 ? 256 : ex->reason.n), ex->reason.p);
+    up_line = (struct slice){upline, k > 0 ? (size_t)k : 0};
+  }
+  size_t nlabel = ex->route ? route_label(ex->route, label, sizeof label) : 0;
+
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t wall_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+  int64_t total_us = span_us(ex->insp.t_head, now);
+
+  struct inspect_src src = {
+      .time_us = wall_us - (total_us > 0 ? total_us : 0),
+      .request_id = ex->rid,
+      .client = slice_cstr(client),
+      .listener = slice_cstr(s->listener ? s->listener->address : ""),
+      .method = slice_cstr(method),
+      .target = ex->url,
+      .host = ex->host,
+      .version = slice_cstr(version),
+      .route_index = ex->route ? (int)ex->route->index : -1,
+      .route_line = ex->route ? ex->route->line : 0,
+      .route_label = (struct slice){label, nlabel},
+      .upstream = ex->up ? slice_cstr(ex->up->cfg->name) : (struct slice){NULL, 0},
+      .server = ex->srv ? slice_cstr(ex->srv->name) : (struct slice){NULL, 0},
+      .error = slice_cstr(ex->error_note),
+      .attempts = ex->insp.t_connect ? (ex->retried ? 2u : 1u) : 0u,
+      .status = ex->resp_started ? ex->status : 0,
+      .req_head_bytes = ex->insp.req_head_bytes,
+      .req_body_bytes = ex->req_body_bytes,
+      .resp_body_bytes = ex->resp_body_bytes,
+      .queue_us = span_us(ex->insp.t_head, ex->insp.t_connect),
+      .connect_us = span_us(ex->insp.t_connect, ex->insp.t_connected),
+      .ttfb_us = span_us(ex->insp.t_connected, ex->insp.t_response),
+      .total_us = total_us,
+      .has_body = ex->req_chunked || (ex->req_has_length && ex->req_length > 0),
+      .body = {{ex->insp.body[0], ex->insp.body_n[0]}, {ex->insp.body[1], ex->insp.body_n[1]}},
+      .req_line = req_line,
+      .req = req,
+      .nreq = ex->req_hdrs.n,
+      .fwd_head = ex->uhead_buf && ex->insp.t_connect
+                      ? (struct slice){ex->uhead_buf->data, ex->uhead_buf->len}
+                      : (struct slice){NULL, 0},
+      .up_line = up_line,
+      .up = up,
+      .nup = nup,
+      .up_present = ex->insp.upstream_responded,
+      .client_head = ex->insp.client_head
+                         ? (struct slice){ex->insp.client_head->data, ex->insp.client_head->len}
+                         : (struct slice){NULL, 0},
+      .redact = cfg->admin.redact ? cfg->admin.redact_headers : NULL,
+      .nredact = cfg->admin.redact ? cfg->admin.nredact_headers : 0,
+  };
+  struct inspect_rec *rec = inspect_rec_build(&src);
+  if (!rec)
+    return;
+  inspector_post(w->insp, rec);
+}
+
+/* --- store ------------------------------------------------------------------- */
+
+int inspect_store_init(struct inspect_store *st, uint32_t keep, uint64_t max_bytes) {
+  memset(st, 0, sizeof *st);
+  st->cap = keep;
+  st->max_bytes = max_bytes;
+  st->next_id = 1;
+  if (keep == 0)
+    return 0;
+  st->ring = calloc(keep, sizeof *st->ring);
+  return st->ring ? 0 : -1;
+}
+
+static void store_drop_oldest(struct inspect_store *st) {
+  struct inspect_rec *old = st->ring[st->first];
+  st->ring[st->first] = NULL;
+  st->first = (st->first + 1) % st->cap;
+  st->n--;
+  st->bytes -= old->size;
+  st->evicted++;
+  free(old);
+}
+
+bool inspect_store_push(struct inspect_store *st, struct inspect_rec *rec) {
+  rec->id = st->next_id++;
+  rec->next = NULL;
+  if (st->cap == 0 || rec->size > st->max_bytes) {
+    st->evicted++;
+    free(rec);
+    return false;
+  }
+  while (st->n > 0 && (st->n == st->cap || st->bytes + rec->size > st->max_bytes))
+    store_drop_oldest(st);
+  st->ring[(st->first + st->n) % st->cap] = rec;
+  st->n++;
+  st->bytes += rec->size;
+  return true;
+}
+
+const struct inspect_rec *inspect_store_newest(const struct inspect_store *st, uint32_t i) {
+  if (i >= st->n)
+    return NULL;
+  return st->ring[(st->first + st->n - 1 - i) % st->cap];
+}
+
+const struct inspect_rec *inspect_store_find(const struct inspect_store *st, uint64_t id) {
+  if (st->n == 0)
+    return NULL;
+  uint64_t oldest = st->ring[st->first]->id;
+  /* ids are consecutive except where a too-large record was refused, so
+   * look from the expected slot backwards. */
+  if (id < oldest)
+    return NULL;
+  for (uint32_t i = 0; i < st->n; i++) {
+    const struct inspect_rec *r = inspect_store_newest(st, i);
+    if (r->id == id)
+      return r;
+    if (r->id < id)
+      return NULL;
+  }
+  return NULL;
+}
+
+void inspect_store_destroy(struct inspect_store *st) {
+  while (st->n > 0)
+    store_drop_oldest(st);
+  free(st->ring);
+  st->ring = NULL;
+}
+
+/* --- filters ----------------------------------------------------------------- */
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = ascii_lower(c);
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return -1;
+}
+
+/* Percent-decode (and '+' as space) into out; false when it does not fit. */
+static bool query_decode(struct slice v, char *out, size_t cap) {
+  size_t k = 0;
+  for (size_t i = 0; i < v.n; i++) {
+    char c = v.p[i];
+    if (c == '+') {
+      c = ' ';
+    } else if (c == '%' && i + 2 < v.n + 0 && hexval(v.p[i + 1]) >= 0 && hexval(v.p[i + 2]) >= 0) {
+      c = (char)(hexval(v.p[i + 1]) * 16 + hexval(v.p[i + 2]));
+      i += 2;
+    }
+    if (k + 1 >= cap)
+      return false;
+    out[k++] = c;
+  }
+  out[k] = '\0';
+  return true;
+}
+
+int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, size_t errlen) {
+  memset(f, 0, sizeof *f);
+  f->limit = 100;
+  if (q.n && q.p[0] == '?') {
+    q.p++;
+    q.n--;
+  }
+  while (q.n > 0) {
+    const char *amp = memchr(q.p, '&', q.n);
+    struct slice pair = {q.p, amp ? (size_t)(amp - q.p) : q.n};
+    q.p += pair.n + (amp ? 1 : 0);
+    q.n -= pair.n + (amp ? 1 : 0);
+    const char *eq = memchr(pair.p, '=', pair.n);
+    struct slice key = {pair.p, eq ? (size_t)(eq - pair.p) : pair.n};
+    struct slice val = eq ? (struct slice){eq + 1, pair.n - key.n - 1} : (struct slice){"", 0};
+    char buf[256];
+    if (!query_decode(val, buf, sizeof buf)) {
+      snprintf(err, errlen, "query parameter \"%.*s\" is too long (at most 255 bytes)", (int)key.n,
+               key.p);
+      return -1;
+    }
+    if (slice_eq(key, SLICE_LIT("limit")) || slice_eq(key, SLICE_LIT("after"))) {
+      char *end;
+      unsigned long long v = strtoull(buf, &end, 10);
+      if (!buf[0] || *end || buf[0] == '-') {
+        snprintf(err, errlen, "%.*s=%s: expected a whole number", (int)key.n, key.p, buf);
+        return -1;
+      }
+      if (key.p[0] == 'l')
+        f->limit = v > 100000 ? 100000 : (uint32_t)v;
+      else
+        f->after = (uint64_t)v;
+    } else if (slice_eq(key, SLICE_LIT("route"))) {
+      snprintf(f->route, sizeof f->route, "%s", buf);
+    } else if (slice_eq(key, SLICE_LIT("status"))) {
+      size_t n = strlen(buf);
+      bool ok = n >= 1 && n <= 3 && buf[0] >= '1' && buf[0] <= '5';
+      for (size_t i = 1; ok && i < n; i++)
+        ok = (buf[i] >= '0' && buf[i] <= '9') || buf[i] == 'x' || buf[i] == 'X';
+      if (!ok) {
+        snprintf(err, errlen, "status=%s: expected a status (404) or a class (4xx)", buf);
+        return -1;
+      }
+      snprintf(f->status, sizeof f->status, "%s", buf);
+    } else if (slice_eq(key, SLICE_LIT("path"))) {
+      snprintf(f->path, sizeof f->path, "%s", buf);
+    }
+  }
+  return 0;
+}
+
+static bool contains(struct slice hay, const char *needle) {
+  size_t n = strlen(needle);
+  if (n == 0)
+    return true;
+  for (size_t i = 0; i + n <= hay.n; i++)
+    if (memcmp(hay.p + i, needle, n) == 0)
+      return true;
+  return false;
+}
+
+bool inspect_filter_match(const struct inspect_filter *f, const struct inspect_rec *r) {
+  if (f->after && r->id <= f->after)
+    return false;
+  if (f->route[0]) {
+    char idx[16];
+    snprintf(idx, sizeof idx, "%d", r->route_index);
+    if (strcmp(f->route, idx) != 0 && !slice_eq(r->upstream, slice_cstr(f->route)))
+      return false;
+  }
+  if (f->status[0]) {
+    char st[16];
+    snprintf(st, sizeof st, "%d", r->status);
+    for (size_t i = 0; f->status[i]; i++)
+      if (f->status[i] != 'x' && f->status[i] != 'X' && f->status[i] != st[i])
+        return false;
+  }
+  if (f->path[0] && !contains(r->target, f->path))
+    return false;
+  return true;
+}
+
+/* --- rendering --------------------------------------------------------------- */
+
+void inspect_out_put(struct inspect_out *o, const char *p, size_t n) {
+  if (o->oom)
+    return;
+  if (o->n + n + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 1024;
+    while (cap < o->n + n + 1)
+      cap *= 2;
+    char *np = realloc(o->p, cap);
+    if (!np) {
+      o->oom = true;
+      return;
+    }
+    o->p = np;
+    o->cap = cap;
+  }
+  memcpy(o->p + o->n, p, n);
+  o->n += n;
+  o->p[o->n] = '\0';
+}
+
+void inspect_out_puts(struct inspect_out *o, const char *s) {
+  inspect_out_put(o, s, strlen(s));
+}
+
+static void outf(struct inspect_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void outf(struct inspect_out *o, const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (k > 0)
+    inspect_out_put(o, buf, (size_t)k < sizeof buf ? (size_t)k : sizeof buf - 1);
+}
+
+/* A JSON string. Bytes >= 0x80 are written as \u00XX (header bytes are
+ * Latin-1 in HTTP/1.1), so the output is ASCII and always valid JSON. */
+static void json_str(struct inspect_out *o, struct slice s) {
+  static const char hex[] = "0123456789abcdef";
+  inspect_out_put(o, "\"", 1);
+  size_t run = 0;
+  for (size_t i = 0; i < s.n; i++) {
+    unsigned char c = (unsigned char)s.p[i];
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<') {
+      run++;
+      continue;
+    }
+    inspect_out_put(o, s.p + i - run, run);
+    run = 0;
+    char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+    if (c == '"' || c == '\\') {
+      e[1] = (char)c;
+      inspect_out_put(o, e, 2);
+    } else {
+      inspect_out_put(o, e, 6); /* '<' too, so the JSON is safe inside HTML */
+    }
+  }
+  inspect_out_put(o, s.p + s.n - run, run);
+  inspect_out_put(o, "\"", 1);
+}
+
+static void json_key_str(struct inspect_out *o, const char *key, struct slice v) {
+  outf(o, ",\"%s\":", key);
+  json_str(o, v);
+}
+
+/* "key":milliseconds with three decimals, or null; sep is "" or ",". */
+static void json_ms(struct inspect_out *o, const char *sep, const char *key, int64_t us) {
+  if (us < 0)
+    outf(o, "%s\"%s\":null", sep, key);
+  else
+    outf(o, "%s\"%s\":%" PRId64 ".%03" PRId64, sep, key, us / 1000, us % 1000);
+}
+
+static void json_head(struct inspect_out *o, const char *key, const struct inspect_head *h) {
+  outf(o, ",\"%s\":", key);
+  if (!h->present) {
+    inspect_out_puts(o, "null");
+    return;
+  }
+  inspect_out_puts(o, "{\"line\":");
+  json_str(o, h->line);
+  inspect_out_puts(o, ",\"headers\":[");
+  for (uint32_t i = 0; i < h->n; i++) {
+    inspect_out_puts(o, i ? ",[" : "[");
+    json_str(o, h->h[i].name);
+    inspect_out_put(o, ",", 1);
+    json_str(o, h->h[i].value);
+    inspect_out_put(o, "]", 1);
+  }
+  inspect_out_puts(o, "]}");
+}
+
+bool inspect_replayable(const struct inspect_rec *r) {
+  return !r->redacted && !r->has_body && r->heads[INSPECT_REQUEST_CLIENT].present;
+}
+
+void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, bool replay) {
+  time_t secs = (time_t)(r->time_us / 1000000);
+  struct tm tm;
+  char when[40];
+  gmtime_r(&secs, &tm);
+  size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(when + k, sizeof when - k, ".%03dZ", (int)((r->time_us / 1000) % 1000));
+
+  outf(o, "{\"id\":%" PRIu64, r->id);
+  json_key_str(o, "request_id", r->request_id);
+  json_key_str(o, "time", slice_cstr(when));
+  outf(o, ",\"time_us\":%" PRId64, r->time_us);
+  json_key_str(o, "client", r->client);
+  json_key_str(o, "listener", r->listener);
+  json_key_str(o, "method", r->method);
+  json_key_str(o, "target", r->target);
+  json_key_str(o, "host", r->host);
+  json_key_str(o, "version", r->version);
+  if (r->route_index < 0) {
+    inspect_out_puts(o, ",\"route\":null");
+  } else {
+    outf(o, ",\"route\":{\"index\":%d,\"line\":%d,\"label\":", r->route_index, r->route_line);
+    json_str(o, r->route_label);
+    inspect_out_put(o, "}", 1);
+  }
+  json_key_str(o, "upstream", r->upstream);
+  json_key_str(o, "server", r->server);
+  outf(o, ",\"attempts\":%u,\"status\":%d", (unsigned)r->attempts, r->status);
+  if (r->error.n)
+    json_key_str(o, "error", r->error);
+  else
+    inspect_out_puts(o, ",\"error\":null");
+  outf(o,
+       ",\"bytes\":{\"request_head\":%" PRIu64 ",\"request_body\":%" PRIu64
+       ",\"response_head\":%" PRIu64 ",\"response_body\":%" PRIu64 "}",
+       r->req_head_bytes, r->req_body_bytes, r->resp_head_bytes, r->resp_body_bytes);
+  inspect_out_puts(o, ",\"timings_ms\":{");
+  json_ms(o, "", "queue", r->queue_us);
+  json_ms(o, ",", "connect", r->connect_us);
+  json_ms(o, ",", "ttfb", r->ttfb_us);
+  json_ms(o, ",", "total", r->total_us);
+  inspect_out_puts(o, "}");
+  outf(o, ",\"redacted\":%s,\"has_body\":%s,\"replayable\":%s", r->redacted ? "true" : "false",
+       r->has_body ? "true" : "false", replay && inspect_replayable(r) ? "true" : "false");
+  if (r->body[0].n || r->body[1].n) {
+    inspect_out_puts(o, ",\"body\":{\"request\":");
+    json_str(o, r->body[0]);
+    inspect_out_puts(o, ",\"response\":");
+    json_str(o, r->body[1]);
+    inspect_out_puts(o, "}");
+  }
+  json_head(o, "request_client", &r->heads[INSPECT_REQUEST_CLIENT]);
+  json_head(o, "request_upstream", &r->heads[INSPECT_REQUEST_UPSTREAM]);
+  json_head(o, "response_upstream", &r->heads[INSPECT_RESPONSE_UPSTREAM]);
+  json_head(o, "response_client", &r->heads[INSPECT_RESPONSE_CLIENT]);
+  inspect_out_puts(o, "}");
+}
+
+void inspect_render_list(struct inspect_out *o, const struct inspect_store *st,
+                         const struct inspect_filter *f, bool replay) {
+  uint32_t count = 0;
+  inspect_out_puts(o, "{\"requests\":[");
+  for (uint32_t i = 0; count < f->limit; i++) {
+    const struct inspect_rec *r = inspect_store_newest(st, i);
+    if (!r)
+      break;
+    if (!inspect_filter_match(f, r))
+      continue;
+    if (count++)
+      inspect_out_put(o, ",", 1);
+    inspect_render_json(o, r, replay);
+  }
+  outf(o, "],\"count\":%u,\"kept\":%u,\"evicted\":%" PRIu64 "}", (unsigned)count, (unsigned)st->n,
+       st->evicted);
+}
+
+void inspect_render_event(struct inspect_out *o, const struct inspect_rec *r, bool replay) {
+  outf(o, "id: %" PRIu64 "\nevent: exchange\ndata: ", r->id);
+  inspect_render_json(o, r, replay); /* one line: the JSON has no raw newline */
+  inspect_out_puts(o, "\n\n");
+}
+
+void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r) {
+  static const char *const drop[] = {
+      "connection",     "keep-alive",        "proxy-connection", "te",
+      "trailer",        "transfer-encoding", "upgrade",          "x-request-id",
+      "content-length", "x-ferry-replay-of"};
+  const struct inspect_head *h = &r->heads[INSPECT_REQUEST_CLIENT];
+  inspect_out_put(o, r->method.p, r->method.n);
+  inspect_out_put(o, " ", 1);
+  inspect_out_put(o, r->target.p, r->target.n);
+  inspect_out_puts(o, " HTTP/1.1\r\n");
+  bool host = false;
+  for (uint32_t i = 0; i < h->n; i++) {
+    bool skip = false;
+    for (size_t d = 0; d < sizeof drop / sizeof drop[0] && !skip; d++)
+      skip = slice_ieq(h->h[i].name, slice_cstr(drop[d]));
+    if (skip)
+      continue;
+    host = host || slice_ieq(h->h[i].name, SLICE_LIT("host"));
+    inspect_out_put(o, h->h[i].name.p, h->h[i].name.n);
+    inspect_out_puts(o, ": ");
+    inspect_out_put(o, h->h[i].value.p, h->h[i].value.n);
+    inspect_out_puts(o, "\r\n");
+  }
+  if (!host && r->host.n) {
+    inspect_out_puts(o, "Host: ");
+    inspect_out_put(o, r->host.p, r->host.n);
+    inspect_out_puts(o, "\r\n");
+  }
+  outf(o, "X-Ferry-Replay-Of: %" PRIu64 "\r\nConnection: close\r\n\r\n", r->id);
+}

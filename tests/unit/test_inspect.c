@@ -1,0 +1,277 @@
+/* Unit tests for src/inspect.c: building capture records (copies, the four
+ * header lists, redaction), the bounded store, query filters and the JSON /
+ * Server-Sent Event / replay renderings. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/inspect.h"
+
+static char *redact_default[] = {"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"};
+
+static const struct inspect_kv client_req[] = {
+    {SLICE_LIT("Host"), SLICE_LIT("api.example.com")},
+    {SLICE_LIT("Connection"), SLICE_LIT("keep-alive")},
+    {SLICE_LIT("Authorization"), SLICE_LIT("Bearer secret")},
+    {SLICE_LIT("X-Trace"), SLICE_LIT("a\"b\\c<d")},
+};
+static const struct inspect_kv up_resp[] = {
+    {SLICE_LIT("Content-Length"), SLICE_LIT("2")},
+    {SLICE_LIT("Set-Cookie"), SLICE_LIT("sid=1")},
+    {SLICE_LIT("Server"), SLICE_LIT("app")},
+};
+static const char fwd[] = "GET /users HTTP/1.1\r\n"
+                          "Host: api.example.com\r\n"
+                          "Authorization: Bearer secret\r\n"
+                          "X-Trace: a\"b\\c<d\r\n"
+                          "X-Forwarded-For: 127.0.0.1\r\n"
+                          "Via: 1.1 ferry\r\n"
+                          "\r\n";
+static const char cli[] = "HTTP/1.1 200 OK\r\n"
+                          "Set-Cookie: sid=1\r\n"
+                          "Server: app\r\n"
+                          "Content-Length: 2\r\n"
+                          "X-Request-Id: r1\r\n"
+                          "\r\nok";
+
+static struct inspect_src sample(void) {
+  struct inspect_src s = {
+      .time_us = 1764097200123456,
+      .request_id = SLICE_LIT("r1"),
+      .client = SLICE_LIT("127.0.0.1:5000"),
+      .listener = SLICE_LIT("127.0.0.1:8080"),
+      .method = SLICE_LIT("GET"),
+      .target = SLICE_LIT("/users"),
+      .host = SLICE_LIT("api.example.com"),
+      .version = SLICE_LIT("HTTP/1.1"),
+      .route_index = 2,
+      .route_line = 14,
+      .route_label = SLICE_LIT("path_prefix /users"),
+      .upstream = SLICE_LIT("api"),
+      .server = SLICE_LIT("127.0.0.1:9001"),
+      .attempts = 1,
+      .status = 200,
+      .req_head_bytes = 90,
+      .resp_body_bytes = 2,
+      .queue_us = 5,
+      .connect_us = 1500,
+      .ttfb_us = 2000,
+      .total_us = 4000,
+      .req_line = SLICE_LIT("GET /users HTTP/1.1"),
+      .req = client_req,
+      .nreq = 4,
+      .fwd_head = {fwd, sizeof fwd - 1},
+      .up_line = SLICE_LIT("HTTP/1.1 200 OK"),
+      .up = up_resp,
+      .nup = 3,
+      .up_present = true,
+      .client_head = {cli, sizeof cli - 1},
+      .redact = redact_default,
+      .nredact = 4,
+  };
+  return s;
+}
+
+static bool kv_is(const struct inspect_head *h, uint32_t i, const char *name, const char *value) {
+  return i < h->n && slice_eq(h->h[i].name, slice_cstr(name)) &&
+         slice_eq(h->h[i].value, slice_cstr(value));
+}
+
+Test(inspect, record_copies_all_four_heads) {
+  struct inspect_src src = sample();
+  struct inspect_rec *r = inspect_rec_build(&src);
+  cr_assert_not_null(r);
+  const struct inspect_head *h = r->heads;
+  cr_assert(h[INSPECT_REQUEST_CLIENT].present);
+  cr_assert(slice_eq(h[INSPECT_REQUEST_CLIENT].line, SLICE_LIT("GET /users HTTP/1.1")));
+  cr_assert_eq(h[INSPECT_REQUEST_CLIENT].n, 4);
+  cr_assert(kv_is(&h[INSPECT_REQUEST_CLIENT], 1, "Connection", "keep-alive"));
+  cr_assert_eq(h[INSPECT_REQUEST_UPSTREAM].n, 5);
+  cr_assert(kv_is(&h[INSPECT_REQUEST_UPSTREAM], 3, "X-Forwarded-For", "127.0.0.1"));
+  cr_assert(slice_eq(h[INSPECT_RESPONSE_UPSTREAM].line, SLICE_LIT("HTTP/1.1 200 OK")));
+  cr_assert_eq(h[INSPECT_RESPONSE_UPSTREAM].n, 3);
+  /* the body after the client head is not a header */
+  cr_assert_eq(h[INSPECT_RESPONSE_CLIENT].n, 4);
+  cr_assert(kv_is(&h[INSPECT_RESPONSE_CLIENT], 3, "X-Request-Id", "r1"));
+  cr_assert_eq(r->resp_head_bytes, sizeof cli - 1 - 2);
+  /* copies, not views: the record owns every byte */
+  cr_assert(h[INSPECT_REQUEST_UPSTREAM].h[0].name.p < (const char *)r + r->size &&
+            h[INSPECT_REQUEST_UPSTREAM].h[0].name.p > (const char *)r);
+  cr_assert(r->target.p > (const char *)r && r->target.p < (const char *)r + r->size);
+  free(r);
+}
+
+Test(inspect, redacts_listed_headers_everywhere) {
+  struct inspect_src src = sample();
+  struct inspect_rec *r = inspect_rec_build(&src);
+  cr_assert(r->redacted);
+  cr_assert(kv_is(&r->heads[INSPECT_REQUEST_CLIENT], 2, "Authorization", "[redacted]"));
+  cr_assert(kv_is(&r->heads[INSPECT_REQUEST_UPSTREAM], 1, "Authorization", "[redacted]"));
+  cr_assert(kv_is(&r->heads[INSPECT_RESPONSE_UPSTREAM], 1, "Set-Cookie", "[redacted]"));
+  cr_assert(kv_is(&r->heads[INSPECT_RESPONSE_CLIENT], 0, "Set-Cookie", "[redacted]"));
+  cr_assert_not(inspect_replayable(r));
+  free(r);
+
+  src.nredact = 0; /* admin.redact: false */
+  r = inspect_rec_build(&src);
+  cr_assert_not(r->redacted);
+  cr_assert(kv_is(&r->heads[INSPECT_REQUEST_CLIENT], 2, "Authorization", "Bearer secret"));
+  cr_assert(inspect_replayable(r));
+  free(r);
+}
+
+Test(inspect, absent_heads_render_as_null) {
+  struct inspect_src src = sample();
+  src.fwd_head = (struct slice){NULL, 0};
+  src.up_present = false;
+  src.nup = 0;
+  src.route_index = -1;
+  struct inspect_rec *r = inspect_rec_build(&src);
+  struct inspect_out o = {0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not(o.oom);
+  cr_assert_not_null(strstr(o.p, "\"request_upstream\":null"));
+  cr_assert_not_null(strstr(o.p, "\"response_upstream\":null"));
+  cr_assert_not_null(strstr(o.p, "\"route\":null"));
+  free(o.p);
+  free(r);
+}
+
+Test(inspect, json_fields_and_escaping) {
+  struct inspect_src src = sample();
+  struct inspect_rec *r = inspect_rec_build(&src);
+  r->id = 7;
+  struct inspect_out o = {0};
+  inspect_render_json(&o, r, true);
+  cr_assert_not_null(
+      strstr(o.p, "{\"id\":7,\"request_id\":\"r1\",\"time\":\"2025-11-25T19:00:00.123Z\""), "%s",
+      o.p);
+  cr_assert_not_null(strstr(o.p, "\"route\":{\"index\":2,\"line\":14,\"label\":\"path_prefix "
+                                 "/users\"}"));
+  cr_assert_not_null(
+      strstr(o.p, "\"timings_ms\":{\"queue\":0.005,\"connect\":1.500,\"ttfb\":2.000,\"total\":"
+                  "4.000}"));
+  cr_assert_not_null(strstr(o.p, "[\"X-Trace\",\"a\\\"b\\\\c\\u003cd\"]"), "%s", o.p);
+  cr_assert_not_null(strstr(o.p, "\"replayable\":false")); /* redacted */
+  cr_assert_null(strchr(o.p, '\n'));
+  free(o.p);
+  free(r);
+}
+
+Test(inspect, sse_event_framing) {
+  struct inspect_src src = sample();
+  struct inspect_rec *r = inspect_rec_build(&src);
+  r->id = 42;
+  struct inspect_out o = {0};
+  inspect_render_event(&o, r, false);
+  cr_assert_eq(strncmp(o.p, "id: 42\nevent: exchange\ndata: {\"id\":42,", 38), 0, "%s", o.p);
+  cr_assert_str_eq(o.p + o.n - 3, "}\n\n");
+  free(o.p);
+  free(r);
+}
+
+static struct inspect_rec *small_rec(int status, const char *target) {
+  struct inspect_src src = sample();
+  src.status = status;
+  src.target = slice_cstr(target);
+  return inspect_rec_build(&src);
+}
+
+Test(inspect, store_keeps_the_newest_n) {
+  struct inspect_store st;
+  cr_assert_eq(inspect_store_init(&st, 3, 1u << 30), 0);
+  for (int i = 0; i < 5; i++)
+    cr_assert(inspect_store_push(&st, small_rec(200, "/x")));
+  cr_assert_eq(st.n, 3);
+  cr_assert_eq(st.evicted, 2);
+  cr_assert_eq(inspect_store_newest(&st, 0)->id, 5);
+  cr_assert_eq(inspect_store_newest(&st, 2)->id, 3);
+  cr_assert_null(inspect_store_newest(&st, 3));
+  cr_assert_null(inspect_store_find(&st, 2));
+  cr_assert_eq(inspect_store_find(&st, 4)->id, 4);
+  inspect_store_destroy(&st);
+}
+
+Test(inspect, store_is_bounded_in_bytes) {
+  struct inspect_rec *probe = small_rec(200, "/x");
+  size_t one = probe->size;
+  free(probe);
+  struct inspect_store st;
+  cr_assert_eq(inspect_store_init(&st, 100, one * 2 + one / 2), 0);
+  for (int i = 0; i < 10; i++)
+    inspect_store_push(&st, small_rec(200, "/x"));
+  cr_assert_eq(st.n, 2);
+  cr_assert(st.bytes <= st.max_bytes);
+  cr_assert_eq(inspect_store_newest(&st, 0)->id, 10);
+  inspect_store_destroy(&st);
+
+  /* a record larger than the whole bound is refused */
+  cr_assert_eq(inspect_store_init(&st, 100, one - 1), 0);
+  cr_assert_not(inspect_store_push(&st, small_rec(200, "/x")));
+  cr_assert_eq(st.n, 0);
+  inspect_store_destroy(&st);
+}
+
+Test(inspect, filters) {
+  struct inspect_filter f;
+  char err[128];
+  cr_assert_eq(inspect_filter_parse(SLICE_LIT("?limit=2&status=5xx&path=%2Fap&route=api&x=1"), &f,
+                                    err, sizeof err),
+               0);
+  cr_assert_eq(f.limit, 2);
+  cr_assert_str_eq(f.status, "5xx");
+  cr_assert_str_eq(f.path, "/ap");
+  cr_assert_str_eq(f.route, "api");
+  struct inspect_rec *a = small_rec(502, "/api/x"), *b = small_rec(200, "/api/x"),
+                     *c = small_rec(503, "/web");
+  cr_assert(inspect_filter_match(&f, a));
+  cr_assert_not(inspect_filter_match(&f, b));
+  cr_assert_not(inspect_filter_match(&f, c));
+  cr_assert_eq(inspect_filter_parse(SLICE_LIT("route=2&status=502"), &f, err, sizeof err), 0);
+  cr_assert(inspect_filter_match(&f, a));
+  cr_assert_eq(inspect_filter_parse(SLICE_LIT("route=3"), &f, err, sizeof err), 0);
+  cr_assert_not(inspect_filter_match(&f, a));
+  cr_assert_eq(inspect_filter_parse(SLICE_LIT("limit=-1"), &f, err, sizeof err), -1);
+  cr_assert_str_eq(err, "limit=-1: expected a whole number");
+  cr_assert_eq(inspect_filter_parse(SLICE_LIT("status=abc"), &f, err, sizeof err), -1);
+  cr_assert_str_eq(err, "status=abc: expected a status (404) or a class (4xx)");
+  free(a);
+  free(b);
+  free(c);
+}
+
+Test(inspect, list_is_newest_first_and_filtered) {
+  struct inspect_store st;
+  inspect_store_init(&st, 10, 1u << 30);
+  inspect_store_push(&st, small_rec(200, "/a"));
+  inspect_store_push(&st, small_rec(404, "/b"));
+  inspect_store_push(&st, small_rec(200, "/c"));
+  struct inspect_filter f;
+  char err[64];
+  inspect_filter_parse(SLICE_LIT("status=200"), &f, err, sizeof err);
+  struct inspect_out o = {0};
+  inspect_render_list(&o, &st, &f, false);
+  const char *c = strstr(o.p, "\"target\":\"/c\""), *a = strstr(o.p, "\"target\":\"/a\"");
+  cr_assert(c && a && c < a, "%s", o.p);
+  cr_assert_null(strstr(o.p, "\"target\":\"/b\""));
+  cr_assert_not_null(strstr(o.p, "],\"count\":2,\"kept\":3,\"evicted\":0}"));
+  free(o.p);
+  inspect_store_destroy(&st);
+}
+
+Test(inspect, replay_head) {
+  struct inspect_src src = sample();
+  src.nredact = 0;
+  struct inspect_rec *r = inspect_rec_build(&src);
+  r->id = 9;
+  struct inspect_out o = {0};
+  inspect_render_replay(&o, r);
+  cr_assert_str_eq(o.p, "GET /users HTTP/1.1\r\n"
+                        "Host: api.example.com\r\n"
+                        "Authorization: Bearer secret\r\n"
+                        "X-Trace: a\"b\\c<d\r\n"
+                        "X-Ferry-Replay-Of: 9\r\n"
+                        "Connection: close\r\n\r\n");
+  free(o.p);
+  free(r);
+}
