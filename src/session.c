@@ -544,6 +544,7 @@ void session_accept(struct worker_listener *l) {
     return;
   }
   s->w = w;
+  s->listener = l->cfg;
   uv_tcp_init(&w->loop, &s->tcp);
   uv_timer_init(&w->loop, &s->timer);
   s->tcp.data = s;

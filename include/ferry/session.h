@@ -16,6 +16,7 @@
 
 struct worker;
 struct worker_listener;
+struct cfg_listener;
 struct exchange;
 
 /* Queued-write watermarks for backpressure (bytes). */
@@ -55,6 +56,7 @@ struct session {
   int pause_reason;
   unsigned requests;
 
+  const struct cfg_listener *listener; /* the listener it came in on */
   char client_ip[INET6_ADDRSTRLEN];
   uint16_t client_port;
 };
