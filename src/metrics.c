@@ -93,8 +93,9 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
   mc_add(&m->lat_bucket[b], 1);
   mc_add(&m->lat_count, 1);
   mc_add(&m->lat_sum_ms, ms);
-  if (ex->retried)
-    mc_add(&m->retries, 1);
+  uint64_t retries = (ex->ntried > 1 ? ex->ntried - 1 : 0) + (ex->retried ? 1 : 0);
+  if (retries)
+    mc_add(&m->retries, retries);
 }
 
 static struct metrics_srv_slot *srv_slot(struct metrics_worker *m, const char *upstream,
@@ -120,17 +121,22 @@ void metrics_sample_servers(struct worker *w) {
   for (uint32_t i = 0; i < METRICS_SRV_SLOTS; i++)
     if (atomic_load_explicit(&m->srv[i].state, memory_order_relaxed))
       mc_set(&m->srv[i].present, 0);
+  uint64_t now = upstream_now_ms();
   for (size_t i = 0; i < w->nups; i++) {
     struct upstream_rt *u = &w->ups[i];
     for (size_t j = 0; j < u->nservers; j++) {
       struct server_rt *sv = &u->servers[j];
-      struct metrics_srv_slot *s = srv_slot(m, u->cfg->name, sv->cfg->address);
-      if (!s)
+      if (sv->gone || !sv->slot)
+        continue;
+      struct upstream_server_stats st;
+      upslot_stats(sv->slot, now, &st);
+      struct metrics_srv_slot *s = srv_slot(m, u->cfg->name, sv->name);
+      if (!s || !st.present)
         continue;
       mc_set(&s->present, 1);
       mc_set(&s->idle, sv->nidle);
       mc_set(&s->busy, sv->active);
-      mc_set(&s->healthy, 1); /* no health checks yet: every server counts as healthy */
+      mc_set(&s->healthy, st.down || st.ejected ? 0 : 1);
     }
   }
 }
@@ -250,7 +256,8 @@ static void render_servers(struct admin_reply *rep, const struct metrics_source 
   static const char *const helps[3] = {
       "Idle pooled keep-alive connections per upstream server.",
       "Upstream connections attached to a request per upstream server.",
-      "1 when the upstream server is considered healthy, else 0."};
+      "1 when the upstream server takes requests, 0 when health checks marked it down or it "
+      "is ejected."};
   for (int kind = 0; kind < 3; kind++) {
     admin_reply_printf(rep, "# HELP %s %s\n# TYPE %s gauge\n", names[kind], helps[kind],
                        names[kind]);
