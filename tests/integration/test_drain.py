@@ -1,0 +1,120 @@
+"""Graceful drain on SIGTERM/SIGINT (issue 6): /readyz 503, listeners close,
+idle keep-alive connections close, requests in flight finish with
+Connection: close, exit 0; timeouts.drain bounds the wait."""
+import signal
+import socket
+import threading
+
+import ferrytest as ft
+from ferrytest import Ferry, Upstream, Client, eq, check
+
+
+def config(up, drain="30s", workers=1):
+    return f"""
+listeners:
+  - address: 127.0.0.1:{{port:http}}
+workers: {workers}
+admin:
+  address: 127.0.0.1:{{port:admin}}
+access_log: {{path: "-"}}
+timeouts:
+  drain: {drain}
+upstreams:
+  api:
+    servers:
+      - address: {up}
+routes:
+  - path_prefix: /
+    upstream: api
+"""
+
+
+class SlowUpstream(Upstream):
+    """Answers /slow only when .release is set; everything else at once."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.slow_arrived = threading.Event()
+        super().__init__(handler=self.serve, name="slow")
+
+    def serve(self, c):
+        while True:
+            m = c.read_request()
+            if m is None:
+                return
+            self.record(m)
+            if m.target == "/slow":
+                self.slow_arrived.set()
+                check(self.release.wait(ft.IO_TIMEOUT), "test never released the slow request")
+                c.respond(200, "slow done")
+            else:
+                c.respond(200, "fast")
+
+
+def connect_refused(port):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except ConnectionRefusedError:
+        return True
+    s.close()
+    return False
+
+
+def test_sigterm_lets_request_in_flight_finish_with_connection_close():
+    with SlowUpstream() as up, Ferry(config(up.address)) as f:
+        idle = Client(f.port)
+        eq(idle.request(target="/fast").status, 200, "warm-up on the idle connection")
+        busy = Client(f.port)
+        busy.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        check(up.slow_arrived.wait(ft.IO_TIMEOUT), "slow request reached the upstream")
+        eq(ft.request(f.ports["admin"], target="/readyz").status, 200, "/readyz before SIGTERM")
+
+        f.signal(signal.SIGTERM)
+        f.wait_stderr(r"SIGTERM: draining")
+        # the idle keep-alive connection is closed ...
+        check(idle.is_closed(), "idle keep-alive connection closed on drain")
+        idle.close()
+        # ... the listener is closed (one worker: it was closed before the idle connection) ...
+        check(connect_refused(f.port), "new connections are refused while draining")
+        # ... and the admin says not ready while the request is in flight
+        r = ft.request(f.ports["admin"], target="/readyz")
+        eq(r.status, 503, "/readyz while draining")
+        eq(ft.request(f.ports["admin"], target="/healthz").status, 200, "/healthz while draining")
+        check(f.proc.poll() is None, "ferry waits for the request in flight")
+
+        up.release.set()
+        r = busy.response()
+        eq((r.status, r.body), (200, b"slow done"), "the request in flight completed")
+        eq(r.header("connection", "").lower(), "close", "Connection header on the last response")
+        check(busy.is_closed(), "the connection closes after the last response")
+        busy.close()
+        eq(f.proc.wait(30), 0, "exit code after drain")
+        f.stop()  # asserts a clean exit and no sanitizer report
+
+
+def test_sigint_drains_too_and_exits_zero_when_idle():
+    with Upstream() as up, Ferry(config(up.address, workers=2)) as f:
+        with Client(f.port) as c:
+            eq(c.request(target="/x").status, 200, "request before SIGINT")
+            f.signal(signal.SIGINT)
+            f.wait_stderr(r"SIGINT: draining")
+            check(c.is_closed(), "idle connection closed")
+        eq(f.proc.wait(30), 0, "exit code")
+        f.stop()
+
+
+def test_drain_timeout_cuts_requests_still_in_flight():
+    with SlowUpstream() as up, Ferry(config(up.address, drain="300ms")) as f:
+        busy = Client(f.port)
+        busy.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        check(up.slow_arrived.wait(ft.IO_TIMEOUT), "slow request reached the upstream")
+        f.signal(signal.SIGTERM)
+        f.wait_stderr(r"drain timeout: closing 1 connection")
+        check(busy.is_closed(), "the connection in flight is closed at the drain timeout")
+        busy.close()
+        up.release.set()
+        eq(f.proc.wait(30), 0, "exit code after a drain timeout")
+        f.stop()
+
+
+ft.main(globals())
