@@ -94,6 +94,29 @@ static const char *default_body(int status) {
   }
 }
 
+/* The header lines a respond or redirect route adds to the response ferry
+ * makes for it: response_headers set, then add (remove has nothing to act
+ * on there). Writes them to out unless it is NULL; returns their length. */
+static size_t route_reply_headers(const struct cfg_route *r, char *out) {
+  const struct cfg_header_ops *ops = &r->response_headers;
+  size_t n = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    const struct cfg_kv *kv = pass ? ops->add : ops->set;
+    size_t count = pass ? ops->nadd : ops->nset;
+    for (size_t i = 0; i < count; i++) {
+      size_t a = strlen(kv[i].name), v = strlen(kv[i].value);
+      if (out) {
+        memcpy(out + n, kv[i].name, a);
+        memcpy(out + n + a, ": ", 2);
+        memcpy(out + n + a + 2, kv[i].value, v);
+        memcpy(out + n + a + 2 + v, "\r\n", 2);
+      }
+      n += a + v + 4;
+    }
+  }
+  return n;
+}
+
 /* Send a complete response ferry makes itself and end the exchange. */
 static void exchange_reply_full(struct exchange *ex, int status, struct slice content_type,
                                 struct slice body, struct slice location, bool close) {
@@ -122,19 +145,23 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
                                        ex->minor, keep, head_only);
   char ra[48];
   int ral = ex->retry_after ? snprintf(ra, sizeof(ra), "Retry-After: %u\r\n", ex->retry_after) : 0;
-  struct iobuf *b = iobuf_get(&ex->w->bufs, need + (size_t)ral);
+  size_t rhl =
+      ex->route && ex->route->action != ACTION_UPSTREAM ? route_reply_headers(ex->route, NULL) : 0;
+  struct iobuf *b = iobuf_get(&ex->w->bufs, need + (size_t)ral + rhl);
   if (!b) {
     session_close(s);
     return;
   }
   http_head_build_simple(b->data, need, status, content_type, body, location, ex->rid, ex->minor,
                          keep, head_only);
-  const char *eol = ral > 0 ? memchr(b->data, '\n', need) : NULL;
-  if (eol) { /* Retry-After right after the status line */
+  const char *eol = ral > 0 || rhl > 0 ? memchr(b->data, '\n', need) : NULL;
+  if (eol) { /* Retry-After and the route's headers right after the status line */
     size_t at = (size_t)(eol + 1 - b->data);
-    memmove(b->data + at + ral, b->data + at, need - at);
+    memmove(b->data + at + ral + rhl, b->data + at, need - at);
     memcpy(b->data + at, ra, (size_t)ral);
-    need += (size_t)ral;
+    if (rhl)
+      route_reply_headers(ex->route, b->data + at + ral);
+    need += (size_t)ral + rhl;
   }
   b->len = (uint32_t)need;
   int r = session_add(s, b->data, need, b);
