@@ -442,13 +442,20 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
       .upgrade = false,
       .ops = &r->request_headers,
   };
-  size_t need = http_head_build_request(NULL, 0, &fr);
-  ex->uhead_buf = iobuf_get(&w->bufs, need);
+  /* One pass into a standard block; a second only for a larger head. */
+  struct iobuf *hb = iobuf_get(&w->bufs, IOBUF_SIZE);
+  size_t need = hb ? http_head_build_request(hb->data, hb->cap, &fr) : 0;
+  if (hb && need > hb->cap) {
+    iobuf_unref(hb);
+    hb = iobuf_get(&w->bufs, need);
+    if (hb)
+      http_head_build_request(hb->data, need, &fr);
+  }
+  ex->uhead_buf = hb;
   if (!ex->uhead_buf) {
     exchange_reply(ex, 503, "service unavailable: out of memory\n", true);
     return;
   }
-  http_head_build_request(ex->uhead_buf->data, need, &fr);
   ex->uhead_buf->len = (uint32_t)need;
   exchange_connect(ex, false);
 }
@@ -591,11 +598,18 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
       .upgrade = false,
       .ops = ex->route ? &ex->route->response_headers : NULL,
   };
-  size_t need = http_head_build_response(NULL, 0, &fr);
-  struct iobuf *b = iobuf_get(&ex->w->bufs, need);
+  /* One pass into a standard block; a second only for a larger head. */
+  struct iobuf *b = iobuf_get(&ex->w->bufs, IOBUF_SIZE);
   if (!b)
     return -1;
-  http_head_build_response(b->data, need, &fr);
+  size_t need = http_head_build_response(b->data, b->cap, &fr);
+  if (need > b->cap) {
+    iobuf_unref(b);
+    b = iobuf_get(&ex->w->bufs, need);
+    if (!b)
+      return -1;
+    http_head_build_response(b->data, need, &fr);
+  }
   b->len = (uint32_t)need;
   int r = session_add(s, b->data, need, b);
   if (ex->insp.on)
