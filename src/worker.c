@@ -41,9 +41,15 @@ void worker_exchange_put(struct worker *w, struct exchange *ex) {
 }
 
 void worker_request_id(struct worker *w, char *out) {
+  /* "%08x%012x" of (seed, counter), by hand: this runs for every request. */
+  static const char hex[] = "0123456789abcdef";
   uint64_t n = ++w->reqid_counter;
-  snprintf(out, 21, "%08" PRIx32 "%012" PRIx64, (uint32_t)w->reqid_seed,
-           (uint64_t)(n & 0xffffffffffffu));
+  uint32_t seed = (uint32_t)w->reqid_seed;
+  for (int i = 7; i >= 0; i--, seed >>= 4)
+    out[i] = hex[seed & 15u];
+  for (int i = 19; i >= 8; i--, n >>= 4)
+    out[i] = hex[n & 15u];
+  out[20] = '\0';
 }
 
 static void on_stop(uv_async_t *a);
