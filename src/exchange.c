@@ -651,6 +651,10 @@ int exchange_resp_message_complete(struct exchange *ex) {
     ex->skip_1xx = false;
     return 0;
   }
+  if (ex->srv_counted) { /* the server is done with it: no longer in flight */
+    upstream_attempt_end(ex->srv);
+    ex->srv_counted = false;
+  }
   if (ex->client_framing == FRAMING_CHUNKED && session_add_copy(ex->s, "0\r\n\r\n", 5) != 0)
     return -1;
   ex->resp_done = true;

@@ -259,15 +259,15 @@ class Upstream:
     requests answering 200 with body "ok from NAME". Every request it
     parsed is appended to .requests (Message objects)."""
 
-    def __init__(self, handler=None, name="up", port=0):
+    def __init__(self, handler=None, name="up", port=0, host="127.0.0.1"):
         self.name = name
         self.handler = handler or self.serve_keepalive
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", port))
+        self.lsock.bind((host, port))
         self.lsock.listen(512)
         self.port = self.lsock.getsockname()[1]
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"{host}:{self.port}"
         self.accepted = 0
         self.requests = []
         self.conns = []
@@ -346,6 +346,77 @@ class Upstream:
     def __exit__(self, *a):
         self.close()
         return False
+
+
+class ScriptedUpstream(Upstream):
+    """An Upstream whose behaviour the test switches while it runs.
+
+    .mode applies to proxied requests, .health_mode to requests for
+    health_path (ferry's active checks):
+      "ok"     200 "ok from NAME" (keep-alive)
+      "5xx"    500 (503 for health checks)
+      "stall"  read the request, answer nothing until .release() (or the IO
+               timeout), then close
+      "reset"  read the request, then reset the connection (RST, no byte)
+    Proxied requests go to .requests, health checks to .checks; `down()`
+    stops listening (connections are refused) and `Upstream(...)` on the
+    same port brings a server back."""
+
+    def __init__(self, name="up", port=0, host="127.0.0.1", health_path="/healthz"):
+        self.mode = "ok"
+        self.health_mode = "ok"
+        self.health_path = health_path
+        self.checks = []
+        self.arrived = None  # optional threading.Event set on each proxied request
+        self._release = threading.Event()
+        super().__init__(self._serve, name=name, port=port, host=host)
+
+    def _serve(self, c):
+        import struct
+        while True:
+            m = c.read_request()
+            if m is None:
+                return
+            is_check = m.target == self.health_path
+            with self._cv:
+                (self.checks if is_check else self.requests).append(m)
+                self._cv.notify_all()
+            if not is_check and self.arrived is not None:
+                self.arrived.set()
+            mode = self.health_mode if is_check else self.mode
+            if mode == "5xx":
+                c.respond(503 if is_check else 500, f"error from {self.name}", reason="Error")
+            elif mode == "stall":
+                self._release.wait(IO_TIMEOUT)
+                return
+            elif mode == "reset":
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            else:
+                c.respond(200, f"ok from {self.name}")
+            if m.header("connection", "").lower() == "close":
+                return
+
+    def count(self):
+        with self._cv:
+            return len(self.requests)
+
+    def wait_checks(self, n, timeout=IO_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while len(self.checks) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TestFailure(f"upstream {self.name}: expected {n} health checks, got {len(self.checks)}")
+                self._cv.wait(left)
+
+    def release(self):
+        self._release.set()
+
+    def down(self):
+        """Stop listening: new connections are refused."""
+        self.release()
+        self.close()
 
 
 def echo_server(name="echo"):
