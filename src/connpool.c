@@ -312,6 +312,14 @@ static void attach(struct upconn *c, struct exchange *ex) {
 
 static void on_idle_timeout(uv_timer_t *t) {
   struct upconn *c = t->data;
+  if (c->state != UC_IDLE)
+    return; /* in use again: armed anew when it next goes idle */
+  uint64_t now = uv_now(t->loop);
+  if (now < c->idle_until) { /* idle again since the timer was armed */
+    c->idle_fire = c->idle_until;
+    uv_timer_start(t, on_idle_timeout, c->idle_until - now, 0);
+    return;
+  }
   connpool_close(c);
 }
 
@@ -323,7 +331,7 @@ struct upconn *connpool_checkout(struct worker *w, struct server_rt *srv, struct
   srv->idle = c->next;
   srv->nidle--;
   c->next = NULL;
-  uv_timer_stop(&c->idle_timer);
+  /* The idle timer stays armed; on_idle_timeout ignores a busy connection. */
   attach(c, ex);
   c->reused = true;
   start_reading(c);
@@ -411,5 +419,9 @@ void connpool_release(struct upconn *c, bool request_sent) {
   if (c->bp_paused)
     c->bp_paused = false;
   start_reading(c); /* notice the server closing it */
-  uv_timer_start(&c->idle_timer, on_idle_timeout, ucfg->keepalive_idle_timeout_ms, 0);
+  c->idle_until = uv_now(&c->w->loop) + ucfg->keepalive_idle_timeout_ms;
+  if (!uv_is_active((uv_handle_t *)&c->idle_timer) || c->idle_fire > c->idle_until) {
+    c->idle_fire = c->idle_until;
+    uv_timer_start(&c->idle_timer, on_idle_timeout, ucfg->keepalive_idle_timeout_ms, 0);
+  }
 }

@@ -477,6 +477,14 @@ void session_exchange_done(struct session *s, bool keep_alive) {
 
 static void on_timer(uv_timer_t *t) {
   struct session *s = t->data;
+  if (s->timer_kind == ST_NONE)
+    return;
+  uint64_t now = uv_now(t->loop);
+  if (now < s->timer_due) { /* armed for an earlier deadline since replaced */
+    s->timer_fire = s->timer_due;
+    uv_timer_start(t, on_timer, s->timer_due - now, 0);
+    return;
+  }
   enum session_timer kind = s->timer_kind;
   s->timer_kind = ST_NONE;
   switch (kind) {
@@ -511,8 +519,7 @@ void session_timer(struct session *s, enum session_timer kind) {
   uint64_t ms = 0;
   switch (kind) {
   case ST_NONE:
-    s->timer_kind = ST_NONE;
-    uv_timer_stop(&s->timer);
+    s->timer_kind = ST_NONE; /* an armed timer fires and finds nothing to do */
     return;
   case ST_HEADER:
     ms = cfg->timeouts.client_header_ms;
@@ -530,7 +537,14 @@ void session_timer(struct session *s, enum session_timer kind) {
     ms = cfg->timeouts.upstream_idle_ms;
     break;
   }
+  /* Lazy re-arming: a timer already due no later than the new deadline
+   * stays armed and on_timer re-arms it for what is left. Requests move
+   * through several deadlines each; this keeps them off the timer heap. */
   s->timer_kind = kind;
+  s->timer_due = uv_now(&s->w->loop) + ms;
+  if (uv_is_active((uv_handle_t *)&s->timer) && s->timer_fire <= s->timer_due)
+    return;
+  s->timer_fire = s->timer_due;
   uv_timer_start(&s->timer, on_timer, ms, 0);
 }
 

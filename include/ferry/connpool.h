@@ -49,6 +49,8 @@ struct upconn {
   bool keepalive_ok; /* the response allows reuse (llhttp_should_keep_alive) */
   int parse_error;   /* llhttp_errno_t */
   uint64_t requests; /* served on this connection */
+  uint64_t idle_until; /* idle timeout deadline (loop ms) while idle */
+  uint64_t idle_fire;  /* when the armed idle timer fires (loop ms) */
 };
 
 /* Take an idle connection to srv for ex, or NULL when the pool is empty. */

@@ -39,6 +39,8 @@ struct session {
 
   struct exchange *ex; /* the current request, if any */
   enum session_timer timer_kind;
+  uint64_t timer_due;  /* deadline of timer_kind (loop ms) */
+  uint64_t timer_fire; /* when the armed uv timer fires (loop ms) */
 
   struct wreq *batch;
   size_t queued;
