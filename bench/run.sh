@@ -13,6 +13,7 @@
 #        SKIP=...                        space-separated sections to skip:
 #                                        throughput cost memory
 #        PROXY_CPU=0 LOAD_CPU=1          cores (proxy under test / wrk + upstream)
+#        PROXIES="ferry nginx haproxy"   proxies to measure (nginx is the ratio base)
 #
 # Sections:
 #  throughput  wrk -t1 against ferry, nginx, HAProxy and the upstream itself
@@ -50,6 +51,7 @@ CG_REQUESTS=${CG_REQUESTS:-20000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 STREAM_BYTES=${STREAM_BYTES:-1073741824}
 SKIP=${SKIP:-}
+PROXIES=${PROXIES:-ferry nginx haproxy}
 NCPU=$(nproc)
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-$((NCPU > 1 ? 1 : 0))}
@@ -211,7 +213,7 @@ if ! skipped memory; then
   echo
   echo "| proxy | peak RSS before | peak RSS after a $((STREAM_BYTES >> 20)) MiB streamed body | KiB per idle keep-alive connection ($IDLE_CONNS held) |"
   echo "|---|---|---|---|"
-  for name in ferry nginx haproxy; do
+  for name in $PROXIES; do
     start "$name"
     p=${PID[$name]}
     h0=$(hwm "$p")
@@ -254,9 +256,9 @@ wrk_run() { # target size conns path
 }
 
 if ! skipped throughput; then
-  for name in ferry nginx haproxy; do start "$name"; done
+  for name in $PROXIES; do start "$name"; done
   # warm every path once (pools, page cache)
-  for t in ferry nginx haproxy direct; do
+  for t in $PROXIES direct; do
     for path in / /16k.bin /1m.bin; do
       taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:${PORT[$t]}$path" >/dev/null 2>&1 || true
     done
@@ -266,15 +268,15 @@ if ! skipped throughput; then
       read -r size path <<<"$spec"
       for conns in 64 1000; do
         # rotate the order each round so no target always runs first
-        order=(ferry nginx haproxy direct)
-        k=$(((r - 1) % 4))
+        order=($PROXIES direct)
+        k=$(((r - 1) % ${#order[@]}))
         order=("${order[@]:$k}" "${order[@]:0:$k}")
         for t in "${order[@]}"; do wrk_run "$t" "$size" "$conns" "$path"; done
         log "round $r $size c=$conns done"
       done
     done
   done
-  for name in ferry nginx haproxy; do stop_pid "${PID[$name]}"; done
+  for name in $PROXIES; do stop_pid "${PID[$name]}"; done
   echo
   echo "## Throughput (wrk -t1, ${DURATION}s per run, mean of $ROUNDS interleaved rounds)"
   echo
@@ -329,7 +331,7 @@ if ! skipped cost; then
   echo
   echo "| proxy | user-space instructions per request (callgrind) | syscalls per request (strace -c -f) | top syscalls per request |"
   echo "|---|---|---|---|"
-  for name in ferry nginx haproxy; do
+  for name in $PROXIES; do
     # callgrind: zero the counters after the warm-up, dump after the fixed count
     start "$name" valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$name.out" \
       --dump-instr=no --vgdb=yes
