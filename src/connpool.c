@@ -393,7 +393,8 @@ void connpool_release(struct upconn *c, bool request_sent) {
   bool reusable = request_sent && c->resp_done && c->keepalive_ok && !c->broken && !c->eof &&
                   (!c->batch || c->batch->nbufs == 0) &&
                   uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
-                  c->state == UC_ACTIVE && !c->w->stopping && srv->nidle < ucfg->keepalive_max_idle;
+                  c->state == UC_ACTIVE && !c->w->stopping &&
+                  srv->nidle < ucfg->keepalive_max_idle && upstream_server_present(srv);
   if (!reusable) {
     log_debug("upstream %s: not reusing connection (sent=%d done=%d ka=%d broken=%d eof=%d "
               "queue=%zu idle=%u/%u state=%d batch=%u stopping=%d)",

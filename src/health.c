@@ -68,6 +68,9 @@ static void record(struct probe *p, bool pass, const char *why) {
   if (pass) {
     p->fails = 0;
     if (down && ++p->passes >= hc->healthy_threshold) {
+      /* Checks passing again also end a passive ejection. */
+      atomic_store(&p->slot->eject_until_ms, 0);
+      atomic_store(&p->slot->consecutive_5xx, 0);
       atomic_store(&p->slot->down, false);
       log_info("upstream %s server %s up: %u passed check%s", p->pool->cfg->name, p->slot->name,
                p->passes, p->passes == 1 ? "" : "s");

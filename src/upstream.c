@@ -296,6 +296,10 @@ struct server_rt *upstream_pick(struct upstream_rt *u, bool has_key, uint64_t ke
   return i < 0 ? NULL : &u->servers[i];
 }
 
+bool upstream_server_present(const struct server_rt *s) {
+  return atomic_load_explicit(&s->slot->state, memory_order_acquire) == UPSLOT_ACTIVE;
+}
+
 void upstream_attempt_begin(struct server_rt *s) {
   atomic_fetch_add_explicit(&s->slot->inflight, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->slot->attempts, 1, memory_order_relaxed);

@@ -153,6 +153,10 @@ bool upstream_hash_key(const struct cfg_upstream *cfg, struct slice client_ip,
 struct server_rt *upstream_pick(struct upstream_rt *u, bool has_key, uint64_t key_hash,
                                 struct server_rt *const *exclude, size_t nexclude);
 
+/* False once s's address vanished from DNS: its connections are not
+ * pooled any more. */
+bool upstream_server_present(const struct server_rt *s);
+
 /* A request attempt starts/ends on s (in-flight count for least_conn). */
 void upstream_attempt_begin(struct server_rt *s);
 void upstream_attempt_end(struct server_rt *s);

@@ -368,6 +368,7 @@ class ScriptedUpstream(Upstream):
         self.health_path = health_path
         self.checks = []
         self.arrived = None  # optional threading.Event set on each proxied request
+        self.eofs = 0  # connections the peer closed between requests
         self._release = threading.Event()
         super().__init__(self._serve, name=name, port=port, host=host)
 
@@ -376,6 +377,9 @@ class ScriptedUpstream(Upstream):
         while True:
             m = c.read_request()
             if m is None:
+                with self._cv:
+                    self.eofs += 1  # the peer (ferry) closed this connection
+                    self._cv.notify_all()
                 return
             is_check = m.target == self.health_path
             with self._cv:
@@ -408,6 +412,16 @@ class ScriptedUpstream(Upstream):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TestFailure(f"upstream {self.name}: expected {n} health checks, got {len(self.checks)}")
+                self._cv.wait(left)
+
+    def wait_eofs(self, n, timeout=IO_TIMEOUT):
+        """Waits until the peer has closed n connections between requests."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self.eofs < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TestFailure(f"upstream {self.name}: expected {n} closed connections, got {self.eofs}")
                 self._cv.wait(left)
 
     def release(self):
