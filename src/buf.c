@@ -126,6 +126,20 @@ int arena_extend(struct arena *a, struct slice *s, const char *p, size_t n) {
   return 0;
 }
 
+int arena_slice(struct arena *a, struct iobuf **pin, struct slice *s, const char *p, size_t n,
+                struct iobuf *b) {
+  if (n > 0 && s->n == 0 && b && (!*pin || *pin == b)) {
+    if (!*pin) {
+      iobuf_ref(b);
+      *pin = b;
+    }
+    s->p = p;
+    s->n = n;
+    return 0;
+  }
+  return arena_extend(a, s, p, n);
+}
+
 void arena_reset(struct arena *a) {
   while (a->head) {
     struct iobuf *b = a->head;

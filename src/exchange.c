@@ -46,6 +46,14 @@ void exchange_reset(struct exchange *ex) {
   if (ex->insp.on)
     inspect_release(ex);
   arena_reset(&ex->arena);
+  if (ex->req_pin) {
+    iobuf_unref(ex->req_pin);
+    ex->req_pin = NULL;
+  }
+  if (ex->resp_pin) {
+    iobuf_unref(ex->resp_pin);
+    ex->resp_pin = NULL;
+  }
   if (ex->uhead_buf) {
     iobuf_unref(ex->uhead_buf);
     ex->uhead_buf = NULL;
@@ -540,15 +548,23 @@ void exchange_client_drained(struct exchange *ex) {
 /* --- response side ------------------------------------------------------ */
 
 int exchange_resp_status(struct exchange *ex, const char *p, size_t n) {
-  return arena_extend(&ex->arena, &ex->reason, p, n) == 0 ? 0 : -1;
+  return arena_slice(&ex->arena, &ex->resp_pin, &ex->reason, p, n, ex->uc ? ex->uc->in : NULL) == 0
+             ? 0
+             : -1;
 }
 
 int exchange_resp_header_name(struct exchange *ex, const char *p, size_t n) {
-  return arena_extend(&ex->arena, &ex->rcur_name, p, n) == 0 ? 0 : -1;
+  return arena_slice(&ex->arena, &ex->resp_pin, &ex->rcur_name, p, n,
+                     ex->uc ? ex->uc->in : NULL) == 0
+             ? 0
+             : -1;
 }
 
 int exchange_resp_header_value(struct exchange *ex, const char *p, size_t n) {
-  return arena_extend(&ex->arena, &ex->rcur_value, p, n) == 0 ? 0 : -1;
+  return arena_slice(&ex->arena, &ex->resp_pin, &ex->rcur_value, p, n,
+                     ex->uc ? ex->uc->in : NULL) == 0
+             ? 0
+             : -1;
 }
 
 int exchange_resp_header_done(struct exchange *ex) {

@@ -49,7 +49,7 @@ static int on_message_begin(llhttp_t *p) {
 
 static int on_url(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
-  if (!ex || arena_extend(&ex->arena, &ex->url, at, n) != 0) {
+  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->url, at, n, ((struct session *)p->data)->in) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
@@ -59,7 +59,8 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
-  if (!ex || arena_extend(&ex->arena, &ex->cur_name, at, n) != 0) {
+  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_name, at, n,
+                              ((struct session *)p->data)->in) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
@@ -69,7 +70,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
-  if (!ex || arena_extend(&ex->arena, &ex->cur_value, at, n) != 0) {
+  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_value, at, n,
+                              ((struct session *)p->data)->in) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;

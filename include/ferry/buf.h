@@ -89,6 +89,12 @@ void *arena_alloc(struct arena *a, size_t n);
  * earlier arena_extend on this arena. Keeps *s contiguous, copying it when
  * the current block is full. Returns 0, or -1 over the limit / no memory. */
 int arena_extend(struct arena *a, struct slice *s, const char *p, size_t n);
+/* Like arena_extend, but a string that starts empty and arrives whole in
+ * block b (the read block the bytes are in) becomes a slice of b, with no
+ * copy: *pin takes a reference on b the first time (the caller releases it
+ * with the arena). Strings split across reads or blocks are copied. */
+int arena_slice(struct arena *a, struct iobuf **pin, struct slice *s, const char *p, size_t n,
+                struct iobuf *b);
 /* Releases every block at once. The arena is empty and reusable after. */
 void arena_reset(struct arena *a);
 

@@ -74,6 +74,8 @@ struct exchange {
   uint64_t bytes_to_client;
   const char *error_note;  /* why it ended badly, for the log */
   struct iobuf *uhead_buf; /* holds uhead until every write of it completed */
+  struct iobuf *req_pin;   /* read block the request head's slices point into */
+  struct iobuf *resp_pin;  /* read block the response head's slices point into */
   bool skip_1xx;           /* parsing an interim response */
   bool retried;            /* the keep-alive race retry was used */
   struct server_rt *tried[EX_MAX_TRIED]; /* servers attempted, in order */
