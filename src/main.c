@@ -3,6 +3,7 @@
  * turns signals into worker stops, and maps failures to exit codes
  * (0 clean, 1 bad configuration or usage, 2 could not start). */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,11 +14,13 @@
 
 #include "ferry/accesslog.h"
 #include "ferry/admin.h"
+#include "ferry/inspect_cli.h"
 #include "ferry/inspector.h"
 #include "ferry/config.h"
 #include "ferry/log.h"
 #include "ferry/metrics.h"
 #include "ferry/router.h"
+#include "ferry/snapshot.h"
 #include "ferry/upstream.h"
 #include "ferry/worker.h"
 
@@ -27,6 +30,7 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: ferry [-c FILE] [-w N] [-l ADDR]...   run (FILE defaults to ./proxy.yaml)\n"
              "       ferry -t [-c FILE]                    check the configuration and exit\n"
+             "       ferry inspect [--admin ADDR] [--route R]  follow the inspector in a terminal\n"
              "       ferry --version | -h | --help\n"
              "\n"
              "  -c FILE   configuration file (proxy.yaml)\n"
@@ -51,7 +55,21 @@ struct app {
   struct inspector *insp; /* /inspect on the admin listener; NULL when admin is off */
   struct metrics_process proc;
   struct metrics_source msrc;
+
+  /* reload (SIGHUP) */
+  const char *file;
+  long workers_override;
+  const char *const *extra_listeners;
+  unsigned nextra;
+  struct snapshot *cur;  /* published configuration (main's reference) */
+  struct snapshot *boot; /* the one ferry started with: admin and inspector keep it */
+  uint64_t gen;
+  struct snapshot_reaper reaper;
+  uv_async_t reap_async;
 };
+
+static int add_listener(struct config *cfg, const char *addr);
+static void reload(struct app *a);
 
 static void close_signals(struct app *a) {
   uv_close((uv_handle_t *)&a->done_async, NULL);
@@ -59,13 +77,19 @@ static void close_signals(struct app *a) {
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_quit, NULL);
   uv_close((uv_handle_t *)&a->sig_hup, NULL);
+  uv_close((uv_handle_t *)&a->reap_async, NULL);
+}
+
+static void on_reap(uv_async_t *h) {
+  struct app *a = h->data;
+  snapshot_reap(&a->reaper);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
   struct app *a = h->data;
   if (signum == SIGHUP) {
-    log_warn("SIGHUP: configuration reload is not available in this version; restart ferry to "
-             "apply changes");
+    if (a->stops == 0)
+      reload(a);
     return;
   }
   if (signum == SIGQUIT || a->stops > 0) {
@@ -118,7 +142,136 @@ static int add_listener(struct config *cfg, const char *addr) {
   return 0;
 }
 
+/* Can a new listener bind and listen on addr now (a port another process
+ * listens on fails)? Only for addresses ferry does not listen on yet.
+ * 0 or a negative uv error. */
+static int probe_listener(const struct sockaddr_storage *addr) {
+  uv_loop_t loop;
+  uv_tcp_t t;
+  int r = uv_loop_init(&loop);
+  if (r < 0)
+    return r;
+  uv_tcp_init(&loop, &t);
+  r = uv_tcp_bind(&t, (const struct sockaddr *)addr, 0);
+  if (r == 0)
+    r = uv_listen((uv_stream_t *)&t, 1, NULL);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return r;
+}
+
+static bool listener_known(const struct config *cfg, const struct cfg_listener *l) {
+  for (size_t i = 0; i < cfg->nlisteners; i++) {
+    const struct cfg_listener *o = &cfg->listeners[i];
+    size_t len = l->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in);
+    if (o->addr.ss_family == l->addr.ss_family && memcmp(&o->addr, &l->addr, len) == 0)
+      return true;
+  }
+  return false;
+}
+
+static void reload_failed(struct app *a, const char *what) {
+  mc_add(&a->proc.reloads_failed, 1);
+  mc_set(&a->proc.last_reload_ok, 0);
+  mc_set(&a->proc.last_reload_time, (uint64_t)time(NULL));
+  log_error("reload failed: %s; still serving configuration generation %" PRIu64
+            " (fix the file and send SIGHUP again)",
+            what, a->cur->gen);
+}
+
+/* SIGHUP, on the main thread (no client traffic runs here): read,
+ * validate and compile the file, then publish it to every worker. On any
+ * error the running configuration stays. */
+static void reload(struct app *a) {
+  log_info("SIGHUP: reloading %s", a->file);
+  struct config *cfg = NULL;
+  struct config_diag diag = {0};
+  int rc = config_load_file(a->file, &cfg, &diag);
+  for (size_t i = 0; i < diag.n; i++)
+    log_msg(rc != 0 ? LOG_ERROR : LOG_WARN, "reload: %s", diag.msgs[i]);
+  char what[600];
+  if (rc != 0) {
+    snprintf(what, sizeof(what), "%s has %zu error%s", a->file, diag.nerrors,
+             diag.nerrors == 1 ? "" : "s");
+    config_diag_free(&diag);
+    reload_failed(a, what);
+    return;
+  }
+  config_diag_free(&diag);
+  for (unsigned i = 0; i < a->nextra; i++)
+    if (add_listener(cfg, a->extra_listeners[i]) != 0) {
+      config_free(cfg);
+      reload_failed(a, "out of memory adding -l listeners");
+      return;
+    }
+  if (a->workers_override >= 0)
+    cfg->workers = (uint32_t)a->workers_override;
+  const struct config *old = a->cur->cfg;
+  for (size_t i = 0; i < cfg->nlisteners; i++) {
+    if (listener_known(old, &cfg->listeners[i]))
+      continue;
+    int r = probe_listener(&cfg->listeners[i].addr);
+    if (r < 0) {
+      snprintf(what, sizeof(what), "cannot listen on %s: %s", cfg->listeners[i].address,
+               uv_strerror(r));
+      config_free(cfg);
+      reload_failed(a, what);
+      return;
+    }
+  }
+  if (cfg->workers != old->workers)
+    log_warn("reload: `workers` changed: the number of workers changes only on restart");
+  if (cfg->admin.enabled != old->admin.enabled ||
+      (cfg->admin.enabled && strcmp(cfg->admin.address, old->admin.address) != 0))
+    log_warn("reload: `admin` changed: the admin listener changes only on restart");
+  struct router *router = router_new(cfg);
+  if (!router) {
+    config_free(cfg);
+    reload_failed(a, "out of memory compiling routes");
+    return;
+  }
+  struct snapshot *owner = NULL;
+  struct upstreams *ups;
+  if (snapshot_upstreams_equal(old, cfg)) {
+    owner = a->cur;
+    ups = a->cur->ups;
+  } else {
+    char err[512];
+    ups = upstreams_new(cfg, err, sizeof(err));
+    if (!ups) {
+      router_free(router);
+      config_free(cfg);
+      reload_failed(a, err);
+      return;
+    }
+  }
+  struct snapshot *snap = snapshot_new(cfg, router, ups, owner, &a->reaper, a->gen + 1);
+  if (!snap) {
+    if (!owner)
+      upstreams_free(ups);
+    router_free(router);
+    config_free(cfg);
+    reload_failed(a, "out of memory");
+    return;
+  }
+  a->gen++;
+  for (unsigned i = 0; i < a->nworkers; i++)
+    worker_reload(&a->workers[i], snap);
+  snapshot_unref(a->cur);
+  a->cur = snap;
+  mc_add(&a->proc.reloads_ok, 1);
+  mc_set(&a->proc.last_reload_ok, 1);
+  mc_set(&a->proc.last_reload_time, (uint64_t)time(NULL));
+  log_info("reload: configuration generation %" PRIu64 " published (%zu routes, %zu upstreams, "
+           "upstream pools %s)",
+           snap->gen, cfg->nroutes, cfg->nupstreams, owner ? "kept" : "rebuilt");
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "inspect") == 0)
+    return inspect_cli_main(argc - 1, argv + 1);
   const char *file = "proxy.yaml";
   bool check = false;
   long workers_override = -1;
@@ -225,6 +378,22 @@ int main(int argc, char **argv) {
 
   struct app app;
   memset(&app, 0, sizeof(app));
+  app.file = file;
+  app.workers_override = workers_override;
+  app.extra_listeners = extra_listeners;
+  app.nextra = nextra;
+  app.gen = 1;
+  app.cur = snapshot_new(cfg, router, ups, NULL, &app.reaper, app.gen);
+  if (!app.cur) {
+    fprintf(stderr, "ferry: out of memory\n");
+    upstreams_free(ups);
+    accesslog_close(&alog);
+    router_free(router);
+    config_free(cfg);
+    return EXIT_START;
+  }
+  app.boot = app.cur;
+  snapshot_ref(app.boot);
   app.nworkers = cfg->workers ? cfg->workers : (unsigned)uv_available_parallelism();
   if (app.nworkers == 0)
     app.nworkers = 1;
@@ -238,7 +407,7 @@ int main(int argc, char **argv) {
   }
   for (; inited < app.nworkers; inited++) {
     struct worker *w = &app.workers[inited];
-    int r = worker_init(w, inited, cfg, router, &alog, ups);
+    int r = worker_init(w, inited, app.cur, &alog);
     if (r == 0)
       r = worker_listen(w);
     if (r != 0) {
@@ -280,6 +449,9 @@ int main(int argc, char **argv) {
   uv_loop_init(&app.loop);
   uv_async_init(&app.loop, &app.done_async, on_worker_done);
   app.done_async.data = &app;
+  uv_async_init(&app.loop, &app.reap_async, on_reap);
+  app.reap_async.data = &app;
+  app.reaper.wake = &app.reap_async;
   uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit, &app.sig_hup};
   int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
   for (int i = 0; i < 4; i++) {
@@ -312,6 +484,7 @@ int main(int argc, char **argv) {
     uv_thread_join(&app.workers[i].thread);
   uv_run(&app.loop, UV_RUN_DEFAULT);
   uv_loop_close(&app.loop);
+  app.reaper.wake = NULL; /* from here on, the last reference frees at once */
   /* The admin outlives the workers (/readyz says 503 while they drain);
    * no worker posts to it any more. */
   admin_stop(app.admin);
@@ -334,9 +507,10 @@ out:
   admin_free(app.admin);
   free(app.workers);
   free(wargs);
-  upstreams_free(ups);
+  app.reaper.wake = NULL;
+  snapshot_reap(&app.reaper);
+  snapshot_unref(app.cur);
+  snapshot_unref(app.boot);
   accesslog_close(&alog);
-  router_free(router);
-  config_free(cfg);
   return exit_code;
 }

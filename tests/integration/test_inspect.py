@@ -1,0 +1,422 @@
+"""The inspector (issue 7, SPEC §5): capture of the four header lists,
+redaction, the bounded ring, /inspect/requests JSON, /inspect/stream SSE,
+replay and the page."""
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import ferrytest as ft
+from ferrytest import Ferry, Upstream, Client, eq, check
+
+
+def config(up, admin_extra="", routes_extra=""):
+    return f"""
+listeners:
+  - address: 127.0.0.1:{{port:http}}
+workers: 2
+admin:
+  address: 127.0.0.1:{{port:admin}}
+{admin_extra}
+access_log: {{path: off}}
+upstreams:
+  api:
+    servers:
+      - address: {up}
+routes:
+{routes_extra}  - path_prefix: /api
+    upstream: api
+    inspect: true
+  - path_prefix: /plain
+    upstream: api
+  - path: /ping
+    respond: {{status: 200, body: "pong\\n"}}
+    inspect: true
+"""
+
+
+def admin_get(f, path, method="GET"):
+    return ft.request(f.ports["admin"], method=method, target=path, headers=[("Host", "admin")])
+
+
+def admin_json(f, path, want_status=200):
+    r = admin_get(f, path)
+    eq(r.status, want_status, f"status of {path} ({r.body[:200]!r})")
+    eq(r.header("Content-Type"), "application/json", f"content type of {path}")
+    return json.loads(r.body)
+
+
+class Stream:
+    """A raw Server-Sent Events client on /inspect/stream."""
+
+    def __init__(self, port, query="", rcvbuf=None, extra=""):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(ft.IO_TIMEOUT)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall(f"GET /inspect/stream{query} HTTP/1.1\r\nHost: admin\r\n{extra}\r\n".encode())
+        self.buf = b""
+
+    def head(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return head.decode()
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise ft.Closed("stream closed")
+        self.buf += d
+
+    def block(self):
+        """The next SSE block (lines up to a blank line) as a list of lines."""
+        while b"\n\n" not in self.buf:
+            self._fill()
+        blk, self.buf = self.buf.split(b"\n\n", 1)
+        return blk.decode().split("\n")
+
+    def event(self):
+        """The next 'exchange' event's data, parsed; comments are skipped."""
+        while True:
+            lines = self.block()
+            fields = dict(l.split(": ", 1) for l in lines if not l.startswith(":") and ": " in l)
+            if fields.get("event") == "exchange":
+                data = json.loads(fields["data"])
+                eq(fields["id"], str(data["id"]), "SSE id field")
+                return data
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def open_stream(f, query=""):
+    s = Stream(f.ports["admin"], query)
+    check(s.head().startswith("HTTP/1.1 200"), "stream answers 200")
+    check(s.block()[0].startswith(":"), "stream starts with a comment")
+    return s
+
+
+def hdrs(head):
+    return [tuple(h) for h in head["headers"]]
+
+
+def names(head):
+    return [h[0].lower() for h in head["headers"]]
+
+
+def value(head, name):
+    vals = [v for n, v in head["headers"] if n.lower() == name.lower()]
+    return vals[0] if len(vals) == 1 else vals
+
+
+def upstream_with_cookie(c):
+    while True:
+        try:
+            if c.read_request() is None:
+                return
+        except ft.Closed:
+            return
+        c.respond(200, b"hello", headers=[("Set-Cookie", "sid=abc"), ("Server", "app/1"),
+                                          ("Keep-Alive", "timeout=5")])
+
+
+def test_captures_the_four_header_lists_of_an_inspected_route():
+    with Upstream(upstream_with_cookie) as up, Ferry(config(up.address)) as f, open_stream(f) as st:
+        r = ft.request(f.port, target="/api/users?x=1", headers=[
+            ("Host", "shop.test"), ("Authorization", "Bearer s3cret"), ("Cookie", "a=1"),
+            ("X-Custom", "kept"), ("Connection", "keep-alive"), ("X-Forwarded-For", "10.0.0.1")])
+        eq(r.status, 200, "proxied status")
+        ex = st.event()
+        eq(ex["method"], "GET", "method")
+        eq(ex["target"], "/api/users?x=1", "target")
+        eq(ex["host"], "shop.test", "host")
+        eq(ex["status"], 200, "status")
+        eq(ex["upstream"], "api", "upstream")
+        eq(ex["server"], up.address, "server")
+        eq(ex["attempts"], 1, "attempts")
+        eq(ex["route"]["index"], 0, "route index")
+        eq(ex["route"]["line"], 14, "route line in proxy.yaml")
+        eq(ex["listener"], f"127.0.0.1:{f.port}", "listener")
+        check(ex["client"].startswith("127.0.0.1:"), f"client address {ex['client']}")
+        eq(ex["request_id"], r.header("X-Request-Id"), "request id matches the response's")
+        eq(ex["bytes"]["response_body"], 5, "response body bytes")
+        check(ex["bytes"]["request_head"] > 100, "request head bytes counted")
+        for k in ("queue", "connect", "ttfb", "total"):
+            check(isinstance(ex["timings_ms"][k], float) and ex["timings_ms"][k] >= 0, f"timing {k}")
+
+        cli, fwd = ex["request_client"], ex["request_upstream"]
+        eq(cli["line"], "GET /api/users?x=1 HTTP/1.1", "client request line")
+        eq(names(cli), ["host", "authorization", "cookie", "x-custom", "connection", "x-forwarded-for"],
+           "client headers, in order")
+        eq(value(cli, "Authorization"), "[redacted]", "Authorization redacted")
+        eq(value(cli, "Cookie"), "[redacted]", "Cookie redacted")
+        eq(value(cli, "X-Custom"), "kept", "other headers as sent")
+        eq(fwd["line"], "GET /api/users?x=1 HTTP/1.1", "forwarded request line")
+        check("connection" not in names(fwd), "Connection is not forwarded")
+        eq(value(fwd, "X-Forwarded-For"), "10.0.0.1, 127.0.0.1", "X-Forwarded-For appended")
+        eq(value(fwd, "Via"), "1.1 ferry", "Via added")
+        eq(value(fwd, "Authorization"), "[redacted]", "redacted in the forwarded list too")
+
+        upr, clr = ex["response_upstream"], ex["response_client"]
+        eq(upr["line"], "HTTP/1.1 200 OK", "upstream status line")
+        eq(value(upr, "Set-Cookie"), "[redacted]", "Set-Cookie redacted")
+        eq(value(upr, "Keep-Alive"), "timeout=5", "upstream's hop-by-hop header as sent")
+        check("keep-alive" not in names(clr), "hop-by-hop header not returned")
+        eq(value(clr, "X-Request-Id"), ex["request_id"], "request id on the returned response")
+        eq(clr["line"], "HTTP/1.1 200 OK", "returned status line")
+        eq(ex["redacted"], True, "record marked redacted")
+
+        # The same record through the JSON surfaces.
+        lst = admin_json(f, "/inspect/requests")
+        eq(lst["count"], 1, "one captured exchange")
+        eq(lst["requests"][0], ex, "list entry equals the streamed event")
+        eq(admin_json(f, f"/inspect/requests/{ex['id']}"), ex, "/inspect/requests/ID")
+        err = admin_json(f, "/inspect/requests/999", 404)
+        check("not kept" in err["error"], f"404 message: {err}")
+
+
+def test_routes_without_inspect_are_not_captured_and_own_replies_are():
+    with Upstream() as up, Ferry(config(up.address)) as f, open_stream(f) as st:
+        eq(ft.request(f.port, target="/plain/x").status, 200, "plain route")
+        eq(ft.request(f.port, target="/nowhere").status, 404, "no route")
+        eq(ft.request(f.port, target="/ping").status, 200, "respond route")
+        ex = st.event()
+        eq(ex["target"], "/ping", "only the inspected route is captured")
+        eq(ex["request_upstream"], None, "nothing forwarded")
+        eq(ex["response_upstream"], None, "no upstream response")
+        eq(ex["upstream"], "", "no upstream")
+        eq(ex["attempts"], 0, "no attempt")
+        eq(ex["response_client"]["line"], "HTTP/1.1 200 OK", "ferry's own answer")
+        eq(admin_json(f, "/inspect/requests")["count"], 1, "only /ping in the list")
+
+
+def test_inspect_all_captures_every_route_and_404s():
+    with Upstream() as up, Ferry(config(up.address, "  inspect_all: true")) as f, open_stream(f) as st:
+        ft.request(f.port, target="/plain/x")
+        a = st.event()
+        ft.request(f.port, target="/nowhere")
+        b = st.event()
+        eq((a["target"], a["route"]["index"]), ("/plain/x", 1), "plain route captured")
+        eq((b["target"], b["status"], b["route"]), ("/nowhere", 404, None), "404 captured")
+
+
+def test_redaction_off_and_custom_list():
+    with Upstream() as up, Ferry(config(up.address, "  redact: false")) as f, open_stream(f) as st:
+        ft.request(f.port, target="/api", headers=[("Host", "h"), ("Authorization", "Basic eA==")])
+        ex = st.event()
+        eq(value(ex["request_client"], "Authorization"), "Basic eA==", "redact: false shows values")
+        eq(ex["redacted"], False, "not marked redacted")
+    with Upstream() as up, Ferry(config(up.address, "  redact_headers: [X-Api-Key]")) as f, open_stream(f) as st:
+        ft.request(f.port, target="/api", headers=[("Host", "h"), ("Authorization", "Basic eA=="),
+                                                   ("x-api-key", "k")])
+        ex = st.event()
+        eq(value(ex["request_client"], "x-api-key"), "[redacted]", "listed header redacted")
+        eq(value(ex["request_client"], "Authorization"), "Basic eA==", "the list replaces the default")
+
+
+def test_ring_keeps_only_the_last_inspect_keep():
+    with Upstream() as up, Ferry(config(up.address, "  inspect_keep: 3")) as f, open_stream(f) as st:
+        ids = []
+        for i in range(5):
+            ft.request(f.port, target=f"/api/{i}")
+            ids.append(st.event()["id"])
+        lst = admin_json(f, "/inspect/requests")
+        eq([x["target"] for x in lst["requests"]], ["/api/4", "/api/3", "/api/2"], "newest first, 3 kept")
+        eq((lst["kept"], lst["evicted"]), (3, 2), "kept and evicted counts")
+        admin_json(f, f"/inspect/requests/{ids[0]}", 404)
+        eq(admin_json(f, f"/inspect/requests/{ids[4]}")["target"], "/api/4", "newest by id")
+
+
+def test_ring_is_bounded_in_bytes():
+    # Each record holds a 20 KB header twice (as sent, as forwarded): 128 KB
+    # hold three at most.
+    with Upstream() as up, Ferry(config(up.address, "  inspect_max_bytes: 128k")) as f, open_stream(f) as st:
+        for i in range(6):
+            ft.request(f.port, target=f"/api/{i}", headers=[("Host", "h"), ("X-Big", "b" * 20000)])
+            st.event()
+        lst = admin_json(f, "/inspect/requests")
+        check(1 <= lst["kept"] <= 3, f"kept {lst['kept']} records of ~40 KB in 128 KB")
+        eq(lst["kept"] + lst["evicted"], 6, "every record counted")
+        eq(lst["requests"][0]["target"], "/api/5", "the newest kept")
+
+
+def test_list_filters_and_limit():
+    def handler(c):
+        while True:
+            try:
+                m = c.read_request()
+            except ft.Closed:
+                return
+            if m is None:
+                return
+            c.respond(503 if "fail" in m.target else 200, b"x")
+
+    with Upstream(handler) as up, Ferry(config(up.address)) as f, open_stream(f) as st:
+        for t in ["/api/a", "/api/fail", "/api/b", "/ping"]:
+            ft.request(f.port, target=t)
+            st.event()
+        tg = lambda q: [x["target"] for x in admin_json(f, "/inspect/requests" + q)["requests"]]
+        eq(tg(""), ["/ping", "/api/b", "/api/fail", "/api/a"], "newest first")
+        eq(tg("?limit=2"), ["/ping", "/api/b"], "limit")
+        eq(tg("?status=5xx"), ["/api/fail"], "status class")
+        eq(tg("?status=200&path=%2Fapi"), ["/api/b", "/api/a"], "status and path")
+        eq(tg("?route=api"), ["/api/b", "/api/fail", "/api/a"], "route by upstream name")
+        eq(tg("?route=2"), ["/ping"], "route by index")
+        err = admin_json(f, "/inspect/requests?limit=x", 400)
+        eq(err["error"], "limit=x: expected a whole number", "bad limit message")
+
+
+def test_stream_heartbeat_filter_and_resume():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        with open_stream(f, "?heartbeat=200&path=/api/keep") as st:
+            eq(st.block(), [": heartbeat"], "heartbeat comment")
+            ft.request(f.port, target="/api/skip")
+            ft.request(f.port, target="/api/keep")
+            ex = st.event()
+            eq(ex["target"], "/api/keep", "stream filter")
+        first = admin_json(f, "/inspect/requests")["requests"][-1]["id"]
+        # A reconnecting EventSource sends Last-Event-ID: what it missed comes first.
+        with Stream(f.ports["admin"], extra=f"Last-Event-ID: {first}\r\n") as s:
+            check(s.head().startswith("HTTP/1.1 200"), "stream answers")
+            eq(s.event()["target"], "/api/keep", "missed event replayed after Last-Event-ID")
+
+
+def test_slow_stream_client_is_dropped():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        slow = Stream(f.ports["admin"], rcvbuf=4096)  # never reads
+        with open_stream(f) as fast, Client(f.port) as c:
+            big = "v" * 8000
+            sent = 0
+            for i in range(2000):  # bounded: about 33 KB of events each
+                c.request(target=f"/api/{i}", headers=[("Host", "h"), ("X-A", big), ("X-B", big)])
+                fast.event()
+                sent += 1
+                if any("dropping slow stream client" in (l or "") for l in f.stderr_lines):
+                    break
+            # 256 KB queued at most, plus what the kernel buffers
+            check(sent > 8, f"dropped only after its queue filled ({sent} events)")
+            f.wait_stderr(r"dropping slow stream client", timeout=5)
+            # The fast client still gets events.
+            c.request(target="/api/after")
+            eq(fast.event()["target"], "/api/after", "fast client still served")
+        slow.close()
+
+
+def test_replay_resends_the_captured_head():
+    cfg = config("{up}", "  replay: true")
+    with Upstream() as up, Ferry(cfg.replace("{up}", up.address)) as f, open_stream(f) as st:
+        ft.request(f.port, target="/api/again", headers=[("Host", "shop.test"), ("X-Mark", "1")])
+        ex = st.event()
+        eq(ex["replayable"], True, "plain GET is replayable")
+        r = admin_get(f, f"/inspect/requests/{ex['id']}/replay", method="POST")
+        eq(r.status, 202, f"replay accepted ({r.body!r})")
+        again = st.event()
+        eq(again["target"], "/api/again", "replayed target")
+        eq(value(again["request_client"], "X-Ferry-Replay-Of"), str(ex["id"]), "marked as a replay")
+        eq(value(again["request_client"], "X-Mark"), "1", "headers resent")
+        eq(value(again["request_client"], "Host"), "shop.test", "Host resent")
+        up.wait_requests(2)
+        # Redacted requests and requests with bodies are refused.
+        ft.request(f.port, target="/api/secret", headers=[("Host", "h"), ("Cookie", "x=1")])
+        sec = st.event()
+        eq(sec["replayable"], False, "redacted: not replayable")
+        r = admin_get(f, f"/inspect/requests/{sec['id']}/replay", method="POST")
+        eq(r.status, 409, "replay of a redacted request refused")
+        check(b"redacted" in r.body, f"message says why: {r.body!r}")
+        ft.request(f.port, method="POST", target="/api/post", headers=[("Host", "h")], body=b"data")
+        post = st.event()
+        r = admin_get(f, f"/inspect/requests/{post['id']}/replay", method="POST")
+        eq(r.status, 409, "replay of a request with a body refused")
+        eq(admin_get(f, f"/inspect/requests/{ex['id']}/replay").status, 405, "GET replay refused")
+
+
+def test_replay_is_off_by_default():
+    with Upstream() as up, Ferry(config(up.address)) as f, open_stream(f) as st:
+        ft.request(f.port, target="/api/x")
+        ex = st.event()
+        eq(ex["replayable"], False, "replay off")
+        r = admin_get(f, f"/inspect/requests/{ex['id']}/replay", method="POST")
+        eq(r.status, 403, "replay refused")
+        check(b"admin.replay: true" in r.body, f"message says how to enable it: {r.body!r}")
+        eq(len(up.requests), 1, "nothing resent")
+
+
+def test_body_bytes_are_captured_when_asked():
+    with Upstream() as up, Ferry(config(up.address, "  inspect_body_bytes: 4")) as f, open_stream(f) as st:
+        ft.request(f.port, method="POST", target="/api/p", headers=[("Host", "h")], body=b"abcdefgh")
+        ex = st.event()
+        eq(ex["body"], {"request": "abcd", "response": "ok f"}, "first bytes of each body")
+        eq(ex["bytes"]["request_body"], 8, "request body bytes")
+
+
+def test_page_is_self_contained():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        r = admin_get(f, "/inspect")
+        eq(r.status, 200, "page status")
+        check(r.header("Content-Type").startswith("text/html"), "HTML")
+        page = r.body.decode()
+        check("<title>ferry inspector</title>" in page, "the inspector page")
+        for bad in ('src="http', "src='http", 'href="http', "@import", "//cdn"):
+            check(bad not in page, f"no external asset ({bad})")
+
+
+def test_terminal_view_prints_headers():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        p = subprocess.Popen([ft.FERRY_BIN, "inspect", "--admin", f"127.0.0.1:{f.ports['admin']}", "--route", "api"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        lines, cv = [], threading.Condition()
+
+        def pump():
+            for raw in iter(p.stdout.readline, b""):
+                with cv:
+                    lines.append(raw.decode())
+                    cv.notify_all()
+            with cv:
+                lines.append(None)
+                cv.notify_all()
+
+        def wait_for(pred, what):
+            with cv:
+                ok = cv.wait_for(lambda: pred("".join(l for l in lines if l)) or None in lines, ft.IO_TIMEOUT)
+                out = "".join(l for l in lines if l)
+            check(ok and pred(out), f"{what}: terminal output so far: {out!r}")
+            return out
+
+        threading.Thread(target=pump, daemon=True).start()
+        try:
+            wait_for(lambda o: "following" in o, "the stream is followed")
+            ft.request(f.port, target="/ping")  # another route: filtered out
+            ft.request(f.port, target="/api/term", headers=[("Host", "t.test"), ("X-Seen", "yes")])
+            out = wait_for(lambda o: "> X-Forwarded-For:" in o and "< X-Request-Id:" in o, "headers printed")
+            check("GET t.test/api/term" in out, f"request printed: {out!r}")
+            check("> X-Seen: yes" in out, "client header printed")
+            check("+ > X-Forwarded-For: 127.0.0.1" in out, "added header marked")
+            check("/ping" not in out, "--route filters")
+            check("\x1b[" not in out, "no colour when not a terminal")
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+            p.stdout.close()
+            p.stderr.close()
+
+
+def test_terminal_view_explains_a_wrong_address():
+    port = ft.free_port()
+    p = subprocess.run([ft.FERRY_BIN, "inspect", "--admin", f"127.0.0.1:{port}"], capture_output=True,
+                       timeout=ft.IO_TIMEOUT)
+    eq(p.returncode, 2, "exit code")
+    check(b"cannot connect to the admin listener" in p.stderr and b"--admin" in p.stderr,
+          f"message says what to do: {p.stderr!r}")
+
+
+ft.main(globals())
