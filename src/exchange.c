@@ -293,7 +293,7 @@ void exchange_start(struct exchange *ex) {
   struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
   const struct cfg_route *r = router_match(w->router, &q);
   ex->route = r;
-  if (w->insp)
+  if (w->insp && inspect_wanted(w->cfg, r))
     inspect_begin(ex, r);
   if (!r) {
     exchange_reply(ex, 404, "no route\n", false);

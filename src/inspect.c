@@ -220,7 +220,7 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
 /* --- capture on the worker ------------------------------------------------- */
 
 void inspect_begin(struct exchange *ex, const struct cfg_route *r) {
-  if (!ex->w->cfg->admin.inspect_all && !(r && r->inspect))
+  if (!inspect_wanted(ex->w->cfg, r))
     return;
   ex->insp.on = true;
   ex->insp.t_head = uv_hrtime();

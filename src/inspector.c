@@ -53,14 +53,7 @@ struct inspector {
 };
 
 bool inspector_wanted(const struct config *cfg) {
-  if (!cfg->admin.enabled || cfg->admin.inspect_keep == 0)
-    return false;
-  if (cfg->admin.inspect_all)
-    return true;
-  for (size_t i = 0; i < cfg->nroutes; i++)
-    if (cfg->routes[i].inspect)
-      return true;
-  return false;
+  return cfg->admin.enabled && cfg->admin.inspect_keep > 0;
 }
 
 /* --- records arriving from workers -------------------------------------------- */

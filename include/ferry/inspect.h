@@ -55,6 +55,11 @@ struct inspect_ex {
       (ex)->insp.field = uv_hrtime();                                                              \
   } while (0)
 
+/* Does this exchange get captured? r: the matched route, or NULL. */
+static inline bool inspect_wanted(const struct config *cfg, const struct cfg_route *r) {
+  return cfg->admin.inspect_all || (r && r->inspect);
+}
+
 /* The route is known: start capturing when it (or admin.inspect_all) asks.
  * r may be NULL (no route). Worker thread; call only when w->insp is set
  * (the inspector runs), so configurations without it pay one branch. */

@@ -26,8 +26,9 @@ struct inspect_rec;
 struct inspector *inspector_new(const struct config *cfg, struct admin *a);
 /* Any thread: hand rec over (ownership passes, even on failure). */
 void inspector_post(struct inspector *in, struct inspect_rec *rec);
-/* Whether any exchange may be captured (admin.inspect_all, or a route
- * with inspect: true, and inspect_keep > 0). */
+/* Whether workers get the inspector (admin on and inspect_keep > 0). Which
+ * exchanges are captured is decided per exchange (inspect_wanted), so a
+ * reload that sets inspect: true on a route takes effect. */
 bool inspector_wanted(const struct config *cfg);
 void inspector_free(struct inspector *in);
 
