@@ -176,6 +176,35 @@ void upstreams_free(struct upstreams *u) {
   free(u);
 }
 
+void upstreams_inherit(struct upstreams *nu, struct upstreams *old) {
+  for (size_t i = 0; i < nu->npools; i++) {
+    struct uppool *p = &nu->pools[i];
+    struct uppool *q = NULL;
+    for (size_t k = 0; k < old->npools && !q; k++)
+      if (strcmp(old->pools[k].cfg->name, p->cfg->name) == 0)
+        q = &old->pools[k];
+    if (!q)
+      continue;
+    size_t n = atomic_load(&p->nslots), m = atomic_load(&q->nslots);
+    uv_mutex_lock(&q->mu);
+    for (size_t j = 0; j < n; j++) {
+      struct upslot *s = &p->slots[j];
+      for (size_t k = 0; k < m; k++) {
+        struct upslot *o = &q->slots[k];
+        if (strcmp(s->name, o->name) != 0)
+          continue;
+        atomic_store(&s->down, atomic_load(&o->down));
+        atomic_store(&s->eject_until_ms, atomic_load(&o->eject_until_ms));
+        atomic_store(&s->consecutive_5xx, atomic_load(&o->consecutive_5xx));
+        s->last_eject_ms = o->last_eject_ms;
+        s->last_eject_until = o->last_eject_until;
+        break;
+      }
+    }
+    uv_mutex_unlock(&q->mu);
+  }
+}
+
 /* --- per worker --------------------------------------------------------- */
 
 int upstream_rt_init(struct upstream_rt *u, struct uppool *pool, uint64_t seed) {

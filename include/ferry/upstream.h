@@ -85,6 +85,11 @@ struct upstreams *upstreams_new(const struct config *cfg, char *err, size_t errl
 /* Stop the monitor thread and free. Workers must have stopped. */
 void upstreams_free(struct upstreams *u);
 
+/* After a reload that rebuilt the pools: carry health and ejection state
+ * over from old to nu for every server address present in both under the
+ * same upstream name. Call before any worker uses nu. */
+void upstreams_inherit(struct upstreams *nu, struct upstreams *old);
+
 /* Milliseconds on a monotonic clock shared by all threads. */
 uint64_t upstream_now_ms(void);
 
