@@ -73,17 +73,32 @@ static struct metrics_req_slot *req_slot(struct metrics_worker *m, const char *r
 }
 
 void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, uint64_t now_ms) {
-  char route[METRICS_LABEL_MAX];
-  metrics_route_label(ex->route, route, sizeof(route));
   const char *up = ex->up && ex->up->cfg ? ex->up->cfg->name : "";
-  char cls[8] = "none";
-  if (ex->status >= 100 && ex->status < 600) {
-    cls[0] = (char)('0' + ex->status / 100);
-    memcpy(cls + 1, "xx", 3);
+  int c = ex->status >= 100 && ex->status < 600 ? ex->status / 100 : 0;
+  size_t mi = (((uintptr_t)ex->route >> 4) ^ (uintptr_t)c) & 15u;
+  struct metrics_req_slot *s = NULL;
+  if (m->memo[mi].slot && m->memo[mi].cfg == ex->w->cfg && m->memo[mi].route == ex->route &&
+      m->memo[mi].up == up && m->memo[mi].cls == c) {
+    s = m->memo[mi].slot;
+  } else {
+    char route[METRICS_LABEL_MAX];
+    metrics_route_label(ex->route, route, sizeof(route));
+    char cls[8] = "none";
+    if (c) {
+      cls[0] = (char)('0' + c);
+      memcpy(cls + 1, "xx", 3);
+    }
+    s = req_slot(m, route, up, cls);
+    if (s) {
+      m->memo[mi].cfg = ex->w->cfg;
+      m->memo[mi].route = ex->route;
+      m->memo[mi].up = up;
+      m->memo[mi].cls = c;
+      m->memo[mi].slot = s;
+    } else {
+      s = req_slot(m, "other", "", "");
+    }
   }
-  struct metrics_req_slot *s = req_slot(m, route, up, cls);
-  if (!s)
-    s = req_slot(m, "other", "", "");
   if (s)
     mc_add(&s->count, 1);
   uint64_t ms = now_ms >= ex->t_start_ms ? now_ms - ex->t_start_ms : 0;

@@ -71,6 +71,13 @@ struct metrics_worker {
   mcount proxy_protocol_errors;
   struct metrics_req_slot req[METRICS_REQ_SLOTS];
   struct metrics_srv_slot srv[METRICS_SRV_SLOTS];
+  /* Worker-only memo of (configuration, route, upstream, status class) ->
+   * request slot, so a request costs no label formatting or lookup. */
+  struct {
+    const void *cfg, *route, *up;
+    int cls;
+    struct metrics_req_slot *slot;
+  } memo[16];
 };
 
 /* Process-wide state shown by /metrics besides the per-worker counters.
