@@ -5,6 +5,13 @@
 set -euo pipefail
 
 need=(cmake make gcc pkg-config python3 libuv1-dev libyaml-dev libcriterion-dev node-llhttp)
+# The inspector's browser test (tests/browser): Debian's chromium, and node
+# and npm for playwright-core. node/npm are checked as commands, not as
+# packages: a machine may have them from another source, and installing
+# Debian's nodejs over that would conflict.
+need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 need+=("$@")
 
 missing=()

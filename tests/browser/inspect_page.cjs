@@ -1,0 +1,179 @@
+// Browser test of the inspector page (issue 7): real ferry, real chromium.
+//
+// Starts ferry-echo and ferry (admin listener, a route with inspect: true),
+// opens http://ADMIN/inspect in Debian's chromium driven by playwright-core,
+// sends a request through ferry, waits for it to appear in the live list,
+// clicks it and checks the header diff marks X-Forwarded-For as added (and
+// the client's Connection header as removed). Saves a screenshot in the
+// build directory. Every wait has a timeout; processes it started are
+// stopped by pid.
+//
+// Environment: FERRY_BIN, FERRY_ECHO_BIN, BROWSER_DEPS (a directory with
+// node_modules/playwright-core), SCREENSHOT (path of the PNG to write).
+"use strict";
+const path = require("path");
+const fs = require("fs");
+const os = require("os");
+const net = require("net");
+const http = require("http");
+const { spawn } = require("child_process");
+
+const { chromium } = require(path.join(process.env.BROWSER_DEPS, "node_modules", "playwright-core"));
+
+const FERRY = process.env.FERRY_BIN;
+const ECHO = process.env.FERRY_ECHO_BIN;
+const SHOT = process.env.SCREENSHOT;
+const TIMEOUT = 20000;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+// Start a process and resolve once its stderr (or stdout) matches re.
+function start(cmd, args, re, name) {
+  const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), TIMEOUT);
+    const on = (d) => {
+      out += d.toString();
+      if (re.test(out)) {
+        clearTimeout(timer);
+        resolve(p);
+      }
+    };
+    p.stdout.on("data", on);
+    p.stderr.on("data", on);
+    p.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code}: ${out}`));
+    });
+  }).then((proc) => {
+    proc.removeAllListeners("exit");
+    proc.output = () => out;
+    return proc;
+  });
+}
+
+function stop(p, name) {
+  return new Promise((resolve, reject) => {
+    if (!p || p.exitCode !== null) return resolve();
+    const timer = setTimeout(() => {
+      p.kill("SIGKILL");
+      reject(new Error(`${name} did not stop within ${TIMEOUT} ms`));
+    }, TIMEOUT);
+    p.on("exit", (code, sig) => {
+      clearTimeout(timer);
+      if (name === "ferry" && code !== 0) reject(new Error(`ferry exited with ${code} ${sig}: ${p.output()}`));
+      else resolve();
+    });
+    p.kill("SIGTERM");
+  });
+}
+
+function get(port, pathName, headers) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path: pathName, headers, agent: false, timeout: TIMEOUT }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error("request timed out")));
+    req.on("error", reject);
+  });
+}
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function main() {
+  const [httpPort, adminPort, echoPort] = [await freePort(), await freePort(), await freePort()];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-browser-"));
+  const cfg = path.join(tmp, "proxy.yaml");
+  fs.writeFileSync(cfg, `listeners:
+  - address: 127.0.0.1:${httpPort}
+workers: 1
+admin:
+  address: 127.0.0.1:${adminPort}
+access_log: {path: off}
+upstreams:
+  api:
+    servers:
+      - address: 127.0.0.1:${echoPort}
+routes:
+  - path_prefix: /api
+    upstream: api
+    inspect: true
+    response_headers:
+      set: {X-Frame-Options: DENY}
+`);
+  let echo, ferry, browser;
+  try {
+    echo = await start(ECHO, ["-n", "api-1", `127.0.0.1:${echoPort}`], /listening|echo/i, "ferry-echo");
+    ferry = await start(FERRY, ["-c", cfg], /listening on 127/, "ferry");
+
+    // A fresh profile directory (--user-data-dir): playwright passes it.
+    browser = await chromium.launchPersistentContext(path.join(tmp, "profile"), {
+      executablePath: "/usr/bin/chromium",
+      headless: true,
+      timeout: TIMEOUT,
+      viewport: { width: 1400, height: 820 },
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-quic"],
+    });
+    const page = browser.pages()[0] || (await browser.newPage());
+    page.setDefaultTimeout(TIMEOUT);
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`http://127.0.0.1:${adminPort}/inspect`);
+    await page.waitForSelector("#dot.live"); // the EventSource is connected
+
+    // Traffic after the page is up: it must arrive live, without a reload.
+    const r = await get(httpPort, "/api/users?page=2", { Host: "shop.example", "X-Client-Note": "hello",
+      Connection: "keep-alive", Accept: "application/json" });
+    check(r.status === 200, `proxied request answered ${r.status}`);
+    await get(httpPort, "/api/orders/17", { Host: "shop.example" });
+
+    const row = page.locator("tr.row", { hasText: "/api/users?page=2" });
+    await row.waitFor();
+    check((await row.locator("td").nth(4).textContent()) === "200", "status column");
+    await row.click();
+    await page.waitForSelector("#detail h2");
+
+    const fwdXff = page.locator('.pair >> nth=0 >> .head >> nth=1 >> li[data-name="X-Forwarded-For"]');
+    check((await fwdXff.getAttribute("data-diff")) === "added", "X-Forwarded-For is marked added in the forwarded request");
+    const cliConn = page.locator('.pair >> nth=0 >> .head >> nth=0 >> li[data-name="Connection"]');
+    check((await cliConn.getAttribute("data-diff")) === "removed", "Connection is marked removed from the client request");
+    const cliNote = page.locator('.pair >> nth=0 >> .head >> nth=0 >> li[data-name="X-Client-Note"]');
+    check((await cliNote.getAttribute("data-diff")) === null, "an untouched header is not marked");
+    const xfo = page.locator('.pair >> nth=1 >> .head >> nth=1 >> li[data-name="X-Frame-Options"]');
+    check((await xfo.getAttribute("data-diff")) === "added", "response header set by the route is marked added");
+    const curl = await page.locator("#curl").textContent();
+    check(curl.includes(`http://127.0.0.1:${httpPort}/api/users?page=2`) && curl.includes("-H 'X-Client-Note: hello'"),
+      `copy as curl command: ${curl}`);
+    check(errors.length === 0, `page errors: ${errors.join("; ")}`);
+
+    fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+    await page.screenshot({ path: SHOT });
+    console.log(`ok: request appeared live, diff marks X-Forwarded-For added; screenshot ${SHOT}`);
+  } finally {
+    if (browser) await browser.close();
+    await stop(ferry, "ferry");
+    await stop(echo, "ferry-echo");
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(() => process.exit(0), (e) => {
+  console.error(`FAIL: ${e.stack || e}`);
+  process.exit(1);
+});
