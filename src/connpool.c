@@ -14,6 +14,7 @@
 #include "ferry/exchange.h"
 #include "ferry/log.h"
 #include "ferry/session.h"
+#include "ferry/tunnel.h"
 #include "ferry/upstream.h"
 #include "ferry/worker.h"
 
@@ -164,6 +165,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0)
     return;
+  if (c->tunnel) {
+    if (nread > 0)
+      c->in->len += (uint32_t)nread;
+    tunnel_upstream_read(ex, nread);
+    return;
+  }
   if (nread < 0) {
     if (nread == UV_EOF) {
       c->eof = true;
@@ -302,7 +309,7 @@ static void attach(struct upconn *c, struct exchange *ex) {
   c->ex = ex;
   c->state = UC_ACTIVE;
   c->srv->active++;
-  c->got_bytes = c->resp_done = c->resp_head = c->broken = c->eof = false;
+  c->got_bytes = c->resp_done = c->resp_head = c->broken = c->eof = c->tunnel = false;
   c->keepalive_ok = false;
   c->bp_paused = false;
   c->parse_error = 0;
@@ -390,8 +397,8 @@ void connpool_release(struct upconn *c, bool request_sent) {
   const struct cfg_upstream *ucfg = srv->up->cfg;
   /* Every request byte must be in the kernel (write callbacks may still be
    * due this loop pass; they are harmless once the connection is idle). */
-  bool reusable = request_sent && c->resp_done && c->keepalive_ok && !c->broken && !c->eof &&
-                  (!c->batch || c->batch->nbufs == 0) &&
+  bool reusable = request_sent && !c->tunnel && c->resp_done && c->keepalive_ok && !c->broken &&
+                  !c->eof && (!c->batch || c->batch->nbufs == 0) &&
                   uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
                   c->state == UC_ACTIVE && !c->w->stopping &&
                   srv->nidle < ucfg->keepalive_max_idle && upstream_server_present(srv);

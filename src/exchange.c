@@ -22,10 +22,12 @@
 #include "ferry/log.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
+#include "ferry/tunnel.h"
 #include "ferry/upstream.h"
 #include "ferry/worker.h"
 
 static void exchange_finish(struct exchange *ex);
+static int exchange_send_last_chunk(struct exchange *ex);
 
 void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   memset(ex, 0, offsetof(struct exchange, req_store));
@@ -224,8 +226,32 @@ void exchange_start(struct exchange *ex) {
     exchange_reply(ex, 405, "method not allowed: ferry is not a forward proxy\n", true);
     return;
   }
+  if (ex->bad_version) {
+    exchange_reply(ex, 505, NULL, true);
+    return;
+  }
   if (ex->req_chunked && ex->req_has_length) { /* llhttp rejects this too */
     exchange_reply(ex, 400, NULL, true);
+    return;
+  }
+  /* Transfer-Encoding: only "chunked", last and once (llhttp lets
+   * "gzip, chunked" through and reports a final non-chunked coding only
+   * after the head); HTTP/1.0 has no transfer codings (RFC 9112 6.1). */
+  int te = http_head_check_transfer_encoding(&ex->req_hdrs);
+  if (te == 0 && ex->minor == 0 && http_head_find_tok(&ex->req_hdrs, HDR_TRANSFER_ENCODING))
+    te = 400;
+  if (te == 501) {
+    exchange_reply(ex, 501,
+                   "not implemented: ferry accepts no Transfer-Encoding but chunked; "
+                   "send the body with Content-Length or chunked alone\n",
+                   true);
+    return;
+  }
+  if (te != 0) {
+    exchange_reply(ex, 400,
+                   "bad request: Transfer-Encoding must be chunked, once, as the final coding, "
+                   "in an HTTP/1.1 request\n",
+                   true);
     return;
   }
 
@@ -242,6 +268,10 @@ void exchange_start(struct exchange *ex) {
     return;
   }
   struct slice target = ex->url;
+  if (target.n == 1 && target.p[0] == '*' && ex->method != HTTP_OPTIONS) {
+    exchange_reply(ex, 400, "bad request: only OPTIONS may use the target *\n", true);
+    return;
+  }
   if (target.n > 0 && target.p[0] != '/' && !(target.n == 1 && target.p[0] == '*')) {
     size_t skip = ieq_prefix(target, "http://") ? 7 : ieq_prefix(target, "https://") ? 8 : 0;
     if (!skip) {
@@ -253,6 +283,10 @@ void exchange_start(struct exchange *ex) {
     while (i < target.n && target.p[i] != '/' && target.p[i] != '?')
       i++;
     host = (struct slice){target.p + skip, i - skip};
+    if (host.n == 0 || memchr(host.p, '@', host.n)) {
+      exchange_reply(ex, 400, "bad request: the URL's authority must be a host[:port]\n", true);
+      return;
+    }
     struct slice rest = {target.p + i, target.n - i};
     if (rest.n == 0 || rest.p[0] == '?') {
       char *t = arena_alloc(&ex->arena, rest.n + 1);
@@ -345,8 +379,7 @@ void exchange_start(struct exchange *ex) {
  * usable. */
 static bool exchange_next_server(struct exchange *ex) {
   uint64_t key = 0;
-  bool has_key =
-      upstream_hash_key(ex->up->cfg, slice_cstr(ex->s->client_ip), &ex->req_hdrs, &key);
+  bool has_key = upstream_hash_key(ex->up->cfg, slice_cstr(ex->s->client_ip), &ex->req_hdrs, &key);
   size_t nex = ex->ntried < EX_MAX_TRIED ? ex->ntried : EX_MAX_TRIED;
   struct server_rt *srv = upstream_pick(ex->up, has_key, key, ex->tried, nex);
   if (!srv)
@@ -447,7 +480,7 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
                  : ex->req_has_length ? FRAMING_LENGTH
                                       : FRAMING_NONE,
       .content_length = ex->req_length,
-      .upgrade = false,
+      .upgrade = ex->upgrade_req,
       .ops = &r->request_headers,
   };
   /* One pass into a standard block; a second only for a larger head. */
@@ -495,11 +528,12 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
   if (ex->req_done) {
     /* A retry: the request had no body to resend except a chunked end. */
     if (ex->req_chunked)
-      upconn_add_copy(uc, "0\r\n\r\n", 5);
+      exchange_send_last_chunk(ex);
     upconn_flush(uc);
     session_timer(s, ST_RESPONSE);
     return;
   }
+  exchange_arm_timer(ex);
   session_unblock(s); /* the parser goes on: body bytes, then message end */
   if (!s->in_process && ex->uc)
     upconn_flush(ex->uc);
@@ -517,6 +551,8 @@ int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct i
   struct upconn *uc = ex->uc;
   if (!uc)
     return 0;
+  if (ex->s->timer_kind == ST_BODY)
+    session_timer(ex->s, ST_BODY);
   if (ex->req_chunked) {
     char hdr[24];
     int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
@@ -528,21 +564,44 @@ int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct i
   return upconn_add(uc, p, n, b);
 }
 
+/* The last chunk of a chunked request, with the client's trailers. */
+static int exchange_send_last_chunk(struct exchange *ex) {
+  size_t need = http_head_build_last_chunk(NULL, 0, &ex->req_hdrs, ex->req_trailers);
+  if (need == 5)
+    return upconn_add_copy(ex->uc, "0\r\n\r\n", 5);
+  struct iobuf *b = iobuf_get(&ex->w->bufs, need);
+  if (!b)
+    return -1;
+  http_head_build_last_chunk(b->data, need, &ex->req_hdrs, ex->req_trailers);
+  b->len = (uint32_t)need;
+  int r = upconn_add(ex->uc, b->data, need, b);
+  iobuf_unref(b);
+  return r;
+}
+
 void exchange_request_done(struct exchange *ex) {
   ex->req_done = true;
   if (ex->uc && ex->req_chunked)
-    upconn_add_copy(ex->uc, "0\r\n\r\n", 5);
+    exchange_send_last_chunk(ex);
   if (!ex->resp_started)
     session_timer(ex->s, ST_RESPONSE);
 }
 
 void exchange_upstream_drained(struct exchange *ex) {
+  if (ex->state == EX_TUNNEL) {
+    tunnel_upstream_drained(ex);
+    return;
+  }
+  if (ex->s->timer_kind == ST_BODY)
+    session_timer(ex->s, ST_BODY); /* the body is moving */
   session_set_bp(ex->s, false);
 }
 
 void exchange_client_drained(struct exchange *ex) {
-  if (ex->uc && ex->uc->bp_paused)
+  if (ex->uc && ex->uc->bp_paused) {
     upconn_set_bp(ex->uc, false);
+    exchange_arm_timer(ex);
+  }
 }
 
 /* --- response side ------------------------------------------------------ */
@@ -554,8 +613,8 @@ int exchange_resp_status(struct exchange *ex, const char *p, size_t n) {
 }
 
 int exchange_resp_header_name(struct exchange *ex, const char *p, size_t n) {
-  return arena_slice(&ex->arena, &ex->resp_pin, &ex->rcur_name, p, n,
-                     ex->uc ? ex->uc->in : NULL) == 0
+  return arena_slice(&ex->arena, &ex->resp_pin, &ex->rcur_name, p, n, ex->uc ? ex->uc->in : NULL) ==
+                 0
              ? 0
              : -1;
 }
@@ -577,31 +636,56 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
                                    bool upstream_length, uint64_t length, bool upstream_keepalive) {
   (void)upstream_keepalive;
   struct session *s = ex->s;
-  if (status >= 100 && status < 200) {
+  if (status < 100 || status > 599)
+    return -1; /* not a status RFC 9110 defines: invalid response (502) */
+  bool upgrading = status == 101 && ex->upgrade_req && ex->req_done;
+  if (status >= 100 && status < 200 && !upgrading) {
     if (status == 101)
       return -1; /* no Upgrade was forwarded, so a 101 is invalid here */
-    /* Interim response: not relayed yet; parse the final one. */
+    /* Interim response: relayed to HTTP/1.1 clients (100 Continue answers
+     * their Expect), dropped for HTTP/1.0 ones; never has a body. */
+    if (ex->minor >= 1) {
+      http_head_mark_hop(&ex->resp_hdrs);
+      struct fwd_response ir = {.status = status,
+                                .reason = ex->reason,
+                                .headers = &ex->resp_hdrs,
+                                .framing = FRAMING_NONE,
+                                .client_minor = 1,
+                                .keep_alive = true};
+      size_t in = http_head_build_response(NULL, 0, &ir);
+      struct iobuf *ib = iobuf_get(&ex->w->bufs, in);
+      if (!ib)
+        return -1;
+      http_head_build_response(ib->data, in, &ir);
+      ib->len = (uint32_t)in;
+      int ir_r = session_add(s, ib->data, in, ib);
+      iobuf_unref(ib);
+      if (ir_r != 0)
+        return -1;
+    }
     ex->skip_1xx = true;
     ex->resp_hdrs.n = 0;
     ex->reason = (struct slice){NULL, 0};
-    return 0;
+    return 1; /* llhttp would read a body a 1xx declares */
   }
+  if (http_head_check_transfer_encoding(&ex->resp_hdrs) != 0)
+    return -1; /* a transfer coding ferry cannot remove: invalid response (502) */
   ex->status = status;
+  ex->resp_trailers = ex->resp_hdrs.n;
   if (ex->srv)
     upstream_report_status(ex->srv, status);
   http_head_mark_hop(&ex->resp_hdrs);
-  bool no_body = ex->method == HTTP_HEAD || status == 204 || status == 304;
-  enum body_framing f;
-  if (no_body)
-    f = (ex->method == HTTP_HEAD && upstream_length && !upstream_chunked) ? FRAMING_LENGTH
-                                                                          : FRAMING_NONE;
-  else if (upstream_length && !upstream_chunked)
-    f = FRAMING_LENGTH;
-  else /* chunked or close-delimited upstream: HTTP/1.0 has no chunking */
-    f = ex->minor >= 1 ? FRAMING_CHUNKED : FRAMING_CLOSE;
+  enum body_framing f = http_head_response_framing(ex->method == HTTP_HEAD, status,
+                                                   upstream_chunked, upstream_length, ex->minor);
+  if (upgrading) {
+    f = FRAMING_NONE;
+    ex->upgraded = true;
+    if (ex->uc)
+      ex->uc->tunnel = true;
+  }
   ex->client_framing = f;
   ex->keep_alive = ex->client_keepalive && f != FRAMING_CLOSE && ex->req_done && !s->peer_eof &&
-                   !ex->w->stopping;
+                   !ex->w->stopping && !ex->upgrade_req;
   struct fwd_response fr = {
       .status = status,
       .reason = ex->reason,
@@ -611,7 +695,7 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
       .request_id = ex->rid,
       .client_minor = ex->minor,
       .keep_alive = ex->keep_alive,
-      .upgrade = false,
+      .upgrade = upgrading,
       .ops = ex->route ? &ex->route->response_headers : NULL,
   };
   /* One pass into a standard block; a second only for a larger head. */
@@ -634,9 +718,11 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
   if (r != 0)
     return -1;
   ex->resp_started = true;
-  if (no_body)
-    ex->client_framing = FRAMING_NONE;
-  return ex->method == HTTP_HEAD ? 1 : 0;
+  if (ex->method == HTTP_HEAD)
+    ex->client_framing = FRAMING_NONE; /* the length was only announced */
+  /* 1 tells llhttp there is no body: it would otherwise read a chunked
+   * body after a 204 or 304 that declares one. */
+  return ex->client_framing == FRAMING_NONE && !upgrading ? 1 : 0;
 }
 
 int exchange_resp_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b) {
@@ -671,8 +757,19 @@ int exchange_resp_message_complete(struct exchange *ex) {
     upstream_attempt_end(ex->srv);
     ex->srv_counted = false;
   }
-  if (ex->client_framing == FRAMING_CHUNKED && session_add_copy(ex->s, "0\r\n\r\n", 5) != 0)
-    return -1;
+  if (ex->client_framing == FRAMING_CHUNKED) {
+    /* The last chunk, with the upstream's trailers. */
+    size_t need = http_head_build_last_chunk(NULL, 0, &ex->resp_hdrs, ex->resp_trailers);
+    struct iobuf *b = iobuf_get(&ex->w->bufs, need);
+    if (!b)
+      return -1;
+    http_head_build_last_chunk(b->data, need, &ex->resp_hdrs, ex->resp_trailers);
+    b->len = (uint32_t)need;
+    int r = session_add(ex->s, b->data, need, b);
+    iobuf_unref(b);
+    if (r != 0)
+      return -1;
+  }
   ex->resp_done = true;
   return HPE_PAUSED;
 }
@@ -684,12 +781,31 @@ void exchange_upstream_data(struct exchange *ex) {
     return;
   }
   if (ex->resp_done) {
-    exchange_finish(ex);
+    if (ex->upgraded)
+      tunnel_start(ex);
+    else
+      exchange_finish(ex);
     return;
   }
-  session_timer(s, ST_UPSTREAM_IDLE);
   if (s->queued > BP_HIGH && ex->uc)
     upconn_set_bp(ex->uc, true);
+  exchange_arm_timer(ex);
+}
+
+void exchange_arm_timer(struct exchange *ex) {
+  struct session *s = ex->s;
+  if (ex->state == EX_TUNNEL || ex->state == EX_DONE || ex->state == EX_HEAD)
+    return;
+  if (ex->resp_started)
+    session_timer(s, ex->uc && ex->uc->bp_paused ? ST_CLIENT_STALL : ST_UPSTREAM_IDLE);
+  else if (ex->state == EX_FORWARDING && !ex->req_done)
+    session_timer(s, ST_BODY);
+  else if (ex->state == EX_FORWARDING && s->timer_kind != ST_RESPONSE)
+    session_timer(s, ST_RESPONSE);
+}
+
+void exchange_tunnel_done(struct exchange *ex) {
+  exchange_log(ex);
 }
 
 static void exchange_finish(struct exchange *ex) {
@@ -710,7 +826,8 @@ void exchange_upstream_error(struct exchange *ex, int error) {
    * Retry once on a fresh connection when nothing of the request body has
    * been sent (the head alone is safe to resend). */
   bool retry = uc && uc->reused && !uc->got_bytes && !ex->retried && !ex->resp_started &&
-               ex->req_body_bytes == 0 && (error == UV_EOF || error == UV_ECONNRESET);
+               ex->req_body_bytes == 0 &&
+               (error == UV_EOF || error == UV_ECONNRESET || error == UV_EPIPE);
   bool no_response_byte = uc && !uc->got_bytes;
   if (uc)
     connpool_close(uc);
@@ -759,6 +876,20 @@ void exchange_timeout(struct exchange *ex, int kind) {
     if (ex->srv && !ex->resp_started)
       upstream_report_failure(ex->srv, false, "response timed out");
     ex->error_note = "upstream response timeout";
+    break;
+  case ST_BODY:
+    if (ex->s->bp_paused) {
+      ex->error_note = "upstream stopped reading the request body";
+      break;
+    }
+    ex->error_note = "client request body timeout";
+    if (!ex->resp_started) {
+      exchange_reply(ex, 408, "request timeout: the request body stopped arriving\n", true);
+      return;
+    }
+    break;
+  case ST_CLIENT_STALL:
+    ex->error_note = "client stopped reading the response";
     break;
   default:
     ex->error_note = "upstream idle timeout";

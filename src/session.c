@@ -19,6 +19,7 @@
 #include "ferry/connpool.h"
 #include "ferry/exchange.h"
 #include "ferry/log.h"
+#include "ferry/tunnel.h"
 #include "ferry/worker.h"
 
 enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
@@ -49,7 +50,8 @@ static int on_message_begin(llhttp_t *p) {
 
 static int on_url(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
-  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->url, at, n, ((struct session *)p->data)->in) != 0) {
+  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->url, at, n,
+                         ((struct session *)p->data)->in) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
@@ -60,7 +62,7 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
   if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_name, at, n,
-                              ((struct session *)p->data)->in) != 0) {
+                         ((struct session *)p->data)->in) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
@@ -71,7 +73,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
   if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_value, at, n,
-                              ((struct session *)p->data)->in) != 0) {
+                         ((struct session *)p->data)->in) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
@@ -103,6 +105,13 @@ static int on_headers_complete(llhttp_t *p) {
   ex->req_chunked = (p->flags & F_CHUNKED) != 0;
   ex->req_has_length = (p->flags & F_CONTENT_LENGTH) != 0;
   ex->req_length = ex->req_has_length ? p->content_length : 0;
+  ex->bad_version = p->http_major != 1;
+  /* Upgrade needs HTTP/1.1 and "Connection: upgrade" (llhttp's flag);
+   * CONNECT also sets it and gets 405. */
+  ex->upgrade_req =
+      p->upgrade && p->method != HTTP_CONNECT && p->http_major == 1 && p->http_minor >= 1;
+  ex->req_trailers = ex->req_hdrs.n; /* fields pushed from now on are trailers */
+  s->chunk_ext_bytes = 0;
   http_head_mark_hop(&ex->req_hdrs);
   s->pause_reason = PR_HEAD;
   return HPE_PAUSED;
@@ -113,6 +122,23 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
   if (!s->ex)
     return 0; /* body of a request already answered; connection will close */
   return exchange_request_body(s->ex, at, n, s->in) == 0 ? 0 : -1;
+}
+
+/* Chunk extensions are dropped (bodies are re-chunked), but a long one is
+ * refused rather than read forever. */
+#define MAX_CHUNK_EXT_BYTES 1024u
+
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t n) {
+  (void)at;
+  struct session *s = p->data;
+  s->chunk_ext_bytes += (uint32_t)(n < MAX_CHUNK_EXT_BYTES ? n : MAX_CHUNK_EXT_BYTES);
+  return s->chunk_ext_bytes > MAX_CHUNK_EXT_BYTES ? -1 : 0;
+}
+
+static int on_chunk_complete(llhttp_t *p) {
+  struct session *s = p->data;
+  s->chunk_ext_bytes = 0;
+  return 0;
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -131,6 +157,9 @@ static const llhttp_settings_t request_settings = {
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
+    .on_chunk_complete = on_chunk_complete,
     .on_message_complete = on_message_complete,
 };
 
@@ -198,6 +227,8 @@ static void on_write(uv_write_t *req, int status) {
     session_close(s);
     return;
   }
+  if (s->timer_kind == ST_CLIENT_STALL)
+    session_timer(s, ST_CLIENT_STALL); /* the client is reading: progress */
   if (s->ex && s->queued < BP_LOW)
     exchange_client_drained(s->ex);
   if (s->close_after && !s->ex && s->writes_pending == 0)
@@ -282,6 +313,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   struct session *s = st->data;
+  if (s->tunnel && s->ex) {
+    if (nread > 0) {
+      mc_add(&s->w->metrics.bytes_in, (uint64_t)nread);
+      s->in->len += (uint32_t)nread;
+    }
+    if (nread != 0)
+      tunnel_client_read(s->ex, nread);
+    return;
+  }
   if (nread > 0) {
     mc_add(&s->w->metrics.bytes_in, (uint64_t)nread);
     s->in->len += (uint32_t)nread;
@@ -344,6 +384,26 @@ void session_set_bp(struct session *s, bool paused) {
   session_update_reading(s);
 }
 
+/* Answer a malformed request head with status, then close. */
+static void session_reject(struct session *s, int status) {
+  struct exchange *ex = s->ex;
+  if (!ex) {
+    ex = worker_exchange_get(s->w);
+    if (!ex) {
+      session_close(s);
+      return;
+    }
+    exchange_init(ex, s, s->w);
+    s->ex = ex;
+  }
+  s->blocked = true;
+  if (ex->state != EX_HEAD) {
+    session_close(s);
+    return;
+  }
+  exchange_reply(ex, status, NULL, true);
+}
+
 /* Answer a request the parser rejected, then close. */
 static void session_parse_error(struct session *s, llhttp_errno_t err) {
   struct exchange *ex = s->ex;
@@ -362,9 +422,18 @@ static void session_parse_error(struct session *s, llhttp_errno_t err) {
   }
   s->blocked = true;
   if (ex->state != EX_HEAD) {
-    /* A bad chunk in a body already being forwarded: nothing sane can be
-     * said to the client any more. */
-    session_close(s);
+    /* A bad chunk, a chunk extension over the bound or a body over
+     * max_request_body_bytes while the body is being forwarded: the
+     * upstream connection is closed mid-request (it never sees another
+     * request), and the client gets 400/413 unless its response began. */
+    if (ex->resp_started || ex->state == EX_DONE) {
+      session_close(s);
+      return;
+    }
+    if (ex->body_too_large)
+      ex->error_note = "request body over max_request_body_bytes";
+    exchange_reply(ex, ex->body_too_large ? 413 : 400,
+                   ex->body_too_large ? NULL : "bad request: malformed chunked body\n", true);
     return;
   }
   if (ex->too_many_headers || ex->head_overflow)
@@ -384,6 +453,16 @@ static void session_process(struct session *s) {
     const char *start = s->in->data + s->parse_off;
     size_t avail = s->in->len - s->parse_off;
     bool in_head = !s->ex || s->ex->state == EX_HEAD;
+    if (in_head && avail > 0) {
+      /* What llhttp lets through: bare LF, obs-fold, space before ':'. */
+      size_t hend = 0;
+      int sc = http_head_scan(&s->scan, start, avail, &hend);
+      if (sc < 0) {
+        log_debug("client %s: bad request: %s", s->client_ip, http_head_scan_strerror(sc));
+        session_reject(s, 400);
+        continue;
+      }
+    }
     s->resume_pending = false;
     s->pause_reason = PR_NONE;
     llhttp_errno_t err = llhttp_execute(&s->parser, start, avail);
@@ -443,6 +522,7 @@ void session_unblock(struct session *s) {
 
 void session_exchange_done(struct session *s, bool keep_alive) {
   struct exchange *ex = s->ex;
+  http_head_scan_reset(&s->scan); /* the next head starts fresh */
   session_flush(s);
   s->ex = NULL;
   if (ex) {
@@ -506,12 +586,32 @@ static void on_timer(uv_timer_t *t) {
   case ST_CONNECT:
   case ST_RESPONSE:
   case ST_UPSTREAM_IDLE:
+  case ST_BODY:
+  case ST_CLIENT_STALL:
     if (s->ex)
       exchange_timeout(s->ex, (int)kind);
     else
       session_close(s);
     break;
+  case ST_TUNNEL:
+    if (s->ex && s->tunnel)
+      tunnel_timeout(s->ex);
+    else
+      session_close(s);
+    break;
   }
+}
+
+void session_tunnel_begin(struct session *s) {
+  s->tunnel = true;
+  s->blocked = true; /* the parser is done with this connection */
+  session_timer(s, ST_TUNNEL);
+  session_update_reading(s);
+}
+
+void session_tunnel_end(struct session *s) {
+  s->tunnel = false;
+  session_exchange_done(s, false);
 }
 
 void session_timer(struct session *s, enum session_timer kind) {
@@ -537,6 +637,11 @@ void session_timer(struct session *s, enum session_timer kind) {
     break;
   case ST_UPSTREAM_IDLE:
     ms = cfg->timeouts.upstream_idle_ms;
+    break;
+  case ST_BODY:
+  case ST_CLIENT_STALL:
+  case ST_TUNNEL:
+    ms = cfg->timeouts.client_idle_ms;
     break;
   }
   /* Lazy re-arming: a timer already due no later than the new deadline

@@ -46,9 +46,10 @@ struct upconn {
   bool resp_head; /* response head complete (event for the exchange) */
   bool broken;    /* framing error, trailing bytes or write error */
   bool eof;
-  bool keepalive_ok; /* the response allows reuse (llhttp_should_keep_alive) */
-  int parse_error;   /* llhttp_errno_t */
-  uint64_t requests; /* served on this connection */
+  bool tunnel;         /* upgraded: reads go to src/tunnel.c; never pooled again */
+  bool keepalive_ok;   /* the response allows reuse (llhttp_should_keep_alive) */
+  int parse_error;     /* llhttp_errno_t */
+  uint64_t requests;   /* served on this connection */
   uint64_t idle_until; /* idle timeout deadline (loop ms) while idle */
   uint64_t idle_fire;  /* when the armed idle timer fires (loop ms) */
 };

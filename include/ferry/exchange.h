@@ -14,6 +14,7 @@
 #include "ferry/config.h"
 #include "ferry/http_head.h"
 #include "ferry/inspect.h"
+#include "ferry/tunnel.h"
 
 #define EX_MAX_HEADERS 128
 #define EX_MAX_TRIED 8 /* servers remembered per request (retries, access log) */
@@ -23,11 +24,13 @@ struct worker;
 struct upconn;
 struct server_rt;
 struct upstream_rt;
+struct worker_gen;
 
 enum exchange_state {
   EX_HEAD,       /* request head arriving */
   EX_CONNECTING, /* waiting for an upstream connection */
   EX_FORWARDING, /* request (head/body) flowing upstream, response awaited or flowing */
+  EX_TUNNEL,     /* 101 relayed: bytes pumped both ways (src/tunnel.c) */
   EX_DONE        /* response fully queued to the client */
 };
 
@@ -72,23 +75,30 @@ struct exchange {
   bool keep_alive; /* to the client */
   uint64_t resp_body_bytes;
   uint64_t bytes_to_client;
-  const char *error_note;  /* why it ended badly, for the log */
-  struct iobuf *uhead_buf; /* holds uhead until every write of it completed */
-  struct iobuf *req_pin;   /* read block the request head's slices point into */
-  struct iobuf *resp_pin;  /* read block the response head's slices point into */
-  bool skip_1xx;           /* parsing an interim response */
-  bool retried;            /* the keep-alive race retry was used */
+  const char *error_note;                /* why it ended badly, for the log */
+  struct iobuf *uhead_buf;               /* holds uhead until every write of it completed */
+  struct iobuf *req_pin;                 /* read block the request head's slices point into */
+  struct iobuf *resp_pin;                /* read block the response head's slices point into */
+  bool skip_1xx;                         /* parsing an interim response */
+  bool retried;                          /* the keep-alive race retry was used */
   struct server_rt *tried[EX_MAX_TRIED]; /* servers attempted, in order */
   uint32_t ntried;                       /* attempts (may exceed EX_MAX_TRIED) */
   bool srv_counted;                      /* srv's in-flight count is held */
   uint32_t retry_after;                  /* 503 for want of a server: Retry-After */
   bool logged;
   bool body_too_large;
+  bool bad_version;      /* HTTP major version other than 1: 505 */
+  bool upgrade_req;      /* Upgrade + Connection: upgrade from an HTTP/1.1 client */
+  bool upgraded;         /* the upstream answered 101: tunnel after the head */
+  uint32_t req_trailers; /* index in req_hdrs where trailer fields start */
+  uint32_t resp_trailers;
+  struct tunnel tun;
   struct inspect_ex insp; /* inspector capture; insp.on false unless the route asks */
 
   /* Header storage last: exchange_init clears everything before it. */
   struct hdr req_store[EX_MAX_HEADERS];
   struct hdr resp_store[EX_MAX_HEADERS];
+  struct worker_gen *gen; /* set by worker_exchange_get; exchange_init keeps it */
 };
 
 /* --- called by session ------------------------------------------------- */
@@ -109,6 +119,12 @@ void exchange_client_drained(struct exchange *ex);
 void exchange_reset(struct exchange *ex);
 /* Answer with ferry's own response (error statuses, respond:, 404). */
 void exchange_reply(struct exchange *ex, int status, const char *body, bool close);
+
+/* A timer for the current phase: request body progress, upstream
+ * response, response body progress or client stalled (see session.h). */
+void exchange_arm_timer(struct exchange *ex);
+/* The tunnel ended (either side closed, idle, or an error): log it. */
+void exchange_tunnel_done(struct exchange *ex);
 
 /* --- called by connpool ------------------------------------------------ */
 void exchange_upstream_connected(struct exchange *ex, int status);

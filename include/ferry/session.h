@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "ferry/buf.h"
+#include "ferry/http_head.h"
 
 struct worker;
 struct worker_listener;
@@ -23,7 +24,21 @@ struct exchange;
 #define BP_HIGH (256u * 1024u)
 #define BP_LOW (64u * 1024u)
 
-enum session_timer { ST_NONE, ST_HEADER, ST_IDLE, ST_CONNECT, ST_RESPONSE, ST_UPSTREAM_IDLE };
+/* ST_BODY: request body progress (client_idle, re-armed on each body
+ * read or upstream write completion); ST_CLIENT_STALL: the client stopped
+ * reading a response (client_idle, re-armed on each completed write);
+ * ST_TUNNEL: no byte either way in an upgraded connection (client_idle). */
+enum session_timer {
+  ST_NONE,
+  ST_HEADER,
+  ST_IDLE,
+  ST_CONNECT,
+  ST_RESPONSE,
+  ST_UPSTREAM_IDLE,
+  ST_BODY,
+  ST_CLIENT_STALL,
+  ST_TUNNEL
+};
 
 struct session {
   uv_tcp_t tcp;
@@ -57,6 +72,9 @@ struct session {
   bool resume_pending; /* parser was resumed; run it even with no new bytes */
   int pause_reason;
   unsigned requests;
+  bool tunnel;              /* reads go to src/tunnel.c, not the parser */
+  struct head_scan scan;    /* strictness checks over the current head */
+  uint32_t chunk_ext_bytes; /* chunk extension bytes of the current chunk */
 
   const struct cfg_listener *listener; /* the listener it came in on */
   char client_ip[INET6_ADDRSTRLEN];
@@ -80,6 +98,10 @@ void session_timer(struct session *s, enum session_timer kind);
 /* The exchange finished (response fully queued). keep_alive false closes
  * the connection once the queue drains. The session frees the exchange. */
 void session_exchange_done(struct session *s, bool keep_alive);
+/* The exchange became a tunnel: reads go to src/tunnel.c from now on. */
+void session_tunnel_begin(struct session *s);
+/* The tunnel ended: drop the exchange and close once the queue drains. */
+void session_tunnel_end(struct session *s);
 /* Close the connection now, aborting any exchange. */
 void session_close(struct session *s);
 /* Close all sessions of the worker (shutdown). */

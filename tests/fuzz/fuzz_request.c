@@ -251,7 +251,9 @@ static bool forward_head(struct req *r, llhttp_t *p, struct outbuf *o) {
       .fwd_host = host,
       .request_id = SLICE_LIT("0123456789abcdef0123"),
       .client_minor = p->http_minor,
-      .framing = chunked ? FRAMING_CHUNKED : has_len ? FRAMING_LENGTH : FRAMING_NONE,
+      .framing = chunked   ? FRAMING_CHUNKED
+                 : has_len ? FRAMING_LENGTH
+                           : FRAMING_NONE,
       .content_length = p->content_length,
       .ops = &rt->request_headers,
   };
