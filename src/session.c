@@ -131,8 +131,10 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
 static int on_chunk_extension(llhttp_t *p, const char *at, size_t n) {
   (void)at;
   struct session *s = p->data;
-  s->chunk_ext_bytes += (uint32_t)(n < MAX_CHUNK_EXT_BYTES ? n : MAX_CHUNK_EXT_BYTES);
-  return s->chunk_ext_bytes > MAX_CHUNK_EXT_BYTES ? -1 : 0;
+  if (n > MAX_CHUNK_EXT_BYTES - s->chunk_ext_bytes)
+    return -1;
+  s->chunk_ext_bytes += (uint32_t)n;
+  return 0;
 }
 
 static int on_chunk_complete(llhttp_t *p) {
@@ -443,6 +445,12 @@ static void session_parse_error(struct session *s, llhttp_errno_t err) {
     exchange_reply(ex, 400, NULL, true);
 }
 
+/* A head over max_request_header_bytes: 414 when the request line alone
+ * is over it (or no field has started yet), else 431. */
+static int head_limit_status(const struct exchange *ex, uint64_t max_head) {
+  return ex->url.n >= max_head || (ex->req_hdrs.n == 0 && ex->cur_name.n == 0) ? 414 : 431;
+}
+
 static void session_process(struct session *s) {
   if (s->in_process)
     return;
@@ -476,8 +484,7 @@ static void session_process(struct session *s) {
     if (err == HPE_OK) {
       if (s->ex && s->ex->state == EX_HEAD && s->head_bytes > max_head) {
         s->blocked = true;
-        exchange_reply(s->ex, s->ex->req_hdrs.n == 0 && s->ex->cur_name.n == 0 ? 414 : 431, NULL,
-                       true);
+        exchange_reply(s->ex, head_limit_status(s->ex, max_head), NULL, true);
       }
     } else if (err == HPE_PAUSED) {
       llhttp_resume(&s->parser);
@@ -485,7 +492,7 @@ static void session_process(struct session *s) {
       if (s->pause_reason == PR_HEAD) {
         s->blocked = true;
         if (s->head_bytes > max_head)
-          exchange_reply(s->ex, 431, NULL, true);
+          exchange_reply(s->ex, head_limit_status(s->ex, max_head), NULL, true);
         else
           exchange_start(s->ex);
       } else if (s->pause_reason == PR_DONE) {
