@@ -77,7 +77,11 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
   int c = ex->status >= 100 && ex->status < 600 ? ex->status / 100 : 0;
   size_t mi = (((uintptr_t)ex->route >> 4) ^ (uintptr_t)c) & 15u;
   struct metrics_req_slot *s = NULL;
-  if (m->memo[mi].slot && m->memo[mi].cfg == ex->w->cfg && m->memo[mi].route == ex->route &&
+  /* Keyed by the worker's configuration generation, not a pointer: route
+   * and upstream pointers are unique among live generations, and a
+   * generation number is never reused after a reload frees the old one. */
+  uint64_t gen = mc_get(&m->config_gen);
+  if (m->memo[mi].slot && m->memo[mi].gen == gen && m->memo[mi].route == ex->route &&
       m->memo[mi].up == up && m->memo[mi].cls == c) {
     s = m->memo[mi].slot;
   } else {
@@ -90,7 +94,7 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
     }
     s = req_slot(m, route, up, cls);
     if (s) {
-      m->memo[mi].cfg = ex->w->cfg;
+      m->memo[mi].gen = gen;
       m->memo[mi].route = ex->route;
       m->memo[mi].up = up;
       m->memo[mi].cls = c;
@@ -348,4 +352,14 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
           "Events from workers to the admin thread dropped because its queue was full.",
           admin_events_dropped(src->admin));
   gauge(rep, "ferry_workers", "Worker threads.", src->nworkers);
+  uint64_t gen_min = UINT64_MAX;
+  for (unsigned i = 0; i < src->nworkers; i++) {
+    uint64_t g = mc_get(&src->workers[i].metrics.config_gen);
+    if (g < gen_min)
+      gen_min = g;
+  }
+  gauge(rep, "ferry_config_generation",
+        "Configuration generation every worker serves new requests with (1 at start, +1 per "
+        "successful reload).",
+        src->nworkers ? gen_min : 0);
 }

@@ -16,21 +16,33 @@
 #include "ferry/exchange.h"
 #include "ferry/log.h"
 #include "ferry/session.h"
+#include "ferry/snapshot.h"
 #include "ferry/upstream.h"
 
 #define EXCHANGE_FREE_MAX 64u
+
+static void gen_release(struct worker *w, struct worker_gen *g);
 
 struct exchange *worker_exchange_get(struct worker *w) {
   struct exchange *ex = w->free_ex;
   if (ex) {
     w->free_ex = *(struct exchange **)(void *)ex;
     w->nfree_ex--;
-    return ex;
+  } else {
+    ex = malloc(sizeof(struct exchange));
+    if (!ex)
+      return NULL;
   }
-  return malloc(sizeof(struct exchange));
+  ex->gen = w->gen;
+  w->gen->refs++;
+  return ex;
 }
 
 void worker_exchange_put(struct worker *w, struct exchange *ex) {
+  struct worker_gen *g = ex->gen;
+  ex->gen = NULL;
+  if (g)
+    gen_release(w, g);
   if (w->nfree_ex >= EXCHANGE_FREE_MAX) {
     free(ex);
     return;
@@ -53,14 +65,101 @@ void worker_request_id(struct worker *w, char *out) {
 }
 
 static void on_stop(uv_async_t *a);
+static void on_reload(uv_async_t *a);
 static void on_drain_timeout(uv_timer_t *t);
 
-int worker_init(struct worker *w, unsigned id, const struct config *cfg,
-                const struct router *router, struct accesslog *log, struct upstreams *ups) {
+/* --- configuration generations ------------------------------------------ */
+
+static void close_idle_of(struct upstream_rt *ups, size_t nups) {
+  for (size_t i = 0; i < nups; i++)
+    for (size_t j = 0; j < ups[i].nservers; j++)
+      while (ups[i].servers[j].idle)
+        connpool_close(ups[i].servers[j].idle);
+}
+
+/* Idle pooled connections of every generation (shutdown). */
+static void close_idle_all(struct worker *w) {
+  for (struct worker_gen *g = w->oldest_gen; g; g = g->newer)
+    if (g->owns_ups)
+      close_idle_of(g->ups, g->nups);
+}
+
+/* A generation for snap (the caller's reference on snap moves to it). It
+ * takes over prev's upstream views when snap shares prev's pools. */
+static struct worker_gen *gen_new(struct worker *w, struct snapshot *snap,
+                                  struct worker_gen *prev) {
+  struct worker_gen *g = calloc(1, sizeof(*g));
+  if (!g)
+    return NULL;
+  g->snap = snap;
+  g->owns_ups = true;
+  if (prev && prev->snap->ups == snap->ups) {
+    g->ups = prev->ups;
+    g->nups = prev->nups;
+    prev->owns_ups = false;
+    return g;
+  }
+  g->nups = snap->cfg->nupstreams;
+  g->ups = calloc(g->nups ? g->nups : 1, sizeof(*g->ups));
+  if (!g->ups) {
+    free(g);
+    return NULL;
+  }
+  for (size_t i = 0; i < g->nups; i++) {
+    if (upstream_rt_init(&g->ups[i], &snap->ups->pools[i],
+                         w->reqid_seed * 2654435761u + i + snap->gen * 7919u) != 0) {
+      for (size_t j = 0; j < i; j++)
+        upstream_rt_destroy(&g->ups[j]);
+      free(g->ups);
+      free(g);
+      return NULL;
+    }
+  }
+  return g;
+}
+
+static void gen_free(struct worker_gen *g) {
+  if (g->owns_ups) {
+    close_idle_of(g->ups, g->nups);
+    for (size_t i = 0; i < g->nups; i++)
+      upstream_rt_destroy(&g->ups[i]);
+    free(g->ups);
+  }
+  snapshot_unref(g->snap);
+  free(g);
+}
+
+/* Retire generations, oldest first, while nothing can use them. */
+static void gen_retire(struct worker *w) {
+  while (w->oldest_gen != w->gen && w->oldest_gen->refs == 0) {
+    struct worker_gen *g = w->oldest_gen;
+    w->oldest_gen = g->newer;
+    gen_free(g);
+  }
+}
+
+static void gen_release(struct worker *w, struct worker_gen *g) {
+  g->refs--;
+  if (g == w->oldest_gen)
+    gen_retire(w);
+}
+
+static void gen_make_current(struct worker *w, struct worker_gen *g) {
+  if (w->gen)
+    w->gen->newer = g;
+  else
+    w->oldest_gen = g;
+  w->gen = g;
+  w->cfg = g->snap->cfg;
+  w->router = g->snap->router;
+  w->ups = g->ups;
+  w->nups = g->nups;
+  mc_set(&w->metrics.config_gen, g->snap->gen);
+}
+
+int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct accesslog *log) {
   memset(w, 0, sizeof(*w));
   w->id = id;
-  w->cfg = cfg;
-  w->router = router;
   w->log = log;
   bufpool_init(&w->bufs);
   int r = uv_loop_init(&w->loop);
@@ -71,15 +170,17 @@ int worker_init(struct worker *w, unsigned id, const struct config *cfg,
   if (uv_random(NULL, NULL, &seed, sizeof(seed), 0, NULL) != 0)
     seed = (uint64_t)uv_hrtime();
   w->reqid_seed = seed ^ ((uint64_t)id << 28);
-  w->nups = cfg->nupstreams;
-  w->ups = calloc(w->nups ? w->nups : 1, sizeof(*w->ups));
-  if (!w->ups)
+  snapshot_ref(snap);
+  struct worker_gen *g = gen_new(w, snap, NULL);
+  if (!g) {
+    snapshot_unref(snap);
     return UV_ENOMEM;
-  for (size_t i = 0; i < w->nups; i++)
-    if (upstream_rt_init(&w->ups[i], &ups->pools[i], w->reqid_seed * 2654435761u + i) != 0)
-      return UV_ENOMEM;
+  }
+  gen_make_current(w, g);
   uv_async_init(&w->loop, &w->stop_async, on_stop);
   w->stop_async.data = w;
+  uv_async_init(&w->loop, &w->reload_async, on_reload);
+  w->reload_async.data = w;
   uv_timer_init(&w->loop, &w->drain_timer);
   w->drain_timer.data = w;
   uv_timer_init(&w->loop, &w->metrics_timer);
@@ -127,45 +228,139 @@ static int listen_socket(const struct sockaddr_storage *addr) {
   return fd;
 }
 
+static bool same_listener(const struct cfg_listener *a, const struct cfg_listener *b) {
+  if (a->proxy_protocol != b->proxy_protocol || a->addr.ss_family != b->addr.ss_family)
+    return false;
+  size_t len = a->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
+  return memcmp(&a->addr, &b->addr, len) == 0;
+}
+
+/* Open one listener for lc. Returns 0, or a negative uv error with
+ * start_error_msg filled (the listener is then closed). */
+static int open_listener(struct worker *w, const struct cfg_listener *lc) {
+  struct worker_listener *l = calloc(1, sizeof(*l));
+  char *addr = strdup(lc->address ? lc->address : "-");
+  if (!l || !addr) {
+    free(l);
+    free(addr);
+    return UV_ENOMEM;
+  }
+  l->w = w;
+  l->own = *lc;
+  l->own.address = addr;
+  l->cfg = &l->own;
+  l->next = w->listeners;
+  w->listeners = l;
+  w->nlisteners++;
+  uv_tcp_init(&w->loop, &l->tcp);
+  l->tcp.data = l;
+  l->open = true;
+  int fd = listen_socket(&lc->addr);
+  int r = fd;
+  if (fd >= 0) {
+    r = uv_tcp_open(&l->tcp, fd);
+    if (r < 0)
+      close(fd);
+    else
+      r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+  }
+  if (r < 0) {
+    snprintf(w->start_error_msg, sizeof(w->start_error_msg), "cannot listen on %s: %s%s",
+             l->cfg->address, uv_strerror(r),
+             r == UV_EADDRINUSE ? " (another process uses this port: stop it or change "
+                                  "listeners[].address)"
+             : r == UV_EACCES   ? " (ports below 1024 need privileges: use a higher port)"
+                                : "");
+    l->open = false;
+    uv_close((uv_handle_t *)&l->tcp, NULL);
+  }
+  return r;
+}
+
+static void close_listener(struct worker_listener *l) {
+  if (l->open) {
+    l->open = false;
+    uv_close((uv_handle_t *)&l->tcp, NULL);
+  }
+}
+
 int worker_listen(struct worker *w) {
   const struct config *cfg = w->cfg;
-  w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
-  if (!w->listeners)
-    return UV_ENOMEM;
   for (size_t i = 0; i < cfg->nlisteners; i++) {
-    struct worker_listener *l = &w->listeners[i];
-    l->w = w;
-    l->cfg = &cfg->listeners[i];
-    uv_tcp_init(&w->loop, &l->tcp);
-    l->tcp.data = l;
-    w->nlisteners++;
-    int fd = listen_socket(&l->cfg->addr);
-    int r = fd;
-    if (fd >= 0) {
-      r = uv_tcp_open(&l->tcp, fd);
-      if (r < 0)
-        close(fd);
-      else
-        r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
-    }
+    int r = open_listener(w, &cfg->listeners[i]);
     if (r < 0) {
       w->start_error = r;
-      snprintf(w->start_error_msg, sizeof(w->start_error_msg), "cannot listen on %s: %s%s",
-               l->cfg->address, uv_strerror(r),
-               r == UV_EADDRINUSE ? " (another process uses this port: stop it or change "
-                                    "listeners[].address)"
-               : r == UV_EACCES   ? " (ports below 1024 need privileges: use a higher port)"
-                                  : "");
       return r;
     }
   }
   return 0;
 }
 
+/* Make the open listeners match cfg: new ones first (so a changed listener
+ * never has a moment with no socket), then close those cfg no longer has. */
+static void sync_listeners(struct worker *w, const struct config *cfg) {
+  for (size_t i = 0; i < cfg->nlisteners; i++) {
+    bool have = false;
+    for (struct worker_listener *l = w->listeners; l && !have; l = l->next)
+      have = l->open && same_listener(l->cfg, &cfg->listeners[i]);
+    if (!have) {
+      if (open_listener(w, &cfg->listeners[i]) < 0)
+        log_error("worker %u: reload: %s", w->id, w->start_error_msg);
+      else if (w->id == 0)
+        log_info("reload: listening on %s", cfg->listeners[i].address);
+    }
+  }
+  for (struct worker_listener *l = w->listeners; l; l = l->next) {
+    if (!l->open)
+      continue;
+    bool keep = false;
+    for (size_t i = 0; i < cfg->nlisteners && !keep; i++)
+      keep = same_listener(l->cfg, &cfg->listeners[i]);
+    if (!keep) {
+      if (w->id == 0)
+        log_info("reload: no longer listening on %s", l->cfg->address);
+      close_listener(l);
+    }
+  }
+}
+
 static void close_listeners(struct worker *w) {
-  for (size_t i = 0; i < w->nlisteners; i++)
-    if (!uv_is_closing((uv_handle_t *)&w->listeners[i].tcp))
-      uv_close((uv_handle_t *)&w->listeners[i].tcp, NULL);
+  for (struct worker_listener *l = w->listeners; l; l = l->next)
+    close_listener(l);
+}
+
+void worker_reload(struct worker *w, struct snapshot *snap) {
+  snapshot_ref(snap);
+  struct snapshot *old = atomic_exchange(&w->pending, snap);
+  if (old)
+    snapshot_unref(old);
+  uv_async_send(&w->reload_async);
+}
+
+static void on_reload(uv_async_t *a) {
+  struct worker *w = a->data;
+  struct snapshot *snap = atomic_exchange(&w->pending, NULL);
+  if (!snap)
+    return;
+  if (w->stopping) {
+    snapshot_unref(snap);
+    return;
+  }
+  struct worker_gen *prev = w->gen;
+  struct worker_gen *g = gen_new(w, snap, prev);
+  if (!g) {
+    log_error("worker %u: out of memory applying configuration generation %" PRIu64
+              "; still serving the previous one",
+              w->id, snap->gen);
+    snapshot_unref(snap);
+    return;
+  }
+  gen_make_current(w, g);
+  if (prev->owns_ups) /* pools replaced: idle connections to the old ones are useless */
+    close_idle_of(prev->ups, prev->nups);
+  sync_listeners(w, w->cfg);
+  gen_retire(w);
 }
 
 /* Graceful stop: no new connections, idle ones closed, requests in flight
@@ -180,7 +375,7 @@ static void on_stop(uv_async_t *a) {
   }
   w->stopping = true;
   close_listeners(w);
-  connpool_close_idle(w);
+  close_idle_all(w);
   if (atomic_load(&w->stop_now)) {
     session_close_all(w);
   } else {
@@ -197,6 +392,7 @@ static void on_stop(uv_async_t *a) {
     uv_unref((uv_handle_t *)&w->drain_timer);
   }
   uv_close((uv_handle_t *)&w->stop_async, NULL); /* worker_stop is called once */
+  uv_close((uv_handle_t *)&w->reload_async, NULL);
 }
 
 static void on_drain_timeout(uv_timer_t *t) {
@@ -222,10 +418,12 @@ void worker_run(struct worker *w) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   /* Anything left (e.g. after an abnormal stop) is closed here. */
   session_close_all(w);
-  connpool_close_idle(w);
+  close_idle_all(w);
   close_listeners(w);
   if (!uv_is_closing((uv_handle_t *)&w->stop_async))
     uv_close((uv_handle_t *)&w->stop_async, NULL);
+  if (!uv_is_closing((uv_handle_t *)&w->reload_async))
+    uv_close((uv_handle_t *)&w->reload_async, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))
@@ -237,10 +435,22 @@ void worker_destroy(struct worker *w) {
   int r = uv_loop_close(&w->loop);
   if (r != 0)
     log_error("worker %u: event loop still had open handles at exit", w->id);
-  for (size_t i = 0; i < w->nups; i++)
-    upstream_rt_destroy(&w->ups[i]);
-  free(w->ups);
-  free(w->listeners);
+  struct snapshot *pending = atomic_exchange(&w->pending, NULL);
+  if (pending)
+    snapshot_unref(pending);
+  while (w->oldest_gen) {
+    struct worker_gen *g = w->oldest_gen;
+    w->oldest_gen = g->newer;
+    gen_free(g);
+  }
+  w->gen = NULL;
+  w->ups = NULL;
+  while (w->listeners) {
+    struct worker_listener *l = w->listeners;
+    w->listeners = l->next;
+    free(l->own.address);
+    free(l);
+  }
   while (w->free_ex) {
     struct exchange *ex = w->free_ex;
     w->free_ex = *(struct exchange **)(void *)ex;

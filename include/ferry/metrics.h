@@ -69,12 +69,14 @@ struct metrics_worker {
   mcount lat_bucket[METRICS_LAT_NBUCKETS]; /* not cumulative; rendered cumulative */
   mcount lat_count, lat_sum_ms;
   mcount proxy_protocol_errors;
+  mcount config_gen; /* configuration generation this worker serves new requests with */
   struct metrics_req_slot req[METRICS_REQ_SLOTS];
   struct metrics_srv_slot srv[METRICS_SRV_SLOTS];
-  /* Worker-only memo of (configuration, route, upstream, status class) ->
+  /* Worker-only memo of (generation, route, upstream, status class) ->
    * request slot, so a request costs no label formatting or lookup. */
   struct {
-    const void *cfg, *route, *up;
+    uint64_t gen; /* config_gen when memoised */
+    const void *route, *up;
     int cls;
     struct metrics_req_slot *slot;
   } memo[16];

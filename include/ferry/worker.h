@@ -25,10 +25,31 @@ struct exchange;
 struct admin;
 struct inspector;
 
+struct snapshot;
+
 struct worker_listener {
   uv_tcp_t tcp;
   struct worker *w;
-  const struct cfg_listener *cfg;
+  const struct cfg_listener *cfg; /* == &own: valid as long as the worker */
+  struct cfg_listener own;        /* a copy (address strdup'ed): survives reloads */
+  struct worker_listener *next;   /* all listeners ever opened; freed at exit */
+  bool open;                      /* false once closed (removed by a reload, or stop) */
+};
+
+/* One configuration generation as this worker uses it. An exchange holds
+ * a reference on the generation current when it began, which keeps that
+ * generation and every newer one alive (a reload may land between the
+ * start of a request and its routing). Generations retire oldest first
+ * once no exchange holds them: their snapshot reference is dropped and,
+ * unless the next generation took them over, their upstream views (with
+ * any idle connections) are closed. Worker thread only. */
+struct worker_gen {
+  struct snapshot *snap;
+  struct upstream_rt *ups; /* one per snap->cfg->upstreams[] */
+  size_t nups;
+  bool owns_ups; /* false once a newer generation shares ups */
+  unsigned refs;
+  struct worker_gen *newer;
 };
 
 struct worker {
@@ -41,8 +62,12 @@ struct worker {
   struct inspector *insp; /* NULL unless some exchange may be captured; inspector_post() only */
 
   struct bufpool bufs;
+  /* cfg, router, ups, nups mirror the current generation (gen). */
   struct upstream_rt *ups; /* one per cfg->upstreams[] */
   size_t nups;
+  struct worker_gen *gen, *oldest_gen;
+  _Atomic(struct snapshot *) pending; /* set by worker_reload */
+  uv_async_t reload_async;
 
   struct worker_listener *listeners;
   size_t nlisteners;
@@ -70,11 +95,15 @@ struct worker {
   struct metrics_worker metrics; /* written by this worker only; read by admin */
 };
 
-/* Initialise w for configuration cfg: loop, free lists, and this worker's
- * view of the process-wide upstream pools ups (built from the same cfg).
- * Returns 0 or a negative uv error. */
-int worker_init(struct worker *w, unsigned id, const struct config *cfg,
-                const struct router *router, struct accesslog *log, struct upstreams *ups);
+/* Initialise w for snapshot snap (a reference is taken): loop, free lists,
+ * and this worker's view of the snapshot's upstream pools. Returns 0 or a
+ * negative uv error. */
+int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct accesslog *log);
+/* Thread-safe: switch to snap (a reference is taken) for new requests;
+ * requests in flight finish on theirs. Listeners are opened and closed to
+ * match snap's configuration. A newer call before the worker got to it
+ * replaces it. */
+void worker_reload(struct worker *w, struct snapshot *snap);
 /* Bind and listen on every listener (SO_REUSEPORT). Returns 0, or a
  * negative uv error with start_error_msg filled. */
 int worker_listen(struct worker *w);
@@ -87,7 +116,9 @@ void worker_stop(struct worker *w, bool now);
 /* Release what worker_init allocated; the loop must have stopped. */
 void worker_destroy(struct worker *w);
 
-/* An exchange from the free list (uninitialised) or malloc; NULL on OOM. */
+/* An exchange from the free list (uninitialised) or malloc; NULL on OOM.
+ * It holds a reference on the current generation (ex->gen) until
+ * worker_exchange_put. */
 struct exchange *worker_exchange_get(struct worker *w);
 void worker_exchange_put(struct worker *w, struct exchange *ex);
 

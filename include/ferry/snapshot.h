@@ -1,0 +1,60 @@
+/* snapshot: one published configuration, shared read-only by every worker.
+ *
+ * A snapshot bundles what a reload replaces at once: the configuration,
+ * its compiled router and the process-wide upstream pools. It is
+ * reference-counted with atomics: main holds one reference on the current
+ * snapshot, each worker one per configuration generation it still uses
+ * (held while any exchange may use it). The last unref does not free:
+ * it pushes the snapshot on the reaper's lock-free stack and wakes main,
+ * which frees it (joining the upstream monitor thread is not for a worker
+ * thread to do).
+ *
+ * When a reload leaves every upstream definition unchanged, the new
+ * snapshot shares the old one's pools (keep-alive connections, health and
+ * ejection state survive the reload): ups_owner then points at the
+ * snapshot whose configuration the pools were built from, and holds a
+ * reference on it. */
+#ifndef FERRY_SNAPSHOT_H
+#define FERRY_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct config;
+struct router;
+struct upstreams;
+
+struct snapshot_reaper {
+  _Atomic(struct snapshot *) head; /* snapshots whose count reached 0 */
+  uv_async_t *wake;                /* main loop; NULL: free at once */
+};
+
+struct snapshot {
+  _Atomic unsigned refs;
+  uint64_t gen; /* 1 for the configuration ferry started with, +1 per reload */
+  struct config *cfg;
+  struct router *router;
+  struct upstreams *ups;      /* owned unless ups_owner is set */
+  struct snapshot *ups_owner; /* the snapshot the shared pools belong to */
+  struct snapshot_reaper *reaper;
+  struct snapshot *reap_next;
+};
+
+/* Take ownership of cfg, router and (when owner is NULL) ups; with an
+ * owner, ups is owner's and a reference on owner is taken. refs starts at
+ * 1. NULL on out of memory (nothing is taken then). */
+struct snapshot *snapshot_new(struct config *cfg, struct router *router, struct upstreams *ups,
+                              struct snapshot *owner, struct snapshot_reaper *reaper, uint64_t gen);
+/* Any thread. */
+void snapshot_ref(struct snapshot *s);
+void snapshot_unref(struct snapshot *s);
+/* Main thread: free every snapshot handed to the reaper. */
+void snapshot_reap(struct snapshot_reaper *r);
+
+/* True when the two configurations define the same upstreams in the same
+ * order with the same settings, so their pools may be shared. Pure. */
+bool snapshot_upstreams_equal(const struct config *a, const struct config *b);
+
+#endif
