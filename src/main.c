@@ -246,6 +246,7 @@ static void reload(struct app *a) {
       reload_failed(a, err);
       return;
     }
+    upstreams_inherit(ups, a->cur->ups); /* health and ejections of kept addresses */
   }
   struct snapshot *snap = snapshot_new(cfg, router, ups, owner, &a->reaper, a->gen + 1);
   if (!snap) {
