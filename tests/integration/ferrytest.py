@@ -428,8 +428,18 @@ class ScriptedUpstream(Upstream):
         self._release.set()
 
     def down(self):
-        """Stop listening: new connections are refused."""
+        """Go down like a server process that exits: stop listening (new
+        connections are refused) and close every open connection (a
+        shutdown wakes handler threads blocked in recv, so the peer sees
+        the close now rather than when their read times out)."""
         self.release()
+        with self._cv:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self.close()
 
 
