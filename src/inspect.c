@@ -501,7 +501,11 @@ int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, si
       else
         f->after = (uint64_t)v;
     } else if (slice_eq(key, SLICE_LIT("route"))) {
-      snprintf(f->route, sizeof f->route, "%s", buf);
+      if (strlen(buf) >= sizeof f->route) {
+        snprintf(err, errlen, "route=: too long (a route index or an upstream name)");
+        return -1;
+      }
+      memcpy(f->route, buf, strlen(buf) + 1);
     } else if (slice_eq(key, SLICE_LIT("status"))) {
       size_t n = strlen(buf);
       bool ok = n >= 1 && n <= 3 && buf[0] >= '1' && buf[0] <= '5';
@@ -511,9 +515,9 @@ int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, si
         snprintf(err, errlen, "status=%s: expected a status (404) or a class (4xx)", buf);
         return -1;
       }
-      snprintf(f->status, sizeof f->status, "%s", buf);
+      memcpy(f->status, buf, n + 1);
     } else if (slice_eq(key, SLICE_LIT("path"))) {
-      snprintf(f->path, sizeof f->path, "%s", buf);
+      memcpy(f->path, buf, sizeof f->path); /* buf holds at most 255 bytes and a NUL */
     }
   }
   return 0;
