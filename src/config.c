@@ -1719,6 +1719,36 @@ static void load_respond(struct ctx *c, struct cfg_route *r, const struct ynode 
   }
 }
 
+/* path and path_prefix are compared with the normalised request path
+ * (router_normalize_path: unreserved escapes decoded, other escapes in
+ * upper case, dot-segments resolved), so a value not written in that form
+ * could never match: an error that shows the form to write. */
+static bool check_normal_path(struct ctx *c, const struct ynode *n, const char *path,
+                              const char *s) {
+  size_t len = strlen(s), nlen = 0;
+  char qb[QBUF], qn[QBUF];
+  char *norm = xcalloc(c, len + 1, 1);
+  if (norm == NULL)
+    return false;
+  bool ok = true;
+  if (router_normalize_path(slice_make(s, len), norm, len + 1, &nlen) != 0) {
+    err_at(c, n->mark, path,
+           "invalid path %s (a \"%%\" must be followed by two hex digits, and \"..\" must not "
+           "go above \"/\")",
+           quote(s, qb, sizeof qb));
+    ok = false;
+  } else if (nlen != len || memcmp(norm, s, len) != 0) {
+    err_at(c, n->mark, path,
+           "%s can never match: requests are matched on the normalised path (escapes of "
+           "letters, digits and -._~ decoded, other escapes in upper case, \".\" and \"..\" "
+           "resolved); write %s",
+           quote(s, qb, sizeof qb), quote_n(norm, nlen, qn, sizeof qn));
+    ok = false;
+  }
+  free(norm);
+  return ok;
+}
+
 static const struct ynode *earliest(const struct ynode *a, const struct ynode *b) {
   if (a == NULL)
     return b;
@@ -1802,7 +1832,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
         r->path_kind = PATH_REGEX;
         set_str(c, &r->path, s);
       }
-    } else if (check_path(c, v[i], sub, s, true)) {
+    } else if (check_path(c, v[i], sub, s, true) && check_normal_path(c, v[i], sub, s)) {
       r->path_kind = i == K_PATH ? PATH_EXACT : PATH_PREFIX;
       set_str(c, &r->path, s);
     }

@@ -317,6 +317,33 @@ def test_normalised_path_cannot_dodge_a_route_and_upstream_gets_client_bytes():
             eq(len(pub.requests), 1, "requests at public")
 
 
+def test_route_path_with_escapes_matches_any_hex_case():
+    with Upstream(name="menu") as m:
+        routes = """  - path_prefix: /caf%C3%A9
+    upstream: menu
+"""
+        with Ferry(cfg({"menu": m}, routes)) as f:
+            expect_upstream(f, "/caf%c3%a9/menu", "menu")
+            expect_upstream(f, "/caf%C3%A9", "menu")
+            expect_404(f, "/caf%C3%A9x")
+            eq([r.target for r in m.wait_requests(2)], ["/caf%c3%a9/menu", "/caf%C3%A9"],
+               "targets upstream are the client's bytes")
+
+
+def test_absolute_form_target_routes_by_its_authority():
+    with Upstream(name="api") as a, Upstream(name="other") as o:
+        routes = """  - host: api.example.test
+    upstream: api
+  - upstream: other
+"""
+        with Ferry(cfg({"api": a, "other": o}, routes)) as f:
+            r = ft.request(f.port, target="http://api.example.test/v1/x?y=1", headers=[("Host", "other.test")])
+            eq(r.body, b"ok from api", "the authority of an absolute-form target is the Host")
+            m = a.wait_requests(1)[0]
+            eq(m.start, "GET /v1/x?y=1 HTTP/1.1", "origin-form upstream")
+            eq(m.header("host"), "api.example.test", "Host upstream")
+
+
 def test_path_climbing_above_root_is_400():
     with Upstream(name="api") as a:
         with Ferry(cfg({"api": a}, "  - upstream: api\n")) as f:

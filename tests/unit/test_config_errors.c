@@ -198,6 +198,42 @@ CONFIG_TEST(path_prefix_with_a_space) {
                 "characters, found \"/a b\"");
 }
 
+CONFIG_TEST(path_not_in_normal_form_can_never_match) {
+  EXPECT_ERRORS(LISTEN "routes:\n  - path_prefix: /%61dmin\n    respond: {}\n",
+                "proxy.yaml:4:18: routes[0].path_prefix: \"/%61dmin\" can never match: requests "
+                "are matched on the normalised path (escapes of letters, digits and -._~ decoded, "
+                "other escapes in upper case, \".\" and \"..\" resolved); write \"/admin\"");
+  EXPECT_ERRORS(LISTEN "routes:\n  - path: /a/./b/../c\n    respond: {}\n",
+                "proxy.yaml:4:11: routes[0].path: \"/a/./b/../c\" can never match: requests are "
+                "matched on the normalised path (escapes of letters, digits and -._~ decoded, "
+                "other escapes in upper case, \".\" and \"..\" resolved); write \"/a/c\"");
+  EXPECT_ERRORS(LISTEN "routes:\n  - path_prefix: /caf%c3%a9\n    respond: {}\n",
+                "proxy.yaml:4:18: routes[0].path_prefix: \"/caf%c3%a9\" can never match: requests "
+                "are matched on the normalised path (escapes of letters, digits and -._~ decoded, "
+                "other escapes in upper case, \".\" and \"..\" resolved); write \"/caf%C3%A9\"");
+}
+
+CONFIG_TEST(path_with_a_bad_escape_or_climbing_above_root) {
+  EXPECT_ERRORS(LISTEN "routes:\n  - path_prefix: /x/%zz\n    respond: {}\n",
+                "proxy.yaml:4:18: routes[0].path_prefix: invalid path \"/x/%zz\" (a \"%\" must be "
+                "followed by two hex digits, and \"..\" must not go above \"/\")");
+  EXPECT_ERRORS(LISTEN "routes:\n  - path: /a/../..\n    respond: {}\n",
+                "proxy.yaml:4:11: routes[0].path: invalid path \"/a/../..\" (a \"%\" must be "
+                "followed by two hex digits, and \"..\" must not go above \"/\")");
+}
+
+CONFIG_TEST(normal_form_paths_with_escapes_load) {
+  struct config *cfg = NULL;
+  struct config_diag d = {0};
+  const char *yaml = LISTEN "routes:\n  - path_prefix: /caf%C3%A9/\n    respond: {}\n"
+                            "  - path: /a%2Fb\n    respond: {}\n";
+  cr_assert_eq(config_load_string("proxy.yaml", yaml, strlen(yaml), &cfg, &d), 0, "%s", joined(&d));
+  cr_assert_str_eq(cfg->routes[0].path, "/caf%C3%A9/");
+  cr_assert_str_eq(cfg->routes[1].path, "/a%2Fb");
+  config_diag_free(&d);
+  config_free(cfg);
+}
+
 CONFIG_TEST(redirect_to_an_empty_location) {
   EXPECT_ERRORS(LISTEN "routes:\n  - redirect: {location: \"\"}\n",
                 "proxy.yaml:4:26: routes[0].redirect.location: expected a URL or path without "
