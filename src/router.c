@@ -266,8 +266,10 @@ static uint32_t node_of(struct router *r, uint32_t root, struct slice key) {
   return node;
 }
 
-/* Stable counting sort of n (bucket, route) pairs into out, bucket by
- * bucket; off[b] and cnt[b] receive each bucket's range. */
+/* Stable counting sort of n (bucket, route) pairs, bucket by bucket, into
+ * out_route, or into out_ent with kinds[i] packing pair i's entry kind (low
+ * byte) and its unconditional flag (bit 8); off[b] and cnt[b] receive each
+ * bucket's range. Stable, so file order holds within a bucket. */
 static void bucket_sort(const uint32_t (*pairs)[2], uint32_t n, uint32_t nbuckets, uint32_t *off,
                         uint32_t *cnt, uint32_t *out_route, struct entry *out_ent,
                         const uint32_t *kinds) {
