@@ -143,6 +143,9 @@ void metrics_sample_servers(struct worker *w) {
   uint64_t now = upstream_now_ms();
   for (size_t i = 0; i < w->nups; i++) {
     struct upstream_rt *u = &w->ups[i];
+    /* Catch up with DNS changes even without traffic: new servers show,
+     * vanished ones close their idle connections. */
+    upstream_rt_sync(u);
     for (size_t j = 0; j < u->nservers; j++) {
       struct server_rt *sv = &u->servers[j];
       if (sv->gone || !sv->slot)
