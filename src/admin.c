@@ -691,7 +691,7 @@ int admin_start(struct admin *a, char *msg, size_t msglen) {
     return r;
   }
   a->started = true;
-  log_info("admin listening on %s", a->address);
+  log_info("admin: serving /healthz, /readyz, /metrics on %s", a->address);
   return 0;
 }
 

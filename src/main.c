@@ -64,6 +64,7 @@ struct app {
   struct snapshot *cur;  /* published configuration (main's reference) */
   struct snapshot *boot; /* the one ferry started with: admin and inspector keep it */
   uint64_t gen;
+  _Atomic uint64_t conns; /* open client connections, all workers */
   struct snapshot_reaper reaper;
   uv_async_t reap_async;
 };
@@ -351,6 +352,8 @@ int main(int argc, char **argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  /* Until the main loop handles SIGHUP/SIGUSR1, an early one must not kill ferry. */
+  signal(SIGHUP, SIG_IGN);
   int exit_code = 0;
   struct router *router = router_new(cfg);
   struct accesslog alog;
@@ -409,6 +412,7 @@ int main(int argc, char **argv) {
   for (; inited < app.nworkers; inited++) {
     struct worker *w = &app.workers[inited];
     int r = worker_init(w, inited, app.cur, &alog);
+    w->proc_conns = &app.conns;
     if (r == 0)
       r = worker_listen(w);
     if (r != 0) {

@@ -19,6 +19,7 @@
 #include "ferry/connpool.h"
 #include "ferry/exchange.h"
 #include "ferry/log.h"
+#include "ferry/proxyproto.h"
 #include "ferry/tunnel.h"
 #include "ferry/worker.h"
 
@@ -202,7 +203,7 @@ void session_close(struct session *s) {
   if (s->next)
     s->next->prev = s->prev;
   s->next = s->prev = NULL;
-  s->w->nsessions--;
+  worker_conn_closed(s->w);
   uv_close((uv_handle_t *)&s->timer, on_handle_closed);
   uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
 }
@@ -451,9 +452,51 @@ static int head_limit_status(const struct exchange *ex, uint64_t max_head) {
   return ex->url.n >= max_head || (ex->req_hdrs.n == 0 && ex->cur_name.n == 0) ? 414 : 431;
 }
 
+/* The PROXY protocol header at the start of a connection on a listener
+ * with proxy_protocol: its client address replaces the socket's (for
+ * X-Forwarded-For, hashing and logs). True once it is consumed; false
+ * while more bytes are needed, or after closing the connection for a
+ * missing or malformed header. */
+static bool session_proxy_header(struct session *s) {
+  if (!s->in || s->parse_off >= s->in->len)
+    return false;
+  struct proxyproto_info pi;
+  int r = proxyproto_parse(s->in->data + s->parse_off, s->in->len - s->parse_off, &pi);
+  if (r == PP_AGAIN && s->in->len < s->in->cap)
+    return false;
+  if (r != PP_OK) {
+    mc_add(&s->w->metrics.proxy_protocol_errors, 1);
+    log_debug("client %s on %s: %s: connection closed", s->client_ip,
+              s->listener ? s->listener->address : "-", proxyproto_strerror(r));
+    session_close(s);
+    return false;
+  }
+  s->parse_off += pi.len;
+  s->pp_pending = false;
+  if (!pi.local) {
+    if (pi.src.ss_family == AF_INET6) {
+      const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&pi.src;
+      uv_ip6_name(a, s->client_ip, sizeof(s->client_ip));
+      s->client_port = ntohs(a->sin6_port);
+    } else {
+      const struct sockaddr_in *a = (const struct sockaddr_in *)&pi.src;
+      uv_ip4_name(a, s->client_ip, sizeof(s->client_ip));
+      s->client_port = ntohs(a->sin_port);
+    }
+  }
+  return true;
+}
+
 static void session_process(struct session *s) {
   if (s->in_process)
     return;
+  if (s->pp_pending && !s->closing) {
+    s->in_process = true;
+    bool ok = session_proxy_header(s);
+    s->in_process = false;
+    if (!ok)
+      return;
+  }
   s->in_process = true;
   uint64_t max_head = s->w->cfg->limits.max_request_header_bytes;
   while (!s->closing && !s->blocked && !s->close_after && s->in &&
@@ -493,6 +536,10 @@ static void session_process(struct session *s) {
         s->blocked = true;
         if (s->head_bytes > max_head)
           exchange_reply(s->ex, head_limit_status(s->ex, max_head), NULL, true);
+        else if (s->over_limit)
+          exchange_reply(s->ex, 503,
+                         "service unavailable: too many connections (limits.max_connections)\n",
+                         true);
         else
           exchange_start(s->ex);
       } else if (s->pause_reason == PR_DONE) {
@@ -613,6 +660,13 @@ void session_tunnel_begin(struct session *s) {
   s->tunnel = true;
   s->blocked = true; /* the parser is done with this connection */
   session_timer(s, ST_TUNNEL);
+  if (s->eof_pending && s->ex) {
+    /* The client closed while its upgrade request waited for the 101: what
+     * it sent went upstream already; end the tunnel the same way. */
+    s->eof_pending = false;
+    tunnel_client_read(s->ex, UV_EOF);
+    return;
+  }
   session_update_reading(s);
 }
 
@@ -706,7 +760,8 @@ void session_accept(struct worker_listener *l) {
   if (w->sessions)
     w->sessions->prev = s;
   w->sessions = s;
-  w->nsessions++;
+  s->over_limit = !worker_conn_opened(w);
+  s->pp_pending = l->cfg->proxy_protocol;
   session_timer(s, ST_HEADER);
   session_update_reading(s);
 }

@@ -64,6 +64,26 @@ void worker_request_id(struct worker *w, char *out) {
   out[20] = '\0';
 }
 
+bool worker_conn_opened(struct worker *w) {
+  w->nsessions++;
+  mc_set(&w->metrics.conns_active, w->nsessions);
+  mc_add(&w->metrics.conns_total, 1);
+  uint64_t n = w->proc_conns ? atomic_fetch_add_explicit(w->proc_conns, 1, memory_order_relaxed) + 1
+                             : w->nsessions;
+  if (n > w->cfg->limits.max_connections) {
+    mc_add(&w->metrics.conns_rejected, 1);
+    return false;
+  }
+  return true;
+}
+
+void worker_conn_closed(struct worker *w) {
+  w->nsessions--;
+  mc_set(&w->metrics.conns_active, w->nsessions);
+  if (w->proc_conns)
+    atomic_fetch_sub_explicit(w->proc_conns, 1, memory_order_relaxed);
+}
+
 static void on_stop(uv_async_t *a);
 static void on_reload(uv_async_t *a);
 static void on_drain_timeout(uv_timer_t *t);
@@ -190,7 +210,6 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
 
 static void on_metrics_timer(uv_timer_t *t) {
   struct worker *w = t->data;
-  mc_set(&w->metrics.conns_active, w->nsessions);
   metrics_sample_servers(w);
 }
 

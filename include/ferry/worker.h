@@ -85,6 +85,8 @@ struct worker {
   uint64_t nsessions;
   bool stopping;
 
+  _Atomic uint64_t *proc_conns; /* open client connections, all workers (max_connections) */
+
   uint64_t reqid_seed;
   uint64_t reqid_counter;
 
@@ -121,6 +123,12 @@ void worker_destroy(struct worker *w);
  * worker_exchange_put. */
 struct exchange *worker_exchange_get(struct worker *w);
 void worker_exchange_put(struct worker *w, struct exchange *ex);
+
+/* A client connection was accepted / closed on this worker. Opened returns
+ * false when the process is now over limits.max_connections (the
+ * connection is then answered 503 and closed). */
+bool worker_conn_opened(struct worker *w);
+void worker_conn_closed(struct worker *w);
 
 /* A fresh request id (20 hex digits) written to out (>= 21 bytes). */
 void worker_request_id(struct worker *w, char *out);
