@@ -322,6 +322,18 @@ CONFIG_TEST(unknown_route_key_suggests) {
                 "\"path_prefix\"?)");
 }
 
+/* ---- YAML ------------------------------------------------------------- */
+
+CONFIG_TEST(yaml_syntax_error_without_context) {
+  EXPECT_ERRORS(LISTEN "workers: 2: 3\n",
+                "proxy.yaml:3:11: YAML syntax error: mapping values are not allowed in this "
+                "context");
+}
+
+CONFIG_TEST(invalid_input_without_a_byte) {
+  EXPECT_ERRORS("\xef\xbb", "proxy.yaml:1:1: invalid input: incomplete UTF-8 octet sequence");
+}
+
 /* ---- files ------------------------------------------------------------- */
 
 CONFIG_TEST(file_larger_than_16m) {
