@@ -30,9 +30,10 @@ struct probe {
   char rbuf[256];
   size_t rlen;
   uint32_t fails, passes;
-  bool busy;     /* a check runs: tcp is open */
-  bool finished; /* the running check has its result */
-  int open;      /* handles not yet closed */
+  uint32_t epoch; /* slot->epoch the counts belong to */
+  bool busy;      /* a check runs: tcp is open */
+  bool finished;  /* the running check has its result */
+  int open;       /* handles not yet closed */
   struct probe *next;
   char req[600];
   size_t reqlen;
@@ -46,6 +47,7 @@ struct resolver {
   uv_getaddrinfo_t gai;
   bool busy;
   bool failing; /* the failure was logged */
+  bool full;    /* "no free slot" was logged */
 };
 
 struct health {
@@ -187,6 +189,11 @@ static void on_interval(uv_timer_t *t) {
   if (p->busy || p->h->stopping ||
       atomic_load_explicit(&p->slot->state, memory_order_acquire) != UPSLOT_ACTIVE)
     return;
+  uint32_t epoch = atomic_load(&p->slot->epoch);
+  if (epoch != p->epoch) { /* the slot was reused for a new address */
+    p->epoch = epoch;
+    p->fails = p->passes = 0;
+  }
   p->busy = true;
   p->finished = false;
   p->rlen = 0;
@@ -257,18 +264,26 @@ static void apply(struct resolver *r, const struct sockaddr_storage *addrs, int 
   if (r->failing)
     log_info("upstream %s server %s: %s resolves again", pool->cfg->name, cs->address, cs->host);
   r->failing = false;
+  bool full = false;
   for (int k = 0; k < n; k++) {
     uint32_t g = atomic_load(&pool->gen);
     struct upslot *s = uppool_add(pool, cs, &addrs[k]);
     if (!s) {
-      log_warn("upstream %s server %s: more than %u addresses; ignoring the rest", pool->cfg->name,
-               cs->address, UPSTREAM_MAX_ADDRS);
-      break;
+      char a[64];
+      resolve_name(&addrs[k], a, sizeof(a));
+      if (!r->full)
+        log_warn("upstream %s server %s: %s resolves to %s, but all %u places for its addresses "
+                 "are taken (in use, or gone less than %us ago); it joins when one frees",
+                 pool->cfg->name, cs->address, cs->host, a, UPSTREAM_NAME_SLOTS,
+                 UPSTREAM_SLOT_REUSE_MS / 1000);
+      full = true;
+      continue;
     }
     if (atomic_load(&pool->gen) != g)
       log_info("upstream %s server %s added: %s resolves to it", pool->cfg->name, s->name,
                cs->host);
   }
+  r->full = full;
   size_t ns = atomic_load(&pool->nslots);
   for (size_t j = 0; j < ns; j++) {
     struct upslot *s = &pool->slots[j];

@@ -49,8 +49,32 @@ struct upslot *uppool_add(struct uppool *p, const struct cfg_server *cs,
       return s;
     }
   }
-  if (n == p->cap)
+  if (n == p->cap) {
+    /* Full: reuse a slot of cs that left DNS long ago and is idle. */
+    uint64_t now = upstream_now_ms();
+    uint64_t guard = 4 * p->cfg->resolve_interval_ms;
+    if (guard < UPSTREAM_SLOT_REUSE_MS)
+      guard = UPSTREAM_SLOT_REUSE_MS;
+    for (size_t i = 0; i < n; i++) {
+      struct upslot *s = &p->slots[i];
+      if (s->cfg != cs || atomic_load(&s->state) != UPSLOT_GONE || now - s->gone_since_ms < guard ||
+          atomic_load(&s->inflight) != 0)
+        continue;
+      uv_mutex_lock(&p->mu);
+      s->addr = *addr;
+      resolve_name(addr, s->name, sizeof(s->name));
+      s->last_eject_ms = s->last_eject_until = 0;
+      atomic_store(&s->down, false);
+      atomic_store(&s->eject_until_ms, 0);
+      atomic_store(&s->consecutive_5xx, 0);
+      atomic_fetch_add(&s->epoch, 1);
+      uv_mutex_unlock(&p->mu);
+      atomic_store(&s->state, UPSLOT_ACTIVE);
+      atomic_fetch_add(&p->gen, 1);
+      return s;
+    }
     return NULL;
+  }
   struct upslot *s = &p->slots[n];
   s->addr = *addr;
   resolve_name(addr, s->name, sizeof(s->name));
@@ -64,6 +88,7 @@ struct upslot *uppool_add(struct uppool *p, const struct cfg_server *cs,
 
 void uppool_remove(struct uppool *p, struct upslot *s) {
   int expect = UPSLOT_ACTIVE;
+  s->gone_since_ms = upstream_now_ms();
   if (atomic_compare_exchange_strong(&s->state, &expect, UPSLOT_GONE))
     atomic_fetch_add(&p->gen, 1);
 }
@@ -115,7 +140,7 @@ struct upstreams *upstreams_new(const struct config *cfg, char *err, size_t errl
     struct uppool *p = &u->pools[i];
     p->cfg = uc;
     for (size_t j = 0; j < uc->nservers; j++)
-      p->cap += uc->servers[j].resolve ? UPSTREAM_MAX_ADDRS : 1;
+      p->cap += uc->servers[j].resolve ? UPSTREAM_NAME_SLOTS : 1;
     p->slots = calloc(p->cap ? p->cap : 1, sizeof(*p->slots));
     if (!p->slots)
       goto oom;
@@ -244,6 +269,7 @@ void upstream_rt_sync(struct upstream_rt *u) {
     s->slot = &p->slots[i];
     s->cfg = s->slot->cfg;
     s->up = u;
+    s->epoch = atomic_load(&s->slot->epoch);
     memcpy(s->name, s->slot->name, sizeof(s->name));
   }
   u->nservers = n;
@@ -252,9 +278,14 @@ void upstream_rt_sync(struct upstream_rt *u) {
   for (size_t i = 0; i < n; i++) {
     struct server_rt *s = &u->servers[i];
     s->gone = atomic_load_explicit(&s->slot->state, memory_order_acquire) != UPSLOT_ACTIVE;
-    if (s->gone)
+    uint32_t epoch = atomic_load(&s->slot->epoch);
+    if (s->gone || epoch != s->epoch)
       while (s->idle)
         connpool_close(s->idle);
+    if (epoch != s->epoch) { /* the slot now holds another address */
+      s->epoch = epoch;
+      memcpy(s->name, s->slot->name, sizeof(s->name));
+    }
     names[i] = s->gone ? NULL : s->name;
     weights[i] = s->slot->weight;
   }

@@ -3,7 +3,9 @@
  * Process-wide (struct upstreams, one per configuration): for every pool a
  * fixed array of server slots, one per resolved address of a configured
  * server. A slot's address and name are written once, before the slot is
- * published, and never change; its health, ejection, in-flight count and
+ * published, and never change while the slot is in use (a slot gone from
+ * DNS long enough may be reused for a new address of the same server:
+ * its epoch changes); its health, ejection, in-flight count and
  * counters are atomics shared by every worker and by the monitor thread
  * (health.c) that runs the active checks and re-resolves names. Slots are
  * keyed by (configured server, address): an address that vanishes from DNS
@@ -28,7 +30,14 @@
 #include "ferry/config.h"
 #include "ferry/http_head.h"
 
-#define UPSTREAM_MAX_ADDRS 16u /* addresses kept per server name */
+#define UPSTREAM_MAX_ADDRS 16u /* addresses of a server name used at once */
+/* Slots per server name: room for a complete change of addresses while the
+ * old ones wait to be reused. */
+#define UPSTREAM_NAME_SLOTS (2u * UPSTREAM_MAX_ADDRS)
+/* A slot gone from DNS is reused for a new address only after this long
+ * (and 4 resolve intervals) with nothing in flight, so no worker can still
+ * be connecting to its old address. */
+#define UPSTREAM_SLOT_REUSE_MS (120u * 1000u)
 
 struct upconn;
 struct upstream_rt;
@@ -45,6 +54,7 @@ struct upslot {
 
   /* Shared between threads. */
   _Atomic int state;               /* enum upslot_state */
+  _Atomic uint32_t epoch;          /* bumped when the slot is reused for another address */
   _Atomic bool down;               /* active health checks failed */
   _Atomic uint64_t eject_until_ms; /* passive ejection end (upstream_now_ms), 0 = none */
   _Atomic uint32_t inflight;       /* requests in flight, all workers */
@@ -55,6 +65,8 @@ struct upslot {
   /* Under the pool's mutex (ejection decisions). */
   uint64_t last_eject_ms;    /* length of the last ejection */
   uint64_t last_eject_until; /* when it ended */
+
+  uint64_t gone_since_ms; /* monitor thread only: when it left DNS */
 };
 
 struct uppool {
@@ -95,7 +107,8 @@ uint64_t upstream_now_ms(void);
 
 /* Membership (monitor thread, or before workers start). Add an address of
  * configured server cs (or bring a vanished one back): returns the slot,
- * or NULL when the pool is full. */
+ * or NULL when the pool is full (every slot of cs in use, none gone for
+ * UPSTREAM_SLOT_REUSE_MS with nothing in flight). */
 struct upslot *uppool_add(struct uppool *p, const struct cfg_server *cs,
                           const struct sockaddr_storage *addr);
 /* The address vanished: no new requests; workers close its idle
@@ -127,6 +140,7 @@ struct server_rt {
   uint32_t nidle;
   uint32_t active; /* connections attached to an exchange */
   bool gone;       /* address vanished from DNS */
+  uint32_t epoch;  /* slot->epoch when name was copied */
   char name[64];   /* == slot->name, for logs */
 };
 

@@ -283,3 +283,57 @@ Test(upstream, names_resolve_from_the_hosts_file_and_an_empty_pool_fails_start) 
   unsetenv("FERRY_HOSTS_FILE");
   unlink(path);
 }
+
+Test(upstream, a_long_gone_idle_slot_is_reused_for_a_new_address) {
+  char path[] = "/tmp/ferry-hosts-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  const char *text = "10.1.0.1 r.test\n";
+  cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  setenv("FERRY_HOSTS_FILE", path, 1);
+  struct fixture f;
+  setup(&f, "listeners: [{address: 127.0.0.1:8080}]\n"
+            "upstreams:\n"
+            "  api:\n"
+            "    servers: [{address: \"r.test:80\"}]\n");
+  unsetenv("FERRY_HOSTS_FILE");
+  unlink(path);
+  struct uppool *p = &f.ups->pools[0];
+  const struct cfg_server *cs = &f.cfg->upstreams[0].servers[0];
+  cr_assert_eq(p->cap, UPSTREAM_NAME_SLOTS);
+  char ip[32], path2[] = "/tmp/ferry-hosts-XXXXXX";
+  fd = mkstemp(path2);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  struct sockaddr_storage a;
+  for (unsigned i = 2; i <= UPSTREAM_NAME_SLOTS + 1; i++) {
+    snprintf(ip, sizeof(ip), "10.1.0.%u", i);
+    char why[64];
+    FILE *hf = fopen(path2, "w");
+    fprintf(hf, "%s r.test\n", ip);
+    fclose(hf);
+    cr_assert_eq(resolve_hosts_file(path2, "r.test", 80, &a, 1, why, sizeof(why)), 1);
+    struct upslot *s = uppool_add(p, cs, &a);
+    if (i <= UPSTREAM_NAME_SLOTS)
+      cr_assert_not_null(s, "address %u", i);
+    else
+      cr_assert_null(s, "no place left for address %u", i);
+  }
+  unlink(path2);
+  /* gone just now: not reused yet */
+  uppool_remove(p, &p->slots[1]);
+  cr_assert_null(uppool_add(p, cs, &a));
+  /* gone long ago with nothing in flight: reused, with a new epoch */
+  p->slots[1].gone_since_ms = upstream_now_ms() - UPSTREAM_SLOT_REUSE_MS - 1;
+  atomic_store(&p->slots[1].eject_until_ms, upstream_now_ms() + 100000);
+  struct upslot *s = uppool_add(p, cs, &a);
+  cr_assert_eq(s, &p->slots[1]);
+  cr_assert_str_eq(s->name, "10.1.0.33:80");
+  cr_assert_eq(atomic_load(&s->epoch), 1);
+  cr_assert_eq(atomic_load(&s->eject_until_ms), 0, "the new address starts clean");
+  upstream_rt_sync(&f.rt);
+  cr_assert_str_eq(f.rt.servers[1].name, "10.1.0.33:80");
+  cr_assert_not(f.rt.servers[1].gone);
+  teardown(&f);
+}
