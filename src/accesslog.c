@@ -6,34 +6,205 @@
 #include <fcntl.h>
 #include <llhttp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ferry/exchange.h"
+#include "ferry/log.h"
 #include "ferry/session.h"
 #include "ferry/upstream.h"
+#include "ferry/worker.h"
 
-int accesslog_open(struct accesslog *log, const struct config *cfg, char *err, size_t errlen) {
-  log->fd = -1;
-  log->own_fd = 0;
-  atomic_init(&log->dropped, 0);
-  log->format = cfg->access_log.format;
-  const char *path = cfg->access_log.path;
+/* --- per-worker rings ---------------------------------------------------- */
+
+/* Records are [uint32 length][bytes], padded to 4 bytes; a length of
+ * RING_WRAP means "continue at offset 0". head and tail count bytes since
+ * the start (never wrap in practice), so used = head - tail. */
+#define RING_WRAP 0xffffffffu
+
+struct accesslog_ring {
+  _Atomic uint64_t head; /* written by the worker */
+  char pad1[56];
+  _Atomic uint64_t tail; /* written by the writer thread */
+  char pad2[56];
+  char data[ACCESSLOG_RING_BYTES];
+};
+
+static size_t rec_size(size_t n) {
+  return 4 + ((n + 3) & ~(size_t)3);
+}
+
+/* Worker thread. False when there is no room (the line is dropped). */
+static bool ring_put(struct accesslog_ring *r, const char *p, size_t n) {
+  uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+  uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+  size_t need = rec_size(n);
+  size_t off = (size_t)(head % ACCESSLOG_RING_BYTES);
+  size_t to_end = ACCESSLOG_RING_BYTES - off;
+  size_t total = need <= to_end ? need : to_end + need; /* wrap: skip the end */
+  if (head + total - tail > ACCESSLOG_RING_BYTES)
+    return false;
+  if (need > to_end) {
+    uint32_t wrap = RING_WRAP;
+    if (to_end >= 4)
+      memcpy(r->data + off, &wrap, 4);
+    head += to_end;
+    off = 0;
+  }
+  uint32_t len = (uint32_t)n;
+  memcpy(r->data + off, &len, 4);
+  memcpy(r->data + off + 4, p, n);
+  atomic_store_explicit(&r->head, head + need, memory_order_release);
+  return true;
+}
+
+/* Writer thread: append up to cap bytes of lines to out; returns bytes. */
+static size_t ring_take(struct accesslog_ring *r, char *out, size_t cap) {
+  uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+  size_t n = 0;
+  while (tail < head) {
+    size_t off = (size_t)(tail % ACCESSLOG_RING_BYTES);
+    size_t to_end = ACCESSLOG_RING_BYTES - off;
+    uint32_t len = RING_WRAP;
+    if (to_end >= 4)
+      memcpy(&len, r->data + off, 4);
+    if (len == RING_WRAP) {
+      tail += to_end;
+      continue;
+    }
+    if (n + len > cap)
+      break;
+    memcpy(out + n, r->data + off + 4, len);
+    n += len;
+    tail += rec_size(len);
+  }
+  atomic_store_explicit(&r->tail, tail, memory_order_release);
+  return n;
+}
+
+/* --- the writer thread ------------------------------------------------------ */
+
+static int open_path(const char *path, int *fd, bool *own, char *err, size_t errlen) {
+  *fd = -1;
+  *own = false;
   if (!path)
     return 0;
   if (strcmp(path, "-") == 0) {
-    log->fd = STDOUT_FILENO;
+    *fd = STDOUT_FILENO;
     return 0;
   }
-  log->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (log->fd < 0) {
+  *fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (*fd < 0) {
     snprintf(err, errlen,
              "access_log: cannot open \"%s\": %s (check the directory exists and is writable)",
              path, strerror(errno));
     return -1;
   }
-  log->own_fd = 1;
+  *own = true;
+  return 0;
+}
+
+static void write_all(int fd, const char *p, size_t n) {
+  while (n > 0 && fd >= 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return; /* a full disk or closed stdout: the lines are lost, the proxy goes on */
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Reopen (SIGUSR1) or follow a new path (reload). Writer thread. */
+static void writer_reopen(struct accesslog *log) {
+  uv_mutex_lock(&log->mu);
+  char *path = log->path ? strdup(log->path) : NULL;
+  bool had_path = log->path != NULL;
+  log->path_changed = false;
+  uv_mutex_unlock(&log->mu);
+  if (had_path && !path)
+    return; /* out of memory: keep writing where we were */
+  int fd;
+  bool own;
+  char err[512];
+  if (open_path(path, &fd, &own, err, sizeof(err)) != 0) {
+    log_error("%s; access log lines go to the previous file until the next SIGUSR1 or reload", err);
+    free(path);
+    return;
+  }
+  if (log->own_fd && log->fd >= 0)
+    close(log->fd);
+  log->fd = fd;
+  log->own_fd = own;
+  log_info("access log %s", path ? path : "off");
+  free(path);
+}
+
+static void writer_thread(void *arg) {
+  struct accesslog *log = arg;
+  static const size_t cap = 64 * 1024;
+  char *batch = malloc(cap);
+  for (;;) {
+    bool stop = atomic_load(&log->stop);
+    if (atomic_exchange(&log->reopen, false))
+      writer_reopen(log);
+    size_t total = 0;
+    for (unsigned i = 0; i < log->nrings && batch; i++) {
+      size_t n;
+      while ((n = ring_take(&log->rings[i], batch, cap)) > 0) {
+        write_all(log->fd, batch, n);
+        total += n;
+      }
+    }
+    if (stop)
+      break;
+    if (total == 0)
+      uv_sleep(5); /* idle: look again soon; nothing waits on this thread */
+  }
+  free(batch);
+}
+
+int accesslog_open(struct accesslog *log, const struct config *cfg, unsigned nworkers, char *err,
+                   size_t errlen) {
+  memset(log, 0, sizeof(*log));
+  log->fd = -1;
+  atomic_init(&log->dropped, 0);
+  atomic_init(&log->format, (int)cfg->access_log.format);
+  atomic_init(&log->off, cfg->access_log.path == NULL);
+  atomic_init(&log->stop, false);
+  atomic_init(&log->reopen, false);
+  if (uv_mutex_init(&log->mu) != 0) {
+    snprintf(err, errlen, "access_log: cannot create a mutex");
+    return -1;
+  }
+  if (cfg->access_log.path && !(log->path = strdup(cfg->access_log.path))) {
+    snprintf(err, errlen, "out of memory");
+    uv_mutex_destroy(&log->mu);
+    return -1;
+  }
+  if (open_path(log->path, &log->fd, &log->own_fd, err, errlen) != 0) {
+    free(log->path);
+    uv_mutex_destroy(&log->mu);
+    return -1;
+  }
+  log->nrings = nworkers;
+  log->rings = calloc(nworkers ? nworkers : 1, sizeof(*log->rings));
+  if (!log->rings || uv_thread_create(&log->thread, writer_thread, log) != 0) {
+    snprintf(err, errlen, "access_log: cannot start the writer thread (out of memory?)");
+    free(log->rings);
+    log->rings = NULL;
+    if (log->own_fd)
+      close(log->fd);
+    free(log->path);
+    uv_mutex_destroy(&log->mu);
+    return -1;
+  }
+  log->started = true;
   return 0;
 }
 
@@ -41,10 +212,44 @@ uint64_t accesslog_dropped(const struct accesslog *log) {
   return atomic_load(&((struct accesslog *)(uintptr_t)log)->dropped);
 }
 
+void accesslog_reopen(struct accesslog *log) {
+  atomic_store(&log->reopen, true);
+}
+
+void accesslog_configure(struct accesslog *log, const struct config *cfg) {
+  atomic_store(&log->format, (int)cfg->access_log.format);
+  const char *np = cfg->access_log.path;
+  uv_mutex_lock(&log->mu);
+  bool same = (!np && !log->path) || (np && log->path && strcmp(np, log->path) == 0);
+  if (!same) {
+    char *dup = np ? strdup(np) : NULL;
+    if (!np || dup) {
+      free(log->path);
+      log->path = dup;
+      log->path_changed = true;
+    }
+  }
+  uv_mutex_unlock(&log->mu);
+  if (!same) {
+    atomic_store(&log->off, np == NULL);
+    atomic_store(&log->reopen, true);
+  }
+}
+
 void accesslog_close(struct accesslog *log) {
+  if (log->started) {
+    atomic_store(&log->stop, true);
+    uv_thread_join(&log->thread);
+    log->started = false;
+    uv_mutex_destroy(&log->mu);
+  }
   if (log->own_fd && log->fd >= 0)
     close(log->fd);
   log->fd = -1;
+  free(log->rings);
+  log->rings = NULL;
+  free(log->path);
+  log->path = NULL;
 }
 
 /* Append s to buf (bounded), escaping for the chosen format. */
@@ -90,8 +295,11 @@ static struct slice header_value(const struct exchange *ex, const char *name) {
 }
 
 void accesslog_write(const struct accesslog *log, const struct exchange *ex, uint64_t now_ms) {
-  if (log->fd < 0)
+  if (atomic_load_explicit(&((struct accesslog *)(uintptr_t)log)->off, memory_order_relaxed) ||
+      !log->rings || ex->w->id >= log->nrings)
     return;
+  enum cfg_log_format format = (enum cfg_log_format)atomic_load_explicit(
+      &((struct accesslog *)(uintptr_t)log)->format, memory_order_relaxed);
   char buf[4096];
   struct out o = {buf, 0, sizeof(buf) - 1};
   char tmp[128];
@@ -109,7 +317,7 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
   if (sn == 0 && ex->srv)
     snprintf(server, sizeof(server), "%s", ex->srv->name);
   int status = ex->status ? ex->status : 499;
-  if (log->format == LOG_FORMAT_JSON) {
+  if (format == LOG_FORMAT_JSON) {
     strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%SZ", &tm);
     puts_(&o, "{\"time\":\"");
     puts_(&o, tmp);
@@ -170,6 +378,7 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     }
   }
   buf[o.n++] = '\n';
-  ssize_t w = write(log->fd, buf, o.n);
-  (void)w;
+  struct accesslog *l = (struct accesslog *)(uintptr_t)log;
+  if (!ring_put(&l->rings[ex->w->id], buf, o.n))
+    atomic_fetch_add_explicit(&l->dropped, 1, memory_order_relaxed);
 }

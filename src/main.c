@@ -40,14 +40,15 @@ static void usage(FILE *f) {
              "  -v        debug logging on stderr\n"
              "\n"
              "signals: SIGTERM/SIGINT drain and exit (a second one exits at once),\n"
-             "         SIGQUIT exits at once\n");
+             "         SIGQUIT exits at once, SIGHUP reloads FILE, SIGUSR1 reopens the\n"
+             "         access log\n");
 }
 
 struct app {
   uv_loop_t loop;
   uv_async_t done_async; /* a worker thread finished */
   _Atomic unsigned finished;
-  uv_signal_t sig_int, sig_term, sig_quit, sig_hup;
+  uv_signal_t sig_int, sig_term, sig_quit, sig_hup, sig_usr1;
   struct worker *workers;
   unsigned nworkers;
   int stops;
@@ -78,6 +79,7 @@ static void close_signals(struct app *a) {
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_quit, NULL);
   uv_close((uv_handle_t *)&a->sig_hup, NULL);
+  uv_close((uv_handle_t *)&a->sig_usr1, NULL);
   uv_close((uv_handle_t *)&a->reap_async, NULL);
 }
 
@@ -91,6 +93,11 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (signum == SIGHUP) {
     if (a->stops == 0)
       reload(a);
+    return;
+  }
+  if (signum == SIGUSR1) {
+    log_info("SIGUSR1: reopening the access log");
+    accesslog_reopen(a->msrc.log);
     return;
   }
   if (signum == SIGQUIT || a->stops > 0) {
@@ -263,6 +270,7 @@ static void reload(struct app *a) {
     worker_reload(&a->workers[i], snap);
   snapshot_unref(a->cur);
   a->cur = snap;
+  accesslog_configure(a->msrc.log, cfg);
   mc_add(&a->proc.reloads_ok, 1);
   mc_set(&a->proc.last_reload_ok, 1);
   mc_set(&a->proc.last_reload_time, (uint64_t)time(NULL));
@@ -354,6 +362,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   /* Until the main loop handles SIGHUP/SIGUSR1, an early one must not kill ferry. */
   signal(SIGHUP, SIG_IGN);
+  signal(SIGUSR1, SIG_IGN);
   int exit_code = 0;
   struct router *router = router_new(cfg);
   struct accesslog alog;
@@ -363,7 +372,10 @@ int main(int argc, char **argv) {
     config_free(cfg);
     return EXIT_START;
   }
-  if (accesslog_open(&alog, cfg, err, sizeof(err)) != 0) {
+  unsigned nworkers = cfg->workers ? cfg->workers : (unsigned)uv_available_parallelism();
+  if (nworkers == 0)
+    nworkers = 1;
+  if (accesslog_open(&alog, cfg, nworkers, err, sizeof(err)) != 0) {
     fprintf(stderr, "ferry: %s\n", err);
     router_free(router);
     config_free(cfg);
@@ -398,9 +410,7 @@ int main(int argc, char **argv) {
   }
   app.boot = app.cur;
   snapshot_ref(app.boot);
-  app.nworkers = cfg->workers ? cfg->workers : (unsigned)uv_available_parallelism();
-  if (app.nworkers == 0)
-    app.nworkers = 1;
+  app.nworkers = nworkers;
   app.workers = calloc(app.nworkers, sizeof(*app.workers));
   unsigned started = 0, inited = 0;
   struct worker_arg *wargs = NULL;
@@ -457,9 +467,10 @@ int main(int argc, char **argv) {
   uv_async_init(&app.loop, &app.reap_async, on_reap);
   app.reap_async.data = &app;
   app.reaper.wake = &app.reap_async;
-  uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit, &app.sig_hup};
-  int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
-  for (int i = 0; i < 4; i++) {
+  uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit, &app.sig_hup,
+                         &app.sig_usr1};
+  int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
+  for (int i = 0; i < 5; i++) {
     uv_signal_init(&app.loop, sigs[i]);
     sigs[i]->data = &app;
     uv_signal_start(sigs[i], on_signal, signums[i]);
