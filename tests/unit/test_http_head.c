@@ -817,3 +817,19 @@ Test(http_head, last_chunk_carries_trailers_but_not_framing_or_hop_fields) {
   cr_assert_str_eq(buf, "0\r\nX-Checksum: abc\r\nServer-Timing: db;dur=5\r\n\r\n");
   cr_assert_eq(http_head_build_last_chunk(buf, sizeof buf, &h.l, h.l.n), 5);
 }
+
+Test(http_head, response_framing_follows_rfc9112_section_6_3) {
+  /* HEAD keeps an announced length but never has a body */
+  cr_assert_eq(http_head_response_framing(true, 200, false, true, 1), FRAMING_LENGTH);
+  cr_assert_eq(http_head_response_framing(true, 200, true, false, 1), FRAMING_NONE);
+  /* 1xx, 204, 304: no body whatever the upstream declares */
+  cr_assert_eq(http_head_response_framing(false, 103, false, true, 1), FRAMING_NONE);
+  cr_assert_eq(http_head_response_framing(false, 204, false, true, 1), FRAMING_NONE);
+  cr_assert_eq(http_head_response_framing(false, 304, true, false, 1), FRAMING_NONE);
+  /* lengths pass through; chunked or close-delimited depends on the client */
+  cr_assert_eq(http_head_response_framing(false, 200, false, true, 0), FRAMING_LENGTH);
+  cr_assert_eq(http_head_response_framing(false, 200, true, false, 1), FRAMING_CHUNKED);
+  cr_assert_eq(http_head_response_framing(false, 200, false, false, 1), FRAMING_CHUNKED);
+  cr_assert_eq(http_head_response_framing(false, 200, true, false, 0), FRAMING_CLOSE);
+  cr_assert_eq(http_head_response_framing(false, 200, false, false, 0), FRAMING_CLOSE);
+}
