@@ -16,9 +16,11 @@ tables of its "Configuration (proxy.yaml)" section, written as
 
 The test fails on a key the code accepts that the README does not list, and
 on a key the README lists that the code does not accept."""
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 
@@ -48,6 +50,7 @@ FILLER = {
 NAMED = {"upstreams": ("NAME", "api")}
 
 _tmp = tempfile.mkdtemp(prefix="ferry-keys-")
+atexit.register(shutil.rmtree, _tmp, True)
 _runs = [0]
 
 
