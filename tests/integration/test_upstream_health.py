@@ -168,6 +168,7 @@ def test_connection_failure_ejects_at_once():
             for i in range(10):
                 eq(c.request(target=f"/e{i}").status, 200, f"request {i} (retried on b)")
         f.wait_stderr(rf"upstream api server {addr} ejected for 30s: connect failed \(connect refused\)")
+        f.wait_access_log(r"GET /e9 ")
         eq(len(re.findall(rf"{addr}, ", "\n".join(f.access_log()))), 1, "requests that tried a first")
 
 
