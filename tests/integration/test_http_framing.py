@@ -282,6 +282,45 @@ def test_tunnel_applies_backpressure():
             check(state["done"].wait(ft.IO_TIMEOUT), "upstream finished sending")
 
 
+def test_tunnel_applies_backpressure_from_client_to_upstream():
+    total = 64 * 1024 * 1024
+    state = {"go": threading.Event(), "got": 0, "done": threading.Event()}
+
+    def handler(c):
+        c.upstream.record(ft.read_message(c, is_request=True))
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+        state["go"].wait(ft.IO_TIMEOUT)  # do not read until the client is held back
+        got = len(c.buf)
+        while got < total:
+            d = c.sock.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+        state["got"] = got
+        state["done"].set()
+
+    with Upstream(handler) as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            c.send(WS_UPGRADE)
+            eq(ft.read_message(c, is_request=False, head_only=True).status, 101, "status")
+            c.sock.setblocking(False)
+            sent, chunk = 0, b"y" * 65536
+            while sent < total:
+                try:
+                    sent += c.sock.send(chunk[:total - sent])
+                except BlockingIOError:
+                    _, w, _ = select.select([], [c.sock], [], 1.0)
+                    if not w:
+                        break  # held back: ferry stopped reading this client
+            check(sent < total // 4, f"ferry stopped reading the client: {sent} of {total} bytes accepted")
+            state["go"].set()
+            c.sock.setblocking(True)
+            c.sock.sendall(chunk[:0] + b"y" * (total - sent))
+            check(state["done"].wait(ft.IO_TIMEOUT), "upstream read everything")
+            eq(state["got"], total, "every byte arrives once the upstream reads")
+
+
 def test_upgrade_refused_by_the_upstream_is_a_normal_response_then_close():
     def respond(c, m):
         c.respond(426, "no", headers=[("Connection", "close")])

@@ -190,10 +190,29 @@ def test_stalled_request_body_gets_408_and_the_upstream_request_is_cut():
         f.wait_access_log(r'"POST /upload HTTP/1\.1" 408 .*error="client request body timeout"')
 
 
+def test_idle_tunnel_is_closed_after_client_idle():
+    state = {"closed": threading.Event()}
+
+    def handler(c):
+        c.upstream.record(ft.read_message(c, is_request=True))
+        c.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+        if hold(c):
+            state["closed"].set()
+
+    with Upstream(handler) as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+            eq(ft.read_message(c, is_request=False, head_only=True).status, 101, "status")
+            check(c.is_closed(), "the quiet tunnel is closed")
+        check(state["closed"].wait(ft.IO_TIMEOUT), "the upstream side is closed too")
+        f.wait_access_log(r'"GET /ws HTTP/1\.1" 101 .*error="tunnel idle timeout"')
+
+
 def race_upstream(state):
     """First connection: answers one request, then reads the next one and
     closes without answering (the server timed the connection out just as
-    ferry reused it). Later connections serve normally."""
+    ferry reused it), with a reset when state["rst"]. Later connections
+    serve normally."""
     def handler(c):
         if c.index == 1:
             m = c.read_request()
@@ -202,6 +221,8 @@ def race_upstream(state):
             m = c.read_request()
             if m is not None:
                 c.upstream.record(m)
+            if state.get("rst"):
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             c.close()
             return
         c.upstream.serve_keepalive(c)
@@ -218,6 +239,15 @@ def test_keepalive_race_is_retried_once_on_a_new_connection():
             eq(r.body, b"ok from up", "answered by the new connection")
         eq([m.target for m in up.requests], ["/1", "/2", "/2"], "the request was sent again once")
         eq(up.accepted, 2, "upstream connections")
+
+
+def test_keepalive_race_with_a_reset_is_retried_too():
+    with Upstream(race_upstream({"rst": True})) as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            eq(c.request(target="/1").body, b"first", "first response")
+        with Client(f.port) as c:
+            eq(c.request(target="/2").status, 200, "no 502 after a reset either")
+        eq([m.target for m in up.requests], ["/1", "/2", "/2"], "the request was sent again once")
 
 
 def test_keepalive_race_is_not_retried_once_body_bytes_were_sent():
