@@ -52,7 +52,7 @@ struct app {
   struct worker *workers;
   unsigned nworkers;
   int stops;
-  struct admin *admin; /* NULL when admin is off */
+  struct admin *admin;    /* NULL when admin is off */
   struct inspector *insp; /* /inspect on the admin listener; NULL when admin is off */
   struct metrics_process proc;
   struct metrics_source msrc;
@@ -172,8 +172,8 @@ static int probe_listener(const struct sockaddr_storage *addr) {
 static bool listener_known(const struct config *cfg, const struct cfg_listener *l) {
   for (size_t i = 0; i < cfg->nlisteners; i++) {
     const struct cfg_listener *o = &cfg->listeners[i];
-    size_t len = l->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                               : sizeof(struct sockaddr_in);
+    size_t len =
+        l->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (o->addr.ss_family == l->addr.ss_family && memcmp(&o->addr, &l->addr, len) == 0)
       return true;
   }
@@ -467,8 +467,7 @@ int main(int argc, char **argv) {
   uv_async_init(&app.loop, &app.reap_async, on_reap);
   app.reap_async.data = &app;
   app.reaper.wake = &app.reap_async;
-  uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit, &app.sig_hup,
-                         &app.sig_usr1};
+  uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit, &app.sig_hup, &app.sig_usr1};
   int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
   for (int i = 0; i < 5; i++) {
     uv_signal_init(&app.loop, sigs[i]);

@@ -250,8 +250,8 @@ static int listen_socket(const struct sockaddr_storage *addr) {
 static bool same_listener(const struct cfg_listener *a, const struct cfg_listener *b) {
   if (a->proxy_protocol != b->proxy_protocol || a->addr.ss_family != b->addr.ss_family)
     return false;
-  size_t len = a->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                             : sizeof(struct sockaddr_in);
+  size_t len =
+      a->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
   return memcmp(&a->addr, &b->addr, len) == 0;
 }
 

@@ -77,7 +77,7 @@ struct session {
   uint32_t chunk_ext_bytes; /* chunk extension bytes of the current chunk */
 
   const struct cfg_listener *listener; /* the listener it came in on */
-  bool pp_pending; /* PROXY protocol header expected before the first request */
+  bool pp_pending;                     /* PROXY protocol header expected before the first request */
   bool over_limit; /* accepted past limits.max_connections: each request gets 503 */
   char client_ip[INET6_ADDRSTRLEN];
   uint16_t client_port;

@@ -58,7 +58,7 @@ struct worker {
   const struct config *cfg;
   const struct router *router;
   struct accesslog *log;
-  struct admin *admin; /* NULL when admin is off; for admin_post() only */
+  struct admin *admin;    /* NULL when admin is off; for admin_post() only */
   struct inspector *insp; /* NULL unless some exchange may be captured; inspector_post() only */
 
   struct bufpool bufs;
@@ -93,7 +93,7 @@ struct worker {
   /* counters (this worker only) */
   uint64_t requests_total;
   uint64_t upstream_connects;
-  uv_timer_t metrics_timer; /* samples pool gauges into metrics */
+  uv_timer_t metrics_timer;      /* samples pool gauges into metrics */
   struct metrics_worker metrics; /* written by this worker only; read by admin */
 };
 
