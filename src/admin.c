@@ -394,8 +394,13 @@ int admin_stream_write(struct admin_stream *s, const char *p, size_t n) {
   struct admin_conn *c = &s->c;
   if (c->closing || c->close_after)
     return ADMIN_ECLOSED;
-  if (c->queued + n > c->max_queued) {
-    log_info("admin: dropping slow stream client %s (%zu bytes queued)", c->client, c->queued);
+  /* The bound is on what libuv still holds (not yet taken by the kernel):
+   * c->queued also counts writes the kernel already took whose callbacks
+   * run only on the next loop iteration, and one iteration may carry many
+   * posted events, so a client that reads everything would look slow. */
+  size_t pending = c->tcp.write_queue_size;
+  if (pending + n > c->max_queued) {
+    log_info("admin: dropping slow stream client %s (%zu bytes queued)", c->client, pending);
     conn_close(c);
     return ADMIN_ESLOW;
   }
@@ -403,7 +408,7 @@ int admin_stream_write(struct admin_stream *s, const char *p, size_t n) {
 }
 
 size_t admin_stream_queued(const struct admin_stream *s) {
-  return s->c.queued;
+  return s->c.tcp.write_queue_size;
 }
 
 void admin_stream_close(struct admin_stream *s) {
