@@ -335,7 +335,8 @@ void inspect_capture(struct exchange *ex) {
       .upstream = ex->up ? slice_cstr(ex->up->cfg->name) : (struct slice){NULL, 0},
       .server = ex->srv ? slice_cstr(ex->srv->name) : (struct slice){NULL, 0},
       .error = slice_cstr(ex->error_note),
-      .attempts = ex->insp.t_connect ? (ex->retried ? 2u : 1u) : 0u,
+      /* servers tried, plus the keep-alive race retry on the same one */
+      .attempts = ex->insp.t_connect ? ex->ntried + (ex->retried ? 1u : 0u) : 0u,
       .status = ex->resp_started ? ex->status : 0,
       .req_head_bytes = ex->insp.req_head_bytes,
       .req_body_bytes = ex->req_body_bytes,

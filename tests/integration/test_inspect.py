@@ -284,11 +284,13 @@ def test_stream_heartbeat_filter_and_resume():
             ft.request(f.port, target="/api/keep")
             ex = st.event()
             eq(ex["target"], "/api/keep", "stream filter")
-        first = admin_json(f, "/inspect/requests")["requests"][-1]["id"]
-        # A reconnecting EventSource sends Last-Event-ID: what it missed comes first.
-        with Stream(f.ports["admin"], extra=f"Last-Event-ID: {first}\r\n") as s:
+        # A reconnecting EventSource sends Last-Event-ID: what it missed comes
+        # first. (Two workers: the two captures may arrive in either order.)
+        ids = sorted(x["id"] for x in admin_json(f, "/inspect/requests")["requests"])
+        eq(len(ids), 2, "both captured")
+        with Stream(f.ports["admin"], extra=f"Last-Event-ID: {ids[0]}\r\n") as s:
             check(s.head().startswith("HTTP/1.1 200"), "stream answers")
-            eq(s.event()["target"], "/api/keep", "missed event replayed after Last-Event-ID")
+            eq(s.event()["id"], ids[1], "the event after Last-Event-ID replayed")
 
 
 def test_slow_stream_client_is_dropped():
@@ -299,7 +301,11 @@ def test_slow_stream_client_is_dropped():
             sent = 0
             for i in range(2000):  # bounded: about 33 KB of events each
                 c.request(target=f"/api/{i}", headers=[("Host", "h"), ("X-A", big), ("X-B", big)])
-                fast.event()
+                try:
+                    fast.event()
+                except ft.Closed:
+                    raise ft.TestFailure(f"the reading client lost its stream after {sent} events; "
+                                         f"ferry's log:\n{f.stderr_text()}")
                 sent += 1
                 if any("dropping slow stream client" in (l or "") for l in f.stderr_lines):
                     break
@@ -357,6 +363,21 @@ def test_body_bytes_are_captured_when_asked():
         ex = st.event()
         eq(ex["body"], {"request": "abcd", "response": "ok f"}, "first bytes of each body")
         eq(ex["bytes"]["request_body"], 8, "request body bytes")
+
+
+def test_attempts_count_a_retry_on_another_server():
+    dead = ft.free_port()  # nothing listens: connect refused, retried on the next server
+    with Upstream() as up:
+        cfg = config(up.address).replace(f"      - address: {up.address}\n",
+                                         f"      - address: 127.0.0.1:{dead}\n      - address: {up.address}\n")
+        with Ferry(cfg) as f, open_stream(f) as st:
+            seen = []
+            for i in range(2):  # round robin: one of the two starts on the dead server
+                eq(ft.request(f.port, target=f"/api/{i}").status, 200, "answered by the live server")
+                seen.append(st.event())
+            retried = [x for x in seen if x["attempts"] == 2]
+            eq(len(retried), 1, f"one exchange retried: {[(x['target'], x['attempts']) for x in seen]}")
+            eq(retried[0]["server"], up.address, "the server that answered")
 
 
 def test_page_is_self_contained():

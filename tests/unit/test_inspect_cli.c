@@ -1,0 +1,61 @@
+/* Unit tests for src/inspect_cli.c: the terminal rendering of one
+ * /inspect/stream event (header lists with +/-/~ marks, colour or not). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/inspect_cli.h"
+
+static const char event[] =
+    "{\"id\":7,\"request_id\":\"r1\",\"time\":\"2026-11-25T19:35:18.464Z\",\"method\":\"GET\","
+    "\"target\":\"/api/u\",\"host\":\"shop.test\",\"route\":{\"index\":0,\"line\":12,\"label\":"
+    "\"path_prefix /api\"},\"upstream\":\"api\",\"server\":\"127.0.0.1:9001\",\"attempts\":1,"
+    "\"status\":200,\"error\":null,\"timings_ms\":{\"queue\":0.010,\"connect\":0.080,"
+    "\"ttfb\":0.250,\"total\":0.350},"
+    "\"request_client\":{\"line\":\"GET /api/u HTTP/1.1\",\"headers\":[[\"Host\",\"shop.test\"],"
+    "[\"Connection\",\"keep-alive\"],[\"X-Note\",\"caf\\u00e9 \\\"q\\\"\"],[\"Via\",\"1.0 x\"]]},"
+    "\"request_upstream\":{\"line\":\"GET /api/u HTTP/1.1\",\"headers\":[[\"Host\",\"shop.test\"],"
+    "[\"X-Note\",\"caf\\u00e9 \\\"q\\\"\"],[\"Via\",\"1.0 x, 1.1 ferry\"],"
+    "[\"X-Forwarded-For\",\"127.0.0.1\"]]},"
+    "\"response_upstream\":null,"
+    "\"response_client\":{\"line\":\"HTTP/1.1 200 OK\",\"headers\":[[\"X-Request-Id\",\"r1\"]]}}";
+
+static char *render(bool colour) {
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  cr_assert_eq(inspect_cli_print(f, event, strlen(event), colour), 0);
+  fclose(f);
+  return buf;
+}
+
+Test(inspect_cli, marks_what_ferry_changed) {
+  char *out = render(false);
+  cr_assert_not_null(strstr(out, "#7 19:35:18.464Z GET shop.test/api/u -> 200  upstream api "
+                                 "(127.0.0.1:9001)  route #0 (line 12)"),
+                     "%s", out);
+  cr_assert_not_null(strstr(out, "- > Connection: keep-alive\n"), "%s", out);
+  cr_assert_not_null(strstr(out, "+ > X-Forwarded-For: 127.0.0.1\n"), "%s", out);
+  cr_assert_not_null(strstr(out, "~ > Via: 1.0 x, 1.1 ferry\n"), "%s", out);
+  cr_assert_not_null(strstr(out, "  > X-Note: caf\xe9 \"q\"\n"), "%s", out);
+  /* no upstream response: only the returned head, unmarked */
+  cr_assert_null(strstr(out, "as the upstream sent it"));
+  cr_assert_not_null(strstr(out, "  < X-Request-Id: r1\n"), "%s", out);
+  cr_assert_null(strchr(out, '\x1b'));
+  free(out);
+}
+
+Test(inspect_cli, colour_on_a_terminal) {
+  char *out = render(true);
+  cr_assert_not_null(strstr(out, "+ > \x1b[32m\x1b[1mX-Forwarded-For: 127.0.0.1\x1b[0m"), "%s",
+                     out);
+  cr_assert_not_null(strstr(out, "- > \x1b[31m\x1b[1mConnection"), "%s", out);
+  free(out);
+}
+
+Test(inspect_cli, rejects_what_is_not_an_exchange) {
+  cr_assert_eq(inspect_cli_print(stdout, "[1,2]", 5, false), -1);
+  cr_assert_eq(inspect_cli_print(stdout, "{\"id\":", 6, false), -1);
+  cr_assert_eq(inspect_cli_print(stdout, "{\"x\":1}", 7, false), -1);
+}
