@@ -4,7 +4,8 @@
 // opens http://ADMIN/inspect in Debian's chromium driven by playwright-core,
 // sends a request through ferry, waits for it to appear in the live list,
 // clicks it and checks the header diff marks X-Forwarded-For as added (and
-// the client's Connection header as removed). Saves a screenshot in the
+// the client's Connection header as removed), replays it and sees the
+// replay arrive as a new exchange. Saves a screenshot in the
 // build directory. Every wait has a timeout; processes it started are
 // stopped by pid.
 //
@@ -103,6 +104,7 @@ async function main() {
 workers: 1
 admin:
   address: 127.0.0.1:${adminPort}
+  replay: true
 access_log: {path: off}
 upstreams:
   api:
@@ -145,6 +147,7 @@ routes:
 
     const row = page.locator("tr.row", { hasText: "/api/users?page=2" });
     await row.waitFor();
+    const origId = await row.getAttribute("data-id");
     check((await row.locator("td").nth(4).textContent()) === "200", "status column");
     await row.click();
     await page.waitForSelector("#detail h2");
@@ -160,6 +163,18 @@ routes:
     const curl = await page.locator("#curl").textContent();
     check(curl.includes(`http://127.0.0.1:${httpPort}/api/users?page=2`) && curl.includes("-H 'X-Client-Note: hello'"),
       `copy as curl command: ${curl}`);
+
+    // Replay: the captured head goes through ferry again and shows up live.
+    await page.locator("#replay").click();
+    await page.waitForFunction(() => document.getElementById("note").textContent.startsWith("sent again"));
+    const replayed = page.locator(`tr.row:not([data-id="${origId}"])`, { hasText: "/api/users?page=2" });
+    await replayed.waitFor();
+    check((await page.locator("tr.row").count()) === 3, "the replay is a third exchange in the list");
+    await replayed.click();
+    const mark = page.locator('.pair >> nth=0 >> .head >> nth=0 >> li[data-name="X-Ferry-Replay-Of"]');
+    check((await mark.textContent()) === `X-Ferry-Replay-Of: ${origId}`, "the replay names the original");
+    await page.locator(`tr.row[data-id="${origId}"]`).click(); // the original again, for the screenshot
+    await page.waitForSelector(`#detail[data-shown="${origId}"]`);
     check(errors.length === 0, `page errors: ${errors.join("; ")}`);
 
     fs.mkdirSync(path.dirname(SHOT), { recursive: true });
