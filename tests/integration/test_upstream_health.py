@@ -25,7 +25,7 @@ routes:
 """
 
 
-CHECKS = """    health_check: {path: /healthz, interval: 100ms, timeout: 200ms,
+CHECKS = """    health_check: {path: /healthz, interval: 100ms, timeout: 500ms,
                    unhealthy_threshold: 2, healthy_threshold: 2}
     passive: {consecutive_failures: 0}
 """
@@ -100,7 +100,7 @@ def test_checks_run_once_per_process_on_their_own_connections():
 
 
 def test_no_server_up_answers_503_with_retry_after():
-    extra = """    health_check: {path: /healthz, interval: 100ms, timeout: 200ms,
+    extra = """    health_check: {path: /healthz, interval: 100ms, timeout: 500ms,
                    unhealthy_threshold: 1, healthy_threshold: 1}
 """
     with ScriptedUpstream("a") as a, Ferry(config(extra, servers=("a",)), ports={"a": a.port}) as f:
