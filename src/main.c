@@ -63,7 +63,7 @@ struct app {
   const char *const *extra_listeners;
   unsigned nextra;
   struct snapshot *cur;  /* published configuration (main's reference) */
-  struct snapshot *boot; /* the one ferry started with: admin and inspector keep it */
+  struct config *boot_cfg; /* ferry's start-up configuration: admin and inspector use it */
   uint64_t gen;
   _Atomic uint64_t conns; /* open client connections, all workers */
   struct snapshot_reaper reaper;
@@ -408,8 +408,8 @@ int main(int argc, char **argv) {
     config_free(cfg);
     return EXIT_START;
   }
-  app.boot = app.cur;
-  snapshot_ref(app.boot);
+  app.boot_cfg = cfg;
+  app.cur->owns_cfg = false;
   app.nworkers = nworkers;
   app.workers = calloc(app.nworkers, sizeof(*app.workers));
   unsigned started = 0, inited = 0;
@@ -525,7 +525,8 @@ out:
   app.reaper.wake = NULL;
   snapshot_reap(&app.reaper);
   snapshot_unref(app.cur);
-  snapshot_unref(app.boot);
+  snapshot_reap(&app.reaper);
+  config_free(app.boot_cfg); /* after every snapshot that could point into it */
   accesslog_close(&alog);
   return exit_code;
 }

@@ -19,6 +19,7 @@ struct snapshot *snapshot_new(struct config *cfg, struct router *router, struct 
   atomic_init(&s->refs, 1);
   s->gen = gen;
   s->cfg = cfg;
+  s->owns_cfg = true;
   s->router = router;
   s->ups = ups;
   s->reaper = reaper;
@@ -39,7 +40,8 @@ static void snapshot_free(struct snapshot *s) {
     snapshot_unref(s->ups_owner);
   else
     upstreams_free(s->ups);
-  config_free(s->cfg);
+  if (s->owns_cfg)
+    config_free(s->cfg);
   free(s);
 }
 

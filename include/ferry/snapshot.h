@@ -35,6 +35,7 @@ struct snapshot {
   _Atomic unsigned refs;
   uint64_t gen; /* 1 for the configuration ferry started with, +1 per reload */
   struct config *cfg;
+  bool owns_cfg; /* false for the start-up configuration: main frees it last */
   struct router *router;
   struct upstreams *ups;      /* owned unless ups_owner is set */
   struct snapshot *ups_owner; /* the snapshot the shared pools belong to */
@@ -44,7 +45,9 @@ struct snapshot {
 
 /* Take ownership of cfg, router and (when owner is NULL) ups; with an
  * owner, ups is owner's and a reference on owner is taken. refs starts at
- * 1. NULL on out of memory (nothing is taken then). */
+ * 1. NULL on out of memory (nothing is taken then). The start-up snapshot
+ * is then marked owns_cfg = false by main, which keeps that configuration
+ * (the admin listener and inspector use it) until exit. */
 struct snapshot *snapshot_new(struct config *cfg, struct router *router, struct upstreams *ups,
                               struct snapshot *owner, struct snapshot_reaper *reaper, uint64_t gen);
 /* Any thread. */
