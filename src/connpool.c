@@ -124,6 +124,22 @@ void connpool_close(struct upconn *c) {
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
+void connpool_move_idle(struct server_rt *from, struct server_rt *to) {
+  while (from->idle) {
+    struct upconn *c = from->idle;
+    if (to->nidle >= to->up->cfg->keepalive_max_idle) {
+      connpool_close(c);
+      continue;
+    }
+    from->idle = c->next;
+    from->nidle--;
+    c->srv = to;
+    c->next = to->idle;
+    to->idle = c;
+    to->nidle++;
+  }
+}
+
 void connpool_close_idle(struct worker *w) {
   for (size_t i = 0; i < w->nups; i++)
     for (size_t j = 0; j < w->ups[i].nservers; j++)

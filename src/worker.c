@@ -104,6 +104,31 @@ static void close_idle_all(struct worker *w) {
       close_idle_of(g->ups, g->nups);
 }
 
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family)
+    return false;
+  size_t len = a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  return memcmp(a, b, len) == 0;
+}
+
+/* Rebuilt pools: idle connections to a server that is still there (same
+ * upstream name, same address) move to the new generation. */
+static void adopt_idle(struct worker_gen *g, struct worker_gen *prev) {
+  for (size_t i = 0; i < g->nups; i++) {
+    struct upstream_rt *nu = &g->ups[i];
+    for (size_t k = 0; k < prev->nups; k++) {
+      struct upstream_rt *ou = &prev->ups[k];
+      if (strcmp(ou->cfg->name, nu->cfg->name) != 0)
+        continue;
+      for (size_t a = 0; a < nu->nservers; a++)
+        for (size_t b = 0; b < ou->nservers; b++)
+          if (!nu->servers[a].gone && !ou->servers[b].gone && ou->servers[b].idle &&
+              same_addr(&nu->servers[a].slot->addr, &ou->servers[b].slot->addr))
+            connpool_move_idle(&ou->servers[b], &nu->servers[a]);
+    }
+  }
+}
+
 /* A generation for snap (the caller's reference on snap moves to it). It
  * takes over prev's upstream views when snap shares prev's pools. */
 static struct worker_gen *gen_new(struct worker *w, struct snapshot *snap,
@@ -135,6 +160,8 @@ static struct worker_gen *gen_new(struct worker *w, struct snapshot *snap,
       return NULL;
     }
   }
+  if (prev && prev->owns_ups)
+    adopt_idle(g, prev);
   return g;
 }
 

@@ -75,6 +75,10 @@ int upconn_flush(struct upconn *c);
 /* Start or stop reading the response (backpressure from the client). */
 void upconn_set_bp(struct upconn *c, bool paused);
 
+/* A reload rebuilt the pools: hand from's idle connections (same upstream
+ * name and address) to to, up to to's keepalive.max_idle; the rest close. */
+void connpool_move_idle(struct server_rt *from, struct server_rt *to);
+
 /* Close every idle connection of this worker (shutdown). */
 void connpool_close_idle(struct worker *w);
 

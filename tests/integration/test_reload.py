@@ -202,6 +202,23 @@ def test_reload_adds_and_removes_listeners():
             eq(ft.request(f.port, target="/version").body, b"version 2\n", "the kept listener serves")
 
 
+def test_reloads_keep_idle_upstream_connections_of_kept_servers():
+    with Upstream(name="stable") as stable, Upstream(name="extra") as extra:
+        with Ferry(config(stable.address, 0)) as f:
+            with Client(f.port) as c:  # one client connection: one worker, one pooled connection
+                for i in range(3):
+                    eq(c.request(target=f"/warm{i}").status, 200, "warm-up")
+                eq(stable.accepted, 1, "upstream connections after warm-up")
+                # 1: only routes change (pools shared); 2: an upstream is added (pools rebuilt)
+                for gen, extra_up in ((2, None), (3, extra.address)):
+                    write_config(f, config(stable.address, gen, extra_up))
+                    f.signal(signal.SIGHUP)
+                    f.wait_stderr(rf"generation {gen} published .*pools {'kept' if gen == 2 else 'rebuilt'}")
+                    wait_generation(f, gen)
+                    eq(c.request(target=f"/after{gen}").body, b"ok from stable", f"after reload to {gen}")
+                    eq(stable.accepted, 1, f"the pooled connection survived reload to generation {gen}")
+
+
 def test_in_flight_request_finishes_on_its_snapshot():
     release = threading.Event()
     arrived = threading.Event()
