@@ -627,6 +627,8 @@ int exchange_resp_header_value(struct exchange *ex, const char *p, size_t n) {
 }
 
 int exchange_resp_header_done(struct exchange *ex) {
+  if (ex->rcur_name.n == 0)
+    return -1; /* llhttp accepts an empty field name: an invalid response (502) */
   int r = http_head_push(&ex->resp_hdrs, ex->rcur_name, ex->rcur_value);
   ex->rcur_name = ex->rcur_value = (struct slice){NULL, 0};
   return r == 0 ? 0 : -1;

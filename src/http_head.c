@@ -360,7 +360,8 @@ static void put_header(struct writer *w, struct slice name, struct slice value) 
   size_t n = name.n + value.n + 4;
   if (w->len <= w->cap && w->cap - w->len >= n) { /* fits: copy without the per-piece checks */
     char *o = w->out + w->len;
-    memcpy(o, name.p, name.n);
+    if (name.n) /* an empty slice may have a NULL pointer: memcpy must not see it */
+      memcpy(o, name.p, name.n);
     o += name.n;
     *o++ = ':';
     *o++ = ' ';

@@ -61,6 +61,8 @@ static int on_value(llhttp_t *p, const char *a, size_t n) {
 }
 static int on_value_complete(llhttp_t *p) {
   struct resp *r = R(p);
+  if (r->name.n == 0)
+    return -1; /* ferry answers 502 for an empty field name */
   if (http_head_push(&r->l, r->name, r->value) != 0)
     return -1;
   r->name = r->value = (struct slice){NULL, 0};

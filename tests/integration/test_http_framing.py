@@ -386,5 +386,23 @@ def test_chunked_trailers_are_forwarded_both_ways():
         eq(m.trailers, [("X-Req-Sum", "7")], "request trailers (routing fields dropped)")
 
 
+def test_invalid_upstream_heads_are_502():
+    bad = {
+        "/empty-name": b"HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 0\r\n\r\n",
+        "/status-20": b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
+        "/te-gzip": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxyz",
+        "/cl-te": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "/101-unasked": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+    }
+
+    def respond(c, m):
+        c.send(bad[m.target])
+        return False
+
+    with Upstream(serve(respond)) as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        for target in bad:
+            eq(ft.request(f.port, target=target).status, 502, target)
+
+
 if __name__ == "__main__":
     ft.main(globals())
