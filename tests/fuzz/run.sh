@@ -4,7 +4,7 @@
 # New inputs go to build-fuzz/corpus/<target>/ (not into the repository);
 # a crash, leak, timeout or out-of-memory leaves build-fuzz/<target>-{crash,leak,timeout,oom}-*
 # and makes the script exit non-zero.
-# Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]
+# Usage: [FERRY_BIN=build-san/ferry] tests/fuzz/run.sh [SECONDS] [TARGET...]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 secs="${1:-60}"
@@ -26,3 +26,10 @@ for t in "${targets[@]}"; do
     echo "$t: found a failing input (see $out/$t-*)"; exit 1
   fi
 done
+# The socket code (session, exchange, connpool, tunnel, timers) against
+# mutated traffic, when a built ferry is given (use the sanitizer build):
+#   FERRY_BIN=build-san/ferry tests/fuzz/run.sh 60
+if [ -n "${FERRY_BIN:-}" ]; then
+  echo "== wire fuzz of $FERRY_BIN for ${secs}s"
+  python3 "$root/tests/fuzz/wire_fuzz.py" "$secs"
+fi
