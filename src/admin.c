@@ -503,7 +503,16 @@ static void handle_request(struct admin_conn *c, size_t end) {
 
   const struct admin_routedef *r = find_route(a, req.path);
   if (!r) {
-    simple(c, 404, "not found: this admin listener serves /healthz, /readyz and /metrics\n");
+    char msg[512];
+    size_t n = (size_t)snprintf(msg, sizeof(msg), "no such admin path; this listener serves:");
+    for (size_t i = 0; i < a->nroutes && n + 2 < sizeof(msg); i++)
+      n += (size_t)snprintf(msg + n, sizeof(msg) - n, " %s%s", a->routes[i].path,
+                            a->routes[i].prefix ? "/..." : "");
+    if (n + 2 > sizeof(msg))
+      n = sizeof(msg) - 2;
+    msg[n++] = '\n';
+    msg[n] = 0;
+    simple(c, 404, msg);
     return;
   }
   struct admin_reply rep = {.c = c, .status = 200, .ctype = "text/plain; charset=utf-8"};
