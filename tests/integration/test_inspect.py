@@ -431,6 +431,24 @@ def test_terminal_view_prints_headers():
             p.stderr.close()
 
 
+def test_terminal_view_finds_the_admin_address_in_the_configuration():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        p = subprocess.Popen([ft.FERRY_BIN, "inspect", "-c", f.config_path], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            line = []
+            t = threading.Thread(target=lambda: line.append(p.stdout.readline().decode()), daemon=True)
+            t.start()
+            t.join(ft.IO_TIMEOUT)
+            check(line and f"127.0.0.1:{f.ports['admin']}/inspect/stream" in line[0],
+                  f"follows the configured admin address: {line}")
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+            p.stdout.close()
+            p.stderr.close()
+
+
 def test_terminal_view_explains_a_wrong_address():
     port = ft.free_port()
     p = subprocess.run([ft.FERRY_BIN, "inspect", "--admin", f"127.0.0.1:{port}"], capture_output=True,
