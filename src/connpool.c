@@ -417,7 +417,8 @@ void connpool_release(struct upconn *c, bool request_sent) {
                   !c->eof && (!c->batch || c->batch->nbufs == 0) &&
                   uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
                   c->state == UC_ACTIVE && !c->w->stopping &&
-                  srv->nidle < ucfg->keepalive_max_idle && upstream_server_present(srv);
+                  srv->nidle < ucfg->keepalive_max_idle * CONNPOOL_SURPLUS_FACTOR &&
+                  upstream_server_present(srv);
   if (!reusable) {
     log_debug("upstream %s: not reusing connection (sent=%d done=%d ka=%d broken=%d eof=%d "
               "queue=%zu idle=%u/%u state=%d batch=%u stopping=%d)",
@@ -443,9 +444,16 @@ void connpool_release(struct upconn *c, bool request_sent) {
   if (c->bp_paused)
     c->bp_paused = false;
   start_reading(c); /* notice the server closing it */
-  c->idle_until = uv_now(&c->w->loop) + ucfg->keepalive_idle_timeout_ms;
+  /* Over max_idle, a burst just ended: keep the connection briefly so the
+   * next burst reuses it instead of connecting anew (under load with more
+   * clients than max_idle, closing at once made nearly every request
+   * connect); it closes after CONNPOOL_SURPLUS_MS idle. */
+  uint64_t idle_ms = ucfg->keepalive_idle_timeout_ms;
+  if (srv->nidle > ucfg->keepalive_max_idle && idle_ms > CONNPOOL_SURPLUS_MS)
+    idle_ms = CONNPOOL_SURPLUS_MS;
+  c->idle_until = uv_now(&c->w->loop) + idle_ms;
   if (!uv_is_active((uv_handle_t *)&c->idle_timer) || c->idle_fire > c->idle_until) {
     c->idle_fire = c->idle_until;
-    uv_timer_start(&c->idle_timer, on_idle_timeout, ucfg->keepalive_idle_timeout_ms, 0);
+    uv_timer_start(&c->idle_timer, on_idle_timeout, idle_ms, 0);
   }
 }

@@ -17,6 +17,11 @@ struct worker;
 struct server_rt;
 struct exchange;
 
+/* Idle connections beyond keepalive.max_idle (up to FACTOR times it) stay
+ * pooled for SURPLUS_MS, so bursts reuse them; max_idle 0 pools nothing. */
+#define CONNPOOL_SURPLUS_FACTOR 16u
+#define CONNPOOL_SURPLUS_MS 1000u
+
 enum upconn_state { UC_CONNECTING, UC_ACTIVE, UC_IDLE, UC_CLOSING };
 
 struct upconn {
