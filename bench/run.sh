@@ -333,8 +333,13 @@ if ! skipped cost; then
   echo "|---|---|---|---|"
   for name in $PROXIES; do
     # callgrind: zero the counters after the warm-up, dump after the fixed count
-    start "$name" valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$name.out" \
-      --dump-instr=no --vgdb=yes
+    if ! start "$name" valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$name.out" \
+      --dump-instr=no --vgdb=yes; then
+      log "$name did not start under callgrind: $(tail -3 "$TMP/logs/$name.out" | tr '\n' ' ')"
+      stop_pid "${PID[$name]}"
+      echo "| $name | (did not start under callgrind) | | |"
+      continue
+    fi
     p=${PID[$name]}
     h2 "${PORT[$name]}" 2000 16 || true
     callgrind_control -z "$p" >/dev/null 2>&1 || log "callgrind_control -z failed"
