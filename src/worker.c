@@ -232,6 +232,7 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
   w->drain_timer.data = w;
   uv_timer_init(&w->loop, &w->metrics_timer);
   w->metrics_timer.data = w;
+  inspect_batch_init(w);
   return 0;
 }
 
@@ -428,7 +429,7 @@ static void on_stop(uv_async_t *a) {
     struct session *s = w->sessions;
     while (s) {
       struct session *next = s->next;
-      if (!s->ex || s->ex->state == EX_HEAD)
+      if (!s->ex) /* idle; a request already begun (even a partial head) may finish */
         session_close(s);
       s = next;
     }
@@ -474,6 +475,7 @@ void worker_run(struct worker *w) {
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))
     uv_close((uv_handle_t *)&w->metrics_timer, NULL);
+  inspect_batch_close(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 

@@ -4,6 +4,7 @@ Connection: close, exit 0; timeouts.drain bounds the wait."""
 import signal
 import socket
 import threading
+import time
 
 import ferrytest as ft
 from ferrytest import Ferry, Upstream, Client, eq, check
@@ -99,6 +100,33 @@ def test_sigint_drains_too_and_exits_zero_when_idle():
             f.signal(signal.SIGINT)
             f.wait_stderr(r"SIGINT: draining")
             check(c.is_closed(), "idle connection closed")
+        eq(f.proc.wait(30), 0, "exit code")
+        f.stop()
+
+
+def test_request_begun_before_sigterm_is_answered():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        c = Client(f.port)
+        partial = "GET /partial HTTP/1.1\r\nHost: t\r\n"  # head not finished yet
+        c.send(partial)
+        # wait until ferry has read those bytes (its byte counter says so)
+        deadline = time.monotonic() + ft.IO_TIMEOUT
+        while True:
+            m = ft.request(f.ports["admin"], target="/metrics").body.decode()
+            got = [float(l.split()[1]) for l in m.splitlines() if l.startswith("ferry_bytes_received_total ")]
+            if got and got[0] >= len(partial):
+                break
+            check(time.monotonic() < deadline, "ferry never read the partial head")
+            time.sleep(0.01)
+        f.signal(signal.SIGTERM)
+        f.wait_stderr(r"SIGTERM: draining")
+        eq(ft.request(f.ports["admin"], target="/readyz").status, 503, "draining")
+        c.send("X-Late: 1\r\n\r\n")
+        r = c.response()
+        eq(r.status, 200, "the request begun before SIGTERM is answered")
+        eq(r.header("connection", "").lower(), "close", "Connection: close during drain")
+        check(c.is_closed(), "closed after the response")
+        c.close()
         eq(f.proc.wait(30), 0, "exit code")
         f.stop()
 
