@@ -219,6 +219,32 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
 
 /* --- capture on the worker ------------------------------------------------- */
 
+/* End of a loop turn: hand this turn's records to the admin thread. */
+static void inspect_batch_flush(uv_check_t *h) {
+  struct worker *w = h->data;
+  struct inspect_batch *b = &w->insp_batch;
+  if (!b->head)
+    return;
+  struct inspect_rec *list = b->head;
+  b->head = b->tail = NULL;
+  inspector_post(w->insp, list);
+}
+
+void inspect_batch_init(struct worker *w) {
+  struct inspect_batch *b = &w->insp_batch;
+  memset(b, 0, sizeof *b);
+  uv_check_init(&w->loop, &b->check);
+  b->check.data = w;
+  uv_unref((uv_handle_t *)&b->check);
+}
+
+void inspect_batch_close(struct worker *w) {
+  struct inspect_batch *b = &w->insp_batch;
+  inspect_batch_flush(&b->check);
+  if (!uv_is_closing((uv_handle_t *)&b->check))
+    uv_close((uv_handle_t *)&b->check, NULL);
+}
+
 void inspect_begin(struct exchange *ex, const struct cfg_route *r) {
   if (!inspect_wanted(ex->w->cfg, r))
     return;
@@ -366,7 +392,17 @@ void inspect_capture(struct exchange *ex) {
   struct inspect_rec *rec = inspect_rec_build(&src);
   if (!rec)
     return;
-  inspector_post(w->insp, rec);
+  struct inspect_batch *b = &w->insp_batch;
+  rec->next = NULL;
+  if (b->tail)
+    b->tail->next = rec;
+  else
+    b->head = rec;
+  b->tail = rec;
+  if (!b->started) {
+    b->started = true;
+    uv_check_start(&b->check, inspect_batch_flush);
+  }
 }
 
 /* --- store ------------------------------------------------------------------- */

@@ -78,27 +78,39 @@ static void broadcast(struct inspector *in, const struct inspect_rec *rec) {
   free(ev.p);
 }
 
-/* Admin thread: a record arrived (arg: struct post_arg, ours to free). */
+static void free_list(struct inspect_rec *rec) {
+  while (rec) {
+    struct inspect_rec *next = rec->next;
+    free(rec);
+    rec = next;
+  }
+}
+
+/* Admin thread: records arrived (arg: struct post_arg, ours to free). */
 static void on_post(void *arg) {
   struct post_arg *pa = arg;
   struct inspector *in = pa->in;
   struct inspect_rec *rec = pa->rec;
   free(pa);
-  if (inspect_store_push(&in->store, rec) && !in->stopping)
-    broadcast(in, rec);
+  while (rec) {
+    struct inspect_rec *next = rec->next;
+    if (inspect_store_push(&in->store, rec) && !in->stopping)
+      broadcast(in, rec);
+    rec = next;
+  }
 }
 
-void inspector_post(struct inspector *in, struct inspect_rec *rec) {
-  struct post_arg *pa = malloc(sizeof *pa);
+void inspector_post(struct inspector *in, struct inspect_rec *list) {
+  struct post_arg *pa = in ? malloc(sizeof *pa) : NULL;
   if (!pa) {
-    free(rec);
+    free_list(list);
     return;
   }
   pa->in = in;
-  pa->rec = rec;
+  pa->rec = list;
   if (admin_post(in->admin, on_post, pa) != 0) {
     free(pa);
-    free(rec);
+    free_list(list);
   }
 }
 

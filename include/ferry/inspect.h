@@ -28,6 +28,24 @@
 
 struct exchange;
 struct iobuf;
+struct worker;
+struct inspect_rec;
+
+/* --- per-worker batch ------------------------------------------------------ *
+ * Records captured during one turn of a worker's loop go to the admin
+ * thread together, from a check handle at the end of the turn: one
+ * cross-thread wake-up per turn instead of one per request. */
+struct inspect_batch {
+  uv_check_t check; /* runs after each poll; unreferenced */
+  struct inspect_rec *head, *tail;
+  bool started;
+};
+
+/* Worker thread. init: from worker_init, before the loop runs. close: when
+ * the worker's loop has stopped serving; hands over what is left and closes
+ * the handle (the loop must run once more to finish the close). */
+void inspect_batch_init(struct worker *w);
+void inspect_batch_close(struct worker *w);
 
 /* --- per-exchange capture state (embedded in struct exchange) ------------ */
 

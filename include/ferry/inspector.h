@@ -24,8 +24,9 @@ struct inspect_rec;
 /* Registers the routes and a stop hook on a. NULL on out of memory. cfg
  * must outlive the inspector. */
 struct inspector *inspector_new(const struct config *cfg, struct admin *a);
-/* Any thread: hand rec over (ownership passes, even on failure). */
-void inspector_post(struct inspector *in, struct inspect_rec *rec);
+/* Any thread: hand over a list of records linked by rec->next (ownership
+ * passes, even on failure: then they are freed). */
+void inspector_post(struct inspector *in, struct inspect_rec *list);
 /* Whether workers get the inspector (admin on and inspect_keep > 0). Which
  * exchanges are captured is decided per exchange (inspect_wanted), so a
  * reload that sets inspect: true on a route takes effect. */

@@ -14,6 +14,7 @@
 
 #include "ferry/buf.h"
 #include "ferry/config.h"
+#include "ferry/inspect.h"
 #include "ferry/metrics.h"
 #include "ferry/router.h"
 
@@ -60,6 +61,7 @@ struct worker {
   struct accesslog *log;
   struct admin *admin;    /* NULL when admin is off; for admin_post() only */
   struct inspector *insp; /* NULL unless some exchange may be captured; inspector_post() only */
+  struct inspect_batch insp_batch; /* captures of this loop turn (src/inspect.c) */
 
   struct bufpool bufs;
   /* cfg, router, ups, nups mirror the current generation (gen). */
