@@ -93,6 +93,37 @@ def test_v2_client_address_used_for_forwarding_and_logs():
         eq(xff_of(up, 5), "192.0.2.44", "address kept for the connection")
 
 
+def test_hash_balancing_uses_the_carried_address():
+    with Upstream(name="a") as ua, Upstream(name="b") as ub:
+        cfg = f"""
+listeners:
+  - address: 127.0.0.1:{{port:http}}
+    proxy_protocol: true
+workers: 1
+access_log: {{path: off}}
+upstreams:
+  api:
+    servers:
+      - address: {ua.address}
+      - address: {ub.address}
+    balance: hash
+    hash_key: client_ip
+routes:
+  - path_prefix: /
+    upstream: api
+"""
+        with Ferry(cfg) as f:
+            seen = {}
+            for i in range(24):
+                ip = f"198.51.100.{i + 1}"
+                bodies = {get_with_prefix(f.port, f"PROXY TCP4 {ip} 127.0.0.1 4000 80\r\n".encode(),
+                                          f"/{i}/{k}").body for k in range(3)}
+                eq(len(bodies), 1, f"every request from {ip} goes to one server")
+                seen[ip] = bodies.pop()
+            # all connections come from 127.0.0.1: only the carried addresses can spread them
+            eq(set(seen.values()), {b"ok from a", b"ok from b"}, "both servers get clients")
+
+
 def test_missing_or_malformed_header_closes_the_connection():
     with Upstream() as up, Ferry(config(up.address)) as f:
         bad = [
