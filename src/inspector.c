@@ -204,6 +204,12 @@ static void requests(void *ud, const struct admin_request *req, struct admin_rep
       reply_error(rep, 405, "use POST to replay");
       return;
     }
+    /* A custom header: another site's page in the same browser cannot
+     * send it without a CORS preflight, which the admin never grants. */
+    if (!admin_request_header(req, "X-Ferry-Replay").p) {
+      reply_error(rep, 403, "send the header X-Ferry-Replay: 1 with the POST to replay");
+      return;
+    }
     replay(in, rec, rep);
     return;
   }

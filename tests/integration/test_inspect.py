@@ -37,8 +37,12 @@ routes:
 """
 
 
-def admin_get(f, path, method="GET"):
-    return ft.request(f.ports["admin"], method=method, target=path, headers=[("Host", "admin")])
+def admin_get(f, path, method="GET", headers=()):
+    return ft.request(f.ports["admin"], method=method, target=path, headers=[("Host", "admin"), *headers])
+
+
+def replay(f, id_, headers=(("X-Ferry-Replay", "1"),)):
+    return admin_get(f, f"/inspect/requests/{id_}/replay", method="POST", headers=headers)
 
 
 def admin_json(f, path, want_status=200):
@@ -324,7 +328,7 @@ def test_replay_resends_the_captured_head():
         ft.request(f.port, target="/api/again", headers=[("Host", "shop.test"), ("X-Mark", "1")])
         ex = st.event()
         eq(ex["replayable"], True, "plain GET is replayable")
-        r = admin_get(f, f"/inspect/requests/{ex['id']}/replay", method="POST")
+        r = replay(f, ex['id'])
         eq(r.status, 202, f"replay accepted ({r.body!r})")
         again = st.event()
         eq(again["target"], "/api/again", "replayed target")
@@ -336,14 +340,17 @@ def test_replay_resends_the_captured_head():
         ft.request(f.port, target="/api/secret", headers=[("Host", "h"), ("Cookie", "x=1")])
         sec = st.event()
         eq(sec["replayable"], False, "redacted: not replayable")
-        r = admin_get(f, f"/inspect/requests/{sec['id']}/replay", method="POST")
+        r = replay(f, sec['id'])
         eq(r.status, 409, "replay of a redacted request refused")
         check(b"redacted" in r.body, f"message says why: {r.body!r}")
         ft.request(f.port, method="POST", target="/api/post", headers=[("Host", "h")], body=b"data")
         post = st.event()
-        r = admin_get(f, f"/inspect/requests/{post['id']}/replay", method="POST")
+        r = replay(f, post['id'])
         eq(r.status, 409, "replay of a request with a body refused")
         eq(admin_get(f, f"/inspect/requests/{ex['id']}/replay").status, 405, "GET replay refused")
+        r = replay(f, ex["id"], headers=())
+        eq(r.status, 403, "replay without X-Ferry-Replay refused (cross-site POSTs cannot set it)")
+        check(b"X-Ferry-Replay: 1" in r.body, f"message says what to send: {r.body!r}")
 
 
 def test_replay_is_off_by_default():
@@ -351,7 +358,7 @@ def test_replay_is_off_by_default():
         ft.request(f.port, target="/api/x")
         ex = st.event()
         eq(ex["replayable"], False, "replay off")
-        r = admin_get(f, f"/inspect/requests/{ex['id']}/replay", method="POST")
+        r = replay(f, ex['id'])
         eq(r.status, 403, "replay refused")
         check(b"admin.replay: true" in r.body, f"message says how to enable it: {r.body!r}")
         eq(len(up.requests), 1, "nothing resent")
