@@ -62,7 +62,7 @@ struct app {
   long workers_override;
   const char *const *extra_listeners;
   unsigned nextra;
-  struct snapshot *cur;  /* published configuration (main's reference) */
+  struct snapshot *cur;    /* published configuration (main's reference) */
   struct config *boot_cfg; /* ferry's start-up configuration: admin and inspector use it */
   uint64_t gen;
   _Atomic uint64_t conns; /* open client connections, all workers */
