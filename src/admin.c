@@ -47,6 +47,7 @@ struct admin_conn {
   bool close_after;  /* close once the queue drains */
   bool streaming;    /* handed over to a handler */
   bool done;         /* request handled; ignore further input */
+  bool head_only;    /* HEAD request: the answer has no body */
   char client[64];
   admin_stream_closed_fn on_closed;
   void *ud;
@@ -287,7 +288,7 @@ static void conn_respond(struct admin_conn *c, int status, const char *ctype, co
   if (nextra)
     memcpy(h + hn, extra, nextra);
   memcpy(h + (size_t)hn + nextra, "\r\n", 2);
-  int r = conn_write(c, h, total, body, n);
+  int r = conn_write(c, h, total, body, c->head_only ? 0 : n);
   free(h);
   if (r == 0)
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -472,6 +473,7 @@ static void handle_request(struct admin_conn *c, size_t end) {
     return;
   }
   req.method = slice_make(p, (size_t)(sp1 - p));
+  c->head_only = slice_eq(req.method, SLICE_LIT("HEAD"));
   const char *t = sp1 + 1;
   const char *q = memchr(t, '?', (size_t)(sp2 - t));
   req.path = slice_make(t, (size_t)((q ? q : sp2) - t));

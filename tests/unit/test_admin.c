@@ -148,6 +148,10 @@ Test(admin, builtin_endpoints_and_404) {
   admin_set_ready(fx.a, false);
   get("GET /readyz HTTP/1.1\r\n\r\n", buf, sizeof(buf));
   cr_assert(strstr(buf, "HTTP/1.1 503 ") == buf, "%s", buf);
+  get("HEAD /healthz HTTP/1.1\r\n\r\n", buf, sizeof(buf));
+  cr_assert(strstr(buf, "Content-Length: 3\r\n"), "%s", buf);
+  cr_assert(strlen(buf) > 4 && strcmp(buf + strlen(buf) - 4, "\r\n\r\n") == 0,
+            "HEAD answer has no body: %s", buf);
   get("GET /unknown HTTP/1.1\r\n\r\n", buf, sizeof(buf));
   cr_assert(strstr(buf, "HTTP/1.1 404 ") == buf, "%s", buf);
   get("garbage\r\n\r\n", buf, sizeof(buf));
