@@ -27,7 +27,10 @@
  * remaining conditions (methods, headers, regex) over all lists; a list is
  * abandoned as soon as its next index is not below the best one found so
  * far. The cost is about one hash probe per host label and per path segment,
- * independent of the number of routes (bench/router.c measures it). */
+ * independent of the number of routes (bench/router.c measures it). Host
+ * keys and edge labels are kept in place in the tables (up to KEY_INLINE
+ * and SEG_INLINE bytes) and edge slots carry their hash, so a lookup rarely
+ * reads memory outside the router's own arrays. */
 #include "ferry/router.h"
 
 #include <regex.h>
@@ -51,13 +54,23 @@ struct entry {
   uint16_t unconditional; /* 1: no methods or headers to check */
 };
 
+/* Bytes kept in place for a node's edge label or a host key: longer ones
+ * are compared through a pointer stored in the same place, so a lookup
+ * usually reads no memory outside the router's own tables. */
+#define SEG_INLINE 16
+#define KEY_INLINE 40
+
 struct node {
   uint32_t parent;  /* NONE for a root */
-  const char *seg;  /* edge label, borrowed from a route's path */
-  uint32_t seglen;  /* bytes of seg */
-  uint32_t hash;    /* edge_hash(parent, seg) */
+  uint32_t seglen;  /* bytes of the edge label */
   uint32_t ent_off; /* this node's entries: ents[ent_off .. ent_off + ent_n) */
   uint32_t ent_n;
+  char seg[SEG_INLINE]; /* the label, or a pointer to it (borrowed from a route) */
+};
+
+struct edge {
+  uint32_t hash; /* edge_hash(parent, label) */
+  uint32_t id;   /* child node index + 1; 0: empty slot */
 };
 
 struct rset {
@@ -66,12 +79,14 @@ struct rset {
 };
 
 struct host_slot {
-  const char *host; /* NULL: empty slot; else borrowed from a cfg_route */
-  uint32_t len;
   uint32_t hash;
-  uint32_t wildcard; /* 1: key of a wildcard suffix (without its leading '.') */
-  uint32_t set;      /* index into sets */
+  uint32_t len;         /* bytes of the key; HOST_WILDCARD set for a wildcard suffix */
+  uint32_t set;         /* index into sets; NONE: empty slot */
+  struct rset rs;       /* copy of sets[set], so a lookup reads one slot */
+  char key[KEY_INLINE]; /* the key, or a pointer to it (borrowed from a route) */
 };
+
+#define HOST_WILDCARD 0x80000000u
 
 struct router {
   const struct config *cfg;
@@ -81,13 +96,29 @@ struct router {
   uint32_t nsets;
   struct node *nodes;
   uint32_t nnodes;
-  uint32_t *edges; /* node index + 1 per slot, 0 = empty; power of two, at most half full */
+  struct edge *edges; /* power of two, at most half full */
   uint32_t emask;
   struct entry *ents;
   uint32_t *rest;
   uint64_t wild_lens;  /* bit min(len, 63): a wildcard key of that length exists */
   bool hostless_empty; /* no host-less routes: skip that set */
 };
+
+/* Stores label (n bytes, borrowed) in place or as a pointer. */
+static void inline_store(char *dst, size_t cap, const char *label, size_t n) {
+  if (n <= cap)
+    memcpy(dst, label, n);
+  else
+    memcpy(dst, &label, sizeof label);
+}
+
+static const char *inline_get(const char *src, size_t cap, size_t n) {
+  if (n <= cap)
+    return src;
+  const char *p;
+  memcpy(&p, src, sizeof p);
+  return p;
+}
 
 /* ---- hashing ---------------------------------------------------------- */
 
@@ -141,23 +172,25 @@ static struct slice wildcard_key(const char *suffix) {
 /* Slot holding (key, wildcard), or the empty slot where it belongs. */
 static uint32_t host_probe(const struct router *r, struct slice key, uint32_t wildcard,
                            uint32_t h) {
-  uint32_t i = h & r->hmask;
+  uint32_t len = (uint32_t)key.n | (wildcard ? HOST_WILDCARD : 0), i = h & r->hmask;
   for (;;) {
     const struct host_slot *s = &r->hosts[i];
-    if (!s->host || (s->hash == h && s->wildcard == wildcard && s->len == key.n &&
-                     slice_ieq(slice_make(s->host, s->len), key)))
+    if (s->set == NONE ||
+        (s->hash == h && s->len == len &&
+         slice_ieq(slice_make(inline_get(s->key, KEY_INLINE, key.n), key.n), key)))
       return i;
     i = (i + 1) & r->hmask;
   }
 }
 
-/* Set of (key, wildcard), or NONE. */
-static uint32_t host_find(const struct router *r, struct slice key, uint32_t wildcard) {
-  if (key.n == 0)
-    return NONE;
+/* Slot of (key, wildcard), or NULL. */
+static const struct host_slot *host_find(const struct router *r, struct slice key,
+                                         uint32_t wildcard) {
+  if (key.n == 0 || key.n >= HOST_WILDCARD)
+    return NULL;
   const struct host_slot *s =
       &r->hosts[host_probe(r, key, wildcard, host_hash(key.p, key.n, wildcard))];
-  return s->host ? s->set : NONE;
+  return s->set != NONE ? s : NULL;
 }
 
 /* ---- trie ------------------------------------------------------------- */
@@ -166,18 +199,21 @@ static uint32_t edge_probe(const struct router *r, uint32_t parent, const char *
                            uint32_t h) {
   uint32_t i = h & r->emask;
   for (;;) {
-    uint32_t id = r->edges[i];
-    if (id == 0)
+    const struct edge *e = &r->edges[i];
+    if (e->id == 0)
       return i;
-    const struct node *c = &r->nodes[id - 1];
-    if (c->hash == h && c->parent == parent && c->seglen == n && memcmp(c->seg, seg, n) == 0)
-      return i;
+    if (e->hash == h) {
+      const struct node *c = &r->nodes[e->id - 1];
+      if (c->parent == parent && c->seglen == n &&
+          memcmp(inline_get(c->seg, SEG_INLINE, n), seg, n) == 0)
+        return i;
+    }
     i = (i + 1) & r->emask;
   }
 }
 
 static uint32_t child_find(const struct router *r, uint32_t parent, const char *seg, size_t n) {
-  uint32_t id = r->edges[edge_probe(r, parent, seg, n, edge_hash(parent, seg, n))];
+  uint32_t id = r->edges[edge_probe(r, parent, seg, n, edge_hash(parent, seg, n))].id;
   return id ? id - 1 : NONE;
 }
 
@@ -221,10 +257,10 @@ static uint32_t pow2_at_least(uint64_t n) {
   return p;
 }
 
-static uint32_t node_add(struct router *r, uint32_t parent, const char *seg, uint32_t n,
-                         uint32_t h) {
+static uint32_t node_add(struct router *r, uint32_t parent, const char *seg, uint32_t n) {
   uint32_t id = r->nnodes++;
-  r->nodes[id] = (struct node){parent, seg, n, h, 0, 0};
+  r->nodes[id] = (struct node){parent, n, 0, 0, {0}};
+  inline_store(r->nodes[id].seg, SEG_INLINE, seg, n);
   return id;
 }
 
@@ -236,10 +272,13 @@ static uint32_t set_of(struct router *r, const struct cfg_route *rt) {
   struct slice key = wildcard ? wildcard_key(rt->host) : host_key(slice_cstr(rt->host));
   uint32_t h = host_hash(key.p, key.n, wildcard);
   struct host_slot *s = &r->hosts[host_probe(r, key, wildcard, h)];
-  if (!s->host) {
+  if (s->set == NONE) {
     uint32_t set = r->nsets++;
-    r->sets[set] = (struct rset){node_add(r, NONE, "", 0, 0), 0, 0};
-    *s = (struct host_slot){key.p ? key.p : "", (uint32_t)key.n, h, wildcard, set};
+    r->sets[set] = (struct rset){node_add(r, NONE, "", 0), 0, 0};
+    s->hash = h;
+    s->len = (uint32_t)key.n | (wildcard ? HOST_WILDCARD : 0);
+    s->set = set;
+    inline_store(s->key, KEY_INLINE, key.p ? key.p : "", key.n);
     if (wildcard)
       r->wild_lens |= 1ull << (key.n < 63 ? key.n : 63);
   }
@@ -257,10 +296,10 @@ static uint32_t node_of(struct router *r, uint32_t root, struct slice key) {
     const char *seg = key.p + pos + 1;
     uint32_t n = (uint32_t)(end - pos - 1);
     uint32_t h = edge_hash(node, seg, n);
-    uint32_t *slot = &r->edges[edge_probe(r, node, seg, n, h)];
-    if (*slot == 0)
-      *slot = node_add(r, node, seg, n, h) + 1;
-    node = *slot - 1;
+    struct edge *e = &r->edges[edge_probe(r, node, seg, n, h)];
+    if (e->id == 0)
+      *e = (struct edge){h, node_add(r, node, seg, n) + 1};
+    node = e->id - 1;
     pos = end;
   }
   return node;
@@ -332,7 +371,9 @@ struct router *router_new(const struct config *cfg) {
     goto fail;
 
   r->nsets = 1;
-  r->sets[0] = (struct rset){node_add(r, NONE, "", 0, 0), 0, 0};
+  r->sets[0] = (struct rset){node_add(r, NONE, "", 0), 0, 0};
+  for (uint32_t k = 0; k < hslots; k++)
+    r->hosts[k].set = NONE;
   uint32_t nt = 0, nr = 0;
   for (uint32_t i = 0; i < nroutes; i++) {
     const struct cfg_route *rt = &cfg->routes[i];
@@ -365,6 +406,9 @@ struct router *router_new(const struct config *cfg) {
     r->sets[k].rest_off = off[k];
     r->sets[k].rest_n = cnt[k];
   }
+  for (uint32_t k = 0; k < hslots; k++)
+    if (r->hosts[k].set != NONE)
+      r->hosts[k].rs = r->sets[r->hosts[k].set];
   r->hostless_empty = r->sets[0].rest_n == 0 && r->nodes[r->sets[0].root].ent_n == 0;
   for (uint32_t k = 0; k < r->nnodes && r->hostless_empty; k++)
     if (r->nodes[k].parent == r->sets[0].root)
@@ -498,17 +542,17 @@ const struct cfg_route *router_match(const struct router *r, const struct route_
     scan_set(r, &r->sets[0], q, &best);
   if (q->host.n > 0) {
     struct slice host = host_key(q->host);
-    uint32_t set = host_find(r, host, 0);
-    if (set != NONE)
-      scan_set(r, &r->sets[set], q, &best);
+    const struct host_slot *hs = host_find(r, host, 0);
+    if (hs)
+      scan_set(r, &hs->rs, q, &best);
     /* Wildcard suffixes: what follows each '.' that is not the first byte. */
     for (size_t i = 1; r->wild_lens && i + 1 < host.n; i++) {
       size_t len = host.n - i - 1;
       if (host.p[i] != '.' || !(r->wild_lens & (1ull << (len < 63 ? len : 63))))
         continue;
-      set = host_find(r, slice_make(host.p + i + 1, len), 1);
-      if (set != NONE)
-        scan_set(r, &r->sets[set], q, &best);
+      hs = host_find(r, slice_make(host.p + i + 1, len), 1);
+      if (hs)
+        scan_set(r, &hs->rs, q, &best);
     }
   }
   return best == NONE ? NULL : &r->cfg->routes[best];
@@ -588,10 +632,9 @@ static bool diag_add(struct config_diag *d, char *msg) {
  * candidates are found like router_match() finds routes for a request: the
  * rest list (no path condition, regexes) and the trie entries along b's own
  * path, which is where every path_prefix or path covering b's path sits. */
-static void shadow_scan_set(const struct router *r, uint32_t set, const struct cfg_route *b,
+static void shadow_scan_set(const struct router *r, const struct rset *s, const struct cfg_route *b,
                             uint32_t *best) {
   const struct cfg_route *routes = r->cfg->routes;
-  const struct rset *s = &r->sets[set];
   const uint32_t *rest = r->rest + s->rest_off;
   for (uint32_t i = 0; i < s->rest_n && rest[i] < *best; i++)
     if (router_route_covers(&routes[rest[i]], b)) {
@@ -631,19 +674,20 @@ size_t router_check_shadowed(const struct config *cfg, struct config_diag *diag)
     return 0; /* out of memory: no warnings, nothing else goes wrong */
   for (uint32_t j = 1; j < (uint32_t)cfg->nroutes; j++) {
     const struct cfg_route *b = &cfg->routes[j];
-    uint32_t best = j, set;
+    uint32_t best = j;
+    const struct host_slot *hs;
     /* Sets whose routes can cover b's host: the host-less set, b's own
      * exact or wildcard set, and the wildcard sets above b's host. */
-    shadow_scan_set(r, 0, b, &best);
+    shadow_scan_set(r, &r->sets[0], b, &best);
     if (b->host) {
       uint32_t wildcard = b->host_wildcard ? 1 : 0;
       struct slice key = wildcard ? wildcard_key(b->host) : host_key(slice_cstr(b->host));
-      if ((set = host_find(r, key, wildcard)) != NONE)
-        shadow_scan_set(r, set, b, &best);
+      if ((hs = host_find(r, key, wildcard)) != NULL)
+        shadow_scan_set(r, &hs->rs, b, &best);
       for (size_t i = wildcard ? 0 : 1; i + 1 < key.n; i++)
         if (key.p[i] == '.' &&
-            (set = host_find(r, slice_make(key.p + i + 1, key.n - i - 1), 1)) != NONE)
-          shadow_scan_set(r, set, b, &best);
+            (hs = host_find(r, slice_make(key.p + i + 1, key.n - i - 1), 1)) != NULL)
+          shadow_scan_set(r, &hs->rs, b, &best);
     }
     if (best == j)
       continue;

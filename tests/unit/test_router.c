@@ -420,6 +420,24 @@ Test(router, ten_thousand_prefixes_on_one_host) {
   cr_assert_eq(match("other.test", "/svc1/v0"), -1);
 }
 
+Test(router, long_hosts_and_segments_match_exactly) {
+  add_route("a-very-long-service-name.eu-west-1.internal.example.com", PATH_PREFIX,
+            "/organisations-and-teams/members-and-roles");
+  add_route("a-very-long-service-name.eu-west-1.internal.example.com", PATH_PREFIX,
+            "/organisations-and-teams/members-and-rolesX");
+  add_route("*.eu-west-1.internal.example.com", PATH_PREFIX,
+            "/organisations-and-teams/members-and-roles-2");
+  add_route("a-very-long-service-name.eu-west-1.internal.example.org", PATH_ANY, NULL);
+  compile();
+  const char *h = "A-Very-Long-Service-Name.eu-west-1.internal.example.com";
+  cr_assert_eq(match(h, "/organisations-and-teams/members-and-roles/7"), 0);
+  cr_assert_eq(match(h, "/organisations-and-teams/members-and-rolesX"), 1);
+  cr_assert_eq(match(h, "/organisations-and-teams/members-and-roles-2"), 2);
+  cr_assert_eq(match(h, "/organisations-and-teams/members-and-roles-3"), -1);
+  cr_assert_eq(match("a-very-long-service-name.eu-west-1.internal.example.net", "/"), -1);
+  cr_assert_eq(match("a-very-long-service-name.eu-west-1.internal.example.org", "/x"), 3);
+}
+
 /* Linear reference: SPEC §2 matching straight from the route list. */
 static bool ref_host(const struct cfg_route *r, const char *host) {
   if (!r->host)
@@ -467,12 +485,35 @@ static long ref_match(const char *host, const char *path, int method) {
 }
 
 Test(router, random_tables_agree_with_linear_reference) {
-  static const char *const hosts[] = {NULL,     NULL,       "a.test",   "A.Test", "b.test",
-                                      "*.test", "*.a.test", "x.a.test", "a.test."};
-  static const char *const paths[] = {"/",      "/a", "/a/",  "/a/b", "/a/b/", "/ab",
-                                      "/a/b/c", "/b", "/b/a", "//",   "/a//b"};
-  static const char *const qhosts[] = {"",       "a.test", "A.TEST.", "x.a.test",   "y.a.test",
-                                       "b.test", "c.test", "test",    "q.x.a.test", "other"};
+  /* Long labels (over the router's in-place sizes) are in the mix too. */
+  static const char *const hosts[] = {
+      NULL,     NULL,       "a.test",   "A.Test",  "b.test",
+      "*.test", "*.a.test", "x.a.test", "a.test.", "*.a-host-name-longer-than-forty-bytes.test"};
+  static const char *const paths[] = {"/",
+                                      "/a",
+                                      "/a/",
+                                      "/a/b",
+                                      "/a/b/",
+                                      "/ab",
+                                      "/a/b/c",
+                                      "/b",
+                                      "/b/a",
+                                      "//",
+                                      "/a//b",
+                                      "/a/segment-longer-than-sixteen",
+                                      "/a/segment-longer-than-sixteen/b"};
+  static const char *const qhosts[] = {"",
+                                       "a.test",
+                                       "A.TEST.",
+                                       "x.a.test",
+                                       "y.a.test",
+                                       "b.test",
+                                       "c.test",
+                                       "test",
+                                       "q.x.a.test",
+                                       "other",
+                                       "x.a-host-name-longer-than-forty-bytes.test",
+                                       "a-host-name-longer-than-forty-bytes.test"};
   unsigned seed = 12345;
   for (int round = 0; round < 200; round++) {
     router_free(rt);
