@@ -15,6 +15,7 @@
 #include "ferry/log.h"
 
 #define ADMIN_HEAD_MAX 8192u
+#define ADMIN_HEAD_TIMEOUT_MS 10000u
 
 struct admin_routedef {
   char *path;
@@ -37,6 +38,8 @@ struct admin_cell {
 
 struct admin_conn {
   uv_tcp_t tcp;
+  uv_timer_t timer; /* the request head must arrive within ADMIN_HEAD_TIMEOUT_MS */
+  int open_handles;
   struct admin *a;
   struct admin_conn *next, *prev;
   char in[ADMIN_HEAD_MAX];
@@ -185,7 +188,9 @@ struct admin_write {
 static void conn_close(struct admin_conn *c);
 
 static void on_conn_closed(uv_handle_t *h) {
-  struct admin_conn *c = container_of(h, struct admin_conn, tcp);
+  struct admin_conn *c = h->data;
+  if (--c->open_handles > 0)
+    return;
   struct admin *a = c->a;
   if (c->prev)
     c->prev->next = c->next;
@@ -202,7 +207,14 @@ static void conn_close(struct admin_conn *c) {
   if (c->closing)
     return;
   c->closing = true;
+  uv_close((uv_handle_t *)&c->timer, on_conn_closed);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_head_timeout(uv_timer_t *t) {
+  struct admin_conn *c = t->data;
+  if (!c->done)
+    conn_close(c); /* no complete request head in time */
 }
 
 static void on_written(uv_write_t *req, int status) {
@@ -555,6 +567,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   size_t from = old > 3 ? old - 3 : 0;
   for (size_t i = from; i + 3 < c->nin; i++) {
     if (memcmp(c->in + i, "\r\n\r\n", 4) == 0) {
+      uv_timer_stop(&c->timer);
       handle_request(c, i + 4);
       return;
     }
@@ -574,6 +587,9 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   c->a = a;
   uv_tcp_init(&a->loop, &c->tcp);
+  uv_timer_init(&a->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->open_handles = 2;
   c->next = a->conns;
   if (a->conns)
     a->conns->prev = c;
@@ -592,6 +608,7 @@ static void on_connection(uv_stream_t *server, int status) {
       uv_ip4_name((struct sockaddr_in *)&ss, c->client, sizeof(c->client));
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  uv_timer_start(&c->timer, on_head_timeout, ADMIN_HEAD_TIMEOUT_MS, 0);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
     conn_close(c);
 }

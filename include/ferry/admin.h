@@ -18,7 +18,8 @@
  * joined, so a worker never posts to a stopped admin.
  *
  * HTTP: one request per connection (the answer carries Connection: close),
- * request head up to 8 KiB (else 431), any body is ignored. */
+ * request head up to 8 KiB (else 431) within 10 s (else the connection is
+ * closed), any body is ignored; HEAD gets the head of the GET answer. */
 #ifndef FERRY_ADMIN_H
 #define FERRY_ADMIN_H
 

@@ -224,3 +224,14 @@ Test(admin, post_reports_full_queue_without_blocking) {
       failed++;
   cr_assert_eq(admin_events_dropped(fx.a), failed);
 }
+
+Test(admin, silent_client_is_closed_after_the_head_timeout) {
+  int fd = connect_admin();
+  struct timeval tv = {20, 0}; /* the admin gives a request head 10 s */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  send(fd, "GET /healthz HTTP/1.1\r\n", 23, 0); /* never finished */
+  char buf[64];
+  ssize_t r = recv(fd, buf, sizeof(buf), 0);
+  cr_assert_eq(r, 0, "expected the admin to close the connection (recv returned %zd)", r);
+  close(fd);
+}
