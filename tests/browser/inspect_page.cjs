@@ -37,12 +37,23 @@ function freePort() {
   });
 }
 
+// Every process started here, killed by pid if this script dies early.
+const children = new Set();
+process.on("exit", () => {
+  for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+});
+
 // Start a process and resolve once its stderr (or stdout) matches re.
 function start(cmd, args, re, name) {
   const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  children.add(p);
   let out = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), TIMEOUT);
+    p.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${name} (${cmd}): ${e.message}`));
+    });
     const on = (d) => {
       out += d.toString();
       if (re.test(out)) {
@@ -65,7 +76,7 @@ function start(cmd, args, re, name) {
 
 function stop(p, name) {
   return new Promise((resolve, reject) => {
-    if (!p || p.exitCode !== null) return resolve();
+    if (!p || p.exitCode !== null || p.signalCode !== null) return resolve();
     const timer = setTimeout(() => {
       p.kill("SIGKILL");
       reject(new Error(`${name} did not stop within ${TIMEOUT} ms`));
@@ -119,6 +130,7 @@ routes:
 `);
   let echo, ferry, browser;
   try {
+    check(FERRY && fs.existsSync(FERRY), `FERRY_BIN (${FERRY}) is not a built ferry`);
     echo = await start(ECHO, ["-n", "api-1", `127.0.0.1:${echoPort}`], /listening|echo/i, "ferry-echo");
     ferry = await start(FERRY, ["-c", cfg], /listening on 127/, "ferry");
 
