@@ -1,0 +1,109 @@
+"""The request path's shortcuts keep HTTP's behaviour: the client socket is
+read while a request is in flight (pipelined bytes and an early FIN wait
+their turn), and idle upstream connections beyond keepalive.max_idle are
+kept just long enough for the next burst, then closed."""
+import socket
+import threading
+import time
+
+import ferrytest as ft
+from ferrytest import Ferry, Upstream, ScriptedUpstream, Client, eq, check
+
+CONFIG = """
+listeners:
+  - address: 127.0.0.1:{port:http}
+workers: 1
+access_log: {path: "off"}
+upstreams:
+  up:
+    servers:
+      - address: 127.0.0.1:{port:up}
+    keepalive: {max_idle: 2, idle_timeout: 30s}
+routes:
+  - upstream: up
+"""
+
+
+def test_pipelined_requests_followed_by_fin_are_all_answered_in_order():
+    with Upstream() as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            c.send(b"".join(f"GET /{n} HTTP/1.1\r\nHost: t\r\n\r\n".encode() for n in ("a", "b", "c")))
+            c.sock.shutdown(socket.SHUT_WR)
+            for n in ("a", "b", "c"):
+                r = c.response()
+                eq(r.status, 200, f"status of /{n}")
+                eq(r.body, b"ok from up", f"body of /{n}")
+            check(c.is_closed(), "ferry closes once the pipelined requests are answered")
+        eq([m.target for m in up.requests], ["/a", "/b", "/c"], "order upstream")
+
+
+def test_fin_before_the_request_body_is_complete_closes_without_a_response():
+    def serve(c):
+        try:
+            up.serve_keepalive(c)
+        except ft.Closed:  # ferry gives up the cut request's connection
+            pass
+
+    up = Upstream(serve)
+    with up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            c.send(b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabcde")
+            c.sock.shutdown(socket.SHUT_WR)
+            check(c.is_closed(), "a request cut short by the client gets no response")
+        eq(ft.request(f.port, target="/after").status, 200, "ferry still serves")
+
+
+def test_bursts_over_max_idle_reuse_connections_and_the_surplus_closes_after():
+    clients, bursts = 8, 4
+    lock = threading.Condition()
+    seen = {"n": 0, "hold": True}
+
+    def hold_until_burst_complete(c):
+        # Answer only once every request of this burst has arrived, so each
+        # burst needs `clients` upstream connections at the same time.
+        while True:
+            m = c.read_request()
+            if m is None:
+                with c.upstream._cv:
+                    c.upstream.eofs += 1
+                    c.upstream._cv.notify_all()
+                return
+            c.upstream.record(m)
+            with lock:
+                seen["n"] += 1
+                if not seen["hold"]:
+                    goal = 0
+                else:
+                    goal = ((seen["n"] - 1) // clients + 1) * clients
+                lock.notify_all()
+                deadline = time.monotonic() + ft.IO_TIMEOUT
+                while seen["n"] < goal:
+                    left = deadline - time.monotonic()
+                    check(left > 0, f"burst never completed ({seen['n']} of {goal} requests)")
+                    lock.wait(left)
+            c.respond(200, "ok")
+
+    up = ScriptedUpstream()
+    up.handler = hold_until_burst_complete
+    with up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        cs = [Client(f.port) for _ in range(clients)]
+        try:
+            for b in range(bursts):
+                for i, c in enumerate(cs):
+                    c.send(f"GET /b{b}c{i} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                for i, c in enumerate(cs):
+                    eq(c.response().status, 200, f"burst {b} client {i}")
+        finally:
+            for c in cs:
+                c.close()
+        eq(up.accepted, clients,
+           f"upstream connections for {bursts} bursts of {clients} (max_idle 2): each burst reuses them")
+        # Beyond max_idle, idle connections are closed once the burst is over.
+        up.wait_eofs(clients - 2)
+        with lock:
+            seen["hold"] = False
+        eq(ft.request(f.port, target="/after").status, 200, "a request after the bursts")
+        eq(up.accepted, clients, "served by a connection kept within max_idle")
+
+
+ft.main(globals())
