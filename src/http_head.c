@@ -607,9 +607,29 @@ enum {
   SC_DONE
 };
 
+/* Bytes that leave the scanner's state as it is: inside the request line or
+ * a field value, anything but CR, LF and controls other than HTAB; inside a
+ * field name, anything but ':', SP, HTAB, CR, LF and controls. */
+static inline bool scan_line_plain(unsigned char c) {
+  return (c >= 0x20 && c != 0x7f) || c == '\t';
+}
+static inline bool scan_name_plain(unsigned char c) {
+  return c > 0x20 && c != ':' && c != 0x7f;
+}
+
 int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used) {
   unsigned st = sc->state;
   for (size_t i = 0; i < n; i++) {
+    /* The bulk of a head: skip runs of plain bytes without the switch. */
+    if (st == SC_LINE || st == SC_VALUE) {
+      while (i < n && scan_line_plain((unsigned char)p[i]))
+        i++;
+    } else if (st == SC_NAME) {
+      while (i < n && scan_name_plain((unsigned char)p[i]))
+        i++;
+    }
+    if (i == n)
+      break;
     unsigned char c = (unsigned char)p[i];
     switch (st) {
     case SC_START:
