@@ -361,8 +361,8 @@ if ! skipped cost; then
     sp=$!
     PIDS+=($sp)
     for _ in $(seq 200); do
-      n_t=$(ls "/proc/$p/task" | wc -l)
-      n_a=$(grep -l '^TracerPid:[[:space:]]*[1-9]' /proc/"$p"/task/*/status 2>/dev/null | wc -l)
+      n_t=$(ls "/proc/$p/task" 2>/dev/null | wc -l || true)
+      n_a=$(grep -l '^TracerPid:[[:space:]]*[1-9]' /proc/"$p"/task/*/status 2>/dev/null | wc -l || true)
       [ "$n_a" -ge "$n_t" ] && break
       sleep 0.05
     done
