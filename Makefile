@@ -12,12 +12,15 @@ WERROR     ?= 0
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS = -DFERRY_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
-.PHONY: all deps build run test sanitize-test clean
+.PHONY: all deps test-deps build run test sanitize-test clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
+
+test-deps:
+	@scripts/deps.sh --test
 
 build: deps
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
@@ -26,10 +29,10 @@ build: deps
 run: build
 	@scripts/run-demo.sh $(BUILD)
 
-test: build
+test: test-deps build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-sanitize-test: deps
+sanitize-test: test-deps
 	@cmake -S . -B $(SAN_BUILD) $(CMAKE_FLAGS) -DFERRY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(SAN_BUILD) -j $(JOBS)
 	@cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ferry needs to build, run and test, when any
-# is missing. Uses sudo only when not root. Extra package names given as
-# arguments are installed too (bench/run.sh passes its peers this way).
+# is missing. Uses sudo only when not root.
+#   scripts/deps.sh [--test] [PACKAGE...]
+# --test adds what only the test suite needs (chromium and node for the
+# inspector's browser test, prometheus for promtool); extra package names are
+# installed too (bench/run.sh passes its peers this way).
 set -euo pipefail
+with_test=0
+if [ "${1:-}" = "--test" ]; then
+  with_test=1
+  shift
+fi
 
 need=(cmake make gcc pkg-config python3 libuv1-dev libyaml-dev libcriterion-dev node-llhttp)
-# The inspector's browser test (tests/browser): Debian's chromium, and node
+# With --test: the inspector's browser test (tests/browser): Debian's chromium, and node
 # and npm for playwright-core. node/npm are checked as commands, not as
 # packages: a machine may have them from another source, and installing
 # Debian's nodejs over that would conflict.
-need+=(chromium)
-command -v node >/dev/null 2>&1 || need+=(nodejs)
-command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ "$with_test" = 1 ]; then
+  need+=(chromium prometheus)
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
+fi
 need+=("$@")
 
 missing=()
