@@ -8,12 +8,19 @@ shift
 cd "$(dirname "$0")/.."
 
 pids=()
-cleanup() {
+ferry_pid=
+cleanup() { # SIGNAL to send ferry: none after Ctrl-C, which it got itself
   trap - INT TERM EXIT
+  if [ -n "$ferry_pid" ]; then
+    [ "$1" = none ] || kill "-$1" "$ferry_pid" 2>/dev/null || true
+    wait "$ferry_pid" 2>/dev/null || true # ferry drains its requests in flight
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C reaches the whole foreground process group, ferry included.
+trap 'cleanup none' INT
+trap 'cleanup TERM' TERM EXIT
 
 start_echo() { # NAME ADDR
   "$build/ferry-echo" -n "$1" "$2" &
@@ -24,10 +31,10 @@ start_echo api-2 127.0.0.1:19002
 start_echo web 127.0.0.1:19003
 
 "$build/ferry" -c proxy.yaml "$@" &
-pids+=($!)
+ferry_pid=$!
 echo "ferry: listening on http://127.0.0.1:8080 (try: curl -i http://127.0.0.1:8080/api/users); Ctrl-C stops" >&2
 # Whichever exits first (ferry on a fatal error, or an upstream) ends the demo.
 set +e
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" "$ferry_pid"
 rc=$?
 exit $rc
