@@ -387,19 +387,30 @@ void session_set_bp(struct session *s, bool paused) {
   session_update_reading(s);
 }
 
-/* Answer a malformed request head with status, then close. */
-static void session_reject(struct session *s, int status) {
+/* The exchange a rejected request is answered on: the current one, or a
+ * fresh one when the message had not begun (e.g. garbage before a request
+ * line). Stops further parsing. NULL after closing the session when no
+ * exchange can be had. */
+static struct exchange *session_error_exchange(struct session *s) {
   struct exchange *ex = s->ex;
   if (!ex) {
     ex = worker_exchange_get(s->w);
     if (!ex) {
       session_close(s);
-      return;
+      return NULL;
     }
     exchange_init(ex, s, s->w);
     s->ex = ex;
   }
   s->blocked = true;
+  return ex;
+}
+
+/* Answer a malformed request head with status, then close. */
+static void session_reject(struct session *s, int status) {
+  struct exchange *ex = session_error_exchange(s);
+  if (!ex)
+    return;
   if (ex->state != EX_HEAD) {
     session_close(s);
     return;
@@ -409,21 +420,12 @@ static void session_reject(struct session *s, int status) {
 
 /* Answer a request the parser rejected, then close. */
 static void session_parse_error(struct session *s, llhttp_errno_t err) {
-  struct exchange *ex = s->ex;
   const char *reason = llhttp_get_error_reason(&s->parser);
   log_debug("client %s: bad request: %s (%s)", s->client_ip, llhttp_errno_name(err),
             reason ? reason : "");
-  if (!ex) {
-    /* The message had not begun (e.g. garbage before a request line). */
-    ex = worker_exchange_get(s->w);
-    if (!ex) {
-      session_close(s);
-      return;
-    }
-    exchange_init(ex, s, s->w);
-    s->ex = ex;
-  }
-  s->blocked = true;
+  struct exchange *ex = session_error_exchange(s);
+  if (!ex)
+    return;
   if (ex->state != EX_HEAD) {
     /* A bad chunk, a chunk extension over the bound or a body over
      * max_request_body_bytes while the body is being forwarded: the

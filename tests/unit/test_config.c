@@ -81,14 +81,7 @@ static const char *ip_of(const struct sockaddr_storage *ss, char *buf, size_t si
  * Criterion test (nor does anything in a .fini hook), so each test body is
  * followed by an explicit leak check inside the test: CONFIG_TEST(name)
  * declares Test(config, name) that runs the body, then the check. */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-static void check_leaks(void) {
-  cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (report above)");
-}
-#else
-static void check_leaks(void) {}
-#endif
+#include "leak_check.h"
 
 #define CONFIG_TEST(name)                                                                          \
   static void name##_body(void);                                                                   \

@@ -73,14 +73,7 @@ static void expect_warnings(const char *yaml, const char *const *want, size_t n)
   } while (0)
 
 /* See tests/unit/test_config.c: an explicit leak check inside each test. */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-static void check_leaks(void) {
-  cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (report above)");
-}
-#else
-static void check_leaks(void) {}
-#endif
+#include "leak_check.h"
 
 #define CONFIG_TEST(name)                                                                          \
   static void name##_body(void);                                                                   \
