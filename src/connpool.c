@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ferry/exchange.h"
+#include "ferry/h1parse.h"
 #include "ferry/log.h"
 #include "ferry/session.h"
 #include "ferry/tunnel.h"
@@ -49,6 +50,7 @@ static int on_headers_complete(llhttp_t *p) {
   if (!c->ex)
     return -1;
   c->resp_head = true;
+  c->resp_minor = p->http_minor;
   return exchange_resp_headers_complete(c->ex, p->status_code, (p->flags & F_CHUNKED) != 0,
                                         (p->flags & F_CONTENT_LENGTH) != 0, p->content_length,
                                         llhttp_should_keep_alive(p) != 0);
@@ -170,6 +172,71 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(c->in->data + c->in->len, c->in->cap - c->in->len);
 }
 
+/* The fast path (RM_START, RM_FAST_BODY) over the bytes just read: false
+ * when the response is not one it takes, and llhttp is to read it from
+ * its first byte instead (nothing has been consumed then). */
+static bool fast_read(struct upconn *c, struct exchange *ex) {
+  if (c->rmode == RM_START) {
+    const char *start = c->in->data + c->parse_off;
+    size_t avail = c->in->len - c->parse_off;
+    if ((ex->resp_pin && ex->resp_pin != c->in) || ex->resp_hdrs.n != 0)
+      return false;
+    struct h1_head h;
+    if (h1_parse_response(start, avail, &ex->resp_hdrs, &h) != H1_OK)
+      return false;
+    bool no_body = h.status == 204 || h.status == 304;
+    /* Interim responses, upgrades and bodies delimited by the close stay
+     * with llhttp. */
+    if (h.status < 200 || (!h.has_length && !no_body && ex->method != HTTP_HEAD)) {
+      ex->resp_hdrs.n = 0;
+      return false;
+    }
+    if (!ex->resp_pin) {
+      iobuf_ref(c->in);
+      ex->resp_pin = c->in;
+    }
+    ex->reason = h.reason;
+    c->parse_off += h.len;
+    c->resp_head = true;
+    c->resp_minor = h.minor;
+    c->rmode = RM_FAST_BODY;
+    c->fast_ka = h1_keep_alive(&h);
+    int r = exchange_resp_headers_complete(ex, h.status, false, h.has_length, h.length, c->fast_ka);
+    if (r < 0) {
+      c->broken = true;
+      c->parse_error = HPE_CB_HEADERS_COMPLETE;
+      log_debug("upstream %s: invalid response: status %d refused", c->srv->name, h.status);
+      return true;
+    }
+    /* 1: no body (HEAD, 204, 304), whatever the head declares. */
+    c->body_left = r == 1 || no_body ? 0 : h.length;
+  }
+  size_t avail = c->in->len - c->parse_off;
+  size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+  if (take > 0) {
+    if (exchange_resp_body(ex, c->in->data + c->parse_off, take, c->in) != 0) {
+      c->broken = true;
+      c->parse_error = HPE_USER;
+      return true;
+    }
+    c->parse_off += take;
+    c->body_left -= take;
+  }
+  if (c->body_left == 0 && !c->resp_done) {
+    int r = exchange_resp_message_complete(ex);
+    if (r != HPE_PAUSED) {
+      c->broken = true;
+      c->parse_error = HPE_CB_MESSAGE_COMPLETE;
+      return true;
+    }
+    c->resp_done = true;
+    c->keepalive_ok = c->fast_ka;
+  }
+  if (c->resp_done && c->parse_off != c->in->len)
+    c->broken = true; /* bytes after the response: never reuse */
+  return true;
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   struct upconn *c = st->data;
@@ -204,6 +271,17 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   c->got_bytes = true;
   c->in->len += (uint32_t)nread;
+  if (c->rmode != RM_LLHTTP) {
+    if (fast_read(c, ex)) {
+      if (c->broken && !c->resp_done) {
+        exchange_upstream_error(ex, UV_EPROTO);
+        return;
+      }
+      exchange_upstream_data(ex); /* the last use of c, as below */
+      return;
+    }
+    c->rmode = RM_LLHTTP;
+  }
   const char *start = c->in->data + c->parse_off;
   size_t avail = c->in->len - c->parse_off;
   llhttp_errno_t err = llhttp_execute(&c->parser, start, avail);
@@ -329,6 +407,8 @@ static void attach(struct upconn *c, struct exchange *ex) {
   c->keepalive_ok = false;
   c->bp_paused = false;
   c->parse_error = 0;
+  c->rmode = RM_START;
+  c->body_left = 0;
   llhttp_init(&c->parser, HTTP_RESPONSE, &response_settings);
   c->parser.data = c;
 }

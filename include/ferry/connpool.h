@@ -24,6 +24,11 @@ struct exchange;
 
 enum upconn_state { UC_CONNECTING, UC_ACTIVE, UC_IDLE, UC_CLOSING };
 
+/* How the current response is being read: a plain head in one read is
+ * parsed by h1parse and its Content-Length body counted here (the common
+ * case); anything else goes through llhttp from its first byte. */
+enum upconn_read_mode { RM_START, RM_FAST_BODY, RM_LLHTTP };
+
 struct upconn {
   uv_tcp_t tcp;
   uv_timer_t idle_timer;
@@ -38,6 +43,10 @@ struct upconn {
   llhttp_t parser;
   struct iobuf *in;
   size_t parse_off;
+  uint64_t body_left; /* RM_FAST_BODY: Content-Length bytes still to come */
+  uint8_t rmode;      /* enum upconn_read_mode */
+  bool fast_ka;       /* RM_FAST_BODY: the head allows reuse */
+  uint8_t resp_minor; /* HTTP/1.x version of the response head */
 
   struct wreq *batch; /* writes being gathered */
   size_t queued;      /* bytes written but not yet completed */

@@ -30,4 +30,6 @@ src="$root/src"
   -o "$out/fuzz_response"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_config.c" "$src/config.c" "$src/router.c" \
   "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" -o "$out/fuzz_config"
-echo "built: $out/fuzz_request $out/fuzz_response $out/fuzz_config"
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_h1parse.c" "$src/h1parse.c" "$src/http_head.c" \
+  "${llhttp[@]}" -o "$out/fuzz_h1parse"
+echo "built: $out/fuzz_request $out/fuzz_response $out/fuzz_config $out/fuzz_h1parse"

@@ -106,4 +106,72 @@ def test_bursts_over_max_idle_reuse_connections_and_the_surplus_closes_after():
         eq(up.accepted, clients, "served by a connection kept within max_idle")
 
 
+# Plain response heads that arrive whole are read by the one-pass parser and
+# their Content-Length bodies counted by ferry itself; anything else goes to
+# llhttp. These check the seams of that split.
+
+
+def test_length_body_in_pieces_is_relayed_whole_and_the_connection_reused():
+    more = threading.Event()
+
+    def serve(c):
+        up.record(c.read_request())
+        c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcde")
+        check(more.wait(ft.IO_TIMEOUT), "the client saw the first half")
+        c.send(b"fghij")
+        up.serve_keepalive(c)
+
+    up = Upstream(serve)
+    with up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n")
+            while b"abcde" not in c.buf:
+                check(c._fill() != b"", "ferry relays the first half before the rest exists")
+            more.set()
+            r = c.response()
+            eq(r.status, 200, "status")
+            eq(r.body, b"abcdefghij", "body, from two reads")
+            eq(c.request(target="/b").body, b"ok from up", "next request on the same client connection")
+        eq(up.accepted, 1, "the upstream connection went back to the pool and served both")
+
+
+def test_bytes_after_a_length_body_keep_the_connection_out_of_the_pool():
+    def serve(c):
+        up.record(c.read_request())
+        c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA")
+        check(c.read_request() is None, "ferry closes a connection that sent more than the response")
+
+    up = Upstream(serve)
+    with up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        for target in ("/1", "/2"):
+            r = ft.request(f.port, target=target)
+            eq((r.status, r.body), (200, b"ok"), f"response to {target}")
+        eq(up.accepted, 2, "each request needed a fresh upstream connection")
+        up.wait_requests(2)
+    eq(up.errors, [], "upstream handler errors")
+
+
+def test_a_response_head_longer_than_one_read_is_relayed_the_same():
+    big = "v" * 20000  # over one 16 KiB read block: the head is parsed by llhttp
+
+    def serve(c):
+        while True:
+            m = c.read_request()
+            if m is None:
+                return
+            up.record(m)
+            c.respond(200, "ok", headers=(("X-Big", big), ("X-After", "1")))
+
+    up = Upstream(serve)
+    with up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            for target in ("/1", "/2"):
+                r = c.request(target=target)
+                eq(r.status, 200, f"status of {target}")
+                eq(r.header("x-big"), big, "the long field, whole")
+                eq(r.header("x-after"), "1", "the field after it")
+                eq(r.body, b"ok", "body")
+        eq(up.accepted, 1, "the connection was reused after a slow-path response")
+
+
 ft.main(globals())
