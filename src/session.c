@@ -18,6 +18,7 @@
 
 #include "ferry/connpool.h"
 #include "ferry/exchange.h"
+#include "ferry/h1parse.h"
 #include "ferry/log.h"
 #include "ferry/proxyproto.h"
 #include "ferry/tunnel.h"
@@ -489,6 +490,50 @@ static bool session_proxy_header(struct session *s) {
   return true;
 }
 
+/* A whole, plain request head without a body at the start of the unparsed
+ * bytes: read by h1parse in one pass (no llhttp, no strict scan: it takes
+ * only what both would accept and read the same way) and started exactly
+ * as the llhttp callbacks would start it. The message is complete at the
+ * end of its head; fast_done stands for llhttp's message-complete pause.
+ * False, with nothing consumed, for anything else. */
+static bool session_fast_head(struct session *s, const char *p, size_t n, uint64_t max_head) {
+  struct exchange *ex = worker_exchange_get(s->w);
+  if (!ex)
+    return false;
+  struct hdr_list l = {ex->req_store, 0, EX_MAX_HEADERS};
+  struct h1_head h;
+  if (h1_parse_request(p, n, &l, &h) != H1_OK || (h.has_length && h.length > 0) ||
+      h.len > max_head) {
+    worker_exchange_put(s->w, ex);
+    return false;
+  }
+  exchange_init(ex, s, s->w); /* keeps req_store */
+  s->ex = ex;
+  if (s->timer_kind != ST_HEADER)
+    session_timer(s, ST_HEADER);
+  iobuf_ref(s->in);
+  ex->req_pin = s->in;
+  ex->url = h.target;
+  ex->req_hdrs.n = l.n;
+  ex->minor = h.minor;
+  ex->method = h.method;
+  ex->client_keepalive = h1_keep_alive(&h);
+  ex->req_has_length = h.has_length;
+  ex->req_trailers = l.n;
+  s->chunk_ext_bytes = 0;
+  http_head_mark_hop(&ex->req_hdrs);
+  s->parse_off += h.len;
+  s->head_bytes = h.len;
+  s->blocked = true;
+  s->fast_done = true;
+  if (s->over_limit)
+    exchange_reply(ex, 503, "service unavailable: too many connections (limits.max_connections)\n",
+                   true);
+  else
+    exchange_start(ex);
+  return true;
+}
+
 static void session_process(struct session *s) {
   if (s->in_process)
     return;
@@ -502,9 +547,19 @@ static void session_process(struct session *s) {
   s->in_process = true;
   uint64_t max_head = s->w->cfg->limits.max_request_header_bytes;
   while (!s->closing && !s->blocked && !s->close_after && s->in &&
-         (s->parse_off < s->in->len || s->resume_pending)) {
+         (s->parse_off < s->in->len || s->resume_pending || s->fast_done)) {
+    if (s->fast_done) { /* a fast-path request, complete with its head */
+      s->fast_done = false;
+      if (s->ex) {
+        s->blocked = true;
+        exchange_request_done(s->ex);
+      }
+      continue;
+    }
     const char *start = s->in->data + s->parse_off;
     size_t avail = s->in->len - s->parse_off;
+    if (!s->ex && avail > 0 && session_fast_head(s, start, avail, max_head))
+      continue;
     bool in_head = !s->ex || s->ex->state == EX_HEAD;
     if (in_head && avail > 0) {
       /* What llhttp lets through: bare LF, obs-fold, space before ':'. */

@@ -70,6 +70,7 @@ struct session {
   bool eof_pending;    /* EOF read while bytes or the parser were held */
   bool close_after;    /* close once queued writes are done */
   bool resume_pending; /* parser was resumed; run it even with no new bytes */
+  bool fast_done;      /* a request read by h1parse awaits its message end */
   int pause_reason;
   unsigned requests;
   bool tunnel;              /* reads go to src/tunnel.c, not the parser */
