@@ -48,11 +48,11 @@ static bool ieq_lit(const char *p, size_t n, const char *lit, size_t litn) {
   return true;
 }
 
-/* Index of the first byte at or after i that is not visible ASCII
- * (0x21..0x7e), or n. */
-static inline size_t skip_vchar(const char *p, size_t n, size_t i) {
+/* Index of the first byte at or after i that is not SP or visible ASCII
+ * (0x20..0x7e), or n: the end of a field value, or a byte to look at. */
+static inline size_t skip_text(const char *p, size_t n, size_t i) {
 #if defined(__SSE2__)
-  const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7f);
+  const __m128i lo = _mm_set1_epi8(0x1f), hi = _mm_set1_epi8(0x7f);
   while (i + 16 <= n) {
     __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
     /* Signed compares: bytes >= 0x80 are negative and fail the first. */
@@ -63,7 +63,7 @@ static inline size_t skip_vchar(const char *p, size_t n, size_t i) {
     i += 16;
   }
 #endif
-  while (i < n && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7f)
+  while (i < n && (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] < 0x7f)
     i++;
   return i;
 }
@@ -103,22 +103,20 @@ static int parse_fields(const char *p, size_t n, size_t i, struct hdr_list *l, s
     size_t ne = i++;
     while (i < n && (p[i] == ' ' || p[i] == '\t'))
       i++;
-    size_t vs = i, ve = i;
+    size_t vs = i;
     for (;;) {
-      size_t j = skip_vchar(p, n, i);
-      if (j > i)
-        ve = j;
-      i = j;
-      if (i >= n)
-        return H1_SLOW;
-      if (p[i] == ' ' || p[i] == '\t') {
+      i = skip_text(p, n, i);
+      if (i < n && p[i] == '\t') {
         i++;
         continue;
       }
       break;
     }
-    if (p[i] != '\r' || i + 1 >= n || p[i + 1] != '\n')
+    if (i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n')
       return H1_SLOW;
+    size_t ve = i;
+    while (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'))
+      ve--;
     bool trailing_ows = ve != i;
     i += 2;
     if (l->n >= l->cap)
