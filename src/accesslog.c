@@ -327,7 +327,7 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     puts_(&o, "{\"time\":\"");
     puts_(&o, tmp);
     puts_(&o, "\",\"client\":\"");
-    puts_(&o, ex->s->client_ip);
+    puts_(&o, session_client_ip(ex->s));
     puts_(&o, "\",\"method\":\"");
     puts_(&o, method);
     puts_(&o, "\",\"target\":\"");
@@ -355,7 +355,7 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     puts_(&o, "}");
   } else {
     strftime(tmp, sizeof(tmp), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    puts_(&o, ex->s->client_ip);
+    puts_(&o, session_client_ip(ex->s));
     puts_(&o, " - - [");
     puts_(&o, tmp);
     puts_(&o, "] \"");

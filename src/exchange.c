@@ -379,7 +379,8 @@ void exchange_start(struct exchange *ex) {
  * usable. */
 static bool exchange_next_server(struct exchange *ex) {
   uint64_t key = 0;
-  bool has_key = upstream_hash_key(ex->up->cfg, slice_cstr(ex->s->client_ip), &ex->req_hdrs, &key);
+  bool has_key =
+      upstream_hash_key(ex->up->cfg, slice_cstr(session_client_ip(ex->s)), &ex->req_hdrs, &key);
   size_t nex = ex->ntried < EX_MAX_TRIED ? ex->ntried : EX_MAX_TRIED;
   struct server_rt *srv = upstream_pick(ex->up, has_key, key, ex->tried, nex);
   if (!srv)
@@ -471,7 +472,7 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
       .target = send_target,
       .headers = &ex->req_hdrs,
       .host = r->set_host ? slice_cstr(r->set_host) : (host.n ? host : slice_cstr(ex->srv->name)),
-      .client_ip = slice_cstr(s->client_ip),
+      .client_ip = slice_cstr(session_client_ip(s)),
       .proto = SLICE_LIT("http"),
       .fwd_host = host,
       .request_id = ex->rid,

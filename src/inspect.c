@@ -250,7 +250,7 @@ void inspect_begin(struct exchange *ex, const struct cfg_route *r) {
     return;
   ex->insp.on = true;
   ex->insp.t_head = uv_hrtime();
-  ex->insp.req_head_bytes = ex->s->head_bytes;
+  ex->insp.req_head_bytes = ex->s->rx->head_bytes;
 }
 
 void inspect_note_response(struct exchange *ex, struct iobuf *b, bool from_upstream) {
@@ -323,7 +323,7 @@ void inspect_capture(struct exchange *ex) {
   const char *method = llhttp_method_name((llhttp_method_t)ex->method);
   char version[16], client[INET6_ADDRSTRLEN + 8], label[512], rline[64 + 1024];
   snprintf(version, sizeof version, "HTTP/1.%d", ex->minor);
-  snprintf(client, sizeof client, "%s:%u", s->client_ip, (unsigned)s->client_port);
+  snprintf(client, sizeof client, "%s:%u", session_client_ip(s), (unsigned)s->client_port);
   struct slice req_line;
   {
     /* "METHOD target HTTP/1.x", built in the arena when long */
@@ -350,7 +350,7 @@ void inspect_capture(struct exchange *ex) {
       .time_us = wall_us - (total_us > 0 ? total_us : 0),
       .request_id = ex->rid,
       .client = slice_cstr(client),
-      .listener = slice_cstr(s->listener ? s->listener->address : ""),
+      .listener = slice_cstr(session_listener(s) ? session_listener(s)->address : ""),
       .method = slice_cstr(method),
       .target = ex->url,
       .host = ex->host,

@@ -1,9 +1,11 @@
 /* session: one client connection (socket, read block, request parser).
  *
- * Owns: the client socket and timer, the read block, the request parser,
- * the current exchange (one at a time; pipelined requests wait unparsed in
- * the read block). Must not touch upstream sockets directly: it talks to
- * the exchange, which talks to connpool.
+ * Owns: the client socket, its rx (read block, request parser, per-message
+ * parse state, address text; attached only while bytes are buffered or an
+ * exchange runs), the current exchange (one at a time; pipelined requests
+ * wait unparsed in the read block), and the worker's per-kind deadline
+ * lists with their one timer. Must not touch upstream sockets directly: it
+ * talks to the exchange, which talks to connpool.
  *
  * The parser callbacks only copy head bytes into the exchange's arena or
  * hand body slices to the exchange, and pause at the end of the head and
@@ -26,6 +28,13 @@
 
 enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
 
+/* Free session_rx structs kept per worker; more are freed. */
+#define RX_FREE_MAX 256u
+
+_Static_assert(offsetof(struct worker, loop) == 0, "session_worker() needs the loop first");
+_Static_assert(offsetof(struct session, tcp) == 0, "libuv callbacks cast the handle");
+_Static_assert(offsetof(struct session_rx, parser) == 0, "llhttp callbacks cast the parser");
+
 static void session_process(struct session *s);
 static void session_update_reading(struct session *s);
 static void session_eof(struct session *s);
@@ -35,16 +44,21 @@ static struct exchange *cur_ex(llhttp_t *p) {
   return s->ex;
 }
 
+/* The read block of the rx whose parser p is. */
+static struct iobuf *cur_in(llhttp_t *p) {
+  return ((struct session_rx *)(void *)p)->in;
+}
+
 static int on_message_begin(llhttp_t *p) {
   struct session *s = p->data;
   if (s->ex) /* cannot happen: the parser pauses at every message end */
     return -1;
-  struct exchange *ex = worker_exchange_get(s->w);
+  struct exchange *ex = worker_exchange_get(session_worker(s));
   if (!ex)
     return -1;
-  exchange_init(ex, s, s->w);
+  exchange_init(ex, s, session_worker(s));
   s->ex = ex;
-  s->head_bytes = 0;
+  s->rx->head_bytes = 0;
   if (s->timer_kind != ST_HEADER)
     session_timer(s, ST_HEADER);
   return 0;
@@ -52,8 +66,7 @@ static int on_message_begin(llhttp_t *p) {
 
 static int on_url(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
-  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->url, at, n,
-                         ((struct session *)p->data)->in) != 0) {
+  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->url, at, n, cur_in(p)) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
@@ -63,8 +76,7 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
-  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_name, at, n,
-                         ((struct session *)p->data)->in) != 0) {
+  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_name, at, n, cur_in(p)) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
@@ -74,8 +86,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
-  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_value, at, n,
-                         ((struct session *)p->data)->in) != 0) {
+  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_value, at, n, cur_in(p)) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
@@ -113,9 +124,9 @@ static int on_headers_complete(llhttp_t *p) {
   ex->upgrade_req =
       p->upgrade && p->method != HTTP_CONNECT && p->http_major == 1 && p->http_minor >= 1;
   ex->req_trailers = ex->req_hdrs.n; /* fields pushed from now on are trailers */
-  s->chunk_ext_bytes = 0;
+  s->rx->chunk_ext_bytes = 0;
   http_head_mark_hop(&ex->req_hdrs);
-  s->pause_reason = PR_HEAD;
+  s->rx->pause_reason = PR_HEAD;
   return HPE_PAUSED;
 }
 
@@ -123,7 +134,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
   struct session *s = p->data;
   if (!s->ex)
     return 0; /* body of a request already answered; connection will close */
-  return exchange_request_body(s->ex, at, n, s->in) == 0 ? 0 : -1;
+  return exchange_request_body(s->ex, at, n, s->rx->in) == 0 ? 0 : -1;
 }
 
 /* Chunk extensions are dropped (bodies are re-chunked), but a long one is
@@ -132,16 +143,15 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
 
 static int on_chunk_extension(llhttp_t *p, const char *at, size_t n) {
   (void)at;
-  struct session *s = p->data;
-  if (n > MAX_CHUNK_EXT_BYTES - s->chunk_ext_bytes)
+  struct session_rx *rx = (struct session_rx *)(void *)p;
+  if (n > MAX_CHUNK_EXT_BYTES - rx->chunk_ext_bytes)
     return -1;
-  s->chunk_ext_bytes += (uint32_t)n;
+  rx->chunk_ext_bytes += (uint32_t)n;
   return 0;
 }
 
 static int on_chunk_complete(llhttp_t *p) {
-  struct session *s = p->data;
-  s->chunk_ext_bytes = 0;
+  ((struct session_rx *)(void *)p)->chunk_ext_bytes = 0;
   return 0;
 }
 
@@ -149,7 +159,7 @@ static int on_message_complete(llhttp_t *p) {
   struct session *s = p->data;
   if (!s->ex)
     return 0; /* the exchange was answered before its (empty) body ended */
-  s->pause_reason = PR_DONE;
+  s->rx->pause_reason = PR_DONE;
   return HPE_PAUSED;
 }
 
@@ -167,51 +177,243 @@ static const llhttp_settings_t request_settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* --- the client address ------------------------------------------------ */
+
+/* Decimal text of each byte value: up to three digits, then the count. */
+#define OCT_LEN(v) ((v) >= 100 ? 3 : (v) >= 10 ? 2 : 1)
+#define OCT_POW(v, i) (OCT_LEN(v) - 1 - (i) == 2 ? 100 : OCT_LEN(v) - 1 - (i) == 1 ? 10 : 1)
+#define OCT_DIGIT(v, i) (char)((i) < OCT_LEN(v) ? '0' + (v) / OCT_POW(v, i) % 10 : 0)
+#define OCT(v)                                                                                     \
+  { OCT_DIGIT(v, 0), OCT_DIGIT(v, 1), OCT_DIGIT(v, 2), (char)OCT_LEN(v) }
+#define OCT4(v) OCT(v), OCT((v) + 1), OCT((v) + 2), OCT((v) + 3)
+#define OCT16(v) OCT4(v), OCT4((v) + 4), OCT4((v) + 8), OCT4((v) + 12)
+#define OCT64(v) OCT16(v), OCT16((v) + 16), OCT16((v) + 32), OCT16((v) + 48)
+static const char octet_text[256][4] = {OCT64(0), OCT64(64), OCT64(128), OCT64(192)};
+
+/* A dotted quad by table (this runs whenever a keep-alive connection's
+ * next request arrives), uv_inet_ntop for IPv6. */
+void session_format_addr(char *out, const uint8_t addr[16], bool v6) {
+  if (v6) {
+    if (uv_inet_ntop(AF_INET6, addr, out, INET6_ADDRSTRLEN) != 0)
+      strcpy(out, "-");
+    return;
+  }
+  /* Each octet's 4 table bytes are copied whole; the count byte is then
+   * overwritten by the dot (or the final NUL). */
+  const char *t0 = octet_text[addr[0]], *t1 = octet_text[addr[1]];
+  const char *t2 = octet_text[addr[2]], *t3 = octet_text[addr[3]];
+  char *o = out;
+  memcpy(o, t0, 4);
+  o += t0[3];
+  *o++ = '.';
+  memcpy(o, t1, 4);
+  o += t1[3];
+  *o++ = '.';
+  memcpy(o, t2, 4);
+  o += t2[3];
+  *o++ = '.';
+  memcpy(o, t3, 4);
+  o[(unsigned char)t3[3]] = '\0';
+}
+
+/* The client address as text, "-" when unknown. */
+static void format_client_ip(const struct session *s, char *out) {
+  if (!s->client_known) {
+    out[0] = '-';
+    out[1] = '\0';
+    return;
+  }
+  session_format_addr(out, s->client_addr, s->client_v6);
+}
+
+/* Record a socket address as the client's. */
+static void set_client_addr(struct session *s, const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+    memcpy(s->client_addr, &a->sin_addr, 4);
+    s->client_port = ntohs(a->sin_port);
+    s->client_v6 = false;
+    s->client_known = true;
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+    memcpy(s->client_addr, &a->sin6_addr, 16);
+    s->client_port = ntohs(a->sin6_port);
+    s->client_v6 = true;
+    s->client_known = true;
+  }
+}
+
+/* The address as text for a log line: the rx's copy, or formatted into buf
+ * (INET6_ADDRSTRLEN bytes) while none is attached. */
+static const char *client_str(const struct session *s, char *buf) {
+  if (s->rx)
+    return s->rx->client_ip;
+  format_client_ip(s, buf);
+  return buf;
+}
+
+/* --- rx: read block and parser, attached while needed ------------------- */
+
+/* Attach an rx (from the worker's free list, else malloc) with a fresh
+ * parser; NULL on OOM. */
+static struct session_rx *session_rx_attach(struct session *s) {
+  struct worker *w = session_worker(s);
+  struct session_rx *rx = w->free_rx;
+  if (rx) {
+    w->free_rx = rx->parser.data;
+    w->nfree_rx--;
+  } else {
+    rx = malloc(sizeof(*rx));
+    if (!rx)
+      return NULL;
+  }
+  llhttp_init(&rx->parser, HTTP_REQUEST, &request_settings);
+  rx->parser.data = s;
+  rx->in = NULL;
+  rx->parse_off = 0;
+  rx->head_bytes = 0;
+  rx->chunk_ext_bytes = 0;
+  rx->pause_reason = PR_NONE;
+  rx->resume_pending = false;
+  rx->fast_done = false;
+  http_head_scan_reset(&rx->scan);
+  format_client_ip(s, rx->client_ip);
+  s->rx = rx;
+  return rx;
+}
+
+/* Release the rx (and its read block) to the worker's free list. */
+static void session_rx_detach(struct session *s) {
+  struct worker *w = session_worker(s);
+  struct session_rx *rx = s->rx;
+  s->rx = NULL;
+  if (rx->in)
+    iobuf_unref(rx->in);
+  if (w->nfree_rx >= RX_FREE_MAX) {
+    free(rx);
+    return;
+  }
+  rx->parser.data = w->free_rx;
+  w->free_rx = rx;
+  w->nfree_rx++;
+}
+
+void session_rx_free_all(struct worker *w) {
+  while (w->free_rx) {
+    struct session_rx *rx = w->free_rx;
+    w->free_rx = rx->parser.data;
+    free(rx);
+  }
+  w->nfree_rx = 0;
+}
+
+/* --- deadline lists ------------------------------------------------------ */
+
+/* The loop's cached time, as uv_now() returns it (uv_loop_t.time), read
+ * without a call into libuv: session_timer runs several times per
+ * request. */
+static inline uint64_t loop_now(const struct worker *w) {
+  return w->loop.time;
+}
+
+static inline struct session *link_session(struct session_link *n) {
+  return container_of(n, struct session, tl);
+}
+
+static inline void tlist_unlink(struct session_link *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+}
+
+static inline void tlist_link_after(struct session_link *at, struct session_link *n) {
+  n->prev = at;
+  n->next = at->next;
+  at->next->prev = n;
+  at->next = n;
+}
+
+/* Insert n (due set) into list head l in deadline order, when the tail is
+ * due later than n: after a reload shortened the kind's duration. The
+ * place is searched from both ends at once; equal deadlines keep their
+ * arrival order. */
+__attribute__((noinline)) static void tlist_insert_inside(struct session_link *l,
+                                                          struct session_link *n) {
+  uint64_t due = n->due;
+  struct session_link *after = l->prev->prev; /* from the tail: n goes after it... */
+  struct session_link *before = l->next;      /* from the head: ...or before it */
+  /* The head has due 0 and the tail is due later than n: both walks stop. */
+  while (after->due > due && before->due <= due) {
+    after = after->prev;
+    before = before->next;
+  }
+  if (after->due > due)
+    after = before->prev;
+  tlist_link_after(after, n);
+}
+
+/* Every session of a kind gets the same duration, so n normally goes at
+ * the tail (the list head's due of 0 covers an empty list). */
+static inline void tlist_insert(struct session_link *l, struct session_link *n) {
+  if (l->prev->due <= n->due)
+    tlist_link_after(l->prev, n);
+  else
+    tlist_insert_inside(l, n);
+}
+
 /* --- handles and closing ------------------------------------------------ */
 
 static void session_free(struct session *s) {
   if (s->ex) {
     exchange_reset(s->ex);
-    worker_exchange_put(s->w, s->ex);
+    worker_exchange_put(session_worker(s), s->ex);
     s->ex = NULL;
   }
-  if (s->in)
-    iobuf_unref(s->in);
+  if (s->rx)
+    session_rx_detach(s);
   if (s->batch)
     wreq_put(s->batch);
   free(s);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
-  struct session *s = h->data;
-  if (--s->open_handles == 0)
-    session_free(s);
+  session_free((struct session *)(void *)h);
 }
 
 void session_close(struct session *s) {
   if (s->closing)
     return;
+  struct worker *w = session_worker(s);
   s->closing = true;
   if (s->ex)
     exchange_abort(s->ex);
   if (s->reading)
     uv_read_stop((uv_stream_t *)&s->tcp);
   s->reading = false;
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    s->w->sessions = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-  s->next = s->prev = NULL;
-  worker_conn_closed(s->w);
-  uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+  tlist_unlink(&s->tl);
+  s->timer_kind = ST_NONE;
+  worker_conn_closed(w);
   uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+  if (w->stopping)
+    session_timers_quiesce(w);
 }
 
 void session_close_all(struct worker *w) {
-  while (w->sessions)
-    session_close(w->sessions);
+  for (int k = 0; k < ST_KINDS; k++) {
+    struct session_link *l = &w->timers[k];
+    while (l->next != l)
+      session_close(link_session(l->next));
+  }
+}
+
+void session_close_idle(struct worker *w) {
+  for (int k = 0; k < ST_KINDS; k++) {
+    struct session_link *l = &w->timers[k];
+    for (struct session_link *n = l->next, *next; n != l; n = next) {
+      next = n->next;
+      if (!link_session(n)->ex) /* idle; a request already begun (even a partial head) may finish */
+        session_close(link_session(n));
+    }
+  }
 }
 
 /* --- writes to the client ----------------------------------------------- */
@@ -219,15 +421,16 @@ void session_close_all(struct worker *w) {
 static void on_write(uv_write_t *req, int status) {
   struct wreq *wr = container_of(req, struct wreq, req);
   struct session *s = req->data;
-  s->queued -= wr->bytes;
+  s->queued -= (uint32_t)wr->bytes;
   s->writes_pending--;
   if (status >= 0)
-    mc_add(&s->w->metrics.bytes_out, wr->bytes);
+    mc_add(&session_worker(s)->metrics.bytes_out, wr->bytes);
   wreq_put(wr);
   if (s->closing)
     return;
   if (status < 0) {
-    log_debug("client %s: write failed: %s", s->client_ip, uv_strerror(status));
+    char ip[INET6_ADDRSTRLEN];
+    log_debug("client %s: write failed: %s", client_str(s, ip), uv_strerror(status));
     session_close(s);
     return;
   }
@@ -245,7 +448,7 @@ int session_flush(struct session *s) {
     return 0;
   s->batch = NULL;
   wr->req.data = s;
-  s->queued += wr->bytes;
+  s->queued += (uint32_t)wr->bytes;
   s->writes_pending++;
   if (wreq_try_write(wr, (uv_stream_t *)&s->tcp)) {
     on_write(&wr->req, 0); /* all written at once: complete it here */
@@ -253,7 +456,7 @@ int session_flush(struct session *s) {
   }
   int r = uv_write(&wr->req, (uv_stream_t *)&s->tcp, wr->bufs, wr->nbufs, on_write);
   if (r < 0) {
-    s->queued -= wr->bytes;
+    s->queued -= (uint32_t)wr->bytes;
     s->writes_pending--;
     wreq_put(wr);
     return r;
@@ -267,7 +470,7 @@ static struct wreq *session_batch(struct session *s, unsigned bufs, size_t scrat
       return NULL;
   }
   if (!s->batch)
-    s->batch = wreq_get(&s->w->bufs);
+    s->batch = wreq_get(&session_worker(s)->bufs);
   return s->batch;
 }
 
@@ -293,55 +496,66 @@ int session_add_copy(struct session *s, const char *p, size_t n) {
 
 /* --- reading ------------------------------------------------------------ */
 
+/* Bytes wait unparsed in the read block. */
+static inline bool rx_pending(const struct session *s) {
+  return s->rx && s->rx->in && s->rx->parse_off < s->rx->in->len;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
-  struct session *s = h->data;
-  if (s->in && s->parse_off == s->in->len) {
-    if (s->in->refs == 1) {
-      s->in->len = 0;
-    } else {
-      iobuf_unref(s->in);
-      s->in = NULL;
-    }
-    s->parse_off = 0;
-  }
-  if (!s->in)
-    s->in = iobuf_get(&s->w->bufs, IOBUF_SIZE);
-  if (!s->in || s->in->len == s->in->cap) {
+  struct session *s = (struct session *)(void *)h;
+  struct session_rx *rx = s->rx;
+  if (!rx && !(rx = session_rx_attach(s))) {
     *buf = uv_buf_init(NULL, 0);
     return;
   }
-  *buf = uv_buf_init(s->in->data + s->in->len, s->in->cap - s->in->len);
+  if (rx->in && rx->parse_off == rx->in->len) {
+    if (rx->in->refs == 1) {
+      rx->in->len = 0;
+    } else {
+      iobuf_unref(rx->in);
+      rx->in = NULL;
+    }
+    rx->parse_off = 0;
+  }
+  if (!rx->in)
+    rx->in = iobuf_get(&session_worker(s)->bufs, IOBUF_SIZE);
+  if (!rx->in || rx->in->len == rx->in->cap) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init(rx->in->data + rx->in->len, rx->in->cap - rx->in->len);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
-  struct session *s = st->data;
+  struct session *s = (struct session *)(void *)st;
   if (s->tunnel && s->ex) {
     if (nread > 0) {
-      mc_add(&s->w->metrics.bytes_in, (uint64_t)nread);
-      s->in->len += (uint32_t)nread;
+      mc_add(&session_worker(s)->metrics.bytes_in, (uint64_t)nread);
+      s->rx->in->len += (uint32_t)nread;
     }
     if (nread != 0)
       tunnel_client_read(s->ex, nread);
     return;
   }
   if (nread > 0) {
-    mc_add(&s->w->metrics.bytes_in, (uint64_t)nread);
-    s->in->len += (uint32_t)nread;
+    mc_add(&session_worker(s)->metrics.bytes_in, (uint64_t)nread);
+    s->rx->in->len += (uint32_t)nread;
     session_process(s);
     return;
   }
   if (nread == 0)
     return;
   if (nread != UV_EOF) {
-    log_debug("client %s: read failed: %s", s->client_ip, uv_strerror((int)nread));
+    char ip[INET6_ADDRSTRLEN];
+    log_debug("client %s: read failed: %s", client_str(s, ip), uv_strerror((int)nread));
     session_close(s);
     return;
   }
   /* EOF while the parser is held or bytes wait unparsed: act on it only
    * once those are handled, as if it were read then. */
-  if (s->blocked || (s->in && s->parse_off < s->in->len)) {
+  if (s->blocked || rx_pending(s)) {
     s->eof_pending = true;
     session_update_reading(s);
     return;
@@ -365,7 +579,7 @@ static void session_eof(struct session *s) {
  * restarting it costs epoll_ctl calls on every request); bytes that arrive
  * meanwhile wait in the read block, and reading stops when it is full. */
 static void session_update_reading(struct session *s) {
-  bool full = s->blocked && s->in && s->in->len == s->in->cap && s->parse_off < s->in->len;
+  bool full = s->blocked && rx_pending(s) && s->rx->in->len == s->rx->in->cap;
   bool want =
       !s->closing && !s->bp_paused && !s->peer_eof && !s->close_after && !s->eof_pending && !full;
   if (want && !s->reading) {
@@ -376,8 +590,7 @@ static void session_update_reading(struct session *s) {
     s->reading = false;
   }
   /* The parser caught up with a held EOF. */
-  if (s->eof_pending && !s->closing && !s->blocked && !s->in_process &&
-      (!s->in || s->parse_off == s->in->len))
+  if (s->eof_pending && !s->closing && !s->blocked && !s->in_process && !rx_pending(s))
     session_eof(s);
 }
 
@@ -395,12 +608,12 @@ void session_set_bp(struct session *s, bool paused) {
 static struct exchange *session_error_exchange(struct session *s) {
   struct exchange *ex = s->ex;
   if (!ex) {
-    ex = worker_exchange_get(s->w);
+    ex = worker_exchange_get(session_worker(s));
     if (!ex) {
       session_close(s);
       return NULL;
     }
-    exchange_init(ex, s, s->w);
+    exchange_init(ex, s, session_worker(s));
     s->ex = ex;
   }
   s->blocked = true;
@@ -421,8 +634,8 @@ static void session_reject(struct session *s, int status) {
 
 /* Answer a request the parser rejected, then close. */
 static void session_parse_error(struct session *s, llhttp_errno_t err) {
-  const char *reason = llhttp_get_error_reason(&s->parser);
-  log_debug("client %s: bad request: %s (%s)", s->client_ip, llhttp_errno_name(err),
+  const char *reason = llhttp_get_error_reason(&s->rx->parser);
+  log_debug("client %s: bad request: %s (%s)", s->rx->client_ip, llhttp_errno_name(err),
             reason ? reason : "");
   struct exchange *ex = session_error_exchange(s);
   if (!ex)
@@ -461,31 +674,26 @@ static int head_limit_status(const struct exchange *ex, uint64_t max_head) {
  * while more bytes are needed, or after closing the connection for a
  * missing or malformed header. */
 static bool session_proxy_header(struct session *s) {
-  if (!s->in || s->parse_off >= s->in->len)
+  struct session_rx *rx = s->rx;
+  if (!rx || !rx->in || rx->parse_off >= rx->in->len)
     return false;
   struct proxyproto_info pi;
-  int r = proxyproto_parse(s->in->data + s->parse_off, s->in->len - s->parse_off, &pi);
-  if (r == PP_AGAIN && s->in->len < s->in->cap)
+  int r = proxyproto_parse(rx->in->data + rx->parse_off, rx->in->len - rx->parse_off, &pi);
+  if (r == PP_AGAIN && rx->in->len < rx->in->cap)
     return false;
   if (r != PP_OK) {
-    mc_add(&s->w->metrics.proxy_protocol_errors, 1);
-    log_debug("client %s on %s: %s: connection closed", s->client_ip,
-              s->listener ? s->listener->address : "-", proxyproto_strerror(r));
+    const struct cfg_listener *l = session_listener(s);
+    mc_add(&session_worker(s)->metrics.proxy_protocol_errors, 1);
+    log_debug("client %s on %s: %s: connection closed", rx->client_ip, l ? l->address : "-",
+              proxyproto_strerror(r));
     session_close(s);
     return false;
   }
-  s->parse_off += pi.len;
+  rx->parse_off += pi.len;
   s->pp_pending = false;
   if (!pi.local) {
-    if (pi.src.ss_family == AF_INET6) {
-      const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&pi.src;
-      uv_ip6_name(a, s->client_ip, sizeof(s->client_ip));
-      s->client_port = ntohs(a->sin6_port);
-    } else {
-      const struct sockaddr_in *a = (const struct sockaddr_in *)&pi.src;
-      uv_ip4_name(a, s->client_ip, sizeof(s->client_ip));
-      s->client_port = ntohs(a->sin_port);
-    }
+    set_client_addr(s, (const struct sockaddr *)&pi.src);
+    format_client_ip(s, rx->client_ip);
   }
   return true;
 }
@@ -496,23 +704,25 @@ static bool session_proxy_header(struct session *s) {
  * as the llhttp callbacks would start it. The message is complete at the
  * end of its head; fast_done stands for llhttp's message-complete pause.
  * False, with nothing consumed, for anything else. */
-static bool session_fast_head(struct session *s, const char *p, size_t n, uint64_t max_head) {
-  struct exchange *ex = worker_exchange_get(s->w);
+static bool session_fast_head(struct session *s, struct session_rx *rx, const char *p, size_t n,
+                              uint64_t max_head) {
+  struct worker *w = session_worker(s);
+  struct exchange *ex = worker_exchange_get(w);
   if (!ex)
     return false;
   struct hdr_list l = {ex->req_store, 0, EX_MAX_HEADERS};
   struct h1_head h;
   if (h1_parse_request(p, n, &l, &h) != H1_OK || (h.has_length && h.length > 0) ||
       h.len > max_head) {
-    worker_exchange_put(s->w, ex);
+    worker_exchange_put(w, ex);
     return false;
   }
-  exchange_init(ex, s, s->w); /* keeps req_store */
+  exchange_init(ex, s, w); /* keeps req_store */
   s->ex = ex;
   if (s->timer_kind != ST_HEADER)
     session_timer(s, ST_HEADER);
-  iobuf_ref(s->in);
-  ex->req_pin = s->in;
+  iobuf_ref(rx->in);
+  ex->req_pin = rx->in;
   ex->url = h.target;
   ex->req_hdrs.n = l.n;
   ex->minor = h.minor;
@@ -520,12 +730,12 @@ static bool session_fast_head(struct session *s, const char *p, size_t n, uint64
   ex->client_keepalive = h1_keep_alive(&h);
   ex->req_has_length = h.has_length;
   ex->req_trailers = l.n;
-  s->chunk_ext_bytes = 0;
+  rx->chunk_ext_bytes = 0;
   http_head_mark_hop(&ex->req_hdrs);
-  s->parse_off += h.len;
-  s->head_bytes = h.len;
+  rx->parse_off += h.len;
+  rx->head_bytes = h.len;
   s->blocked = true;
-  s->fast_done = true;
+  rx->fast_done = true;
   if (s->over_limit)
     exchange_reply(ex, 503, "service unavailable: too many connections (limits.max_connections)\n",
                    true);
@@ -545,53 +755,57 @@ static void session_process(struct session *s) {
       return;
   }
   s->in_process = true;
-  uint64_t max_head = s->w->cfg->limits.max_request_header_bytes;
-  while (!s->closing && !s->blocked && !s->close_after && s->in &&
-         (s->parse_off < s->in->len || s->resume_pending || s->fast_done)) {
-    if (s->fast_done) { /* a fast-path request, complete with its head */
-      s->fast_done = false;
+  uint64_t max_head = session_worker(s)->cfg->limits.max_request_header_bytes;
+  /* s->rx is read again on every pass: an exchange that ends inside one
+   * (a reply sent at once) may release it. */
+  struct session_rx *rx;
+  while (!s->closing && !s->blocked && !s->close_after && (rx = s->rx) != NULL && rx->in &&
+         (rx->parse_off < rx->in->len || rx->resume_pending || rx->fast_done)) {
+    if (rx->fast_done) { /* a fast-path request, complete with its head */
+      rx->fast_done = false;
       if (s->ex) {
         s->blocked = true;
         exchange_request_done(s->ex);
       }
       continue;
     }
-    const char *start = s->in->data + s->parse_off;
-    size_t avail = s->in->len - s->parse_off;
-    if (!s->ex && avail > 0 && session_fast_head(s, start, avail, max_head))
+    const char *start = rx->in->data + rx->parse_off;
+    size_t avail = rx->in->len - rx->parse_off;
+    if (!s->ex && avail > 0 && session_fast_head(s, rx, start, avail, max_head))
       continue;
     bool in_head = !s->ex || s->ex->state == EX_HEAD;
     if (in_head && avail > 0) {
       /* What llhttp lets through: bare LF, obs-fold, space before ':'. */
       size_t hend = 0;
-      int sc = http_head_scan(&s->scan, start, avail, &hend);
+      int sc = http_head_scan(&rx->scan, start, avail, &hend);
       if (sc < 0) {
-        log_debug("client %s: bad request: %s", s->client_ip, http_head_scan_strerror(sc));
+        log_debug("client %s: bad request: %s", rx->client_ip, http_head_scan_strerror(sc));
         session_reject(s, 400);
         continue;
       }
     }
-    s->resume_pending = false;
-    s->pause_reason = PR_NONE;
-    llhttp_errno_t err = llhttp_execute(&s->parser, start, avail);
+    rx->resume_pending = false;
+    rx->pause_reason = PR_NONE;
+    llhttp_errno_t err = llhttp_execute(&rx->parser, start, avail);
     size_t used = avail;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
-      used = (size_t)(llhttp_get_error_pos(&s->parser) - start);
-    s->parse_off += used;
+      used = (size_t)(llhttp_get_error_pos(&rx->parser) - start);
+    rx->parse_off += used;
     if (in_head)
-      s->head_bytes += used;
+      rx->head_bytes += used;
 
     if (err == HPE_OK) {
-      if (s->ex && s->ex->state == EX_HEAD && s->head_bytes > max_head) {
+      if (s->ex && s->ex->state == EX_HEAD && rx->head_bytes > max_head) {
         s->blocked = true;
         exchange_reply(s->ex, head_limit_status(s->ex, max_head), NULL, true);
       }
     } else if (err == HPE_PAUSED) {
-      llhttp_resume(&s->parser);
-      s->resume_pending = true;
-      if (s->pause_reason == PR_HEAD) {
+      llhttp_resume(&rx->parser);
+      rx->resume_pending = true;
+      uint8_t why = rx->pause_reason;
+      if (why == PR_HEAD) {
         s->blocked = true;
-        if (s->head_bytes > max_head)
+        if (rx->head_bytes > max_head)
           exchange_reply(s->ex, head_limit_status(s->ex, max_head), NULL, true);
         else if (s->over_limit)
           exchange_reply(s->ex, 503,
@@ -599,7 +813,7 @@ static void session_process(struct session *s) {
                          true);
         else
           exchange_start(s->ex);
-      } else if (s->pause_reason == PR_DONE) {
+      } else if (why == PR_DONE) {
         s->blocked = true;
         exchange_request_done(s->ex);
       }
@@ -631,19 +845,40 @@ void session_unblock(struct session *s) {
     session_process(s);
 }
 
+/* True when the rx can go back to the free list: every byte read was
+ * parsed and a fresh parser (llhttp_init on the next attach) behaves as
+ * this one would on the next bytes. The exchange ended with keep-alive, so
+ * the parser is
+ *  - paused in on_message_complete and resumed: its next execute first
+ *    runs llhttp's after-message step (flags and content length cleared;
+ *    on_reset, which is not set), which leads to the start state when
+ *    llhttp_should_keep_alive holds, else to its closed state (a
+ *    "Connection: close" in chunked trailers) where it must stay;
+ *  - paused in on_headers_complete of a request with no body (answered at
+ *    once): on_message_complete follows without input and returns at once
+ *    (no exchange), then the same after-message step;
+ *  - or back in the start state already (at most leading CRLFs seen),
+ *    where nothing of the previous message is used again. */
+static bool rx_releasable(const struct session_rx *rx) {
+  if (rx->in && rx->parse_off != rx->in->len)
+    return false;
+  return !rx->resume_pending || llhttp_should_keep_alive(&rx->parser);
+}
+
 void session_exchange_done(struct session *s, bool keep_alive) {
   struct exchange *ex = s->ex;
-  http_head_scan_reset(&s->scan); /* the next head starts fresh */
+  struct worker *w = session_worker(s);
   session_flush(s);
   s->ex = NULL;
   if (ex) {
     exchange_reset(ex);
-    worker_exchange_put(s->w, ex);
+    worker_exchange_put(w, ex);
   }
-  s->requests++;
   if (s->closing)
     return;
-  if (!keep_alive || s->peer_eof || s->close_after || s->w->stopping) {
+  if (!keep_alive || s->peer_eof || s->close_after || w->stopping) {
+    if (s->rx)
+      http_head_scan_reset(&s->rx->scan);
     s->close_after = true;
     s->blocked = true;
     session_timer(s, ST_NONE);
@@ -653,13 +888,13 @@ void session_exchange_done(struct session *s, bool keep_alive) {
     return;
   }
   s->blocked = false;
-  s->head_bytes = 0;
-  if (s->in && s->parse_off == s->in->len) {
-    /* Idle connections hold no read block. A parser resume still pending
-     * has no bytes to act on: the next read goes through it. */
-    iobuf_unref(s->in);
-    s->in = NULL;
-    s->parse_off = 0;
+  if (s->rx) {
+    if (rx_releasable(s->rx)) {
+      session_rx_detach(s); /* idle connections hold no read block and no parser */
+    } else {
+      http_head_scan_reset(&s->rx->scan); /* the next head starts fresh */
+      s->rx->head_bytes = 0;
+    }
   }
   session_timer(s, ST_IDLE);
   if (!s->in_process)
@@ -668,20 +903,16 @@ void session_exchange_done(struct session *s, bool keep_alive) {
 
 /* --- timers ------------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t) {
-  struct session *s = t->data;
-  if (s->timer_kind == ST_NONE)
-    return;
-  uint64_t now = uv_now(t->loop);
-  if (now < s->timer_due) { /* armed for an earlier deadline since replaced */
-    s->timer_fire = s->timer_due;
-    uv_timer_start(t, on_timer, s->timer_due - now, 0);
-    return;
-  }
-  enum session_timer kind = s->timer_kind;
+/* s's deadline passed: it moves to the ST_NONE list and what its kind
+ * guards is acted on. */
+static void session_expire(struct worker *w, struct session *s) {
+  enum session_timer kind = (enum session_timer)s->timer_kind;
+  tlist_unlink(&s->tl);
   s->timer_kind = ST_NONE;
+  tlist_link_after(w->timers[ST_NONE].prev, &s->tl);
   switch (kind) {
   case ST_NONE:
+  case ST_KINDS:
     break;
   case ST_IDLE:
     session_close(s);
@@ -713,6 +944,70 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
+static void on_session_timer(uv_timer_t *t);
+
+/* Arm the worker's timer for the earliest deadline when it is not already
+ * due at or before it. */
+static void timers_rearm(struct worker *w, uint64_t now) {
+  uint64_t next = UINT64_MAX;
+  for (int k = ST_NONE + 1; k < ST_KINDS; k++) {
+    const struct session_link *l = &w->timers[k];
+    if (l->next != l && l->next->due < next)
+      next = l->next->due;
+  }
+  if (next >= w->timer_fire)
+    return;
+  w->timer_fire = next;
+  uv_timer_start(&w->session_timer, on_session_timer, next > now ? next - now : 0, 0);
+}
+
+static void on_session_timer(uv_timer_t *t) {
+  struct worker *w = container_of(t, struct worker, session_timer);
+  uint64_t now = uv_now(&w->loop);
+  w->timer_fire = UINT64_MAX;
+  /* Handlers only ever add deadlines at least 1 ms ahead (every session
+   * timeout is >= 1ms), so each list drains. */
+  for (int k = ST_NONE + 1; k < ST_KINDS; k++) {
+    struct session_link *l = &w->timers[k];
+    while (l->next != l && l->next->due <= now)
+      session_expire(w, link_session(l->next));
+  }
+  timers_rearm(w, now);
+}
+
+void session_timers_init(struct worker *w) {
+  for (int k = 0; k < ST_KINDS; k++)
+    w->timers[k] = (struct session_link){&w->timers[k], &w->timers[k], 0};
+  w->timer_fire = UINT64_MAX;
+  uv_timer_init(&w->loop, &w->session_timer);
+}
+
+void session_timers_configure(struct worker *w) {
+  const struct config *cfg = w->cfg;
+  w->timer_ms[ST_NONE] = 0;
+  w->timer_ms[ST_HEADER] = cfg->timeouts.client_header_ms;
+  w->timer_ms[ST_IDLE] = cfg->timeouts.client_idle_ms;
+  w->timer_ms[ST_CONNECT] = cfg->timeouts.upstream_connect_ms;
+  w->timer_ms[ST_RESPONSE] = cfg->timeouts.upstream_response_ms;
+  w->timer_ms[ST_UPSTREAM_IDLE] = cfg->timeouts.upstream_idle_ms;
+  w->timer_ms[ST_BODY] = cfg->timeouts.client_idle_ms;
+  w->timer_ms[ST_CLIENT_STALL] = cfg->timeouts.client_idle_ms;
+  w->timer_ms[ST_TUNNEL] = cfg->timeouts.client_idle_ms;
+}
+
+void session_timers_close(struct worker *w) {
+  if (!uv_is_closing((uv_handle_t *)&w->session_timer))
+    uv_close((uv_handle_t *)&w->session_timer, NULL);
+}
+
+void session_timers_quiesce(struct worker *w) {
+  for (int k = ST_NONE + 1; k < ST_KINDS; k++)
+    if (w->timers[k].next != &w->timers[k])
+      return;
+  uv_timer_stop(&w->session_timer);
+  w->timer_fire = UINT64_MAX;
+}
+
 void session_tunnel_begin(struct session *s) {
   s->tunnel = true;
   s->blocked = true; /* the parser is done with this connection */
@@ -732,45 +1027,33 @@ void session_tunnel_end(struct session *s) {
   session_exchange_done(s, false);
 }
 
+/* Arm the worker's timer for due (ms from now), earlier than it was. */
+__attribute__((noinline)) static void timers_arm(struct worker *w, uint64_t due, uint64_t ms) {
+  w->timer_fire = due;
+  uv_timer_start(&w->session_timer, on_session_timer, ms, 0);
+}
+
 void session_timer(struct session *s, enum session_timer kind) {
   if (s->closing)
     return;
-  const struct config *cfg = s->w->cfg;
-  uint64_t ms = 0;
-  switch (kind) {
-  case ST_NONE:
-    s->timer_kind = ST_NONE; /* an armed timer fires and finds nothing to do */
+  struct worker *w = session_worker(s);
+  struct session_link *l = &w->timers[kind];
+  tlist_unlink(&s->tl);
+  s->timer_kind = (uint8_t)kind;
+  if (kind == ST_NONE) { /* an armed timer fires and finds nothing to do */
+    tlist_link_after(l->prev, &s->tl);
     return;
-  case ST_HEADER:
-    ms = cfg->timeouts.client_header_ms;
-    break;
-  case ST_IDLE:
-    ms = cfg->timeouts.client_idle_ms;
-    break;
-  case ST_CONNECT:
-    ms = cfg->timeouts.upstream_connect_ms;
-    break;
-  case ST_RESPONSE:
-    ms = cfg->timeouts.upstream_response_ms;
-    break;
-  case ST_UPSTREAM_IDLE:
-    ms = cfg->timeouts.upstream_idle_ms;
-    break;
-  case ST_BODY:
-  case ST_CLIENT_STALL:
-  case ST_TUNNEL:
-    ms = cfg->timeouts.client_idle_ms;
-    break;
   }
-  /* Lazy re-arming: a timer already due no later than the new deadline
-   * stays armed and on_timer re-arms it for what is left. Requests move
-   * through several deadlines each; this keeps them off the timer heap. */
-  s->timer_kind = kind;
-  s->timer_due = uv_now(&s->w->loop) + ms;
-  if (uv_is_active((uv_handle_t *)&s->timer) && s->timer_fire <= s->timer_due)
-    return;
-  s->timer_fire = s->timer_due;
-  uv_timer_start(&s->timer, on_timer, ms, 0);
+  /* Lazy re-arming: a worker timer already due no later than the new
+   * deadline stays armed, and on_session_timer re-arms it for the earliest
+   * deadline left. Requests move through several deadlines each; this
+   * keeps them off the timer heap. */
+  uint64_t ms = w->timer_ms[kind];
+  uint64_t due = loop_now(w) + ms;
+  s->tl.due = due;
+  tlist_insert(l, &s->tl);
+  if (due < w->timer_fire)
+    timers_arm(w, due, ms);
 }
 
 /* --- accept ------------------------------------------------------------- */
@@ -782,41 +1065,20 @@ void session_accept(struct worker_listener *l) {
     log_error("out of memory accepting a connection");
     return;
   }
-  s->w = w;
-  s->listener = l->cfg;
   uv_tcp_init(&w->loop, &s->tcp);
-  uv_timer_init(&w->loop, &s->timer);
-  s->tcp.data = s;
-  s->timer.data = s;
-  s->open_handles = 2;
+  s->tcp.data = (void *)(uintptr_t)l->cfg;
   if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->tcp) != 0) {
     s->closing = true;
-    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
     return;
   }
   uv_tcp_nodelay(&s->tcp, 1);
   struct sockaddr_storage ss;
   int len = sizeof(ss);
-  if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-      uv_ip4_name(a, s->client_ip, sizeof(s->client_ip));
-      s->client_port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-      uv_ip6_name(a, s->client_ip, sizeof(s->client_ip));
-      s->client_port = ntohs(a->sin6_port);
-    }
-  }
-  if (!s->client_ip[0])
-    strcpy(s->client_ip, "-");
-  llhttp_init(&s->parser, HTTP_REQUEST, &request_settings);
-  s->parser.data = s;
-  s->next = w->sessions;
-  if (w->sessions)
-    w->sessions->prev = s;
-  w->sessions = s;
+  if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+    set_client_addr(s, (const struct sockaddr *)&ss);
+  s->timer_kind = ST_NONE;
+  tlist_link_after(w->timers[ST_NONE].prev, &s->tl);
   s->over_limit = !worker_conn_opened(w);
   s->pp_pending = l->cfg->proxy_protocol;
   session_timer(s, ST_HEADER);

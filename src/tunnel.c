@@ -27,16 +27,17 @@ static void tunnel_end(struct exchange *ex, const char *note) {
   session_tunnel_end(s);
 }
 
-/* Client bytes in s->in[parse_off..len) go upstream as a slice. */
+/* Client bytes in s->rx->in[parse_off..len) go upstream as a slice. */
 static int pump_to_upstream(struct exchange *ex) {
   struct session *s = ex->s;
   struct upconn *uc = ex->uc;
-  if (!s->in || s->parse_off >= s->in->len)
+  struct session_rx *rx = s->rx;
+  if (!rx || !rx->in || rx->parse_off >= rx->in->len)
     return 0;
-  size_t n = s->in->len - s->parse_off;
-  if (upconn_add(uc, s->in->data + s->parse_off, n, s->in) != 0)
+  size_t n = rx->in->len - rx->parse_off;
+  if (upconn_add(uc, rx->in->data + rx->parse_off, n, rx->in) != 0)
     return -1;
-  s->parse_off = s->in->len;
+  rx->parse_off = rx->in->len;
   ex->req_body_bytes += n;
   return upconn_flush(uc);
 }
@@ -63,7 +64,8 @@ void tunnel_start(struct exchange *ex) {
   struct session *s = ex->s;
   ex->state = EX_TUNNEL;
   ex->resp_done = true;
-  log_debug("client %s: upgraded to a tunnel to %s", s->client_ip, ex->srv ? ex->srv->name : "-");
+  log_debug("client %s: upgraded to a tunnel to %s", session_client_ip(s),
+            ex->srv ? ex->srv->name : "-");
   if (pump_to_client(ex) != 0 || s->closing) {
     if (!s->closing)
       session_close(s);

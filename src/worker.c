@@ -201,6 +201,7 @@ static void gen_make_current(struct worker *w, struct worker_gen *g) {
   w->router = g->snap->router;
   w->ups = g->ups;
   w->nups = g->nups;
+  session_timers_configure(w);
   mc_set(&w->metrics.config_gen, g->snap->gen);
 }
 
@@ -232,6 +233,7 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
   w->drain_timer.data = w;
   uv_timer_init(&w->loop, &w->metrics_timer);
   w->metrics_timer.data = w;
+  session_timers_init(w);
   inspect_batch_init(w);
   return 0;
 }
@@ -426,15 +428,12 @@ static void on_stop(uv_async_t *a) {
   if (atomic_load(&w->stop_now)) {
     session_close_all(w);
   } else {
-    struct session *s = w->sessions;
-    while (s) {
-      struct session *next = s->next;
-      if (!s->ex) /* idle; a request already begun (even a partial head) may finish */
-        session_close(s);
-      s = next;
-    }
+    session_close_idle(w);
   }
-  if (w->sessions) {
+  /* The session timer must not keep the loop alive once no session has a
+   * deadline (session_close keeps checking while stopping). */
+  session_timers_quiesce(w);
+  if (w->nsessions) {
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain_ms, 0);
     uv_unref((uv_handle_t *)&w->drain_timer);
   }
@@ -444,7 +443,7 @@ static void on_stop(uv_async_t *a) {
 
 static void on_drain_timeout(uv_timer_t *t) {
   struct worker *w = t->data;
-  if (w->sessions)
+  if (w->nsessions)
     log_warn("worker %u: drain timeout: closing %" PRIu64 " connections with requests in flight",
              w->id, w->nsessions);
   session_close_all(w);
@@ -475,6 +474,7 @@ void worker_run(struct worker *w) {
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))
     uv_close((uv_handle_t *)&w->metrics_timer, NULL);
+  session_timers_close(w);
   inspect_batch_close(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
 }
@@ -504,5 +504,6 @@ void worker_destroy(struct worker *w) {
     w->free_ex = *(struct exchange **)(void *)ex;
     free(ex);
   }
+  session_rx_free_all(w);
   bufpool_destroy(&w->bufs);
 }

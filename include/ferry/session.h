@@ -37,52 +37,91 @@ enum session_timer {
   ST_UPSTREAM_IDLE,
   ST_BODY,
   ST_CLIENT_STALL,
-  ST_TUNNEL
+  ST_TUNNEL,
+  ST_KINDS
 };
 
+/* A session's place in one of the worker's deadline lists, and the head
+ * of each list (struct worker's timers[kind]: circular, through the head,
+ * which has due 0). A list holds the live sessions whose timer_kind is
+ * kind, in deadline order. */
+struct session_link {
+  struct session_link *next, *prev;
+  uint64_t due; /* deadline of the session's timer_kind (loop ms) */
+};
+
+/* What a session holds only while it has bytes buffered or an exchange
+ * running: the read block, the request parser and the per-message parse
+ * state, and the client address as text. Taken from the worker's free
+ * list when bytes arrive; given back when a keep-alive connection goes
+ * idle (session_exchange_done). The parser comes first: the llhttp
+ * callbacks find the rx from it. */
+struct session_rx {
+  llhttp_t parser;
+  struct iobuf *in; /* the read block; NULL only until the next read */
+  size_t parse_off;
+  uint64_t head_bytes;      /* bytes of the current head seen so far */
+  uint32_t chunk_ext_bytes; /* chunk extension bytes of the current chunk */
+  uint8_t pause_reason;
+  bool resume_pending;              /* parser was resumed; run it even with no new bytes */
+  bool fast_done;                   /* a request read by h1parse awaits its message end */
+  struct head_scan scan;            /* strictness checks over the current head */
+  char client_ip[INET6_ADDRSTRLEN]; /* the session's address as text */
+};
+
+/* The socket is the first member: libuv callbacks find the session from
+ * the handle. tcp.data holds the listener's configuration (the one the
+ * connection came in on), tcp.loop the worker (its loop is its first
+ * member). Every live session is in exactly one of the worker's deadline
+ * lists, the one for timer_kind (ST_NONE: no deadline). */
 struct session {
   uv_tcp_t tcp;
-  uv_timer_t timer;
-  struct worker *w;
-  struct session *next, *prev; /* worker's list */
-  int open_handles;
-
-  llhttp_t parser;
-  struct iobuf *in; /* NULL while idle with nothing buffered */
-  size_t parse_off;
-  uint64_t head_bytes; /* bytes of the current head seen so far */
-
-  struct exchange *ex; /* the current request, if any */
-  enum session_timer timer_kind;
-  uint64_t timer_due;  /* deadline of timer_kind (loop ms) */
-  uint64_t timer_fire; /* when the armed uv timer fires (loop ms) */
-
+  struct session_link tl; /* in the worker's timers[timer_kind] */
+  struct session_rx *rx;  /* NULL while idle with nothing buffered */
+  struct exchange *ex;    /* the current request, if any (then rx is set) */
   struct wreq *batch;
-  size_t queued;
-  unsigned writes_pending;
+  uint32_t queued; /* bytes queued for the client (bounded by BP_HIGH plus a block) */
+  uint32_t writes_pending;
 
+  uint8_t client_addr[16]; /* network order; IPv4 in the first 4 bytes */
+  uint16_t client_port;
+  uint8_t timer_kind; /* enum session_timer */
+  /* Plain bools, not bitfields: they are tested and set on every request,
+   * and a bitfield store is a read-modify-write. */
+  bool client_v6;
+  bool client_known; /* false when the peer address could not be read */
   bool closing;
   bool blocked;   /* parser paused until the exchange lets it go on */
   bool bp_paused; /* upstream is slow: stop reading */
   bool reading;
   bool in_process; /* inside session_process: do not re-enter */
   bool peer_eof;
-  bool eof_pending;    /* EOF read while bytes or the parser were held */
-  bool close_after;    /* close once queued writes are done */
-  bool resume_pending; /* parser was resumed; run it even with no new bytes */
-  bool fast_done;      /* a request read by h1parse awaits its message end */
-  int pause_reason;
-  unsigned requests;
-  bool tunnel;              /* reads go to src/tunnel.c, not the parser */
-  struct head_scan scan;    /* strictness checks over the current head */
-  uint32_t chunk_ext_bytes; /* chunk extension bytes of the current chunk */
-
-  const struct cfg_listener *listener; /* the listener it came in on */
-  bool pp_pending;                     /* PROXY protocol header expected before the first request */
-  bool over_limit; /* accepted past limits.max_connections: each request gets 503 */
-  char client_ip[INET6_ADDRSTRLEN];
-  uint16_t client_port;
+  bool eof_pending; /* EOF read while bytes or the parser were held */
+  bool close_after; /* close once queued writes are done */
+  bool tunnel;      /* reads go to src/tunnel.c, not the parser */
+  bool pp_pending;  /* PROXY protocol header expected before the first request */
+  bool over_limit;  /* accepted past limits.max_connections: each request gets 503 */
 };
+
+/* The worker a session belongs to (its loop is the worker's first member). */
+static inline struct worker *session_worker(const struct session *s) {
+  return (struct worker *)(void *)s->tcp.loop;
+}
+
+/* The listener configuration the connection came in on. */
+static inline const struct cfg_listener *session_listener(const struct session *s) {
+  return (const struct cfg_listener *)s->tcp.data;
+}
+
+/* addr (network order; IPv4 in the first 4 bytes) as inet_ntop writes
+ * it, into out (INET6_ADDRSTRLEN bytes). */
+void session_format_addr(char *out, const uint8_t addr[16], bool v6);
+
+/* The client address as text (X-Forwarded-For, logs, hashing). Only while
+ * s->rx is attached, which it is whenever s->ex is set. */
+static inline const char *session_client_ip(const struct session *s) {
+  return s->rx->client_ip;
+}
 
 /* Accept a connection from listener l; on failure the socket is closed. */
 void session_accept(struct worker_listener *l);
@@ -109,5 +148,21 @@ void session_tunnel_end(struct session *s);
 void session_close(struct session *s);
 /* Close all sessions of the worker (shutdown). */
 void session_close_all(struct worker *w);
+/* Close the sessions with no exchange (graceful stop). */
+void session_close_idle(struct worker *w);
+
+/* --- the worker's deadline lists (used by worker) ---------------------- */
+/* Set up w's deadline lists and their timer (worker_init). */
+void session_timers_init(struct worker *w);
+/* Take each kind's duration from w->cfg (whenever it changes). Sessions
+ * already waiting keep their deadlines. */
+void session_timers_configure(struct worker *w);
+/* Close the timer (worker_run, after the loop stopped). */
+void session_timers_close(struct worker *w);
+/* Stop the timer when no session has a deadline left (graceful stop: the
+ * timer must not keep the loop alive). */
+void session_timers_quiesce(struct worker *w);
+/* Give back w's free session_rx structs (worker_destroy). */
+void session_rx_free_all(struct worker *w);
 
 #endif
