@@ -14,6 +14,7 @@
 #                                        throughput cost memory
 #        PROXY_CPU=0 LOAD_CPU=1          cores (proxy under test / wrk + upstream)
 #        PROXIES="ferry nginx haproxy"   proxies to measure (nginx is the ratio base)
+#        SIZES="100B 16KiB 1MiB" CONNS="64 1000"   throughput cells to run
 #
 # Sections:
 #  throughput  wrk -t1 against ferry, nginx, HAProxy and the upstream itself
@@ -52,6 +53,8 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 STREAM_BYTES=${STREAM_BYTES:-1073741824}
 SKIP=${SKIP:-}
 PROXIES=${PROXIES:-ferry nginx haproxy}
+SIZES=${SIZES:-100B 16KiB 1MiB}
+CONNS=${CONNS:-64 1000}
 NCPU=$(nproc)
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-$((NCPU > 1 ? 1 : 0))}
@@ -266,7 +269,8 @@ if ! skipped throughput; then
   for r in $(seq "$ROUNDS"); do
     for spec in "100B /" "16KiB /16k.bin" "1MiB /1m.bin"; do
       read -r size path <<<"$spec"
-      for conns in 64 1000; do
+      [[ " $SIZES " == *" $size "* ]] || continue
+      for conns in $CONNS; do
         # rotate the order each round so no target always runs first
         order=($PROXIES direct)
         k=$(((r - 1) % ${#order[@]}))
