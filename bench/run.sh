@@ -15,6 +15,8 @@
 #        PROXY_CPU=0 LOAD_CPU=1          cores (proxy under test / wrk + upstream)
 #        PROXIES="ferry nginx haproxy"   proxies to measure (nginx is the ratio base)
 #        SIZES="100B 16KiB 1MiB" CONNS="64 1000"   throughput cells to run
+#        RAW=FILE      also keep every throughput run's line (size conns target
+#                      req/s p99_ms cpu_ticks requests wall errors) in FILE
 #
 # Sections:
 #  throughput  wrk -t1 against ferry, nginx, HAProxy and the upstream itself
@@ -281,6 +283,7 @@ if ! skipped throughput; then
     done
   done
   for name in $PROXIES; do stop_pid "${PID[$name]}"; done
+  [ -n "${RAW:-}" ] && cp "$RES" "$RAW"
   echo
   echo "## Throughput (wrk -t1, ${DURATION}s per run, mean of $ROUNDS interleaved rounds)"
   echo
