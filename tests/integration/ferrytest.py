@@ -146,10 +146,16 @@ class Ferry:
 
     def access_log(self):
         with self._stdout_cv:
+            if self.proc.poll() is not None:  # all of it, as for stderr_text
+                self._stdout_cv.wait_for(lambda: None in self.stdout_lines, IO_TIMEOUT)
             return [l for l in self.stdout_lines if l is not None]
 
     def stderr_text(self):
+        """What ferry printed on stderr so far; once it has exited, all of it
+        (the reader thread may still be behind the exit: wait for its EOF)."""
         with self._stderr_cv:
+            if self.proc.poll() is not None:
+                self._stderr_cv.wait_for(lambda: None in self.stderr_lines, IO_TIMEOUT)
             return "\n".join(l for l in self.stderr_lines if l is not None)
 
     def signal(self, sig):
