@@ -164,7 +164,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     c->parse_off = 0;
   }
   if (!c->in)
-    c->in = iobuf_get(&c->w->bufs, IOBUF_BIG);
+    c->in = iobuf_get(&c->w->bufs, IOBUF_SIZE);
   if (!c->in || c->in->len == c->in->cap) {
     *buf = uv_buf_init(NULL, 0);
     return;

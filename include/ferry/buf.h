@@ -23,12 +23,6 @@
 
 #define IOBUF_SIZE 16384u   /* data bytes of a standard block */
 #define IOBUF_FREE_MAX 256u /* blocks kept on a worker's free list */
-/* Upstream responses are read into big blocks: a 16 KiB body with its head
- * arrives in one read (not two), and a long body in half the reads and
- * client writes. Kept on their own, shorter free list. (64 KiB blocks cut
- * the syscalls further but measured a much worse p99 for 1 MiB bodies.) */
-#define IOBUF_BIG 32768u
-#define IOBUF_BIG_FREE_MAX 32u
 
 struct bufpool;
 
@@ -64,8 +58,6 @@ struct bufpool {
   unsigned nfree_blocks;
   struct wreq *free_wreqs;
   unsigned nfree_wreqs;
-  struct iobuf *free_big; /* IOBUF_BIG blocks */
-  unsigned nfree_big;
   uint64_t blocks_live; /* for leak checks in tests */
 };
 
@@ -73,9 +65,8 @@ void bufpool_init(struct bufpool *p);
 /* Frees everything on the free lists. Blocks still referenced stay valid. */
 void bufpool_destroy(struct bufpool *p);
 
-/* A block with at least cap data bytes (cap <= IOBUF_SIZE, or exactly
- * IOBUF_BIG, comes from a free list), refs = 1, len = 0. NULL on out of
- * memory. */
+/* A block with at least cap data bytes (cap <= IOBUF_SIZE comes from the
+ * free list), refs = 1, len = 0. NULL on out of memory. */
 struct iobuf *iobuf_get(struct bufpool *p, size_t cap);
 static inline void iobuf_ref(struct iobuf *b) {
   b->refs++;
