@@ -7,6 +7,7 @@
  * the atomics behind admin_set_ready. */
 #include "ferry/admin.h"
 
+#include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@
 
 #define ADMIN_HEAD_MAX 8192u
 #define ADMIN_HEAD_TIMEOUT_MS 10000u
+/* Bytes of a refused Host value echoed in the 403 (before escaping). */
+#define ADMIN_HOST_ECHO_MAX 64u
 
 struct admin_routedef {
   char *path;
@@ -88,6 +91,9 @@ struct admin {
   size_t nhooks;
 
   struct admin_conn *conns;
+
+  char **allowed_hosts; /* admin.allowed_hosts: our own copy */
+  size_t nallowed_hosts;
 
   _Atomic bool ready;
   _Atomic uint64_t dropped;
@@ -263,10 +269,14 @@ static const char *reason(int status) {
     return "No Content";
   case 400:
     return "Bad Request";
+  case 403:
+    return "Forbidden";
   case 404:
     return "Not Found";
   case 405:
     return "Method Not Allowed";
+  case 409:
+    return "Conflict";
   case 431:
     return "Request Header Fields Too Large";
   case 500:
@@ -433,6 +443,107 @@ void admin_stream_close(struct admin_stream *s) {
     conn_close(c);
 }
 
+/* ---- Host guard --------------------------------------------------------- */
+
+/* ":PORT" after the host: 1..5 digits, at most 65535. */
+static bool valid_port(const char *p, size_t n) {
+  if (n == 0 || n > 5)
+    return false;
+  unsigned v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9')
+      return false;
+    v = v * 10 + (unsigned)(p[i] - '0');
+  }
+  return v <= 65535;
+}
+
+static bool is_ip_literal(int af, const char *p, size_t n) {
+  char text[64];
+  unsigned char bin[16];
+  if (n == 0 || n >= sizeof(text))
+    return false;
+  memcpy(text, p, n);
+  text[n] = '\0';
+  return inet_pton(af, text, bin) == 1;
+}
+
+bool admin_host_allowed(struct slice host, const char *const *allowed, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(allowed[i], "*") == 0)
+      return true;
+  if (host.p == NULL)
+    return true; /* no Host header: not a browser */
+  const char *p = host.p;
+  size_t len = host.n;
+  if (len > 0 && p[0] == '[') {
+    const char *rb = memchr(p, ']', len);
+    if (!rb)
+      return false;
+    size_t after = len - (size_t)(rb + 1 - p);
+    if (after > 0 && (rb[1] != ':' || !valid_port(rb + 2, after - 1)))
+      return false;
+    return is_ip_literal(AF_INET6, p + 1, (size_t)(rb - p - 1));
+  }
+  const char *colon = memchr(p, ':', len);
+  size_t hn = colon ? (size_t)(colon - p) : len;
+  if (hn == 0 || (colon && !valid_port(colon + 1, len - hn - 1)))
+    return false;
+  struct slice name = slice_make(p, hn);
+  if (is_ip_literal(AF_INET, p, hn) || slice_ieq(name, SLICE_LIT("localhost")))
+    return true;
+  for (size_t i = 0; i < n; i++)
+    if (slice_ieq(name, slice_cstr(allowed[i])))
+      return true;
+  return false;
+}
+
+int admin_set_allowed_hosts(struct admin *a, char *const *names, size_t n) {
+  char **copy = n ? calloc(n, sizeof(*copy)) : NULL;
+  if (n && !copy)
+    return UV_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if ((copy[i] = strdup(names[i])) == NULL) {
+      while (i-- > 0)
+        free(copy[i]);
+      free(copy);
+      return UV_ENOMEM;
+    }
+  }
+  for (size_t i = 0; i < a->nallowed_hosts; i++)
+    free(a->allowed_hosts[i]);
+  free(a->allowed_hosts);
+  a->allowed_hosts = copy;
+  a->nallowed_hosts = n;
+  return 0;
+}
+
+/* 403 for a Host the guard refused. The value is echoed bounded, with
+ * anything but printable ASCII (and the quote and backslash) as \xNN. */
+static void refuse_host(struct admin_conn *c, struct slice host) {
+  char q[ADMIN_HOST_ECHO_MAX * 4 + 8];
+  size_t qn = 0;
+  size_t n = host.n > ADMIN_HOST_ECHO_MAX ? ADMIN_HOST_ECHO_MAX : host.n;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)host.p[i];
+    if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+      q[qn++] = (char)ch;
+    else
+      qn += (size_t)snprintf(q + qn, sizeof(q) - qn, "\\x%02x", ch);
+  }
+  if (host.n > n) {
+    memcpy(q + qn, "...", 3);
+    qn += 3;
+  }
+  q[qn] = '\0';
+  char msg[512];
+  snprintf(msg, sizeof(msg),
+           "admin: Host \"%s\" is not allowed (a guard against DNS rebinding); use the IP "
+           "address or localhost, or list the name in admin.allowed_hosts\n",
+           q);
+  simple(c, 403, msg);
+}
+
 /* ---- request parsing and dispatch --------------------------------------- */
 
 static const struct admin_routedef *find_route(struct admin *a, struct slice path) {
@@ -514,6 +625,12 @@ static void handle_request(struct admin_conn *c, size_t end) {
   req.headers = hdrs;
   req.nheaders = nh;
   req.client = c->client;
+
+  struct slice host = admin_request_header(&req, "host");
+  if (!admin_host_allowed(host, (const char *const *)a->allowed_hosts, a->nallowed_hosts)) {
+    refuse_host(c, host);
+    return;
+  }
 
   const struct admin_routedef *r = find_route(a, req.path);
   if (!r) {
@@ -749,6 +866,9 @@ void admin_free(struct admin *a) {
     free(a->routes[i].path);
   free(a->routes);
   free(a->hooks);
+  for (size_t i = 0; i < a->nallowed_hosts; i++)
+    free(a->allowed_hosts[i]);
+  free(a->allowed_hosts);
   free(a->address);
   free(a);
 }

@@ -1146,10 +1146,38 @@ static void load_redact_headers(struct ctx *c, const struct ynode *n, const char
   }
 }
 
+/* admin.allowed_hosts: host names (no port) the admin listener serves
+ * besides IP literals and localhost, or "*" for any Host. */
+static void load_allowed_hosts(struct ctx *c, const struct ynode *n, const char *path) {
+  struct config *cfg = c->cfg;
+  size_t count;
+  char qb[QBUF];
+  if (!as_seq(c, n, path, &count))
+    return;
+  if (count == 0 || (cfg->admin.allowed_hosts = xcalloc(c, count, sizeof(char *))) == NULL)
+    return;
+  for (size_t i = 0; i < count; i++) {
+    const struct ynode *item = n->kids[i];
+    char ipath[KEYPATH_MAX];
+    const char *s;
+    if (!get_text(c, item, kp_index(ipath, path, i), &s))
+      continue;
+    if (strcmp(s, "*") != 0 && (!is_host_name(s) || strlen(s) >= HOST_MAX)) {
+      err_at(c, item->mark, ipath,
+             "invalid host %s (expected a host name without port, e.g. ferry.internal, or "
+             "\"*\" to serve any Host)",
+             quote(s, qb, sizeof qb));
+      continue;
+    }
+    if ((cfg->admin.allowed_hosts[cfg->admin.nallowed_hosts] = xstrdup(c, s)) != NULL)
+      cfg->admin.nallowed_hosts++;
+  }
+}
+
 static void load_admin(struct ctx *c, const struct ynode *n) {
   static const char *const keys[] = {
-      "address",           "redact",         "inspect_keep", "inspect_all", "inspect_body_bytes",
-      "inspect_max_bytes", "redact_headers", "replay",       NULL};
+      "address",           "redact",         "inspect_keep", "inspect_all",   "inspect_body_bytes",
+      "inspect_max_bytes", "redact_headers", "replay",       "allowed_hosts", NULL};
   enum {
     K_ADDRESS,
     K_REDACT,
@@ -1159,6 +1187,7 @@ static void load_admin(struct ctx *c, const struct ynode *n) {
     K_INSPECT_MAX_BYTES,
     K_REDACT_HEADERS,
     K_REPLAY,
+    K_ALLOWED_HOSTS,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N];
@@ -1186,6 +1215,8 @@ static void load_admin(struct ctx *c, const struct ynode *n) {
   if (v[K_REDACT_HEADERS] != NULL)
     load_redact_headers(c, v[K_REDACT_HEADERS], kp_key(sub, "admin", "redact_headers"));
   get_bool(c, v[K_REPLAY], kp_key(sub, "admin", "replay"), &cfg->admin.replay);
+  if (v[K_ALLOWED_HOSTS] != NULL)
+    load_allowed_hosts(c, v[K_ALLOWED_HOSTS], kp_key(sub, "admin", "allowed_hosts"));
 }
 
 static void load_access_log(struct ctx *c, const struct ynode *n) {
@@ -2142,6 +2173,9 @@ void config_free(struct config *cfg) {
   for (size_t i = 0; i < cfg->admin.nredact_headers; i++)
     free(cfg->admin.redact_headers[i]);
   free(cfg->admin.redact_headers);
+  for (size_t i = 0; i < cfg->admin.nallowed_hosts; i++)
+    free(cfg->admin.allowed_hosts[i]);
+  free(cfg->admin.allowed_hosts);
   free(cfg->access_log.path);
   for (size_t i = 0; i < cfg->nupstreams; i++) {
     struct cfg_upstream *up = &cfg->upstreams[i];

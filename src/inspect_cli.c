@@ -412,7 +412,11 @@ static void usage(FILE *f) {
              "  -c FILE       configuration to read admin.address from (default proxy.yaml)\n");
 }
 
-static int connect_admin(const char *addr, char *err, size_t errlen) {
+/* Connect to the admin listener at addr; hostbuf gets the Host to send:
+ * the numeric address connected to, which the admin's DNS-rebinding guard
+ * always accepts (addr itself may be ":9901" or a name). */
+static int connect_admin(const char *addr, char *hostbuf, size_t hostlen, char *err,
+                         size_t errlen) {
   struct sockaddr_storage ss;
   char e[256];
   if (config_parse_listen_address(addr, &ss, e, sizeof e) != 0) {
@@ -432,6 +436,16 @@ static int connect_admin(const char *addr, char *err, size_t errlen) {
     if (fd >= 0)
       close(fd);
     return -1;
+  }
+  char ip[INET6_ADDRSTRLEN] = "127.0.0.1";
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+    snprintf(hostbuf, hostlen, "[%s]:%u", ip, (unsigned)ntohs(s6->sin6_port));
+  } else {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+    snprintf(hostbuf, hostlen, "%s:%u", ip, (unsigned)ntohs(s4->sin_port));
   }
   return fd;
 }
@@ -505,7 +519,8 @@ int inspect_cli_main(int argc, char **argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   char err[512];
-  int fd = connect_admin(admin, err, sizeof err);
+  char host[INET6_ADDRSTRLEN + 16];
+  int fd = connect_admin(admin, host, sizeof host, err, sizeof err);
   if (fd < 0) {
     fprintf(stderr, "ferry inspect: %s\n", err);
     return 2;
@@ -518,7 +533,7 @@ int inspect_cli_main(int argc, char **argv) {
   }
   int rl = snprintf(
       req, sizeof req,
-      "GET /inspect/stream%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", q, admin);
+      "GET /inspect/stream%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", q, host);
   if (rl < 0 || write(fd, req, (size_t)rl) != rl) {
     fprintf(stderr, "ferry inspect: cannot send the request to %s: %s\n", admin, strerror(errno));
     close(fd);

@@ -180,6 +180,16 @@ static bool listener_known(const struct config *cfg, const struct cfg_listener *
   return false;
 }
 
+/* Two name lists hold the same names in the same order. */
+static bool same_names(char *const *a, size_t na, char *const *b, size_t nb) {
+  if (na != nb)
+    return false;
+  for (size_t i = 0; i < na; i++)
+    if (strcmp(a[i], b[i]) != 0)
+      return false;
+  return true;
+}
+
 static void reload_failed(struct app *a, const char *what) {
   mc_add(&a->proc.reloads_failed, 1);
   mc_set(&a->proc.last_reload_ok, 0);
@@ -232,7 +242,9 @@ static void reload(struct app *a) {
   if (cfg->workers != old->workers)
     log_warn("reload: `workers` changed: the number of workers changes only on restart");
   if (cfg->admin.enabled != old->admin.enabled ||
-      (cfg->admin.enabled && strcmp(cfg->admin.address, old->admin.address) != 0))
+      (cfg->admin.enabled && (strcmp(cfg->admin.address, old->admin.address) != 0 ||
+                              !same_names(cfg->admin.allowed_hosts, cfg->admin.nallowed_hosts,
+                                          old->admin.allowed_hosts, old->admin.nallowed_hosts))))
     log_warn("reload: `admin` changed: the admin listener changes only on restart");
   struct router *router = router_new(cfg);
   if (!router) {
@@ -438,6 +450,8 @@ int main(int argc, char **argv) {
   if (cfg->admin.enabled) {
     app.admin = admin_new(&cfg->admin.addr, cfg->admin.address);
     if (!app.admin ||
+        admin_set_allowed_hosts(app.admin, cfg->admin.allowed_hosts, cfg->admin.nallowed_hosts) !=
+            0 ||
         admin_route(app.admin, "/metrics", false, metrics_admin_handler, &app.msrc) != 0) {
       fprintf(stderr, "ferry: out of memory\n");
       exit_code = EXIT_START;

@@ -19,7 +19,12 @@
  *
  * HTTP: one request per connection (the answer carries Connection: close),
  * request head up to 8 KiB (else 431) within 10 s (else the connection is
- * closed), any body is ignored; HEAD gets the head of the GET answer. */
+ * closed), any body is ignored; HEAD gets the head of the GET answer.
+ *
+ * Host guard (DNS rebinding): a request whose Host is not allowed by
+ * admin_host_allowed() gets 403 before any route runs, so a web page whose
+ * own name was made to resolve to the admin address cannot read from it or
+ * drive it as a same-origin page. */
 #ifndef FERRY_ADMIN_H
 #define FERRY_ADMIN_H
 
@@ -147,8 +152,22 @@ uv_loop_t *admin_loop(struct admin *a);
  * its own handles (close your timers there). Only before admin_start. */
 int admin_on_stop(struct admin *a, void (*fn)(void *ud), void *ud);
 
+/* The Host guard, a pure function. host is the Host header value with
+ * host.p NULL when the request had no Host header (HTTP/1.0 tools; browsers
+ * always send one): that is allowed. Otherwise the host part (an optional
+ * ":PORT" of 1..5 digits, up to 65535, stripped; any other port text makes
+ * the value malformed) must be an IPv4 literal in dotted-decimal form, a
+ * bracketed IPv6 literal ("[::1]"), "localhost" (any case), or one of the
+ * n names in allowed (compared case-insensitively). A name "*" in allowed
+ * lets any value through, malformed or not. */
+bool admin_host_allowed(struct slice host, const char *const *allowed, size_t n);
+
 /* Create the admin for addr (address text for messages). NULL on OOM. */
 struct admin *admin_new(const struct sockaddr_storage *addr, const char *address);
+/* Host names the guard accepts besides IP literals and localhost
+ * (admin.allowed_hosts; "*" turns the guard off). Copied: the caller keeps
+ * names. Only before admin_start. Returns 0 or UV_ENOMEM. */
+int admin_set_allowed_hosts(struct admin *a, char *const *names, size_t n);
 /* Bind and listen now (errors reported to the caller: *msg gets a
  * sentence naming the address and what to do), then run the loop on a new
  * thread. Returns 0 or a negative uv error. */

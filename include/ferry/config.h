@@ -132,7 +132,10 @@ struct config {
     char **redact_headers;       /* names shown as "[redacted]"; default Authorization,
                                     Proxy-Authorization, Cookie, Set-Cookie */
     size_t nredact_headers;
-    bool replay; /* the inspector may resend captured requests; default false */
+    bool replay;          /* the inspector may resend captured requests; default false */
+    char **allowed_hosts; /* Host names the admin serves besides IP literals and
+                             localhost (DNS-rebinding guard); "*" = any; default none */
+    size_t nallowed_hosts;
   } admin;
 
   struct {

@@ -653,6 +653,12 @@ def request(port, method="GET", target="/", headers=(("Host", "example.test"),),
         return c.request(method, target, headers, body, version)
 
 
+def admin_request(port, method="GET", target="/", headers=(), body=None, version="HTTP/1.1"):
+    """One request to the admin listener, with the Host a local tool sends
+    (127.0.0.1:PORT): the admin refuses other names (DNS-rebinding guard)."""
+    return request(port, method, target, [("Host", f"127.0.0.1:{port}"), *headers], body, version)
+
+
 def raw_exchange(port, data):
     """Sends raw bytes, reads everything until ferry closes; returns bytes."""
     with Client(port) as c:

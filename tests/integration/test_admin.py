@@ -29,7 +29,7 @@ routes:
 
 
 def admin_get(f, path):
-    return ft.request(f.ports["admin"], target=path, headers=[("Host", "admin")])
+    return ft.admin_request(f.ports["admin"], target=path)
 
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$')

@@ -68,7 +68,7 @@ def test_sigterm_lets_request_in_flight_finish_with_connection_close():
         busy = Client(f.port)
         busy.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
         check(up.slow_arrived.wait(ft.IO_TIMEOUT), "slow request reached the upstream")
-        eq(ft.request(f.ports["admin"], target="/readyz").status, 200, "/readyz before SIGTERM")
+        eq(ft.admin_request(f.ports["admin"], target="/readyz").status, 200, "/readyz before SIGTERM")
 
         f.signal(signal.SIGTERM)
         f.wait_stderr(r"SIGTERM: draining")
@@ -78,9 +78,9 @@ def test_sigterm_lets_request_in_flight_finish_with_connection_close():
         # ... the listener is closed (one worker: it was closed before the idle connection) ...
         check(connect_refused(f.port), "new connections are refused while draining")
         # ... and the admin says not ready while the request is in flight
-        r = ft.request(f.ports["admin"], target="/readyz")
+        r = ft.admin_request(f.ports["admin"], target="/readyz")
         eq(r.status, 503, "/readyz while draining")
-        eq(ft.request(f.ports["admin"], target="/healthz").status, 200, "/healthz while draining")
+        eq(ft.admin_request(f.ports["admin"], target="/healthz").status, 200, "/healthz while draining")
         check(f.proc.poll() is None, "ferry waits for the request in flight")
 
         up.release.set()
@@ -112,7 +112,7 @@ def test_request_begun_before_sigterm_is_answered():
         # wait until ferry has read those bytes (its byte counter says so)
         deadline = time.monotonic() + ft.IO_TIMEOUT
         while True:
-            m = ft.request(f.ports["admin"], target="/metrics").body.decode()
+            m = ft.admin_request(f.ports["admin"], target="/metrics").body.decode()
             got = [float(l.split()[1]) for l in m.splitlines() if l.startswith("ferry_bytes_received_total ")]
             if got and got[0] >= len(partial):
                 break
@@ -120,7 +120,7 @@ def test_request_begun_before_sigterm_is_answered():
             time.sleep(0.01)
         f.signal(signal.SIGTERM)
         f.wait_stderr(r"SIGTERM: draining")
-        eq(ft.request(f.ports["admin"], target="/readyz").status, 503, "draining")
+        eq(ft.admin_request(f.ports["admin"], target="/readyz").status, 503, "draining")
         c.send("X-Late: 1\r\n\r\n")
         r = c.response()
         eq(r.status, 200, "the request begun before SIGTERM is answered")

@@ -164,7 +164,7 @@ def write_config(f, text):
 
 
 def config_generation(f):
-    r = ft.request(f.ports["admin"], target="/metrics", headers=[("Host", "a")])
+    r = ft.admin_request(f.ports["admin"], target="/metrics")
     for line in r.body.decode().splitlines():
         if line.startswith("ferry_config_generation "):
             return float(line.rsplit(" ", 1)[1])

@@ -38,7 +38,7 @@ routes:
 
 
 def admin_get(f, path, method="GET", headers=()):
-    return ft.request(f.ports["admin"], method=method, target=path, headers=[("Host", "admin"), *headers])
+    return ft.admin_request(f.ports["admin"], method=method, target=path, headers=headers)
 
 
 def replay(f, id_, headers=(("X-Ferry-Replay", "1"),)):
@@ -61,7 +61,7 @@ class Stream:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(ft.IO_TIMEOUT)
         self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall(f"GET /inspect/stream{query} HTTP/1.1\r\nHost: admin\r\n{extra}\r\n".encode())
+        self.sock.sendall(f"GET /inspect/stream{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n".encode())
         self.buf = b""
 
     def head(self):

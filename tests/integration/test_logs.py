@@ -45,7 +45,7 @@ def wait_file_line(path, pattern, timeout=ft.IO_TIMEOUT):
 
 
 def metric(f, name):
-    body = ft.request(f.ports["admin"], target="/metrics").body.decode()
+    body = ft.admin_request(f.ports["admin"], target="/metrics").body.decode()
     for line in body.splitlines():
         if line.startswith(name + " "):
             return float(line.split(" ")[1])

@@ -138,7 +138,7 @@ def test_missing_or_malformed_header_closes_the_connection():
             got = ft.raw_exchange(f.port, data)
             eq(got, b"", f"bytes answered to {data[:40]!r}")
         eq(len(up.requests), 0, "nothing reached the upstream")
-        r = ft.request(f.ports["admin"], target="/metrics")
+        r = ft.admin_request(f.ports["admin"], target="/metrics")
         line = [l for l in r.body.decode().splitlines() if l.startswith("ferry_proxy_protocol_errors_total ")]
         eq(line, [f"ferry_proxy_protocol_errors_total {len(bad)}"], "errors counted")
         # the listener without proxy_protocol is not affected
@@ -157,7 +157,7 @@ def test_over_max_connections_gets_503_and_close():
             eq(r.header("connection", "").lower(), "close", "Connection: close")
             check(b"max_connections" in r.body, f"body names the limit: {r.body!r}")
             check(c.is_closed(), "closed after the 503")
-        m = ft.request(f.ports["admin"], target="/metrics").body.decode()
+        m = ft.admin_request(f.ports["admin"], target="/metrics").body.decode()
         check("ferry_client_connections_rejected_total 1" in m.splitlines(), "rejection counted")
         a.close()
         # a slot is free again once a connection closes

@@ -54,7 +54,7 @@ def write_config(f, text):
 
 
 def metric_value(f, name):
-    r = ft.request(f.ports["admin"], target="/metrics", headers=[("Host", "a")])
+    r = ft.admin_request(f.ports["admin"], target="/metrics")
     for line in r.body.decode().splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
@@ -62,7 +62,7 @@ def metric_value(f, name):
 
 
 def metric_line(f, prefix):
-    r = ft.request(f.ports["admin"], target="/metrics", headers=[("Host", "a")])
+    r = ft.admin_request(f.ports["admin"], target="/metrics")
     for line in r.body.decode().splitlines():
         if line.startswith(prefix):
             return float(line.rsplit(" ", 1)[1])

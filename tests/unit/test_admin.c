@@ -140,7 +140,7 @@ static void get(const char *req, char *buf, size_t cap) {
 
 Test(admin, builtin_endpoints_and_404) {
   char buf[4096];
-  get("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+  get("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", buf, sizeof(buf));
   cr_assert(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf, "%s", buf);
   cr_assert(strstr(buf, "\r\n\r\nok\n"), "%s", buf);
   get("GET /readyz HTTP/1.1\r\n\r\n", buf, sizeof(buf));
@@ -234,4 +234,131 @@ Test(admin, silent_client_is_closed_after_the_head_timeout) {
   ssize_t r = recv(fd, buf, sizeof(buf), 0);
   cr_assert_eq(r, 0, "expected the admin to close the connection (recv returned %zd)", r);
   close(fd);
+}
+
+/* ---- Host guard (DNS rebinding) ----------------------------------------- */
+
+static bool host_ok(const char *host, const char *const *allowed, size_t n) {
+  return admin_host_allowed(slice_cstr(host), allowed, n);
+}
+
+Test(admin_host, ip_literals_with_and_without_port_are_allowed) {
+  cr_assert(host_ok("127.0.0.1", NULL, 0));
+  cr_assert(host_ok("127.0.0.1:9901", NULL, 0));
+  cr_assert(host_ok("10.1.2.3:80", NULL, 0));
+  cr_assert(host_ok("[::1]", NULL, 0));
+  cr_assert(host_ok("[::1]:9901", NULL, 0));
+  cr_assert(host_ok("[::ffff:127.0.0.1]:9901", NULL, 0));
+}
+
+Test(admin_host, localhost_in_any_case_is_allowed) {
+  cr_assert(host_ok("localhost", NULL, 0));
+  cr_assert(host_ok("localhost:9901", NULL, 0));
+  cr_assert(host_ok("LOCALHOST:9901", NULL, 0));
+  cr_assert(host_ok("LocalHost", NULL, 0));
+}
+
+Test(admin_host, listed_names_are_allowed_in_any_case_others_refused) {
+  const char *const allowed[] = {"ferry.internal", "admin.example"};
+  cr_assert(host_ok("ferry.internal", allowed, 2));
+  cr_assert(host_ok("FERRY.Internal:9901", allowed, 2));
+  cr_assert(host_ok("admin.example", allowed, 2));
+  cr_assert_not(host_ok("evil.example", allowed, 2));
+  cr_assert_not(host_ok("evil.example", NULL, 0));
+  cr_assert_not(host_ok("evil.example:9901", NULL, 0));
+  cr_assert_not(host_ok("ferry.internal.evil.example", allowed, 2));
+  cr_assert_not(host_ok("localhost.evil.example", NULL, 0));
+}
+
+Test(admin_host, star_allows_any_host) {
+  const char *const star[] = {"ferry.internal", "*"};
+  cr_assert(host_ok("evil.example", star, 2));
+  cr_assert(host_ok("evil.example:abc", star, 2));
+  cr_assert(host_ok("", star, 2));
+}
+
+Test(admin_host, names_that_only_look_like_ips_are_refused) {
+  cr_assert_not(host_ok("127.0.0.1.evil.example", NULL, 0));
+  cr_assert_not(host_ok("127.0.0.1.evil.example:9901", NULL, 0));
+  cr_assert_not(host_ok("0x7f.1", NULL, 0));
+  cr_assert_not(host_ok("0x7f000001", NULL, 0));
+  cr_assert_not(host_ok("2130706433", NULL, 0));
+  cr_assert_not(host_ok("127.1", NULL, 0));
+  cr_assert_not(host_ok("[::1].evil.example", NULL, 0));
+  cr_assert_not(host_ok("[evil.example]", NULL, 0));
+  cr_assert_not(host_ok("::1", NULL, 0)); /* IPv6 only in brackets */
+}
+
+Test(admin_host, empty_value_and_odd_ports_are_refused) {
+  cr_assert_not(host_ok("", NULL, 0));
+  cr_assert_not(host_ok(":9901", NULL, 0));
+  cr_assert_not(host_ok("localhost:", NULL, 0));
+  cr_assert_not(host_ok("127.0.0.1:", NULL, 0));
+  cr_assert_not(host_ok("localhost:abc", NULL, 0));
+  cr_assert_not(host_ok("127.0.0.1:99a", NULL, 0));
+  cr_assert_not(host_ok("127.0.0.1:65536", NULL, 0));
+  cr_assert_not(host_ok("127.0.0.1:123456", NULL, 0));
+  cr_assert_not(host_ok("[::1]:", NULL, 0));
+  cr_assert_not(host_ok("[::1]x", NULL, 0));
+  cr_assert_not(host_ok("[::1", NULL, 0));
+  cr_assert(host_ok("127.0.0.1:65535", NULL, 0));
+}
+
+Test(admin_host, no_host_header_is_allowed) {
+  cr_assert(admin_host_allowed((struct slice){NULL, 0}, NULL, 0));
+}
+
+Test(admin, refused_host_gets_403_before_any_route) {
+  char buf[4096];
+  get("GET /hello/x HTTP/1.1\r\nHost: evil.example:9901\r\n\r\n", buf, sizeof(buf));
+  cr_assert(strstr(buf, "HTTP/1.1 403 Forbidden\r\n") == buf, "%s", buf);
+  cr_assert(strstr(buf, "\r\n\r\nadmin: Host \"evil.example:9901\" is not allowed (a guard "
+                        "against DNS rebinding); use the IP address or localhost, or list the "
+                        "name in admin.allowed_hosts\n"),
+            "%s", buf);
+  cr_assert_str_eq(fx.seen_query, "", "the handler must not have run");
+  get("GET /healthz HTTP/1.0\r\n\r\n", buf, sizeof(buf));
+  cr_assert(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf, "no Host: %s", buf);
+  get("GET /healthz HTTP/1.1\r\nHost: [::1]:9901\r\n\r\n", buf, sizeof(buf));
+  cr_assert(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf, "%s", buf);
+}
+
+Test(admin, refused_host_is_echoed_bounded_without_control_bytes) {
+  char buf[4096], req[512];
+  snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: a\x1b[2J\"\\b.%0100d\r\n\r\n", 7);
+  get(req, buf, sizeof(buf));
+  cr_assert(strstr(buf, "HTTP/1.1 403 ") == buf, "%s", buf);
+  const char *body = strstr(buf, "\r\n\r\n");
+  cr_assert_not_null(body);
+  body += 4;
+  for (const char *p = body; *p; p++)
+    cr_assert(*p == '\n' || ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f),
+              "control byte 0x%02x in the body", (unsigned char)*p);
+  cr_assert(strstr(body, "admin: Host \"a\\x1b[2J\\x22\\x5cb.000"), "%s", body);
+  cr_assert(strstr(body, "...\" is not allowed"), "long value cut: %s", body);
+  cr_assert_lt(strlen(body), 300u, "%s", body);
+}
+
+Test(admin_host, listener_serves_listed_names_from_its_own_copy, .timeout = 30) {
+  memset(&fx, 0, sizeof(fx));
+  fx.port = free_port();
+  struct sockaddr_in sa = {
+      .sin_family = AF_INET, .sin_port = htons(fx.port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof(ss));
+  memcpy(&ss, &sa, sizeof(sa));
+  fx.a = admin_new(&ss, "127.0.0.1:test");
+  cr_assert_not_null(fx.a);
+  char *names[] = {strdup("ferry.internal")};
+  cr_assert_eq(admin_set_allowed_hosts(fx.a, names, 1), 0);
+  memset(names[0], 'x', strlen(names[0])); /* the admin must not read the caller's copy */
+  free(names[0]);
+  char msg[256];
+  cr_assert_eq(admin_start(fx.a, msg, sizeof(msg)), 0, "%s", msg);
+  char buf[4096];
+  get("GET /healthz HTTP/1.1\r\nHost: Ferry.Internal:9901\r\n\r\n", buf, sizeof(buf));
+  cr_assert(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf, "%s", buf);
+  get("GET /healthz HTTP/1.1\r\nHost: other.internal\r\n\r\n", buf, sizeof(buf));
+  cr_assert(strstr(buf, "HTTP/1.1 403 ") == buf, "%s", buf);
+  teardown();
 }

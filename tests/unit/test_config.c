@@ -920,6 +920,20 @@ CONFIG_TEST(admin_inspector_keys_default) {
   cr_assert_str_eq(cfg->admin.redact_headers[1], "Proxy-Authorization");
   cr_assert_str_eq(cfg->admin.redact_headers[2], "Cookie");
   cr_assert_str_eq(cfg->admin.redact_headers[3], "Set-Cookie");
+  cr_assert_eq(cfg->admin.nallowed_hosts, 0);
+  config_free(cfg);
+}
+
+CONFIG_TEST(admin_allowed_hosts_set) {
+  struct config *cfg =
+      load_ok(LISTEN "admin:\n  allowed_hosts: [ferry.internal, Admin.Example, \"*\"]\n");
+  cr_assert_eq(cfg->admin.nallowed_hosts, 3);
+  cr_assert_str_eq(cfg->admin.allowed_hosts[0], "ferry.internal");
+  cr_assert_str_eq(cfg->admin.allowed_hosts[1], "Admin.Example");
+  cr_assert_str_eq(cfg->admin.allowed_hosts[2], "*");
+  config_free(cfg);
+  cfg = load_ok(LISTEN "admin: {allowed_hosts: []}\n");
+  cr_assert_eq(cfg->admin.nallowed_hosts, 0);
   config_free(cfg);
 }
 

@@ -124,6 +124,24 @@ CONFIG_TEST(admin_address_that_is_also_a_listener) {
                 "proxy.yaml:4:3: admin: address 127.0.0.1:8080 is also a listener (line 2)");
 }
 
+CONFIG_TEST(admin_allowed_hosts_items_must_be_host_names_or_star) {
+  EXPECT_ERRORS(LISTEN
+                "admin:\n  allowed_hosts:\n    - ferry.internal\n    - \"ferry.internal:9901\"\n"
+                "    - \"http://x\"\n    - \"\"\n",
+                "proxy.yaml:6:7: admin.allowed_hosts[1]: invalid host \"ferry.internal:9901\" "
+                "(expected a host name without port, e.g. ferry.internal, or \"*\" to serve any "
+                "Host)",
+                "proxy.yaml:7:7: admin.allowed_hosts[2]: invalid host \"http://x\" (expected a "
+                "host name without port, e.g. ferry.internal, or \"*\" to serve any Host)",
+                "proxy.yaml:8:7: admin.allowed_hosts[3]: invalid host \"\" (expected a host name "
+                "without port, e.g. ferry.internal, or \"*\" to serve any Host)");
+  EXPECT_ERRORS(
+      LISTEN "admin: {allowed_hosts: \"*.example\"}\n",
+      "proxy.yaml:3:24: admin.allowed_hosts: expected a list, found quoted string \"*.example\"");
+  EXPECT_ERRORS(LISTEN "admin: {allowed_hosts: [{a: 1}]}\n",
+                "proxy.yaml:3:25: admin.allowed_hosts[0]: expected a string, found a mapping");
+}
+
 /* ---- upstreams --------------------------------------------------------- */
 
 CONFIG_TEST(invalid_upstream_name) {
