@@ -62,6 +62,21 @@ def test_ip_literals_localhost_and_no_host_are_served():
         eq(r.status, 200, "HTTP/1.0 without Host")
 
 
+def stream_started(sock):
+    """Reads the stream's response head and its opening block (a comment,
+    then the retry field); returns what came after them."""
+    buf = b""
+    while not re.search(rb"\r\n\r\n:[^\n]*\n(?:[^\n]+\n)*\n", buf):
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            raise ft.TestFailure(f"the event stream did not start: {buf[:300]!r}")
+        check(d, "the event stream ended before it started")
+        buf += d
+    check(buf.startswith(b"HTTP/1.1 200"), f"the stream answers 200: {buf[:60]!r}")
+    return buf[re.search(rb"\r\n\r\n:[^\n]*\n(?:[^\n]+\n)*\n", buf).end():]
+
+
 def next_event(sock, buf):
     """Reads the next Server-Sent Event's data line; returns (data, rest)."""
     while True:
@@ -78,8 +93,9 @@ def test_inspector_listing_and_replay_are_refused_for_a_foreign_host():
         port = f.ports["admin"]
         with socket.create_connection(("127.0.0.1", port), timeout=ft.IO_TIMEOUT) as st:
             st.sendall(f"GET /inspect/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            rest = stream_started(st)  # subscribed: what is captured from now on is sent
             ft.request(f.port, target="/captured", headers=[("Host", "shop.test")])
-            ex, rest = next_event(st, b"")
+            ex, rest = next_event(st, rest)
             eq(ex["target"], "/captured", "the exchange was captured")
             r = get(f, "evil.example", target="/inspect/requests")
             eq(r.status, 403, "listing from a foreign Host")
