@@ -10,7 +10,7 @@
 #include "ferry/h1parse.h"
 #include "leak_check.h"
 
-TestSuite(h1parse, .fini = check_leaks);
+TestSuite(h1parse, .fini = abort_on_leaks);
 
 #define MAXH 16
 

@@ -5,31 +5,10 @@
 #include <string.h>
 
 #include "ferry/http_head.h"
-
-/* Under AddressSanitizer, each test's teardown checks for leaks: Criterion's
- * workers exit without running LeakSanitizer, and it ignores assertions in
- * teardown, so a leak aborts instead (reported as a crash in teardown, and
- * the run exits non-zero). */
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_LSAN 1
-#endif
-#endif
-#ifdef HAVE_LSAN
-#include <sanitizer/lsan_interface.h>
-#define ASSERT_NO_LEAKS()                                                                          \
-  do {                                                                                             \
-    if (__lsan_do_recoverable_leak_check() != 0)                                                   \
-      abort();                                                                                     \
-  } while (0)
-#else
-#define ASSERT_NO_LEAKS() ((void)0)
-#endif
+#include "leak_check.h"
 
 static void teardown(void) {
-  ASSERT_NO_LEAKS();
+  abort_on_leaks();
 }
 
 TestSuite(http_head, .fini = teardown);
