@@ -1117,61 +1117,41 @@ static void load_workers(struct ctx *c, const struct ynode *n) {
   c->cfg->workers = (uint32_t)v;
 }
 
-/* admin.redact_headers: a list of header names (replaces the default list). */
-static void load_redact_headers(struct ctx *c, const struct ynode *n, const char *path) {
-  struct config *cfg = c->cfg;
-  size_t count;
+/* A YAML list of names into a fresh array that replaces *list; an item
+ * that ok() refuses is an error "invalid WHAT \"item\"HINT". */
+static void load_name_list(struct ctx *c, const struct ynode *n, const char *path, char ***list,
+                           size_t *count, bool (*ok)(const char *), const char *what,
+                           const char *hint) {
+  size_t items;
   char qb[QBUF];
-  if (!as_seq(c, n, path, &count))
+  if (!as_seq(c, n, path, &items))
     return;
-  for (size_t i = 0; i < cfg->admin.nredact_headers; i++)
-    free(cfg->admin.redact_headers[i]);
-  free(cfg->admin.redact_headers);
-  cfg->admin.redact_headers = NULL;
-  cfg->admin.nredact_headers = 0;
-  if (count == 0 || (cfg->admin.redact_headers = xcalloc(c, count, sizeof(char *))) == NULL)
+  for (size_t i = 0; i < *count; i++)
+    free((*list)[i]);
+  free(*list);
+  *list = NULL;
+  *count = 0;
+  if (items == 0 || (*list = xcalloc(c, items, sizeof(char *))) == NULL)
     return;
-  for (size_t i = 0; i < count; i++) {
+  for (size_t i = 0; i < items; i++) {
     const struct ynode *item = n->kids[i];
     char ipath[KEYPATH_MAX];
     const char *s;
     if (!get_text(c, item, kp_index(ipath, path, i), &s))
       continue;
-    if (!is_token(s)) {
-      err_at(c, item->mark, ipath, "invalid header name %s", quote(s, qb, sizeof qb));
+    if (!ok(s)) {
+      err_at(c, item->mark, ipath, "invalid %s %s%s", what, quote(s, qb, sizeof qb), hint);
       continue;
     }
-    if ((cfg->admin.redact_headers[cfg->admin.nredact_headers] = xstrdup(c, s)) != NULL)
-      cfg->admin.nredact_headers++;
+    if (((*list)[*count] = xstrdup(c, s)) != NULL)
+      (*count)++;
   }
 }
 
 /* admin.allowed_hosts: host names (no port) the admin listener serves
  * besides IP literals and localhost, or "*" for any Host. */
-static void load_allowed_hosts(struct ctx *c, const struct ynode *n, const char *path) {
-  struct config *cfg = c->cfg;
-  size_t count;
-  char qb[QBUF];
-  if (!as_seq(c, n, path, &count))
-    return;
-  if (count == 0 || (cfg->admin.allowed_hosts = xcalloc(c, count, sizeof(char *))) == NULL)
-    return;
-  for (size_t i = 0; i < count; i++) {
-    const struct ynode *item = n->kids[i];
-    char ipath[KEYPATH_MAX];
-    const char *s;
-    if (!get_text(c, item, kp_index(ipath, path, i), &s))
-      continue;
-    if (strcmp(s, "*") != 0 && (!is_host_name(s) || strlen(s) >= HOST_MAX)) {
-      err_at(c, item->mark, ipath,
-             "invalid host %s (expected a host name without port, e.g. ferry.internal, or "
-             "\"*\" to serve any Host)",
-             quote(s, qb, sizeof qb));
-      continue;
-    }
-    if ((cfg->admin.allowed_hosts[cfg->admin.nallowed_hosts] = xstrdup(c, s)) != NULL)
-      cfg->admin.nallowed_hosts++;
-  }
+static bool allowed_host_ok(const char *s) {
+  return strcmp(s, "*") == 0 || (is_host_name(s) && strlen(s) < HOST_MAX);
 }
 
 static void load_admin(struct ctx *c, const struct ynode *n) {
@@ -1213,10 +1193,15 @@ static void load_admin(struct ctx *c, const struct ynode *n) {
   get_size(c, v[K_INSPECT_MAX_BYTES], kp_key(sub, "admin", "inspect_max_bytes"), 65536,
            (uint64_t)1 << 32, &cfg->admin.inspect_max_bytes);
   if (v[K_REDACT_HEADERS] != NULL)
-    load_redact_headers(c, v[K_REDACT_HEADERS], kp_key(sub, "admin", "redact_headers"));
+    load_name_list(c, v[K_REDACT_HEADERS], kp_key(sub, "admin", "redact_headers"),
+                   &cfg->admin.redact_headers, &cfg->admin.nredact_headers, is_token, "header name",
+                   "");
   get_bool(c, v[K_REPLAY], kp_key(sub, "admin", "replay"), &cfg->admin.replay);
   if (v[K_ALLOWED_HOSTS] != NULL)
-    load_allowed_hosts(c, v[K_ALLOWED_HOSTS], kp_key(sub, "admin", "allowed_hosts"));
+    load_name_list(c, v[K_ALLOWED_HOSTS], kp_key(sub, "admin", "allowed_hosts"),
+                   &cfg->admin.allowed_hosts, &cfg->admin.nallowed_hosts, allowed_host_ok, "host",
+                   " (expected a host name without port, e.g. ferry.internal, or \"*\" to serve "
+                   "any Host)");
 }
 
 static void load_access_log(struct ctx *c, const struct ynode *n) {
