@@ -174,4 +174,32 @@ def test_a_response_head_longer_than_one_read_is_relayed_the_same():
         eq(up.accepted, 1, "the connection was reused after a slow-path response")
 
 
+def test_plain_and_unusual_request_heads_mixed_in_one_pipeline_keep_order_and_framing():
+    # Plain body-less heads take the one-pass parser; a body, obs-text, a
+    # chunked body and an absolute-form target take llhttp. One write, one
+    # connection: each must reach the upstream whole and in order.
+    reqs = [
+        b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /2 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+        b"GET /3 HTTP/1.1\r\nHost: t\r\nX-Caf: caf\xc3\xa9\r\n\r\n",
+        b"POST /4 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"HEAD /5 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+        b"GET http://t/6 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"DELETE /7 HTTP/1.1\r\nHost: t\r\n\r\n",
+    ]
+    with Upstream() as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            c.send(b"".join(reqs))
+            for n, method in enumerate(["GET", "POST", "GET", "POST", "HEAD", "GET", "DELETE"], 1):
+                r = c.response(method)
+                eq(r.status, 200, f"status of request {n}")
+                eq(r.body, b"" if method == "HEAD" else b"ok from up", f"body of request {n}")
+        got = up.wait_requests(7)
+        eq([m.target for m in got], ["/1", "/2", "/3", "/4", "/5", "/6", "/7"], "order upstream")
+        eq([m.method for m in got], ["GET", "POST", "GET", "POST", "HEAD", "GET", "DELETE"], "methods")
+        eq(got[1].body, b"hello", "Content-Length body")
+        eq(got[2].header("x-caf"), b"caf\xc3\xa9".decode("latin-1"), "obs-text field passed as sent")
+        eq(got[3].body, b"abc", "chunked body")
+
+
 ft.main(globals())
