@@ -49,6 +49,26 @@ static struct iobuf *cur_in(llhttp_t *p) {
   return ((struct session_rx *)(void *)p)->in;
 }
 
+/* A request begins on ex (from worker_exchange_get): the header deadline
+ * runs until its head is complete. */
+static void session_begin(struct session *s, struct exchange *ex) {
+  exchange_init(ex, s, session_worker(s)); /* keeps req_store */
+  s->ex = ex;
+  if (s->timer_kind != ST_HEADER)
+    session_timer(s, ST_HEADER);
+}
+
+/* The request head is complete and within limits: the exchange takes
+ * over, or answers 503 past limits.max_connections. */
+static void session_head_done(struct session *s) {
+  s->blocked = true;
+  if (s->over_limit)
+    exchange_reply(s->ex, 503,
+                   "service unavailable: too many connections (limits.max_connections)\n", true);
+  else
+    exchange_start(s->ex);
+}
+
 static int on_message_begin(llhttp_t *p) {
   struct session *s = p->data;
   if (s->ex) /* cannot happen: the parser pauses at every message end */
@@ -56,11 +76,8 @@ static int on_message_begin(llhttp_t *p) {
   struct exchange *ex = worker_exchange_get(session_worker(s));
   if (!ex)
     return -1;
-  exchange_init(ex, s, session_worker(s));
-  s->ex = ex;
   s->rx->head_bytes = 0;
-  if (s->timer_kind != ST_HEADER)
-    session_timer(s, ST_HEADER);
+  session_begin(s, ex);
   return 0;
 }
 
@@ -717,10 +734,7 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
     worker_exchange_put(w, ex);
     return false;
   }
-  exchange_init(ex, s, w); /* keeps req_store */
-  s->ex = ex;
-  if (s->timer_kind != ST_HEADER)
-    session_timer(s, ST_HEADER);
+  session_begin(s, ex);
   iobuf_ref(rx->in);
   ex->req_pin = rx->in;
   ex->url = h.target;
@@ -730,17 +744,11 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
   ex->client_keepalive = h1_keep_alive(&h);
   ex->req_has_length = h.has_length;
   ex->req_trailers = l.n;
-  rx->chunk_ext_bytes = 0;
   http_head_mark_hop(&ex->req_hdrs);
   rx->parse_off += h.len;
   rx->head_bytes = h.len;
-  s->blocked = true;
   rx->fast_done = true;
-  if (s->over_limit)
-    exchange_reply(ex, 503, "service unavailable: too many connections (limits.max_connections)\n",
-                   true);
-  else
-    exchange_start(ex);
+  session_head_done(s);
   return true;
 }
 
@@ -804,15 +812,12 @@ static void session_process(struct session *s) {
       rx->resume_pending = true;
       uint8_t why = rx->pause_reason;
       if (why == PR_HEAD) {
-        s->blocked = true;
-        if (rx->head_bytes > max_head)
+        if (rx->head_bytes > max_head) {
+          s->blocked = true;
           exchange_reply(s->ex, head_limit_status(s->ex, max_head), NULL, true);
-        else if (s->over_limit)
-          exchange_reply(s->ex, 503,
-                         "service unavailable: too many connections (limits.max_connections)\n",
-                         true);
-        else
-          exchange_start(s->ex);
+        } else {
+          session_head_done(s);
+        }
       } else if (why == PR_DONE) {
         s->blocked = true;
         exchange_request_done(s->ex);
@@ -946,6 +951,12 @@ static void session_expire(struct worker *w, struct session *s) {
 
 static void on_session_timer(uv_timer_t *t);
 
+/* Arm the worker's timer for due (ms from now), earlier than it was. */
+__attribute__((noinline)) static void timers_arm(struct worker *w, uint64_t due, uint64_t ms) {
+  w->timer_fire = due;
+  uv_timer_start(&w->session_timer, on_session_timer, ms, 0);
+}
+
 /* Arm the worker's timer for the earliest deadline when it is not already
  * due at or before it. */
 static void timers_rearm(struct worker *w, uint64_t now) {
@@ -955,10 +966,8 @@ static void timers_rearm(struct worker *w, uint64_t now) {
     if (l->next != l && l->next->due < next)
       next = l->next->due;
   }
-  if (next >= w->timer_fire)
-    return;
-  w->timer_fire = next;
-  uv_timer_start(&w->session_timer, on_session_timer, next > now ? next - now : 0, 0);
+  if (next < w->timer_fire)
+    timers_arm(w, next, next > now ? next - now : 0);
 }
 
 static void on_session_timer(uv_timer_t *t) {
@@ -1025,12 +1034,6 @@ void session_tunnel_begin(struct session *s) {
 void session_tunnel_end(struct session *s) {
   s->tunnel = false;
   session_exchange_done(s, false);
-}
-
-/* Arm the worker's timer for due (ms from now), earlier than it was. */
-__attribute__((noinline)) static void timers_arm(struct worker *w, uint64_t due, uint64_t ms) {
-  w->timer_fire = due;
-  uv_timer_start(&w->session_timer, on_session_timer, ms, 0);
 }
 
 void session_timer(struct session *s, enum session_timer kind) {
