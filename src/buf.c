@@ -165,6 +165,7 @@ struct wreq *wreq_get(struct bufpool *p) {
   w->nbufs = 0;
   w->nrefs = 0;
   w->bytes = 0;
+  w->cost = 0;
   w->scratch_used = 0;
   w->req.data = NULL;
   return w;
@@ -195,7 +196,10 @@ void wreq_add(struct wreq *w, const char *p, size_t n, struct iobuf *b) {
     if (i == w->nrefs) {
       iobuf_ref(b);
       w->refs[w->nrefs++] = b;
+      w->cost += b->cap;
     }
+  } else {
+    w->cost += n;
   }
   /* Coalesce with the previous buffer when contiguous. */
   if (w->nbufs > 0) {

@@ -326,7 +326,7 @@ void upconn_set_bp(struct upconn *c, bool paused) {
 static void on_write(uv_write_t *req, int status) {
   struct wreq *wr = container_of(req, struct wreq, req);
   struct upconn *c = req->data;
-  c->queued -= wr->bytes;
+  c->queued -= wr->cost;
   c->writes_pending--;
   wreq_put(wr);
   if (c->state == UC_CLOSING)
@@ -351,7 +351,7 @@ int upconn_flush(struct upconn *c) {
     return 0;
   c->batch = NULL;
   wr->req.data = c;
-  c->queued += wr->bytes;
+  c->queued += wr->cost;
   c->writes_pending++;
   if (wreq_try_write(wr, (uv_stream_t *)&c->tcp)) {
     on_write(&wr->req, 0); /* all written at once: complete it here */
@@ -359,7 +359,7 @@ int upconn_flush(struct upconn *c) {
   }
   int r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs, on_write);
   if (r < 0) {
-    c->queued -= wr->bytes;
+    c->queued -= wr->cost;
     c->writes_pending--;
     wreq_put(wr);
     return r;

@@ -14,6 +14,7 @@
  * tells the session. */
 #include "ferry/exchange.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -418,6 +419,23 @@ static bool exchange_retry(struct exchange *ex, bool body_may_flow) {
   return true;
 }
 
+/* Connecting failed for want of a local resource (fds, memory, ports):
+ * ferry's own shortage, so the server is not blamed (no ejection, no
+ * retry elsewhere that would fail the same way); the client gets 503. */
+static void exchange_local_failure(struct exchange *ex, int err) {
+  struct worker *w = ex->w;
+  mc_add(&w->metrics.local_errors, 1);
+  uint64_t skipped;
+  if (log_rate_due(&w->local_log, uv_now(&w->loop), 5000, &skipped))
+    log_error("upstream %s server %s: cannot open a connection: %s (%" PRIu64
+              " more since the last report); this is ferry's own limit, not the server's: "
+              "raise the open-file limit (ulimit -n, LimitNOFILE) or lower "
+              "limits.max_connections",
+              ex->up->cfg->name, ex->srv->name, uv_strerror(err), skipped);
+  ex->error_note = "local resource shortage";
+  exchange_reply(ex, 503, "service unavailable: ferry is out of local resources\n", !ex->req_done);
+}
+
 static int exchange_connect(struct exchange *ex, bool fresh_only) {
   struct worker *w = ex->w;
   ex->state = EX_CONNECTING;
@@ -431,6 +449,10 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
   int err = 0;
   uc = connpool_connect(w, ex->srv, ex, &err);
   if (!uc) {
+    if (upstream_err_local(err)) {
+      exchange_local_failure(ex, err);
+      return -1;
+    }
     log_warn("upstream %s server %s: cannot connect: %s", ex->up->cfg->name, ex->srv->name,
              uv_strerror(err));
     upstream_report_failure(ex->srv, true, uv_strerror(err));
@@ -508,6 +530,10 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
   struct session *s = ex->s;
   if (status < 0) {
     ex->uc = NULL; /* connpool closed it */
+    if (upstream_err_local(status)) {
+      exchange_local_failure(ex, status);
+      return;
+    }
     log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
              uv_strerror(status));
     upstream_report_failure(ex->srv, true,

@@ -108,7 +108,7 @@ static void finish(struct probe *p, bool pass, const char *why) {
     return;
   p->finished = true;
   uv_timer_stop(&p->timeout);
-  if (!p->h->stopping)
+  if (!p->h->stopping && why)
     record(p, pass, why);
   if (!uv_is_closing((uv_handle_t *)&p->tcp))
     uv_close((uv_handle_t *)&p->tcp, on_tcp_closed);
@@ -119,6 +119,22 @@ static void connect_why(int status, char *out, size_t len) {
     snprintf(out, len, "connect refused");
   else
     snprintf(out, len, "connect failed: %s", uv_strerror(status));
+}
+
+/* A check that could not connect: a failed check, unless ferry itself
+ * lacked the resource (fds, memory, ports), which says nothing about the
+ * server: that round is skipped. */
+static void connect_failed(struct probe *p, int status) {
+  if (upstream_err_local(status)) {
+    log_warn("upstream %s: health check of %s skipped: %s (ferry's own limit, not the "
+             "server's; raise the open-file limit or lower limits.max_connections)",
+             p->pool->cfg->name, p->slot->name, uv_strerror(status));
+    finish(p, false, NULL);
+    return;
+  }
+  char why[128];
+  connect_why(status, why, sizeof(why));
+  finish(p, false, why);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -166,9 +182,7 @@ static void on_connect(uv_connect_t *req, int status) {
   if (p->finished)
     return;
   if (status < 0) {
-    char why[128];
-    connect_why(status, why, sizeof(why));
-    finish(p, false, why);
+    connect_failed(p, status);
     return;
   }
   uv_buf_t b = uv_buf_init(p->req, (unsigned)p->reqlen);
@@ -203,9 +217,7 @@ static void on_interval(uv_timer_t *t) {
   p->creq.data = p;
   int r = uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&p->slot->addr, on_connect);
   if (r < 0) {
-    char why[128];
-    connect_why(r, why, sizeof(why));
-    finish(p, false, why);
+    connect_failed(p, r);
     return;
   }
   uv_timer_start(&p->timeout, on_timeout, p->pool->cfg->health_check.timeout_ms, 0);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <uv.h>
 
@@ -291,6 +292,35 @@ static void reload(struct app *a) {
            snap->gen, cfg->nroutes, cfg->nupstreams, owner ? "kept" : "rebuilt");
 }
 
+/* File descriptors: the soft RLIMIT_NOFILE is raised to the hard limit
+ * (as nginx's worker_rlimit_nofile and HAProxy do by themselves), and a
+ * warning says when even that is below what the configuration may need:
+ * a client connection and an upstream one per limits.max_connections, the
+ * idle pools of every worker, the listeners, and a margin for the admin
+ * listener, logs and health checks. */
+static void fd_limit_check(const struct config *cfg, unsigned nworkers) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = rl;
+    want.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+      rl = want;
+  }
+  uint64_t need = 2 * (uint64_t)cfg->limits.max_connections + 64;
+  for (size_t i = 0; i < cfg->nupstreams; i++)
+    need += (uint64_t)cfg->upstreams[i].nservers * cfg->upstreams[i].keepalive_max_idle * nworkers;
+  need += (uint64_t)cfg->nlisteners * nworkers;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+    log_warn("the open-file limit is %" PRIu64 ", below the %" PRIu64
+             " that limits.max_connections (%" PRIu64
+             ") and the upstream pools may need: raise it (ulimit -n, systemd LimitNOFILE=) or "
+             "lower limits.max_connections; past it, connections are refused and counted in "
+             "ferry_accept_errors_total",
+             (uint64_t)rl.rlim_cur, need, (uint64_t)cfg->limits.max_connections);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "inspect") == 0)
     return inspect_cli_main(argc - 1, argv + 1);
@@ -387,6 +417,7 @@ int main(int argc, char **argv) {
   unsigned nworkers = cfg->workers ? cfg->workers : (unsigned)uv_available_parallelism();
   if (nworkers == 0)
     nworkers = 1;
+  fd_limit_check(cfg, nworkers);
   if (accesslog_open(&alog, cfg, nworkers, err, sizeof(err)) != 0) {
     fprintf(stderr, "ferry: %s\n", err);
     router_free(router);

@@ -326,6 +326,13 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
   counter(rep, "ferry_proxy_protocol_errors_total",
           "Connections closed for a missing or malformed PROXY protocol header.",
           SUM(proxy_protocol_errors));
+  counter(rep, "ferry_accept_errors_total",
+          "Client connections ferry could not accept (out of file descriptors or memory).",
+          SUM(accept_errors));
+  counter(rep, "ferry_local_resource_errors_total",
+          "Upstream connections ferry could not open for want of a local resource (file "
+          "descriptors, memory, ephemeral ports); answered 503, not held against the server.",
+          SUM(local_errors));
   render_servers(rep, src);
   counter(rep, "ferry_bytes_received_total", "Bytes read from clients.", SUM(bytes_in));
   counter(rep, "ferry_bytes_sent_total", "Bytes written to clients.", SUM(bytes_out));

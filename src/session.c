@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "ferry/connpool.h"
 #include "ferry/exchange.h"
@@ -38,6 +40,7 @@ _Static_assert(offsetof(struct session_rx, parser) == 0, "llhttp callbacks cast 
 static void session_process(struct session *s);
 static void session_update_reading(struct session *s);
 static void session_eof(struct session *s);
+static void session_release_hold(struct session *s);
 
 static struct exchange *cur_ex(llhttp_t *p) {
   struct session *s = p->data;
@@ -62,11 +65,7 @@ static void session_begin(struct session *s, struct exchange *ex) {
  * over, or answers 503 past limits.max_connections. */
 static void session_head_done(struct session *s) {
   s->blocked = true;
-  if (s->over_limit)
-    exchange_reply(s->ex, 503,
-                   "service unavailable: too many connections (limits.max_connections)\n", true);
-  else
-    exchange_start(s->ex);
+  exchange_start(s->ex);
 }
 
 static int on_message_begin(llhttp_t *p) {
@@ -438,7 +437,7 @@ void session_close_idle(struct worker *w) {
 static void on_write(uv_write_t *req, int status) {
   struct wreq *wr = container_of(req, struct wreq, req);
   struct session *s = req->data;
-  s->queued -= (uint32_t)wr->bytes;
+  s->queued -= (uint32_t)wr->cost;
   s->writes_pending--;
   if (status >= 0)
     mc_add(&session_worker(s)->metrics.bytes_out, wr->bytes);
@@ -455,6 +454,8 @@ static void on_write(uv_write_t *req, int status) {
     session_timer(s, ST_CLIENT_STALL); /* the client is reading: progress */
   if (s->ex && s->queued < BP_LOW)
     exchange_client_drained(s->ex);
+  else if (s->q_held && s->queued < BP_LOW)
+    session_release_hold(s);
   if (s->close_after && !s->ex && s->writes_pending == 0)
     session_close(s);
 }
@@ -465,7 +466,7 @@ int session_flush(struct session *s) {
     return 0;
   s->batch = NULL;
   wr->req.data = s;
-  s->queued += (uint32_t)wr->bytes;
+  s->queued += (uint32_t)wr->cost;
   s->writes_pending++;
   if (wreq_try_write(wr, (uv_stream_t *)&s->tcp)) {
     on_write(&wr->req, 0); /* all written at once: complete it here */
@@ -473,7 +474,7 @@ int session_flush(struct session *s) {
   }
   int r = uv_write(&wr->req, (uv_stream_t *)&s->tcp, wr->bufs, wr->nbufs, on_write);
   if (r < 0) {
-    s->queued -= (uint32_t)wr->bytes;
+    s->queued -= (uint32_t)wr->cost;
     s->writes_pending--;
     wreq_put(wr);
     return r;
@@ -512,6 +513,15 @@ int session_add_copy(struct session *s, const char *p, size_t n) {
 }
 
 /* --- reading ------------------------------------------------------------ */
+
+/* The bound across pipelined requests (limits the memory one connection
+ * can make ferry hold): between requests, a client queue over BP_HIGH
+ * (counted as the memory its writes pin, see struct wreq) starts no new
+ * request. Inside a request the exchange applies the same watermarks to
+ * the upstream's reads. */
+static inline bool session_queue_full(const struct session *s) {
+  return !s->ex && s->queued > BP_HIGH;
+}
 
 /* Bytes wait unparsed in the read block. */
 static inline bool rx_pending(const struct session *s) {
@@ -597,8 +607,8 @@ static void session_eof(struct session *s) {
  * meanwhile wait in the read block, and reading stops when it is full. */
 static void session_update_reading(struct session *s) {
   bool full = s->blocked && rx_pending(s) && s->rx->in->len == s->rx->in->cap;
-  bool want =
-      !s->closing && !s->bp_paused && !s->peer_eof && !s->close_after && !s->eof_pending && !full;
+  bool want = !s->closing && !s->bp_paused && !s->q_held && !s->peer_eof && !s->close_after &&
+              !s->eof_pending && !full;
   if (want && !s->reading) {
     if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
       s->reading = true;
@@ -767,7 +777,8 @@ static void session_process(struct session *s) {
   /* s->rx is read again on every pass: an exchange that ends inside one
    * (a reply sent at once) may release it. */
   struct session_rx *rx;
-  while (!s->closing && !s->blocked && !s->close_after && (rx = s->rx) != NULL && rx->in &&
+  while (!s->closing && !s->blocked && !s->close_after && !session_queue_full(s) &&
+         (rx = s->rx) != NULL && rx->in &&
          (rx->parse_off < rx->in->len || rx->resume_pending || rx->fast_done)) {
     if (rx->fast_done) { /* a fast-path request, complete with its head */
       rx->fast_done = false;
@@ -838,8 +849,25 @@ static void session_process(struct session *s) {
   if (!s->closing && s->ex && s->ex->uc)
     upconn_flush(s->ex->uc);
   s->in_process = false;
+  if (!s->closing && !s->q_held && session_queue_full(s)) {
+    /* Responses the client has not read fill its queue: no next request
+     * starts and nothing more is read until it drains below BP_LOW (or
+     * client_idle passes without progress, which closes it). */
+    s->q_held = true;
+    session_timer(s, ST_CLIENT_STALL);
+  }
   if (!s->closing)
     session_update_reading(s);
+}
+
+/* The client read enough of its queue: pipelined requests go on. */
+static void session_release_hold(struct session *s) {
+  s->q_held = false;
+  if (s->ex || s->closing)
+    return;
+  session_timer(s, ST_IDLE);
+  if (!s->in_process)
+    session_process(s);
 }
 
 void session_unblock(struct session *s) {
@@ -1061,18 +1089,50 @@ void session_timer(struct session *s, enum session_timer kind) {
 
 /* --- accept ------------------------------------------------------------- */
 
-void session_accept(struct worker_listener *l) {
+#define OVER_LIMIT_BODY "service unavailable: too many connections (limits.max_connections)\n"
+#define OVER_LIMIT_BODY_LEN "67"
+_Static_assert(sizeof(OVER_LIMIT_BODY) - 1 == 67, "OVER_LIMIT_BODY_LEN is its length");
+
+/* A connection over limits.max_connections is answered straight from the
+ * accept: whatever request bytes are already there are read and dropped
+ * (so the close does not turn into a reset that could hide the answer), a
+ * fixed 503 is written and the fd is closed. It never becomes a session,
+ * so the surplus holds no fd and no memory, whatever the client does. */
+static void session_refuse(int fd) {
+  static const char reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                              "Content-Type: text/plain; charset=utf-8\r\n"
+                              "Retry-After: 1\r\n"
+                              "Connection: close\r\n"
+                              "Content-Length: " OVER_LIMIT_BODY_LEN "\r\n"
+                              "\r\n" OVER_LIMIT_BODY;
+  char scratch[4096];
+  for (int i = 0; i < 4 && recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
+    ;
+  (void)!send(fd, reply, sizeof(reply) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  close(fd);
+}
+
+void session_accept(struct worker_listener *l, int fd) {
   struct worker *w = l->w;
+  if (!worker_conn_opened(w)) {
+    session_refuse(fd);
+    worker_conn_closed(w);
+    return;
+  }
   struct session *s = calloc(1, sizeof(*s));
   if (!s) {
-    log_error("out of memory accepting a connection");
+    log_error("out of memory accepting a connection on %s: connection closed", l->cfg->address);
+    close(fd);
+    worker_conn_closed(w);
     return;
   }
   uv_tcp_init(&w->loop, &s->tcp);
   s->tcp.data = (void *)(uintptr_t)l->cfg;
-  if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->tcp) != 0) {
-    s->closing = true;
-    uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+  s->timer_kind = ST_NONE;
+  tlist_link_after(w->timers[ST_NONE].prev, &s->tl);
+  if (uv_tcp_open(&s->tcp, fd) != 0) {
+    close(fd);
+    session_close(s);
     return;
   }
   uv_tcp_nodelay(&s->tcp, 1);
@@ -1080,9 +1140,6 @@ void session_accept(struct worker_listener *l) {
   int len = sizeof(ss);
   if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
     set_client_addr(s, (const struct sockaddr *)&ss);
-  s->timer_kind = ST_NONE;
-  tlist_link_after(w->timers[ST_NONE].prev, &s->tl);
-  s->over_limit = !worker_conn_opened(w);
   s->pp_pending = l->cfg->proxy_protocol;
   session_timer(s, ST_HEADER);
   session_update_reading(s);

@@ -231,6 +231,8 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
   w->reload_async.data = w;
   uv_timer_init(&w->loop, &w->drain_timer);
   w->drain_timer.data = w;
+  uv_timer_init(&w->loop, &w->accept_timer);
+  w->accept_timer.data = w;
   uv_timer_init(&w->loop, &w->metrics_timer);
   w->metrics_timer.data = w;
   session_timers_init(w);
@@ -243,13 +245,70 @@ static void on_metrics_timer(uv_timer_t *t) {
   metrics_sample_servers(w);
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-  struct worker_listener *l = server->data;
+/* Accepting: the worker reads its listening sockets itself (a uv_poll
+ * and accept4) rather than through uv_listen, because libuv hides fd
+ * exhaustion: on EMFILE it accepts and closes the waiting connections
+ * without telling anyone. Here a lack of fds is logged (at most once per
+ * ACCEPT_LOG_MS), counted, and accepting pauses for ACCEPT_PAUSE_MS so
+ * the connections wait in the backlog instead of spinning the loop. */
+#define ACCEPT_BATCH 64u     /* connections taken per readiness event */
+#define ACCEPT_PAUSE_MS 100u /* accepting stops this long when fds run out */
+#define ACCEPT_LOG_MS 5000u  /* at most one accept-failure line this often */
+
+static void listeners_poll(struct worker *w, bool on);
+
+static void on_accept_resume(uv_timer_t *t) {
+  struct worker *w = t->data;
+  if (!w->stopping)
+    listeners_poll(w, true);
+}
+
+static void accept_failed(struct worker_listener *l, int err) {
+  struct worker *w = l->w;
+  mc_add(&w->metrics.accept_errors, 1);
+  uint64_t skipped;
+  if (log_rate_due(&w->accept_log, uv_now(&w->loop), ACCEPT_LOG_MS, &skipped))
+    log_error("listener %s: cannot accept a connection: %s (%" PRIu64
+              " more since the last report); raise the open-file limit (ulimit -n, "
+              "LimitNOFILE) or lower limits.max_connections",
+              l->cfg->address, uv_strerror(err), skipped);
+  if (err == UV_EMFILE || err == UV_ENFILE || err == UV_ENOBUFS || err == UV_ENOMEM) {
+    listeners_poll(w, false);
+    uv_timer_start(&w->accept_timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
+  }
+}
+
+static void on_listener_ready(uv_poll_t *p, int status, int events) {
+  (void)events;
+  struct worker_listener *l = p->data;
   if (status < 0) {
-    log_warn("listener %s: accept failed: %s", l->cfg->address, uv_strerror(status));
+    accept_failed(l, status);
     return;
   }
-  session_accept(l);
+  for (unsigned i = 0; i < ACCEPT_BATCH && l->open; i++) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK)
+        return;
+      if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM)
+        continue; /* that connection is gone; the next may be fine */
+      accept_failed(l, -e);
+      return;
+    }
+    session_accept(l, fd);
+  }
+}
+
+static void listeners_poll(struct worker *w, bool on) {
+  for (struct worker_listener *l = w->listeners; l; l = l->next) {
+    if (!l->open)
+      continue;
+    if (on)
+      uv_poll_start(&l->poll, UV_READABLE, on_listener_ready);
+    else
+      uv_poll_stop(&l->poll);
+  }
 }
 
 /* A listening socket with SO_REUSEPORT so each worker has its own and the
@@ -285,6 +344,8 @@ static bool same_listener(const struct cfg_listener *a, const struct cfg_listene
   return memcmp(&a->addr, &b->addr, len) == 0;
 }
 
+static void close_listener(struct worker_listener *l);
+
 /* Open one listener for lc. Returns 0, or a negative uv error with
  * start_error_msg filled (the listener is then closed). */
 static int open_listener(struct worker *w, const struct cfg_listener *lc) {
@@ -302,17 +363,25 @@ static int open_listener(struct worker *w, const struct cfg_listener *lc) {
   l->next = w->listeners;
   w->listeners = l;
   w->nlisteners++;
-  uv_tcp_init(&w->loop, &l->tcp);
-  l->tcp.data = l;
-  l->open = true;
+  l->fd = -1;
   int fd = listen_socket(&lc->addr);
   int r = fd;
-  if (fd >= 0) {
-    r = uv_tcp_open(&l->tcp, fd);
+  if (fd >= 0 && listen(fd, 1024) != 0) {
+    r = -errno;
+    close(fd);
+  }
+  if (r >= 0) {
+    r = uv_poll_init_socket(&w->loop, &l->poll, fd);
     if (r < 0)
       close(fd);
-    else
-      r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+  }
+  if (r >= 0) {
+    l->fd = fd;
+    l->poll.data = l;
+    l->open = true;
+    r = uv_poll_start(&l->poll, UV_READABLE, on_listener_ready);
+    if (r < 0)
+      close_listener(l);
   }
   if (r < 0) {
     snprintf(w->start_error_msg, sizeof(w->start_error_msg), "cannot listen on %s: %s%s",
@@ -321,16 +390,20 @@ static int open_listener(struct worker *w, const struct cfg_listener *lc) {
                                   "listeners[].address)"
              : r == UV_EACCES   ? " (ports below 1024 need privileges: use a higher port)"
                                 : "");
-    l->open = false;
-    uv_close((uv_handle_t *)&l->tcp, NULL);
   }
   return r;
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+  struct worker_listener *l = h->data;
+  close(l->fd); /* uv_poll does not own the socket */
+  l->fd = -1;
 }
 
 static void close_listener(struct worker_listener *l) {
   if (l->open) {
     l->open = false;
-    uv_close((uv_handle_t *)&l->tcp, NULL);
+    uv_close((uv_handle_t *)&l->poll, on_listener_closed);
   }
 }
 
@@ -375,6 +448,7 @@ static void sync_listeners(struct worker *w, const struct config *cfg) {
 }
 
 static void close_listeners(struct worker *w) {
+  uv_timer_stop(&w->accept_timer);
   for (struct worker_listener *l = w->listeners; l; l = l->next)
     close_listener(l);
 }
@@ -472,6 +546,8 @@ void worker_run(struct worker *w) {
     uv_close((uv_handle_t *)&w->reload_async, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  if (!uv_is_closing((uv_handle_t *)&w->accept_timer))
+    uv_close((uv_handle_t *)&w->accept_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))
     uv_close((uv_handle_t *)&w->metrics_timer, NULL);
   session_timers_close(w);

@@ -48,6 +48,11 @@ struct wreq {
   struct iobuf *refs[WREQ_REFS];
   unsigned nrefs;
   size_t bytes;
+  /* Memory the request keeps alive until it completes: the whole capacity
+   * of each block it references (a 100-byte slice pins its 16 KiB block)
+   * plus bytes of other memory. Backpressure counts this, not bytes, so a
+   * bound on queued writes is a bound on memory. */
+  size_t cost;
   size_t scratch_used;
   char scratch[WREQ_SCRATCH];
 };

@@ -69,7 +69,9 @@ struct metrics_worker {
   mcount lat_bucket[METRICS_LAT_NBUCKETS]; /* not cumulative; rendered cumulative */
   mcount lat_count, lat_sum_ms;
   mcount proxy_protocol_errors;
-  mcount config_gen; /* configuration generation this worker serves new requests with */
+  mcount accept_errors; /* accept() failed (fds or memory ran out) */
+  mcount local_errors;  /* upstream connects that failed for want of a local resource */
+  mcount config_gen;    /* configuration generation this worker serves new requests with */
   struct metrics_req_slot req[METRICS_REQ_SLOTS];
   struct metrics_srv_slot srv[METRICS_SRV_SLOTS];
   /* Worker-only memo of (generation, route, upstream, status class) ->

@@ -80,7 +80,7 @@ struct session {
   struct session_rx *rx;  /* NULL while idle with nothing buffered */
   struct exchange *ex;    /* the current request, if any (then rx is set) */
   struct wreq *batch;
-  uint32_t queued; /* bytes queued for the client (bounded by BP_HIGH plus a block) */
+  uint32_t queued; /* memory queued writes to the client pin (wreq.cost; BP_HIGH bounds it) */
   uint32_t writes_pending;
 
   uint8_t client_addr[16]; /* network order; IPv4 in the first 4 bytes */
@@ -100,7 +100,7 @@ struct session {
   bool close_after; /* close once queued writes are done */
   bool tunnel;      /* reads go to src/tunnel.c, not the parser */
   bool pp_pending;  /* PROXY protocol header expected before the first request */
-  bool over_limit;  /* accepted past limits.max_connections: each request gets 503 */
+  bool q_held;      /* between requests, the client's queue is over BP_HIGH: hold */
 };
 
 /* The worker a session belongs to (its loop is the worker's first member). */
@@ -123,8 +123,10 @@ static inline const char *session_client_ip(const struct session *s) {
   return s->rx->client_ip;
 }
 
-/* Accept a connection from listener l; on failure the socket is closed. */
-void session_accept(struct worker_listener *l);
+/* A connection accepted on listener l (fd: non-blocking, close-on-exec)
+ * becomes a session, or is answered 503 and closed at once past
+ * limits.max_connections. The fd is always taken over. */
+void session_accept(struct worker_listener *l, int fd);
 
 /* --- used by exchange -------------------------------------------------- */
 /* Queue bytes for the client; b (optional) is referenced until written. */

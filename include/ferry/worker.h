@@ -15,6 +15,7 @@
 #include "ferry/buf.h"
 #include "ferry/config.h"
 #include "ferry/inspect.h"
+#include "ferry/log.h"
 #include "ferry/metrics.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
@@ -30,7 +31,8 @@ struct inspector;
 struct snapshot;
 
 struct worker_listener {
-  uv_tcp_t tcp;
+  uv_poll_t poll; /* readiness of fd; the worker accepts itself (src/worker.c) */
+  int fd;         /* the listening socket, closed after poll's close callback */
   struct worker *w;
   const struct cfg_listener *cfg; /* == &own: valid as long as the worker */
   struct cfg_listener own;        /* a copy (address strdup'ed): survives reloads */
@@ -76,7 +78,10 @@ struct worker {
   size_t nlisteners;
   uv_async_t stop_async;
   uv_timer_t drain_timer;
-  _Atomic bool stop_now; /* set by worker_stop(now) before the async send */
+  uv_timer_t accept_timer;    /* resumes accepting after a lack of fds */
+  struct log_rate accept_log; /* accept failures */
+  struct log_rate local_log;  /* upstream connects failed for want of a local resource */
+  _Atomic bool stop_now;      /* set by worker_stop(now) before the async send */
   uv_thread_t thread;
   int start_error; /* negative uv error when a listener failed */
   char start_error_msg[256];

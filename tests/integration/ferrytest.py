@@ -69,7 +69,7 @@ class Ferry:
     temporary directory. Extra `ports` (a dict NAME->port) pre-seeds names,
     e.g. with an Upstream's port."""
 
-    def __init__(self, config, ports=None, args=(), env=None, wait=True):
+    def __init__(self, config, ports=None, args=(), env=None, wait=True, preexec=None):
         self.tmp = tempfile.mkdtemp(prefix="ferry-test-")
         self.ports = dict(ports or {})
 
@@ -93,6 +93,7 @@ class Ferry:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=e,
+            preexec_fn=preexec,  # e.g. resource limits for the child only
         )
         self.stdout_lines = []
         self._stdout_cv = threading.Condition()
