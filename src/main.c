@@ -107,9 +107,11 @@ static void on_signal(uv_signal_t *h, int signum) {
     _exit(0);
   }
   a->stops++;
-  log_info("%s: draining (send it again to exit at once)", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  /* /readyz turns 503 before the line that says so: whoever reads the
+   * log and then asks sees the new state. */
   admin_set_ready(a->admin, false);
   mc_set(&a->proc.draining, 1);
+  log_info("%s: draining (send it again to exit at once)", signum == SIGINT ? "SIGINT" : "SIGTERM");
   for (unsigned i = 0; i < a->nworkers; i++)
     worker_stop(&a->workers[i], false);
 }
