@@ -323,57 +323,8 @@ void session_rx_free_all(struct worker *w) {
   w->nfree_rx = 0;
 }
 
-/* --- deadline lists ------------------------------------------------------ */
-
-/* The loop's cached time, as uv_now() returns it (uv_loop_t.time), read
- * without a call into libuv: session_timer runs several times per
- * request. */
-static inline uint64_t loop_now(const struct worker *w) {
-  return w->loop.time;
-}
-
-static inline struct session *link_session(struct session_link *n) {
+static inline struct session *link_session(struct deadline_link *n) {
   return container_of(n, struct session, tl);
-}
-
-static inline void tlist_unlink(struct session_link *n) {
-  n->prev->next = n->next;
-  n->next->prev = n->prev;
-}
-
-static inline void tlist_link_after(struct session_link *at, struct session_link *n) {
-  n->prev = at;
-  n->next = at->next;
-  at->next->prev = n;
-  at->next = n;
-}
-
-/* Insert n (due set) into list head l in deadline order, when the tail is
- * due later than n: after a reload shortened the kind's duration. The
- * place is searched from both ends at once; equal deadlines keep their
- * arrival order. */
-__attribute__((noinline)) static void tlist_insert_inside(struct session_link *l,
-                                                          struct session_link *n) {
-  uint64_t due = n->due;
-  struct session_link *after = l->prev->prev; /* from the tail: n goes after it... */
-  struct session_link *before = l->next;      /* from the head: ...or before it */
-  /* The head has due 0 and the tail is due later than n: both walks stop. */
-  while (after->due > due && before->due <= due) {
-    after = after->prev;
-    before = before->next;
-  }
-  if (after->due > due)
-    after = before->prev;
-  tlist_link_after(after, n);
-}
-
-/* Every session of a kind gets the same duration, so n normally goes at
- * the tail (the list head's due of 0 covers an empty list). */
-static inline void tlist_insert(struct session_link *l, struct session_link *n) {
-  if (l->prev->due <= n->due)
-    tlist_link_after(l->prev, n);
-  else
-    tlist_insert_inside(l, n);
 }
 
 /* --- handles and closing ------------------------------------------------ */
@@ -405,17 +356,17 @@ void session_close(struct session *s) {
   if (s->reading)
     uv_read_stop((uv_stream_t *)&s->tcp);
   s->reading = false;
-  tlist_unlink(&s->tl);
+  deadline_remove(&s->tl);
   s->timer_kind = ST_NONE;
   worker_conn_closed(w);
   uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
   if (w->stopping)
-    session_timers_quiesce(w);
+    deadlines_quiesce(&w->dl);
 }
 
 void session_close_all(struct worker *w) {
   for (int k = 0; k < ST_KINDS; k++) {
-    struct session_link *l = &w->timers[k];
+    struct deadline_link *l = &w->dl.lists[k];
     while (l->next != l)
       session_close(link_session(l->next));
   }
@@ -423,8 +374,8 @@ void session_close_all(struct worker *w) {
 
 void session_close_idle(struct worker *w) {
   for (int k = 0; k < ST_KINDS; k++) {
-    struct session_link *l = &w->timers[k];
-    for (struct session_link *n = l->next, *next; n != l; n = next) {
+    struct deadline_link *l = &w->dl.lists[k];
+    for (struct deadline_link *n = l->next, *next; n != l; n = next) {
       next = n->next;
       if (!link_session(n)->ex) /* idle; a request already begun (even a partial head) may finish */
         session_close(link_session(n));
@@ -936,13 +887,13 @@ void session_exchange_done(struct session *s, bool keep_alive) {
 
 /* --- timers ------------------------------------------------------------- */
 
-/* s's deadline passed: it moves to the ST_NONE list and what its kind
- * guards is acted on. */
-static void session_expire(struct worker *w, struct session *s) {
-  enum session_timer kind = (enum session_timer)s->timer_kind;
-  tlist_unlink(&s->tl);
+/* s's deadline of kind passed (the deadline module already moved it to
+ * the no-deadline list): act on what the kind guards. */
+static void session_expire(struct deadlines *d, struct deadline_link *l, unsigned k) {
+  (void)d;
+  struct session *s = link_session(l);
+  enum session_timer kind = (enum session_timer)k;
   s->timer_kind = ST_NONE;
-  tlist_link_after(w->timers[ST_NONE].prev, &s->tl);
   switch (kind) {
   case ST_NONE:
   case ST_KINDS:
@@ -977,72 +928,21 @@ static void session_expire(struct worker *w, struct session *s) {
   }
 }
 
-static void on_session_timer(uv_timer_t *t);
-
-/* Arm the worker's timer for due (ms from now), earlier than it was. */
-__attribute__((noinline)) static void timers_arm(struct worker *w, uint64_t due, uint64_t ms) {
-  w->timer_fire = due;
-  uv_timer_start(&w->session_timer, on_session_timer, ms, 0);
-}
-
-/* Arm the worker's timer for the earliest deadline when it is not already
- * due at or before it. */
-static void timers_rearm(struct worker *w, uint64_t now) {
-  uint64_t next = UINT64_MAX;
-  for (int k = ST_NONE + 1; k < ST_KINDS; k++) {
-    const struct session_link *l = &w->timers[k];
-    if (l->next != l && l->next->due < next)
-      next = l->next->due;
-  }
-  if (next < w->timer_fire)
-    timers_arm(w, next, next > now ? next - now : 0);
-}
-
-static void on_session_timer(uv_timer_t *t) {
-  struct worker *w = container_of(t, struct worker, session_timer);
-  uint64_t now = uv_now(&w->loop);
-  w->timer_fire = UINT64_MAX;
-  /* Handlers only ever add deadlines at least 1 ms ahead (every session
-   * timeout is >= 1ms), so each list drains. */
-  for (int k = ST_NONE + 1; k < ST_KINDS; k++) {
-    struct session_link *l = &w->timers[k];
-    while (l->next != l && l->next->due <= now)
-      session_expire(w, link_session(l->next));
-  }
-  timers_rearm(w, now);
-}
-
 void session_timers_init(struct worker *w) {
-  for (int k = 0; k < ST_KINDS; k++)
-    w->timers[k] = (struct session_link){&w->timers[k], &w->timers[k], 0};
-  w->timer_fire = UINT64_MAX;
-  uv_timer_init(&w->loop, &w->session_timer);
+  deadlines_init(&w->dl, &w->loop, ST_KINDS, session_expire);
 }
 
 void session_timers_configure(struct worker *w) {
   const struct config *cfg = w->cfg;
-  w->timer_ms[ST_NONE] = 0;
-  w->timer_ms[ST_HEADER] = cfg->timeouts.client_header_ms;
-  w->timer_ms[ST_IDLE] = cfg->timeouts.client_idle_ms;
-  w->timer_ms[ST_CONNECT] = cfg->timeouts.upstream_connect_ms;
-  w->timer_ms[ST_RESPONSE] = cfg->timeouts.upstream_response_ms;
-  w->timer_ms[ST_UPSTREAM_IDLE] = cfg->timeouts.upstream_idle_ms;
-  w->timer_ms[ST_BODY] = cfg->timeouts.client_idle_ms;
-  w->timer_ms[ST_CLIENT_STALL] = cfg->timeouts.client_idle_ms;
-  w->timer_ms[ST_TUNNEL] = cfg->timeouts.client_idle_ms;
-}
-
-void session_timers_close(struct worker *w) {
-  if (!uv_is_closing((uv_handle_t *)&w->session_timer))
-    uv_close((uv_handle_t *)&w->session_timer, NULL);
-}
-
-void session_timers_quiesce(struct worker *w) {
-  for (int k = ST_NONE + 1; k < ST_KINDS; k++)
-    if (w->timers[k].next != &w->timers[k])
-      return;
-  uv_timer_stop(&w->session_timer);
-  w->timer_fire = UINT64_MAX;
+  struct deadlines *d = &w->dl;
+  deadlines_configure(d, ST_HEADER, cfg->timeouts.client_header_ms);
+  deadlines_configure(d, ST_IDLE, cfg->timeouts.client_idle_ms);
+  deadlines_configure(d, ST_CONNECT, cfg->timeouts.upstream_connect_ms);
+  deadlines_configure(d, ST_RESPONSE, cfg->timeouts.upstream_response_ms);
+  deadlines_configure(d, ST_UPSTREAM_IDLE, cfg->timeouts.upstream_idle_ms);
+  deadlines_configure(d, ST_BODY, cfg->timeouts.client_idle_ms);
+  deadlines_configure(d, ST_CLIENT_STALL, cfg->timeouts.client_idle_ms);
+  deadlines_configure(d, ST_TUNNEL, cfg->timeouts.client_idle_ms);
 }
 
 void session_tunnel_begin(struct session *s) {
@@ -1067,24 +967,8 @@ void session_tunnel_end(struct session *s) {
 void session_timer(struct session *s, enum session_timer kind) {
   if (s->closing)
     return;
-  struct worker *w = session_worker(s);
-  struct session_link *l = &w->timers[kind];
-  tlist_unlink(&s->tl);
   s->timer_kind = (uint8_t)kind;
-  if (kind == ST_NONE) { /* an armed timer fires and finds nothing to do */
-    tlist_link_after(l->prev, &s->tl);
-    return;
-  }
-  /* Lazy re-arming: a worker timer already due no later than the new
-   * deadline stays armed, and on_session_timer re-arms it for the earliest
-   * deadline left. Requests move through several deadlines each; this
-   * keeps them off the timer heap. */
-  uint64_t ms = w->timer_ms[kind];
-  uint64_t due = loop_now(w) + ms;
-  s->tl.due = due;
-  tlist_insert(l, &s->tl);
-  if (due < w->timer_fire)
-    timers_arm(w, due, ms);
+  deadline_set(&session_worker(s)->dl, &s->tl, kind);
 }
 
 /* --- accept ------------------------------------------------------------- */
@@ -1129,7 +1013,7 @@ void session_accept(struct worker_listener *l, int fd) {
   uv_tcp_init(&w->loop, &s->tcp);
   s->tcp.data = (void *)(uintptr_t)l->cfg;
   s->timer_kind = ST_NONE;
-  tlist_link_after(w->timers[ST_NONE].prev, &s->tl);
+  deadline_add(&w->dl, &s->tl);
   if (uv_tcp_open(&s->tcp, fd) != 0) {
     close(fd);
     session_close(s);

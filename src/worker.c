@@ -506,7 +506,7 @@ static void on_stop(uv_async_t *a) {
   }
   /* The session timer must not keep the loop alive once no session has a
    * deadline (session_close keeps checking while stopping). */
-  session_timers_quiesce(w);
+  deadlines_quiesce(&w->dl);
   if (w->nsessions) {
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain_ms, 0);
     uv_unref((uv_handle_t *)&w->drain_timer);
@@ -550,7 +550,7 @@ void worker_run(struct worker *w) {
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))
     uv_close((uv_handle_t *)&w->metrics_timer, NULL);
-  session_timers_close(w);
+  deadlines_close(&w->dl);
   inspect_batch_close(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
 }

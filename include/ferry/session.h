@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "ferry/buf.h"
+#include "ferry/deadline.h"
 #include "ferry/http_head.h"
 
 struct worker;
@@ -41,15 +42,6 @@ enum session_timer {
   ST_KINDS
 };
 
-/* A session's place in one of the worker's deadline lists, and the head
- * of each list (struct worker's timers[kind]: circular, through the head,
- * which has due 0). A list holds the live sessions whose timer_kind is
- * kind, in deadline order. */
-struct session_link {
-  struct session_link *next, *prev;
-  uint64_t due; /* deadline of the session's timer_kind (loop ms) */
-};
-
 /* What a session holds only while it has bytes buffered or an exchange
  * running: the read block, the request parser and the per-message parse
  * state, and the client address as text. Taken from the worker's free
@@ -76,9 +68,9 @@ struct session_rx {
  * lists, the one for timer_kind (ST_NONE: no deadline). */
 struct session {
   uv_tcp_t tcp;
-  struct session_link tl; /* in the worker's timers[timer_kind] */
-  struct session_rx *rx;  /* NULL while idle with nothing buffered */
-  struct exchange *ex;    /* the current request, if any (then rx is set) */
+  struct deadline_link tl; /* in the worker's deadline list for timer_kind */
+  struct session_rx *rx;   /* NULL while idle with nothing buffered */
+  struct exchange *ex;     /* the current request, if any (then rx is set) */
   struct wreq *batch;
   uint32_t queued; /* memory queued writes to the client pin (wreq.cost; BP_HIGH bounds it) */
   uint32_t writes_pending;
@@ -159,11 +151,6 @@ void session_timers_init(struct worker *w);
 /* Take each kind's duration from w->cfg (whenever it changes). Sessions
  * already waiting keep their deadlines. */
 void session_timers_configure(struct worker *w);
-/* Close the timer (worker_run, after the loop stopped). */
-void session_timers_close(struct worker *w);
-/* Stop the timer when no session has a deadline left (graceful stop: the
- * timer must not keep the loop alive). */
-void session_timers_quiesce(struct worker *w);
 /* Give back w's free session_rx structs (worker_destroy). */
 void session_rx_free_all(struct worker *w);
 

@@ -89,14 +89,9 @@ struct worker {
   struct exchange *free_ex; /* recycled exchanges */
   unsigned nfree_ex;
 
-  /* Live client connections: each is in exactly one list, the one for its
-   * timer kind (src/session.c), in deadline order. session_timer fires for
-   * the earliest head (or earlier: it re-arms lazily), at timer_fire
-   * (UINT64_MAX when not armed). */
-  struct session_link timers[ST_KINDS];
-  uint64_t timer_ms[ST_KINDS]; /* each kind's duration in cfg (session_timers_configure) */
-  uv_timer_t session_timer;
-  uint64_t timer_fire;
+  /* Live client connections: each is in exactly one of these lists, the
+   * one for its timer kind (enum session_timer), in deadline order. */
+  struct deadlines dl;
   uint64_t nsessions;
   struct session_rx *free_rx; /* recycled session_rx (parser.data links them) */
   unsigned nfree_rx;

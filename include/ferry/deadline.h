@@ -1,0 +1,60 @@
+/* deadline: one worker's deadlines, a list per kind under one timer.
+ *
+ * Owns the lists' order and the timer; the objects with deadlines (client
+ * sessions) own their links and say what an expiry means through the
+ * expire callback. Every member of one kind has the same duration, so a
+ * new deadline normally goes at its list's tail and arming is O(1); a
+ * reload that shortens a kind's duration is the only case that inserts
+ * inside a list. The timer re-arms lazily: one already due no later than
+ * a new deadline stays armed. Kind 0 means "no deadline": its list holds
+ * the members that have none (so every member is in exactly one list).
+ * Must not know what a member is. Worker thread only. */
+#ifndef FERRY_DEADLINE_H
+#define FERRY_DEADLINE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#define DEADLINE_MAX_KINDS 12
+
+struct deadline_link {
+  struct deadline_link *next, *prev;
+  uint64_t due; /* loop ms; the list heads have 0 */
+};
+
+struct deadlines;
+/* l's deadline of kind passed; l is already on the kind-0 list. The
+ * callback may set any deadline, on l or others, or unlink l. */
+typedef void (*deadline_expire_fn)(struct deadlines *d, struct deadline_link *l, unsigned kind);
+
+struct deadlines {
+  uv_loop_t *loop;
+  struct deadline_link lists[DEADLINE_MAX_KINDS]; /* circular, through the head */
+  uint64_t ms[DEADLINE_MAX_KINDS];                /* each kind's duration */
+  unsigned nkinds;
+  uv_timer_t timer;
+  uint64_t fire; /* when the armed timer fires (UINT64_MAX: not armed) */
+  deadline_expire_fn expire;
+};
+
+/* Set up d on loop (the timer handle is initialised); durations set
+ * with deadlines_configure before or after are kept. */
+void deadlines_init(struct deadlines *d, uv_loop_t *loop, unsigned nkinds, deadline_expire_fn fn);
+/* A kind's duration (ms, >= 1 for kinds > 0). Deadlines already set keep
+ * their time. */
+static inline void deadlines_configure(struct deadlines *d, unsigned kind, uint64_t ms) {
+  d->ms[kind] = ms;
+}
+/* Add l, not yet in any list, with no deadline (kind 0). */
+void deadline_add(struct deadlines *d, struct deadline_link *l);
+/* Move l to kind's list, due its duration from now (kind 0: none). */
+void deadline_set(struct deadlines *d, struct deadline_link *l, unsigned kind);
+/* Take l out of every list (the member is going away). */
+void deadline_remove(struct deadline_link *l);
+/* Stop the timer when no deadline is left (a stopping worker's loop must
+ * not be kept alive by it). */
+void deadlines_quiesce(struct deadlines *d);
+/* Close the timer handle (after the loop stopped serving). */
+void deadlines_close(struct deadlines *d);
+
+#endif
