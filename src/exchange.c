@@ -20,6 +20,8 @@
 
 #include "ferry/accesslog.h"
 #include "ferry/connpool.h"
+#include "ferry/stream.h"
+#include "ferry/upclient.h"
 #include "ferry/log.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
@@ -28,6 +30,7 @@
 #include "ferry/worker.h"
 
 static void exchange_finish(struct exchange *ex);
+static void exchange_log(struct exchange *ex);
 static int exchange_send_last_chunk(struct exchange *ex);
 
 void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
@@ -175,7 +178,7 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
     need += (size_t)ral + rhl;
   }
   b->len = (uint32_t)need;
-  int r = session_add(s, b->data, need, b);
+  int r = stream_add(&s->st, b->data, need, b);
   if (ex->insp.on)
     inspect_note_response(ex, b, false);
   iobuf_unref(b);
@@ -436,18 +439,30 @@ static void exchange_local_failure(struct exchange *ex, int err) {
   exchange_reply(ex, 503, "service unavailable: ferry is out of local resources\n", !ex->req_done);
 }
 
+static const struct upclient_cbs exchange_upclient_cbs;
+
+/* The upstream client reports into the exchange: the response head goes
+ * to its arena and header list. */
+static void exchange_attach(struct exchange *ex, struct upclient *uc, bool reused) {
+  ex->uc = uc;
+  ex->uc_reused = reused;
+  struct upclient_sink sink = {&ex->arena, &ex->resp_pin, &ex->resp_hdrs, &ex->reason};
+  upclient_begin(uc, &exchange_upclient_cbs, ex, &sink, ex->method == HTTP_HEAD);
+}
+
 static int exchange_connect(struct exchange *ex, bool fresh_only) {
   struct worker *w = ex->w;
   ex->state = EX_CONNECTING;
   INSPECT_MARK(ex, t_connect);
-  struct upconn *uc = fresh_only ? NULL : connpool_checkout(w, ex->srv, ex);
+  struct upclient *uc = fresh_only ? NULL : connpool_checkout(&ex->srv->pool);
   if (uc) {
-    ex->uc = uc;
+    exchange_attach(ex, uc, true);
     exchange_upstream_connected(ex, 0);
     return 0;
   }
   int err = 0;
-  uc = connpool_connect(w, ex->srv, ex, &err);
+  uc = connpool_connect(&ex->srv->pool, &w->loop, (const struct sockaddr *)&ex->srv->slot->addr,
+                        &err);
   if (!uc) {
     if (upstream_err_local(err)) {
       exchange_local_failure(ex, err);
@@ -462,7 +477,8 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
     exchange_reply(ex, 502, NULL, !ex->req_done);
     return -1;
   }
-  ex->uc = uc;
+  w->upstream_connects++;
+  exchange_attach(ex, uc, false);
   session_timer(ex->s, ST_CONNECT);
   return 0;
 }
@@ -526,10 +542,16 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
 
 /* --- request side ------------------------------------------------------- */
 
+/* The client's stream, where the response goes. */
+static inline struct stream *client_stream(const struct exchange *ex) {
+  return &ex->s->st;
+}
+
 void exchange_upstream_connected(struct exchange *ex, int status) {
   struct session *s = ex->s;
   if (status < 0) {
-    ex->uc = NULL; /* connpool closed it */
+    connpool_close(ex->uc);
+    ex->uc = NULL;
     if (upstream_err_local(status)) {
       exchange_local_failure(ex, status);
       return;
@@ -547,8 +569,8 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
   session_timer(s, ST_NONE);
   ex->state = EX_FORWARDING;
   INSPECT_MARK(ex, t_connected);
-  struct upconn *uc = ex->uc;
-  if (upconn_add(uc, ex->uhead_buf->data, ex->uhead_buf->len, ex->uhead_buf) != 0) {
+  struct stream *up = &ex->uc->st;
+  if (stream_add(up, ex->uhead_buf->data, ex->uhead_buf->len, ex->uhead_buf) != 0) {
     exchange_upstream_error(ex, UV_ENOMEM);
     return;
   }
@@ -556,14 +578,19 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
     /* A retry: the request had no body to resend except a chunked end. */
     if (ex->req_chunked)
       exchange_send_last_chunk(ex);
-    upconn_flush(uc);
+    stream_flush(up);
     session_timer(s, ST_RESPONSE);
     return;
   }
   exchange_arm_timer(ex);
   session_unblock(s); /* the parser goes on: body bytes, then message end */
   if (!s->in_process && ex->uc)
-    upconn_flush(ex->uc);
+    stream_flush(&ex->uc->st);
+}
+
+void exchange_request_flush(struct exchange *ex) {
+  if (ex->uc)
+    stream_flush(&ex->uc->st);
 }
 
 int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b) {
@@ -575,33 +602,34 @@ int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct i
     ex->body_too_large = true;
     return -1;
   }
-  struct upconn *uc = ex->uc;
-  if (!uc)
+  if (!ex->uc)
     return 0;
+  struct stream *up = &ex->uc->st;
   if (ex->s->timer_kind == ST_BODY)
     session_timer(ex->s, ST_BODY);
   if (ex->req_chunked) {
     char hdr[24];
     int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-    if (upconn_add_copy(uc, hdr, (size_t)k) != 0 || upconn_add(uc, p, n, b) != 0 ||
-        upconn_add_copy(uc, "\r\n", 2) != 0)
+    if (stream_add_copy(up, hdr, (size_t)k) != 0 || stream_add(up, p, n, b) != 0 ||
+        stream_add_copy(up, "\r\n", 2) != 0)
       return -1;
     return 0;
   }
-  return upconn_add(uc, p, n, b);
+  return stream_add(up, p, n, b);
 }
 
 /* The last chunk of a chunked request, with the client's trailers. */
 static int exchange_send_last_chunk(struct exchange *ex) {
+  struct stream *up = &ex->uc->st;
   size_t need = http_head_build_last_chunk(NULL, 0, &ex->req_hdrs, ex->req_trailers);
   if (need == 5)
-    return upconn_add_copy(ex->uc, "0\r\n\r\n", 5);
+    return stream_add_copy(up, "0\r\n\r\n", 5);
   struct iobuf *b = iobuf_get(&ex->w->bufs, need);
   if (!b)
     return -1;
   http_head_build_last_chunk(b->data, need, &ex->req_hdrs, ex->req_trailers);
   b->len = (uint32_t)need;
-  int r = upconn_add(ex->uc, b->data, need, b);
+  int r = stream_add(up, b->data, need, b);
   iobuf_unref(b);
   return r;
 }
@@ -614,57 +642,47 @@ void exchange_request_done(struct exchange *ex) {
     session_timer(ex->s, ST_RESPONSE);
 }
 
-void exchange_upstream_drained(struct exchange *ex) {
+/* --- flow control: the one place ----------------------------------------- */
+
+/* Each side's writer over its high-water mark holds the other side's
+ * reader (stream_flow); the stall timers follow. The tunnel relies on
+ * the same two calls. */
+
+/* The client's queue passed its high-water mark, or fell back under low. */
+void exchange_client_watermark(struct exchange *ex, bool high) {
+  if (!ex->uc)
+    return;
+  stream_flow(&ex->uc->st, high);
+  exchange_arm_timer(ex);
+}
+
+/* The upstream's queue (request body, tunnel bytes) did the same. */
+static void up_watermark(void *owner, bool high) {
+  struct exchange *ex = owner;
+  stream_flow(client_stream(ex), high);
+}
+
+/* A write to the upstream completed: the request body is moving. */
+static void up_written(void *owner) {
+  struct exchange *ex = owner;
   if (ex->state == EX_TUNNEL) {
-    tunnel_upstream_drained(ex);
+    tunnel_upstream_written(&ex->tun);
     return;
   }
   if (ex->s->timer_kind == ST_BODY)
-    session_timer(ex->s, ST_BODY); /* the body is moving */
-  session_set_bp(ex->s, false);
-}
-
-void exchange_client_drained(struct exchange *ex) {
-  if (ex->uc && ex->uc->bp_paused) {
-    upconn_set_bp(ex->uc, false);
-    exchange_arm_timer(ex);
-  }
+    session_timer(ex->s, ST_BODY);
 }
 
 /* --- response side ------------------------------------------------------ */
 
-int exchange_resp_status(struct exchange *ex, const char *p, size_t n) {
-  return arena_slice(&ex->arena, &ex->resp_pin, &ex->reason, p, n, ex->uc ? ex->uc->in : NULL) == 0
-             ? 0
-             : -1;
+static void up_connected(void *owner, int status) {
+  exchange_upstream_connected(owner, status);
 }
 
-int exchange_resp_header_name(struct exchange *ex, const char *p, size_t n) {
-  return arena_slice(&ex->arena, &ex->resp_pin, &ex->rcur_name, p, n, ex->uc ? ex->uc->in : NULL) ==
-                 0
-             ? 0
-             : -1;
-}
-
-int exchange_resp_header_value(struct exchange *ex, const char *p, size_t n) {
-  return arena_slice(&ex->arena, &ex->resp_pin, &ex->rcur_value, p, n,
-                     ex->uc ? ex->uc->in : NULL) == 0
-             ? 0
-             : -1;
-}
-
-int exchange_resp_header_done(struct exchange *ex) {
-  if (ex->rcur_name.n == 0)
-    return -1; /* llhttp accepts an empty field name: an invalid response (502) */
-  int r = http_head_push(&ex->resp_hdrs, ex->rcur_name, ex->rcur_value);
-  ex->rcur_name = ex->rcur_value = (struct slice){NULL, 0};
-  return r == 0 ? 0 : -1;
-}
-
-int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstream_chunked,
-                                   bool upstream_length, uint64_t length, bool upstream_keepalive) {
-  (void)upstream_keepalive;
+static int up_head(void *owner, const struct upclient_head *h) {
+  struct exchange *ex = owner;
   struct session *s = ex->s;
+  int status = h->status;
   if (status < 100 || status > 599)
     return -1; /* not a status RFC 9110 defines: invalid response (502) */
   bool upgrading = status == 101 && ex->upgrade_req && ex->req_done;
@@ -687,7 +705,7 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
         return -1;
       http_head_build_response(ib->data, in, &ir);
       ib->len = (uint32_t)in;
-      int ir_r = session_add(s, ib->data, in, ib);
+      int ir_r = stream_add(&s->st, ib->data, in, ib);
       iobuf_unref(ib);
       if (ir_r != 0)
         return -1;
@@ -700,17 +718,18 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
   if (http_head_check_transfer_encoding(&ex->resp_hdrs) != 0)
     return -1; /* a transfer coding ferry cannot remove: invalid response (502) */
   ex->status = status;
+  ex->resp_minor = h->minor;
   ex->resp_trailers = ex->resp_hdrs.n;
   if (ex->srv)
     upstream_report_status(ex->srv, status);
   http_head_mark_hop(&ex->resp_hdrs);
-  enum body_framing f = http_head_response_framing(ex->method == HTTP_HEAD, status,
-                                                   upstream_chunked, upstream_length, ex->minor);
+  enum body_framing f = http_head_response_framing(ex->method == HTTP_HEAD, status, h->chunked,
+                                                   h->has_length, ex->minor);
   if (upgrading) {
     f = FRAMING_NONE;
     ex->upgraded = true;
     if (ex->uc)
-      ex->uc->tunnel = true;
+      upclient_set_raw(ex->uc);
   }
   ex->client_framing = f;
   ex->keep_alive = ex->client_keepalive && f != FRAMING_CLOSE && ex->req_done && !s->peer_eof &&
@@ -720,7 +739,7 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
       .reason = ex->reason,
       .headers = &ex->resp_hdrs,
       .framing = f,
-      .content_length = length,
+      .content_length = h->length,
       .request_id = ex->rid,
       .client_minor = ex->minor,
       .keep_alive = ex->keep_alive,
@@ -740,7 +759,7 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
     http_head_build_response(b->data, need, &fr);
   }
   b->len = (uint32_t)need;
-  int r = session_add(s, b->data, need, b);
+  int r = stream_add(&s->st, b->data, need, b);
   if (ex->insp.on)
     inspect_note_response(ex, b, true);
   iobuf_unref(b);
@@ -749,13 +768,14 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
   ex->resp_started = true;
   if (ex->method == HTTP_HEAD)
     ex->client_framing = FRAMING_NONE; /* the length was only announced */
-  /* 1 tells llhttp there is no body: it would otherwise read a chunked
-   * body after a 204 or 304 that declares one. */
+  /* 1 tells the parser there is no body: llhttp would otherwise read a
+   * chunked body after a 204 or 304 that declares one. */
   return ex->client_framing == FRAMING_NONE && !upgrading ? 1 : 0;
 }
 
-int exchange_resp_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b) {
-  struct session *s = ex->s;
+static int up_body(void *owner, const char *p, size_t n, struct iobuf *b) {
+  struct exchange *ex = owner;
+  struct stream *c = client_stream(ex);
   ex->resp_body_bytes += n;
   if (ex->insp.on)
     inspect_body(ex, 1, p, n);
@@ -765,19 +785,20 @@ int exchange_resp_body(struct exchange *ex, const char *p, size_t n, struct iobu
   case FRAMING_CHUNKED: {
     char hdr[24];
     int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-    if (session_add_copy(s, hdr, (size_t)k) != 0 || session_add(s, p, n, b) != 0 ||
-        session_add_copy(s, "\r\n", 2) != 0)
+    if (stream_add_copy(c, hdr, (size_t)k) != 0 || stream_add(c, p, n, b) != 0 ||
+        stream_add_copy(c, "\r\n", 2) != 0)
       return -1;
     return 0;
   }
   case FRAMING_LENGTH:
   case FRAMING_CLOSE:
-    return session_add(s, p, n, b);
+    return stream_add(c, p, n, b);
   }
   return 0;
 }
 
-int exchange_resp_message_complete(struct exchange *ex) {
+static int up_done(void *owner) {
+  struct exchange *ex = owner;
   if (ex->skip_1xx) {
     ex->skip_1xx = false;
     return 0;
@@ -794,67 +815,143 @@ int exchange_resp_message_complete(struct exchange *ex) {
       return -1;
     http_head_build_last_chunk(b->data, need, &ex->resp_hdrs, ex->resp_trailers);
     b->len = (uint32_t)need;
-    int r = session_add(ex->s, b->data, need, b);
+    int r = stream_add(client_stream(ex), b->data, need, b);
     iobuf_unref(b);
     if (r != 0)
       return -1;
   }
   ex->resp_done = true;
-  return HPE_PAUSED;
+  return 1;
 }
 
-void exchange_upstream_data(struct exchange *ex) {
+static void tunnel_begin(struct exchange *ex);
+
+/* Everything one upstream read produced was handed over: send it on. */
+static void up_read_done(void *owner) {
+  struct exchange *ex = owner;
   struct session *s = ex->s;
-  if (session_flush(s) != 0) {
+  if (stream_flush(&s->st) != 0) {
     session_close(s);
     return;
   }
+  if (s->closing)
+    return;
   if (ex->resp_done) {
     if (ex->upgraded)
-      tunnel_start(ex);
+      tunnel_begin(ex);
     else
       exchange_finish(ex);
     return;
   }
-  if (s->queued > BP_HIGH && ex->uc)
-    upconn_set_bp(ex->uc, true);
   exchange_arm_timer(ex);
 }
+
+static void up_error(void *owner, int err) {
+  exchange_upstream_error(owner, err);
+}
+
+static void up_raw(void *owner, ssize_t nread) {
+  struct exchange *ex = owner;
+  tunnel_upstream_read(&ex->tun, nread);
+}
+
+static const struct upclient_cbs exchange_upclient_cbs = {
+    .connected = up_connected,
+    .head = up_head,
+    .body = up_body,
+    .done = up_done,
+    .read_done = up_read_done,
+    .error = up_error,
+    .written = up_written,
+    .watermark = up_watermark,
+    .raw = up_raw,
+};
 
 void exchange_arm_timer(struct exchange *ex) {
   struct session *s = ex->s;
   if (ex->state == EX_TUNNEL || ex->state == EX_DONE || ex->state == EX_HEAD)
     return;
   if (ex->resp_started)
-    session_timer(s, ex->uc && ex->uc->bp_paused ? ST_CLIENT_STALL : ST_UPSTREAM_IDLE);
+    session_timer(s, ex->uc && (ex->uc->st.hold & STREAM_HOLD_FLOW) ? ST_CLIENT_STALL
+                                                                    : ST_UPSTREAM_IDLE);
   else if (ex->state == EX_FORWARDING && !ex->req_done)
     session_timer(s, ST_BODY);
   else if (ex->state == EX_FORWARDING && s->timer_kind != ST_RESPONSE)
     session_timer(s, ST_RESPONSE);
 }
 
-void exchange_tunnel_done(struct exchange *ex) {
-  exchange_log(ex);
+/* --- tunnel ----------------------------------------------------------------- */
+
+static inline struct exchange *tunnel_exchange(struct tunnel *t) {
+  return container_of(t, struct exchange, tun);
 }
 
+static void tunnel_activity(struct tunnel *t) {
+  session_timer(tunnel_exchange(t)->s, ST_TUNNEL);
+}
+
+/* The tunnel is over: log it, close the upstream, and close the client
+ * (after its queue drains unless abort). */
+static void tunnel_over(struct tunnel *t, const char *note, bool abort) {
+  struct exchange *ex = tunnel_exchange(t);
+  struct session *s = ex->s;
+  if (note && !ex->error_note)
+    ex->error_note = note;
+  if (ex->uc) {
+    connpool_close(ex->uc);
+    ex->uc = NULL;
+  }
+  ex->state = EX_DONE;
+  exchange_log(ex);
+  if (abort)
+    session_close(s);
+  else
+    session_tunnel_end(s);
+}
+
+static const struct tunnel_cbs exchange_tunnel_cbs = {tunnel_activity, tunnel_over};
+
+/* The 101 head is queued: bytes flow both ways from now on. */
+static void tunnel_begin(struct exchange *ex) {
+  struct session *s = ex->s;
+  ex->state = EX_TUNNEL;
+  ex->resp_done = true;
+  log_debug("client %s: upgraded to a tunnel to %s", session_client_ip(s),
+            ex->srv ? ex->srv->name : "-");
+  ex->tun = (struct tunnel){.client = &s->st,
+                            .upstream = &ex->uc->st,
+                            .cbs = &exchange_tunnel_cbs,
+                            .to_upstream = &ex->req_body_bytes,
+                            .to_client = &ex->resp_body_bytes};
+  tunnel_start(&ex->tun);
+  if (ex->state == EX_TUNNEL && !s->closing)
+    session_tunnel_begin(s);
+}
+
+void exchange_client_tunnel_read(struct exchange *ex, ssize_t nread) {
+  tunnel_client_read(&ex->tun, nread);
+}
+
+/* --- the end ---------------------------------------------------------------- */
+
 static void exchange_finish(struct exchange *ex) {
-  struct upconn *uc = ex->uc;
+  struct upclient *uc = ex->uc;
   ex->uc = NULL;
   ex->state = EX_DONE;
   if (uc)
-    connpool_release(uc, ex->req_done);
+    connpool_release(uc, ex->req_done && !ex->w->stopping && upstream_server_present(ex->srv));
   bool keep = ex->keep_alive && ex->req_done;
   exchange_log(ex);
   session_exchange_done(ex->s, keep);
 }
 
 void exchange_upstream_error(struct exchange *ex, int error) {
-  struct upconn *uc = ex->uc;
+  struct upclient *uc = ex->uc;
   ex->uc = NULL;
   /* Keep-alive race: a pooled connection the server had already closed.
    * Retry once on a fresh connection when nothing of the request body has
    * been sent (the head alone is safe to resend). */
-  bool retry = uc && uc->reused && !uc->got_bytes && !ex->retried && !ex->resp_started &&
+  bool retry = uc && ex->uc_reused && !uc->got_bytes && !ex->retried && !ex->resp_started &&
                ex->req_body_bytes == 0 &&
                (error == UV_EOF || error == UV_ECONNRESET || error == UV_EPIPE);
   bool no_response_byte = uc && !uc->got_bytes;
@@ -889,6 +986,15 @@ void exchange_upstream_error(struct exchange *ex, int error) {
 }
 
 void exchange_timeout(struct exchange *ex, int kind) {
+  if (kind == ST_TUNNEL) {
+    if (ex->state == EX_TUNNEL) {
+      ex->tun.ended = true;
+      tunnel_over(&ex->tun, "tunnel idle timeout", true);
+    } else {
+      session_close(ex->s);
+    }
+    return;
+  }
   if (ex->uc) {
     connpool_close(ex->uc);
     ex->uc = NULL;
@@ -907,7 +1013,7 @@ void exchange_timeout(struct exchange *ex, int kind) {
     ex->error_note = "upstream response timeout";
     break;
   case ST_BODY:
-    if (ex->s->bp_paused) {
+    if (ex->s->st.hold & STREAM_HOLD_FLOW) {
       ex->error_note = "upstream stopped reading the request body";
       break;
     }

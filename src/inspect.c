@@ -261,7 +261,7 @@ void inspect_note_response(struct exchange *ex, struct iobuf *b, bool from_upstr
   if (from_upstream) {
     ex->insp.upstream_responded = true;
     ex->insp.t_response = uv_hrtime();
-    ex->insp.upstream_minor = ex->uc ? ex->uc->resp_minor : 1;
+    ex->insp.upstream_minor = ex->uc ? ex->resp_minor : 1;
   }
 }
 

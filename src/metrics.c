@@ -156,8 +156,8 @@ void metrics_sample_servers(struct worker *w) {
       if (!s || !st.present)
         continue;
       mc_set(&s->present, 1);
-      mc_set(&s->idle, sv->nidle);
-      mc_set(&s->busy, sv->active);
+      mc_set(&s->idle, sv->pool.nidle);
+      mc_set(&s->busy, sv->pool.active);
       mc_set(&s->healthy, st.down || st.ejected ? 0 : 1);
     }
   }

@@ -20,12 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ferry/connpool.h"
 #include "ferry/exchange.h"
 #include "ferry/h1parse.h"
 #include "ferry/log.h"
 #include "ferry/proxyproto.h"
-#include "ferry/tunnel.h"
 #include "ferry/worker.h"
 
 enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
@@ -34,7 +32,7 @@ enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
 #define RX_FREE_MAX 256u
 
 _Static_assert(offsetof(struct worker, loop) == 0, "session_worker() needs the loop first");
-_Static_assert(offsetof(struct session, tcp) == 0, "libuv callbacks cast the handle");
+_Static_assert(offsetof(struct session, st) == 0, "the stream is the session's first member");
 _Static_assert(offsetof(struct session_rx, parser) == 0, "llhttp callbacks cast the parser");
 
 static void session_process(struct session *s);
@@ -49,7 +47,7 @@ static struct exchange *cur_ex(llhttp_t *p) {
 
 /* The read block of the rx whose parser p is. */
 static struct iobuf *cur_in(llhttp_t *p) {
-  return ((struct session_rx *)(void *)p)->in;
+  return ((struct session *)p->data)->st.in;
 }
 
 /* A request begins on ex (from worker_exchange_get): the header deadline
@@ -150,7 +148,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
   struct session *s = p->data;
   if (!s->ex)
     return 0; /* body of a request already answered; connection will close */
-  return exchange_request_body(s->ex, at, n, s->rx->in) == 0 ? 0 : -1;
+  return exchange_request_body(s->ex, at, n, s->st.in) == 0 ? 0 : -1;
 }
 
 /* Chunk extensions are dropped (bodies are re-chunked), but a long one is
@@ -285,8 +283,6 @@ static struct session_rx *session_rx_attach(struct session *s) {
   }
   llhttp_init(&rx->parser, HTTP_REQUEST, &request_settings);
   rx->parser.data = s;
-  rx->in = NULL;
-  rx->parse_off = 0;
   rx->head_bytes = 0;
   rx->chunk_ext_bytes = 0;
   rx->pause_reason = PR_NONE;
@@ -303,8 +299,6 @@ static void session_rx_detach(struct session *s) {
   struct worker *w = session_worker(s);
   struct session_rx *rx = s->rx;
   s->rx = NULL;
-  if (rx->in)
-    iobuf_unref(rx->in);
   if (w->nfree_rx >= RX_FREE_MAX) {
     free(rx);
     return;
@@ -329,7 +323,13 @@ static inline struct session *link_session(struct deadline_link *n) {
 
 /* --- handles and closing ------------------------------------------------ */
 
-static void session_free(struct session *s) {
+static inline struct session *stream_session(struct stream *st) {
+  return container_of(st, struct session, st);
+}
+
+/* The stream's handle closed: nothing points at the session any more. */
+static void on_stream_closed(struct stream *st) {
+  struct session *s = stream_session(st);
   if (s->ex) {
     exchange_reset(s->ex);
     worker_exchange_put(session_worker(s), s->ex);
@@ -337,13 +337,7 @@ static void session_free(struct session *s) {
   }
   if (s->rx)
     session_rx_detach(s);
-  if (s->batch)
-    wreq_put(s->batch);
   free(s);
-}
-
-static void on_handle_closed(uv_handle_t *h) {
-  session_free((struct session *)(void *)h);
 }
 
 void session_close(struct session *s) {
@@ -353,13 +347,10 @@ void session_close(struct session *s) {
   s->closing = true;
   if (s->ex)
     exchange_abort(s->ex);
-  if (s->reading)
-    uv_read_stop((uv_stream_t *)&s->tcp);
-  s->reading = false;
   deadline_remove(&s->tl);
   s->timer_kind = ST_NONE;
   worker_conn_closed(w);
-  uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+  stream_close(&s->st);
   if (w->stopping)
     deadlines_quiesce(&w->dl);
 }
@@ -385,146 +376,67 @@ void session_close_idle(struct worker *w) {
 
 /* --- writes to the client ----------------------------------------------- */
 
-static void on_write(uv_write_t *req, int status) {
-  struct wreq *wr = container_of(req, struct wreq, req);
-  struct session *s = req->data;
-  s->queued -= (uint32_t)wr->cost;
-  s->writes_pending--;
-  if (status >= 0)
-    mc_add(&session_worker(s)->metrics.bytes_out, wr->bytes);
-  wreq_put(wr);
-  if (s->closing)
-    return;
+static void on_stream_written(struct stream *st, int status, size_t bytes) {
+  struct session *s = stream_session(st);
   if (status < 0) {
     char ip[INET6_ADDRSTRLEN];
     log_debug("client %s: write failed: %s", client_str(s, ip), uv_strerror(status));
     session_close(s);
     return;
   }
+  mc_add(&session_worker(s)->metrics.bytes_out, bytes);
   if (s->timer_kind == ST_CLIENT_STALL)
     session_timer(s, ST_CLIENT_STALL); /* the client is reading: progress */
-  if (s->ex && s->queued < BP_LOW)
-    exchange_client_drained(s->ex);
-  else if (s->q_held && s->queued < BP_LOW)
-    session_release_hold(s);
-  if (s->close_after && !s->ex && s->writes_pending == 0)
+  if (s->close_after && !s->ex && st->writes_pending == 0)
     session_close(s);
 }
 
-int session_flush(struct session *s) {
-  struct wreq *wr = s->batch;
-  if (!wr || wr->nbufs == 0 || s->closing)
-    return 0;
-  s->batch = NULL;
-  wr->req.data = s;
-  s->queued += (uint32_t)wr->cost;
-  s->writes_pending++;
-  if (wreq_try_write(wr, (uv_stream_t *)&s->tcp)) {
-    on_write(&wr->req, 0); /* all written at once: complete it here */
-    return 0;
-  }
-  int r = uv_write(&wr->req, (uv_stream_t *)&s->tcp, wr->bufs, wr->nbufs, on_write);
-  if (r < 0) {
-    s->queued -= (uint32_t)wr->cost;
-    s->writes_pending--;
-    wreq_put(wr);
-    return r;
-  }
-  return 0;
-}
-
-static struct wreq *session_batch(struct session *s, unsigned bufs, size_t scratch) {
-  if (s->batch && !wreq_has_room(s->batch, bufs, scratch)) {
-    if (session_flush(s) < 0)
-      return NULL;
-  }
-  if (!s->batch)
-    s->batch = wreq_get(&session_worker(s)->bufs);
-  return s->batch;
-}
-
-int session_add(struct session *s, const char *p, size_t n, struct iobuf *b) {
-  if (s->closing)
-    return -1;
-  struct wreq *wr = session_batch(s, 1, 0);
-  if (!wr)
-    return -1;
-  wreq_add(wr, p, n, b);
-  return 0;
-}
-
-int session_add_copy(struct session *s, const char *p, size_t n) {
-  if (s->closing || n > WREQ_SCRATCH)
-    return -1;
-  struct wreq *wr = session_batch(s, 1, n);
-  if (!wr)
-    return -1;
-  wreq_add_copy(wr, p, n);
-  return 0;
+/* The client's queue passed over STREAM_HIGH, or back under STREAM_LOW:
+ * inside a request, the exchange's flow control acts on it; between
+ * requests, the session holds the connection (session_queue_full). */
+static void on_stream_watermark(struct stream *st, bool high) {
+  struct session *s = stream_session(st);
+  if (s->ex)
+    exchange_client_watermark(s->ex, high);
+  else if (!high && s->q_held)
+    session_release_hold(s);
 }
 
 /* --- reading ------------------------------------------------------------ */
 
 /* The bound across pipelined requests (limits the memory one connection
- * can make ferry hold): between requests, a client queue over BP_HIGH
- * (counted as the memory its writes pin, see struct wreq) starts no new
- * request. Inside a request the exchange applies the same watermarks to
- * the upstream's reads. */
+ * can make ferry hold): between requests, a client queue over
+ * STREAM_HIGH (counted as the memory its writes pin, see struct wreq)
+ * starts no new request. Inside a request the exchange applies the same
+ * watermarks to the upstream's reads. */
 static inline bool session_queue_full(const struct session *s) {
-  return !s->ex && s->queued > BP_HIGH;
+  return !s->ex && s->st.high;
 }
 
 /* Bytes wait unparsed in the read block. */
 static inline bool rx_pending(const struct session *s) {
-  return s->rx && s->rx->in && s->rx->parse_off < s->rx->in->len;
+  return stream_pending(&s->st);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  struct session *s = (struct session *)(void *)h;
-  struct session_rx *rx = s->rx;
-  if (!rx && !(rx = session_rx_attach(s))) {
-    *buf = uv_buf_init(NULL, 0);
-    return;
-  }
-  if (rx->in && rx->parse_off == rx->in->len) {
-    if (rx->in->refs == 1) {
-      rx->in->len = 0;
-    } else {
-      iobuf_unref(rx->in);
-      rx->in = NULL;
-    }
-    rx->parse_off = 0;
-  }
-  if (!rx->in)
-    rx->in = iobuf_get(&session_worker(s)->bufs, IOBUF_SIZE);
-  if (!rx->in || rx->in->len == rx->in->cap) {
-    *buf = uv_buf_init(NULL, 0);
-    return;
-  }
-  *buf = uv_buf_init(rx->in->data + rx->in->len, rx->in->cap - rx->in->len);
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  struct session *s = (struct session *)(void *)st;
+static void on_stream_read(struct stream *st, ssize_t nread) {
+  struct session *s = stream_session(st);
   if (s->tunnel && s->ex) {
-    if (nread > 0) {
+    if (nread > 0)
       mc_add(&session_worker(s)->metrics.bytes_in, (uint64_t)nread);
-      s->rx->in->len += (uint32_t)nread;
-    }
-    if (nread != 0)
-      tunnel_client_read(s->ex, nread);
+    else if (nread == UV_EOF)
+      s->peer_eof = true;
+    exchange_client_tunnel_read(s->ex, nread);
     return;
   }
   if (nread > 0) {
     mc_add(&session_worker(s)->metrics.bytes_in, (uint64_t)nread);
-    s->rx->in->len += (uint32_t)nread;
+    if (!s->rx && !session_rx_attach(s)) {
+      session_close(s);
+      return;
+    }
     session_process(s);
     return;
   }
-  if (nread == 0)
-    return;
   if (nread != UV_EOF) {
     char ip[INET6_ADDRSTRLEN];
     log_debug("client %s: read failed: %s", client_str(s, ip), uv_strerror((int)nread));
@@ -540,6 +452,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   session_eof(s);
 }
+
+static const struct stream_class session_stream_class = {
+    .tr = &transport_tcp,
+    .read = on_stream_read,
+    .written = on_stream_written,
+    .watermark = on_stream_watermark,
+    .closed = on_stream_closed,
+};
 
 /* EOF. A request still arriving is abandoned; a complete one still gets
  * its response, then the connection closes. */
@@ -557,26 +477,13 @@ static void session_eof(struct session *s) {
  * restarting it costs epoll_ctl calls on every request); bytes that arrive
  * meanwhile wait in the read block, and reading stops when it is full. */
 static void session_update_reading(struct session *s) {
-  bool full = s->blocked && rx_pending(s) && s->rx->in->len == s->rx->in->cap;
-  bool want = !s->closing && !s->bp_paused && !s->q_held && !s->peer_eof && !s->close_after &&
-              !s->eof_pending && !full;
-  if (want && !s->reading) {
-    if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
-      s->reading = true;
-  } else if (!want && s->reading) {
-    uv_read_stop((uv_stream_t *)&s->tcp);
-    s->reading = false;
-  }
+  bool full = s->blocked && rx_pending(s) && s->st.in->len == s->st.in->cap;
+  bool want =
+      !s->closing && !s->q_held && !s->peer_eof && !s->close_after && !s->eof_pending && !full;
+  stream_hold(&s->st, STREAM_HOLD_OWNER, !want);
   /* The parser caught up with a held EOF. */
   if (s->eof_pending && !s->closing && !s->blocked && !s->in_process && !rx_pending(s))
     session_eof(s);
-}
-
-void session_set_bp(struct session *s, bool paused) {
-  if (s->bp_paused == paused)
-    return;
-  s->bp_paused = paused;
-  session_update_reading(s);
 }
 
 /* The exchange a rejected request is answered on: the current one, or a
@@ -653,11 +560,12 @@ static int head_limit_status(const struct exchange *ex, uint64_t max_head) {
  * missing or malformed header. */
 static bool session_proxy_header(struct session *s) {
   struct session_rx *rx = s->rx;
-  if (!rx || !rx->in || rx->parse_off >= rx->in->len)
+  struct iobuf *in = s->st.in;
+  if (!rx || !rx_pending(s))
     return false;
   struct proxyproto_info pi;
-  int r = proxyproto_parse(rx->in->data + rx->parse_off, rx->in->len - rx->parse_off, &pi);
-  if (r == PP_AGAIN && rx->in->len < rx->in->cap)
+  int r = proxyproto_parse(in->data + s->st.in_off, in->len - s->st.in_off, &pi);
+  if (r == PP_AGAIN && in->len < in->cap)
     return false;
   if (r != PP_OK) {
     const struct cfg_listener *l = session_listener(s);
@@ -667,7 +575,7 @@ static bool session_proxy_header(struct session *s) {
     session_close(s);
     return false;
   }
-  rx->parse_off += pi.len;
+  s->st.in_off += (uint32_t)pi.len;
   s->pp_pending = false;
   if (!pi.local) {
     set_client_addr(s, (const struct sockaddr *)&pi.src);
@@ -696,8 +604,8 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
     return false;
   }
   session_begin(s, ex);
-  iobuf_ref(rx->in);
-  ex->req_pin = rx->in;
+  iobuf_ref(s->st.in);
+  ex->req_pin = s->st.in;
   ex->url = h.target;
   ex->req_hdrs.n = l.n;
   ex->minor = h.minor;
@@ -706,7 +614,7 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
   ex->req_has_length = h.has_length;
   ex->req_trailers = l.n;
   http_head_mark_hop(&ex->req_hdrs);
-  rx->parse_off += h.len;
+  s->st.in_off += (uint32_t)h.len;
   rx->head_bytes = h.len;
   rx->fast_done = true;
   session_head_done(s);
@@ -729,8 +637,8 @@ static void session_process(struct session *s) {
    * (a reply sent at once) may release it. */
   struct session_rx *rx;
   while (!s->closing && !s->blocked && !s->close_after && !session_queue_full(s) &&
-         (rx = s->rx) != NULL && rx->in &&
-         (rx->parse_off < rx->in->len || rx->resume_pending || rx->fast_done)) {
+         (rx = s->rx) != NULL && s->st.in &&
+         (rx_pending(s) || rx->resume_pending || rx->fast_done)) {
     if (rx->fast_done) { /* a fast-path request, complete with its head */
       rx->fast_done = false;
       if (s->ex) {
@@ -739,8 +647,8 @@ static void session_process(struct session *s) {
       }
       continue;
     }
-    const char *start = rx->in->data + rx->parse_off;
-    size_t avail = rx->in->len - rx->parse_off;
+    const char *start = s->st.in->data + s->st.in_off;
+    size_t avail = s->st.in->len - s->st.in_off;
     if (!s->ex && avail > 0 && session_fast_head(s, rx, start, avail, max_head))
       continue;
     bool in_head = !s->ex || s->ex->state == EX_HEAD;
@@ -760,7 +668,7 @@ static void session_process(struct session *s) {
     size_t used = avail;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
       used = (size_t)(llhttp_get_error_pos(&rx->parser) - start);
-    rx->parse_off += used;
+    s->st.in_off += (uint32_t)used;
     if (in_head)
       rx->head_bytes += used;
 
@@ -794,11 +702,9 @@ static void session_process(struct session *s) {
     } else {
       session_parse_error(s, err);
     }
-    if (!s->closing && s->ex && s->ex->uc)
-      upconn_flush(s->ex->uc);
   }
-  if (!s->closing && s->ex && s->ex->uc)
-    upconn_flush(s->ex->uc);
+  if (!s->closing && s->ex)
+    exchange_request_flush(s->ex); /* what this read produced leaves in one write */
   s->in_process = false;
   if (!s->closing && !s->q_held && session_queue_full(s)) {
     /* Responses the client has not read fill its queue: no next request
@@ -843,16 +749,16 @@ void session_unblock(struct session *s) {
  *    (no exchange), then the same after-message step;
  *  - or back in the start state already (at most leading CRLFs seen),
  *    where nothing of the previous message is used again. */
-static bool rx_releasable(const struct session_rx *rx) {
-  if (rx->in && rx->parse_off != rx->in->len)
+static bool rx_releasable(const struct session *s) {
+  if (rx_pending(s))
     return false;
-  return !rx->resume_pending || llhttp_should_keep_alive(&rx->parser);
+  return !s->rx->resume_pending || llhttp_should_keep_alive(&s->rx->parser);
 }
 
 void session_exchange_done(struct session *s, bool keep_alive) {
   struct exchange *ex = s->ex;
   struct worker *w = session_worker(s);
-  session_flush(s);
+  stream_flush(&s->st);
   s->ex = NULL;
   if (ex) {
     exchange_reset(ex);
@@ -867,14 +773,15 @@ void session_exchange_done(struct session *s, bool keep_alive) {
     s->blocked = true;
     session_timer(s, ST_NONE);
     session_update_reading(s);
-    if (s->writes_pending == 0)
+    if (s->st.writes_pending == 0)
       session_close(s);
     return;
   }
   s->blocked = false;
   if (s->rx) {
-    if (rx_releasable(s->rx)) {
+    if (rx_releasable(s)) {
       session_rx_detach(s); /* idle connections hold no read block and no parser */
+      stream_release_in(&s->st);
     } else {
       http_head_scan_reset(&s->rx->scan); /* the next head starts fresh */
       s->rx->head_bytes = 0;
@@ -920,8 +827,8 @@ static void session_expire(struct deadlines *d, struct deadline_link *l, unsigne
       session_close(s);
     break;
   case ST_TUNNEL:
-    if (s->ex && s->tunnel)
-      tunnel_timeout(s->ex);
+    if (s->ex)
+      exchange_timeout(s->ex, (int)kind);
     else
       session_close(s);
     break;
@@ -953,7 +860,8 @@ void session_tunnel_begin(struct session *s) {
     /* The client closed while its upgrade request waited for the 101: what
      * it sent went upstream already; end the tunnel the same way. */
     s->eof_pending = false;
-    tunnel_client_read(s->ex, UV_EOF);
+    s->peer_eof = true;
+    exchange_client_tunnel_read(s->ex, UV_EOF);
     return;
   }
   session_update_reading(s);
@@ -1010,19 +918,18 @@ void session_accept(struct worker_listener *l, int fd) {
     worker_conn_closed(w);
     return;
   }
-  uv_tcp_init(&w->loop, &s->tcp);
-  s->tcp.data = (void *)(uintptr_t)l->cfg;
+  stream_init(&s->st, &w->loop, &session_stream_class);
+  s->st.tcp.data = (void *)(uintptr_t)l->cfg;
   s->timer_kind = ST_NONE;
   deadline_add(&w->dl, &s->tl);
-  if (uv_tcp_open(&s->tcp, fd) != 0) {
+  if (stream_open(&s->st, fd) != 0) {
     close(fd);
     session_close(s);
     return;
   }
-  uv_tcp_nodelay(&s->tcp, 1);
   struct sockaddr_storage ss;
   int len = sizeof(ss);
-  if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0)
+  if (uv_tcp_getpeername(&s->st.tcp, (struct sockaddr *)&ss, &len) == 0)
     set_client_addr(s, (const struct sockaddr *)&ss);
   s->pp_pending = l->cfg->proxy_protocol;
   session_timer(s, ST_HEADER);

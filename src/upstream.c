@@ -271,6 +271,7 @@ void upstream_rt_sync(struct upstream_rt *u) {
     s->up = u;
     s->epoch = atomic_load(&s->slot->epoch);
     memcpy(s->name, s->slot->name, sizeof(s->name));
+    connpool_init(&s->pool, u->cfg->keepalive_max_idle, u->cfg->keepalive_idle_timeout_ms, s->name);
   }
   u->nservers = n;
   const char *names[n ? n : 1];
@@ -280,8 +281,7 @@ void upstream_rt_sync(struct upstream_rt *u) {
     s->gone = atomic_load_explicit(&s->slot->state, memory_order_acquire) != UPSLOT_ACTIVE;
     uint32_t epoch = atomic_load(&s->slot->epoch);
     if (s->gone || epoch != s->epoch)
-      while (s->idle)
-        connpool_close(s->idle);
+      connpool_close_idle(&s->pool);
     if (epoch != s->epoch) { /* the slot now holds another address */
       s->epoch = epoch;
       memcpy(s->name, s->slot->name, sizeof(s->name));

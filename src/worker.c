@@ -93,8 +93,7 @@ static void on_drain_timeout(uv_timer_t *t);
 static void close_idle_of(struct upstream_rt *ups, size_t nups) {
   for (size_t i = 0; i < nups; i++)
     for (size_t j = 0; j < ups[i].nservers; j++)
-      while (ups[i].servers[j].idle)
-        connpool_close(ups[i].servers[j].idle);
+      connpool_close_idle(&ups[i].servers[j].pool);
 }
 
 /* Idle pooled connections of every generation (shutdown). */
@@ -122,9 +121,9 @@ static void adopt_idle(struct worker_gen *g, struct worker_gen *prev) {
         continue;
       for (size_t a = 0; a < nu->nservers; a++)
         for (size_t b = 0; b < ou->nservers; b++)
-          if (!nu->servers[a].gone && !ou->servers[b].gone && ou->servers[b].idle &&
+          if (!nu->servers[a].gone && !ou->servers[b].gone && ou->servers[b].pool.idle &&
               same_addr(&nu->servers[a].slot->addr, &ou->servers[b].slot->addr))
-            connpool_move_idle(&ou->servers[b], &nu->servers[a]);
+            connpool_move_idle(&ou->servers[b].pool, &nu->servers[a].pool);
     }
   }
 }
@@ -213,7 +212,7 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
   int r = uv_loop_init(&w->loop);
   if (r < 0)
     return r;
-  w->loop.data = w;
+  w->loop.data = &w->bufs; /* streams find their buffer pool here */
   uint64_t seed = 0;
   if (uv_random(NULL, NULL, &seed, sizeof(seed), 0, NULL) != 0)
     seed = (uint64_t)uv_hrtime();

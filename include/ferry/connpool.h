@@ -1,99 +1,71 @@
-/* connpool: connections to upstream servers and the idle keep-alive pool.
+/* connpool: one server's idle upstream connections on one worker.
  *
- * An upconn is owned by its server's idle list while idle and by one
- * exchange while attached. It owns its socket, a read block and a
- * response parser; it reports to the attached exchange through the
- * exchange_upstream_* hooks and never frees the exchange. */
+ * Owns the memory of every upstream connection (struct upconn, an
+ * upclient plus its pool bookkeeping): it creates them (connect),
+ * lends them to a request (checkout), takes them back (release: idle
+ * list, or closed when not reusable), and closes those idle past their
+ * timeout or when the server speaks or closes while idle. It knows
+ * nothing of HTTP beyond upclient_reusable, and nothing of exchanges,
+ * sessions or upstream configuration: the limits come with the pool. */
 #ifndef FERRY_CONNPOOL_H
 #define FERRY_CONNPOOL_H
 
-#include <llhttp.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
-#include "ferry/buf.h"
+#include "ferry/upclient.h"
 
-struct worker;
-struct server_rt;
-struct exchange;
-
-/* Idle connections beyond keepalive.max_idle (up to FACTOR times it) stay
- * pooled for SURPLUS_MS, so bursts reuse them; max_idle 0 pools nothing. */
+/* Idle connections beyond max_idle (up to FACTOR times it) stay pooled
+ * for SURPLUS_MS, so bursts reuse them; max_idle 0 pools nothing. */
 #define CONNPOOL_SURPLUS_FACTOR 16u
 #define CONNPOOL_SURPLUS_MS 1000u
 
-enum upconn_state { UC_CONNECTING, UC_ACTIVE, UC_IDLE, UC_CLOSING };
+struct upconn;
 
-/* How the current response is being read: a plain head in one read is
- * parsed by h1parse and its Content-Length body counted here (the common
- * case); anything else goes through llhttp from its first byte. */
-enum upconn_read_mode { RM_START, RM_FAST_BODY, RM_LLHTTP };
+struct connpool {
+  struct upconn *idle; /* idle connections, most recent first */
+  uint32_t nidle;
+  uint32_t active;          /* connections lent to a request or connecting */
+  uint32_t max_idle;        /* keepalive.max_idle */
+  uint64_t idle_timeout_ms; /* keepalive.idle_timeout */
+  const char *name;         /* the server, for log lines */
+};
 
+/* A pooled connection. The upclient comes first: an upclient pointer
+ * handed out by checkout/connect is the upconn. */
 struct upconn {
-  uv_tcp_t tcp;
+  struct upclient c;
   uv_timer_t idle_timer;
-  uv_connect_t connect_req;
-  struct worker *w;
-  struct server_rt *srv;
-  struct exchange *ex; /* attached exchange, NULL when idle or closing */
+  struct connpool *pool;
   struct upconn *next; /* idle list */
-  enum upconn_state state;
   int open_handles;
-
-  llhttp_t parser;
-  struct iobuf *in;
-  size_t parse_off;
-  uint64_t body_left; /* RM_FAST_BODY: Content-Length bytes still to come */
-  uint8_t rmode;      /* enum upconn_read_mode */
-  bool fast_ka;       /* RM_FAST_BODY: the head allows reuse */
-  uint8_t resp_minor; /* HTTP/1.x version of the response head */
-
-  struct wreq *batch; /* writes being gathered */
-  size_t queued;      /* bytes written but not yet completed */
-  unsigned writes_pending;
-
-  bool reused;    /* came from the idle pool */
-  bool got_bytes; /* any response byte on this attachment */
-  bool reading;
-  bool bp_paused; /* reading stopped because the client is slow */
-  bool resp_done; /* response message complete */
-  bool resp_head; /* response head complete (event for the exchange) */
-  bool broken;    /* framing error, trailing bytes or write error */
-  bool eof;
-  bool tunnel;         /* upgraded: reads go to src/tunnel.c; never pooled again */
-  bool keepalive_ok;   /* the response allows reuse (llhttp_should_keep_alive) */
-  int parse_error;     /* llhttp_errno_t */
-  uint64_t requests;   /* served on this connection */
+  bool idle;
   uint64_t idle_until; /* idle timeout deadline (loop ms) while idle */
   uint64_t idle_fire;  /* when the armed idle timer fires (loop ms) */
 };
 
-/* Take an idle connection to srv for ex, or NULL when the pool is empty. */
-struct upconn *connpool_checkout(struct worker *w, struct server_rt *srv, struct exchange *ex);
-/* Start connecting to srv for ex; exchange_upstream_connected() is called
- * with 0 or a negative uv error. NULL if nothing could be started (the
- * error is in *err). */
-struct upconn *connpool_connect(struct worker *w, struct server_rt *srv, struct exchange *ex,
-                                int *err);
-/* Detach from the exchange: back to the idle pool when reusable (response
- * ended cleanly and allows keep-alive, request_sent, nothing extra read,
- * no write pending, pool not full), else close. */
-void connpool_release(struct upconn *c, bool request_sent);
-/* Close now; the attached exchange (if any) is detached first, quietly. */
-void connpool_close(struct upconn *c);
-
-/* Writes: gather buffers, then flush once per batch. */
-int upconn_add(struct upconn *c, const char *p, size_t n, struct iobuf *b);
-int upconn_add_copy(struct upconn *c, const char *p, size_t n);
-int upconn_flush(struct upconn *c);
-/* Start or stop reading the response (backpressure from the client). */
-void upconn_set_bp(struct upconn *c, bool paused);
-
-/* A reload rebuilt the pools: hand from's idle connections (same upstream
- * name and address) to to, up to to's keepalive.max_idle; the rest close. */
-void connpool_move_idle(struct server_rt *from, struct server_rt *to);
-
-/* Close every idle connection of this worker (shutdown). */
-void connpool_close_idle(struct worker *w);
+void connpool_init(struct connpool *p, uint32_t max_idle, uint64_t idle_timeout_ms,
+                   const char *name);
+/* An idle connection, lent to the caller (upclient_begin next), or NULL. */
+struct upclient *connpool_checkout(struct connpool *p);
+/* A new connection to addr, connecting (its holder's `connected` follows
+ * once upclient_begin set it). NULL with *err (a uv error) when nothing
+ * could be started. */
+struct upclient *connpool_connect(struct connpool *p, uv_loop_t *loop, const struct sockaddr *addr,
+                                  int *err);
+/* The holder is done with uc. keep: the holder allows reuse (the whole
+ * request was sent, the worker is not stopping, the server is still
+ * configured); it goes idle only if also upclient_reusable and the pool
+ * has room, else it is closed. */
+void connpool_release(struct upclient *uc, bool keep);
+/* Close now (lent or idle). */
+void connpool_close(struct upclient *uc);
+/* Close every idle connection of p. */
+void connpool_close_idle(struct connpool *p);
+/* A reload rebuilt the pools: move from's idle connections (same server)
+ * to `to`, up to its max_idle; the rest close. */
+void connpool_move_idle(struct connpool *from, struct connpool *to);
 
 #endif

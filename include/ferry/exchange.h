@@ -21,7 +21,7 @@
 
 struct session;
 struct worker;
-struct upconn;
+struct upclient;
 struct server_rt;
 struct upstream_rt;
 struct worker_gen;
@@ -62,10 +62,12 @@ struct exchange {
   const struct cfg_route *route;
   struct upstream_rt *up;
   struct server_rt *srv;
-  struct upconn *uc;
+  struct upclient *uc; /* the upstream connection, while attached */
+  bool uc_reused;      /* uc came from the idle pool */
 
   /* response, as parsed from the upstream */
   int status;
+  uint8_t resp_minor; /* HTTP/1.x version of the upstream's response */
   struct slice reason;
   struct slice rcur_name, rcur_value;
   struct hdr_list resp_hdrs;
@@ -107,14 +109,19 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w);
 void exchange_start(struct exchange *ex);
 /* Request body bytes (p, n) from block b (chunk framing already removed). */
 int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b);
+/* The session parsed what one read brought: send the body bytes on. */
+void exchange_request_flush(struct exchange *ex);
 /* The request message ended. */
 void exchange_request_done(struct exchange *ex);
 /* The session timer fired while this exchange was current. */
 void exchange_timeout(struct exchange *ex, int kind);
 /* The client went away or the session is closing: stop everything. */
 void exchange_abort(struct exchange *ex);
-/* Client's write queue dropped below the low-water mark. */
-void exchange_client_drained(struct exchange *ex);
+/* The client's write queue went over its high-water mark, or back under
+ * its low one (flow control, see src/exchange.c). */
+void exchange_client_watermark(struct exchange *ex, bool high);
+/* Client bytes (or EOF/error) while the exchange is a tunnel. */
+void exchange_client_tunnel_read(struct exchange *ex, ssize_t nread);
 /* Release the arena and references; the struct may be reused. */
 void exchange_reset(struct exchange *ex);
 /* Answer with ferry's own response (error statuses, respond:, 404). */
@@ -123,27 +130,10 @@ void exchange_reply(struct exchange *ex, int status, const char *body, bool clos
 /* A timer for the current phase: request body progress, upstream
  * response, response body progress or client stalled (see session.h). */
 void exchange_arm_timer(struct exchange *ex);
-/* The tunnel ended (either side closed, idle, or an error): log it. */
-void exchange_tunnel_done(struct exchange *ex);
 
-/* --- called by connpool ------------------------------------------------ */
+/* --- used inside the exchange's upstream client callbacks ---------------- */
 void exchange_upstream_connected(struct exchange *ex, int status);
-/* Response bytes were parsed: head/body/end flags are on the upconn. */
-void exchange_upstream_data(struct exchange *ex);
-/* The upconn's write queue dropped below the low-water mark / finished. */
-void exchange_upstream_drained(struct exchange *ex);
 /* The upstream connection failed (error < 0: uv error, or EOF). */
 void exchange_upstream_error(struct exchange *ex, int error);
-
-/* Response parser glue, used by connpool's llhttp callbacks. */
-int exchange_resp_header_name(struct exchange *ex, const char *p, size_t n);
-int exchange_resp_header_value(struct exchange *ex, const char *p, size_t n);
-int exchange_resp_header_done(struct exchange *ex);
-int exchange_resp_status(struct exchange *ex, const char *p, size_t n);
-/* Head complete: returns what llhttp's on_headers_complete should return. */
-int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstream_chunked,
-                                   bool upstream_length, uint64_t length, bool upstream_keepalive);
-int exchange_resp_body(struct exchange *ex, const char *p, size_t n, struct iobuf *b);
-int exchange_resp_message_complete(struct exchange *ex);
 
 #endif

@@ -15,15 +15,12 @@
 #include "ferry/buf.h"
 #include "ferry/deadline.h"
 #include "ferry/http_head.h"
+#include "ferry/stream.h"
 
 struct worker;
 struct worker_listener;
 struct cfg_listener;
 struct exchange;
-
-/* Queued-write watermarks for backpressure (bytes). */
-#define BP_HIGH (256u * 1024u)
-#define BP_LOW (64u * 1024u)
 
 /* ST_BODY: request body progress (client_idle, re-armed on each body
  * read or upstream write completion); ST_CLIENT_STALL: the client stopped
@@ -50,8 +47,6 @@ enum session_timer {
  * callbacks find the rx from it. */
 struct session_rx {
   llhttp_t parser;
-  struct iobuf *in; /* the read block; NULL only until the next read */
-  size_t parse_off;
   uint64_t head_bytes;      /* bytes of the current head seen so far */
   uint32_t chunk_ext_bytes; /* chunk extension bytes of the current chunk */
   uint8_t pause_reason;
@@ -61,19 +56,16 @@ struct session_rx {
   char client_ip[INET6_ADDRSTRLEN]; /* the session's address as text */
 };
 
-/* The socket is the first member: libuv callbacks find the session from
- * the handle. tcp.data holds the listener's configuration (the one the
- * connection came in on), tcp.loop the worker (its loop is its first
- * member). Every live session is in exactly one of the worker's deadline
- * lists, the one for timer_kind (ST_NONE: no deadline). */
+/* The stream (socket, read block, write batches) is the first member.
+ * st.tcp.data holds the listener's configuration (the one the connection
+ * came in on), st.tcp.loop the worker (its loop is its first member).
+ * Every live session is in exactly one of the worker's deadline lists,
+ * the one for timer_kind (ST_NONE: no deadline). */
 struct session {
-  uv_tcp_t tcp;
+  struct stream st;
   struct deadline_link tl; /* in the worker's deadline list for timer_kind */
   struct session_rx *rx;   /* NULL while idle with nothing buffered */
   struct exchange *ex;     /* the current request, if any (then rx is set) */
-  struct wreq *batch;
-  uint32_t queued; /* memory queued writes to the client pin (wreq.cost; BP_HIGH bounds it) */
-  uint32_t writes_pending;
 
   uint8_t client_addr[16]; /* network order; IPv4 in the first 4 bytes */
   uint16_t client_port;
@@ -83,26 +75,24 @@ struct session {
   bool client_v6;
   bool client_known; /* false when the peer address could not be read */
   bool closing;
-  bool blocked;   /* parser paused until the exchange lets it go on */
-  bool bp_paused; /* upstream is slow: stop reading */
-  bool reading;
+  bool blocked;    /* parser paused until the exchange lets it go on */
   bool in_process; /* inside session_process: do not re-enter */
   bool peer_eof;
   bool eof_pending; /* EOF read while bytes or the parser were held */
   bool close_after; /* close once queued writes are done */
   bool tunnel;      /* reads go to src/tunnel.c, not the parser */
   bool pp_pending;  /* PROXY protocol header expected before the first request */
-  bool q_held;      /* between requests, the client's queue is over BP_HIGH: hold */
+  bool q_held;      /* between requests, the client's queue is over STREAM_HIGH: hold */
 };
 
 /* The worker a session belongs to (its loop is the worker's first member). */
 static inline struct worker *session_worker(const struct session *s) {
-  return (struct worker *)(void *)s->tcp.loop;
+  return (struct worker *)(void *)s->st.tcp.loop;
 }
 
 /* The listener configuration the connection came in on. */
 static inline const struct cfg_listener *session_listener(const struct session *s) {
-  return (const struct cfg_listener *)s->tcp.data;
+  return (const struct cfg_listener *)s->st.tcp.data;
 }
 
 /* addr (network order; IPv4 in the first 4 bytes) as inet_ntop writes
@@ -121,14 +111,9 @@ static inline const char *session_client_ip(const struct session *s) {
 void session_accept(struct worker_listener *l, int fd);
 
 /* --- used by exchange -------------------------------------------------- */
-/* Queue bytes for the client; b (optional) is referenced until written. */
-int session_add(struct session *s, const char *p, size_t n, struct iobuf *b);
-int session_add_copy(struct session *s, const char *p, size_t n);
-int session_flush(struct session *s);
+/* Writes to the client go through s->st (stream_add, stream_flush). */
 /* The exchange can take (more) request bytes: resume parsing. */
 void session_unblock(struct session *s);
-/* The upstream's queue passed/dropped under the watermarks. */
-void session_set_bp(struct session *s, bool paused);
 /* Arm the session timer for kind (ST_NONE stops it). */
 void session_timer(struct session *s, enum session_timer kind);
 /* The exchange finished (response fully queued). keep_alive false closes

@@ -1,15 +1,16 @@
 /* tunnel: an Upgrade (WebSocket and others) turned into a byte tunnel.
  *
- * After the upstream's 101 has been relayed, the exchange's client socket
- * and upstream connection carry opaque bytes both ways until either side
- * closes or nothing moves for timeouts.client_idle. Bytes are forwarded as
- * slices of the read blocks (never copied); each direction stops reading
- * when the other side's write queue passes BP_HIGH and resumes below
- * BP_LOW, so memory stays bounded.
+ * After the upstream's 101 has been relayed, the client's stream and the
+ * upstream's carry opaque bytes both ways until either side closes or
+ * nothing moves for timeouts.client_idle (the owner's timer). Bytes are
+ * forwarded as slices of the read blocks (never copied). Flow control is
+ * the streams' own: a writer over its high-water mark holds the other
+ * side's reading through stream_flow, as for any exchange; the owner
+ * routes the watermark callbacks there.
  *
- * The tunnel state lives in the exchange; the sockets stay owned by the
- * session and the upstream connection, which hand their reads here while
- * session.tunnel / upconn.tunnel is set. */
+ * Owns nothing but its counters: the streams stay their owners' (the
+ * session and the upstream client). Must not parse the bytes, and knows
+ * its owner only through the callbacks below. */
 #ifndef FERRY_TUNNEL_H
 #define FERRY_TUNNEL_H
 
@@ -17,25 +18,35 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct exchange;
+struct stream;
+struct tunnel;
 
-/* Byte counts go to the exchange's req_body_bytes (client -> upstream) and
- * resp_body_bytes (upstream -> client), so the access log shows them. */
-struct tunnel {
-  bool client_eof; /* client closed: end once the upstream queue drained */
+struct tunnel_cbs {
+  /* Bytes moved (re-arm the idle timer). */
+  void (*activity)(struct tunnel *t);
+  /* The tunnel is over. abort: a side failed, close the client at once;
+   * otherwise the client gets what is queued, then the close. note: why,
+   * for the log (NULL for a plain close by either side). */
+  void (*end)(struct tunnel *t, const char *note, bool abort);
 };
 
-/* The 101 head is queued to the client: forward bytes either side sent
+struct tunnel {
+  struct stream *client, *upstream;
+  const struct tunnel_cbs *cbs;
+  uint64_t *to_upstream; /* byte counters the owner keeps (for the access log) */
+  uint64_t *to_client;
+  bool client_eof; /* client closed: end once the upstream queue drained */
+  bool ended;
+};
+
+/* The 101 head is queued to the client: forward what either side sent
  * early and start pumping. */
-void tunnel_start(struct exchange *ex);
-/* The session read nread bytes (> 0, appended to its read block) or an
- * error/EOF (< 0). */
-void tunnel_client_read(struct exchange *ex, ssize_t nread);
-/* Same for the upstream connection. */
-void tunnel_upstream_read(struct exchange *ex, ssize_t nread);
-/* The upstream's write queue drained (possibly to empty). */
-void tunnel_upstream_drained(struct exchange *ex);
-/* timeouts.client_idle passed with no byte in either direction. */
-void tunnel_timeout(struct exchange *ex);
+void tunnel_start(struct tunnel *t);
+/* The client's stream read nread bytes (> 0) or an error/EOF (< 0). */
+void tunnel_client_read(struct tunnel *t, ssize_t nread);
+/* The same for the upstream's stream. */
+void tunnel_upstream_read(struct tunnel *t, ssize_t nread);
+/* A write to the upstream completed. */
+void tunnel_upstream_written(struct tunnel *t);
 
 #endif

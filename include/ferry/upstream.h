@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "ferry/connpool.h"
 #include "ferry/balance.h"
 #include "ferry/config.h"
 #include "ferry/http_head.h"
@@ -39,7 +40,6 @@
  * be connecting to its old address. */
 #define UPSTREAM_SLOT_REUSE_MS (120u * 1000u)
 
-struct upconn;
 struct upstream_rt;
 struct health;
 
@@ -136,12 +136,10 @@ struct server_rt {
   struct upslot *slot;
   const struct cfg_server *cfg;
   struct upstream_rt *up;
-  struct upconn *idle; /* idle keep-alive connections, most recent first */
-  uint32_t nidle;
-  uint32_t active; /* connections attached to an exchange */
-  bool gone;       /* address vanished from DNS */
-  uint32_t epoch;  /* slot->epoch when name was copied */
-  char name[64];   /* == slot->name, for logs */
+  struct connpool pool; /* this worker's connections to the server */
+  bool gone;            /* address vanished from DNS */
+  uint32_t epoch;       /* slot->epoch when name was copied */
+  char name[64];        /* == slot->name, for logs */
 };
 
 struct upstream_rt {

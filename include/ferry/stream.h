@@ -1,0 +1,115 @@
+/* stream: one socket's bytes in and out, the one place that reads and
+ * writes sockets on the request path.
+ *
+ * Owns the socket handle, its read block (`in`, with the offset up to
+ * which the owner consumed it), the batch of writes being gathered, the
+ * count of what queued writes pin (wreq.cost), the high/low watermarks
+ * on that count, and one close path. It reads through a transport (plain
+ * TCP or TLS, see transport.h) and tells its owner what happened through
+ * the callbacks of its class: bytes read, watermark crossed, write done,
+ * closed. It must not parse what it carries or know who owns it; the
+ * owner (a session, an upstream client) embeds it and finds itself back
+ * with container_of.
+ *
+ * Reading runs while no hold reason is set (STREAM_HOLD_*): the owner's
+ * own (parser blocked, queue full), and flow control (the peer stream's
+ * writer is over its high-water mark), which only the exchange and the
+ * tunnel set, through stream_hold. The loop that owns the handle must
+ * have its bufpool as loop->data. Worker thread only. */
+#ifndef FERRY_STREAM_H
+#define FERRY_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "ferry/buf.h"
+#include "ferry/transport.h"
+
+/* Watermarks on what queued writes pin (bytes of memory): over HIGH the
+ * owner is told to stop feeding the stream; under LOW, after that, to go
+ * on. One connection's memory is bounded by HIGH plus one batch. */
+#define STREAM_HIGH (256u * 1024u)
+#define STREAM_LOW (64u * 1024u)
+
+/* Reasons reading is stopped; reading runs when none is set. */
+enum {
+  STREAM_HOLD_OWNER = 1u, /* the owner does not want bytes now */
+  STREAM_HOLD_FLOW = 2u,  /* flow control: the other side's writer is full */
+};
+
+struct stream;
+
+/* What a stream tells its owner; each may close the stream, after which
+ * the stream touches nothing of the owner but `closed`. */
+struct stream_class {
+  const struct transport *tr;
+  /* nread > 0 bytes were appended to st->in; < 0: EOF or a read error. */
+  void (*read)(struct stream *st, ssize_t nread);
+  /* A queued write completed (status < 0: it failed); bytes: its size. */
+  void (*written)(struct stream *st, int status, size_t bytes);
+  /* The queue went over STREAM_HIGH (high), or under STREAM_LOW after
+   * that (!high). May be NULL. */
+  void (*watermark)(struct stream *st, bool high);
+  /* The handle is closed: the owner may free the memory holding st. */
+  void (*closed)(struct stream *st);
+};
+
+/* The handle comes first: libuv callbacks find the stream from it. */
+struct stream {
+  uv_tcp_t tcp;
+  const struct stream_class *cls;
+  struct iobuf *in;   /* read block; NULL when released */
+  struct wreq *batch; /* writes being gathered */
+  uint32_t in_off;    /* bytes of in the owner has consumed */
+  uint32_t queued;    /* cost of writes not yet completed */
+  uint16_t writes_pending;
+  uint8_t hold; /* STREAM_HOLD_* */
+  bool reading;
+  bool closing;
+  bool high; /* over STREAM_HIGH, not yet back under STREAM_LOW */
+};
+
+extern const struct transport transport_tcp;
+
+/* Initialise st on loop (whose data is its bufpool). 0 or a uv error. */
+int stream_init(struct stream *st, uv_loop_t *loop, const struct stream_class *cls);
+/* Adopt a connected socket (non-blocking). On error the fd is still the
+ * caller's; the stream must be closed. */
+int stream_open(struct stream *st, int fd);
+/* Connect; cb gets 0 or a uv error (req->data is the caller's). */
+int stream_connect(struct stream *st, uv_connect_t *req, const struct sockaddr *addr,
+                   uv_connect_cb cb);
+
+/* Queue (p, n) for writing; b, when not NULL, is referenced until the
+ * write completes (no copy). Copy variant for short, transient bytes.
+ * Both return 0 or -1 (closing, out of memory). */
+int stream_add(struct stream *st, const char *p, size_t n, struct iobuf *b);
+int stream_add_copy(struct stream *st, const char *p, size_t n);
+/* Write the gathered batch (uv_try_write first, a write request only for
+ * the rest). May call written/watermark before it returns. */
+int stream_flush(struct stream *st);
+
+/* Set or clear a hold reason, starting or stopping reads to match. */
+void stream_hold(struct stream *st, unsigned reason, bool on);
+/* Flow control between two streams, the one rule the exchange and the
+ * tunnel both use: while the stream a reader's bytes go to is over its
+ * high-water mark (high), the reader is held; under its low-water mark
+ * again, it reads on. Called from the writer's watermark callback. */
+static inline void stream_flow(struct stream *reader, bool high) {
+  stream_hold(reader, STREAM_HOLD_FLOW, high);
+}
+
+/* Bytes read and not yet consumed by the owner. */
+static inline bool stream_pending(const struct stream *st) {
+  return st->in && st->in_off < st->in->len;
+}
+/* Give back the read block when everything in it was consumed (an idle
+ * connection holds none). */
+void stream_release_in(struct stream *st);
+/* The one close path: stop reading, cancel queued writes (their written
+ * calls are not made), close the handle; `closed` follows. Idempotent. */
+void stream_close(struct stream *st);
+
+#endif
