@@ -146,6 +146,17 @@ static bool allowed_host_ok(const char *s) {
   return strcmp(s, "*") == 0 || (cfgval_is_host_name(s) && strlen(s) < CFGVAL_HOST_MAX);
 }
 
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool is_loopback(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+  if (ss->ss_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+  }
+  return false;
+}
+
 static void load_admin(struct ctx *c, const struct ynode *n) {
   static const char *const keys[] = {
       "address",           "redact",         "inspect_keep", "inspect_all",   "inspect_body_bytes",
@@ -189,7 +200,13 @@ static void load_admin(struct ctx *c, const struct ynode *n) {
     load_name_list(c, v[K_REDACT_HEADERS], ydoc_kp_key(sub, "admin", "redact_headers"),
                    &cfg->admin.redact_headers, &cfg->admin.nredact_headers, cfgval_is_token,
                    "header name", "");
-  cfgval_bool(c->y, v[K_REPLAY], ydoc_kp_key(sub, "admin", "replay"), &cfg->admin.replay);
+  if (cfgval_bool(c->y, v[K_REPLAY], ydoc_kp_key(sub, "admin", "replay"), &cfg->admin.replay) &&
+      cfg->admin.replay && !is_loopback(&cfg->admin.addr))
+    ydoc_warn(c->y, v[K_REPLAY]->mark, sub,
+              "replay is on while admin.address %s is not a loopback address: anyone who can "
+              "reach it can make ferry resend captured requests; listen on 127.0.0.1 or [::1] "
+              "(or set replay: false)",
+              cfg->admin.address != NULL ? cfg->admin.address : "(unset)");
   if (v[K_ALLOWED_HOSTS] != NULL)
     load_name_list(c, v[K_ALLOWED_HOSTS], ydoc_kp_key(sub, "admin", "allowed_hosts"),
                    &cfg->admin.allowed_hosts, &cfg->admin.nallowed_hosts, allowed_host_ok, "host",
