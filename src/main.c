@@ -246,35 +246,10 @@ static void reload(struct app *a) {
                               !same_names(cfg->admin.allowed_hosts, cfg->admin.nallowed_hosts,
                                           old->admin.allowed_hosts, old->admin.nallowed_hosts))))
     log_warn("reload: `admin` changed: the admin listener changes only on restart");
-  struct router *router = router_new(cfg);
-  if (!router) {
-    config_free(cfg);
-    reload_failed(a, "out of memory compiling routes");
-    return;
-  }
-  struct snapshot *owner = NULL;
-  struct upstreams *ups;
-  if (snapshot_upstreams_equal(old, cfg)) {
-    owner = a->cur;
-    ups = a->cur->ups;
-  } else {
-    char err[512];
-    ups = upstreams_new(cfg, err, sizeof(err));
-    if (!ups) {
-      router_free(router);
-      config_free(cfg);
-      reload_failed(a, err);
-      return;
-    }
-    upstreams_inherit(ups, a->cur->ups); /* health and ejections of kept addresses */
-  }
-  struct snapshot *snap = snapshot_new(cfg, router, ups, owner, &a->reaper, a->gen + 1);
+  struct snapshot *snap = snapshot_build(cfg, a->cur, &a->reaper, a->gen + 1, what, sizeof(what));
   if (!snap) {
-    if (!owner)
-      upstreams_free(ups);
-    router_free(router);
     config_free(cfg);
-    reload_failed(a, "out of memory");
+    reload_failed(a, what);
     return;
   }
   a->gen++;
@@ -288,7 +263,7 @@ static void reload(struct app *a) {
   mc_set(&a->proc.last_reload_time, (uint64_t)time(NULL));
   log_info("reload: configuration generation %" PRIu64 " published (%zu routes, %zu upstreams, "
            "upstream pools %s)",
-           snap->gen, cfg->nroutes, cfg->nupstreams, owner ? "kept" : "rebuilt");
+           snap->gen, cfg->nroutes, cfg->nupstreams, snap->ups_owner ? "kept" : "rebuilt");
 }
 
 int main(int argc, char **argv) {
@@ -376,30 +351,13 @@ int main(int argc, char **argv) {
   signal(SIGHUP, SIG_IGN);
   signal(SIGUSR1, SIG_IGN);
   int exit_code = 0;
-  struct router *router = router_new(cfg);
   struct accesslog alog;
   char err[512];
-  if (!router) {
-    fprintf(stderr, "ferry: out of memory compiling routes\n");
-    config_free(cfg);
-    return EXIT_START;
-  }
   unsigned nworkers = cfg->workers ? cfg->workers : (unsigned)uv_available_parallelism();
   if (nworkers == 0)
     nworkers = 1;
   if (accesslog_open(&alog, cfg, nworkers, err, sizeof(err)) != 0) {
     fprintf(stderr, "ferry: %s\n", err);
-    router_free(router);
-    config_free(cfg);
-    return EXIT_START;
-  }
-  /* Upstream pools: server names resolve now; the monitor thread (health
-   * checks, DNS refresh) starts. */
-  struct upstreams *ups = upstreams_new(cfg, err, sizeof(err));
-  if (!ups) {
-    fprintf(stderr, "ferry: %s\n", err);
-    accesslog_close(&alog);
-    router_free(router);
     config_free(cfg);
     return EXIT_START;
   }
@@ -411,12 +369,10 @@ int main(int argc, char **argv) {
   app.extra_listeners = extra_listeners;
   app.nextra = nextra;
   app.gen = 1;
-  app.cur = snapshot_new(cfg, router, ups, NULL, &app.reaper, app.gen);
+  app.cur = snapshot_build(cfg, NULL, &app.reaper, app.gen, err, sizeof(err));
   if (!app.cur) {
-    fprintf(stderr, "ferry: out of memory\n");
-    upstreams_free(ups);
+    fprintf(stderr, "ferry: %s\n", err);
     accesslog_close(&alog);
-    router_free(router);
     config_free(cfg);
     return EXIT_START;
   }
