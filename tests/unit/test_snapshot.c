@@ -5,6 +5,7 @@
 
 #include "ferry/config.h"
 #include "ferry/snapshot.h"
+#include "leak_check.h"
 
 static struct config *load(const char *text) {
   struct config *cfg = NULL;
@@ -72,8 +73,8 @@ Test(snapshot, last_unref_goes_through_the_reaper) {
 Test(snapshot, build_shares_pools_only_when_upstreams_are_equal) {
   struct snapshot_reaper r = {0};
   char err[256] = "";
-  struct snapshot *s1 = snapshot_build(load(BASE "routes: [{upstream: api}]\n"), NULL, &r, 1, err,
-                                       sizeof err);
+  struct snapshot *s1 =
+      snapshot_build(load(BASE "routes: [{upstream: api}]\n"), NULL, &r, 1, err, sizeof err);
   cr_assert_not_null(s1, "%s", err);
   cr_assert_not_null(s1->router);
   cr_assert_not_null(s1->ups);
@@ -88,8 +89,8 @@ Test(snapshot, build_shares_pools_only_when_upstreams_are_equal) {
   cr_assert_neq(s2->router, s1->router);
   cr_assert_eq(atomic_load(&s1->refs), 2u, "the shared pools' owner is held by s2");
 
-  struct snapshot *s3 = snapshot_build(load(BASE "    balance: least_conn\n"), s2, &r, 3, err,
-                                       sizeof err);
+  struct snapshot *s3 =
+      snapshot_build(load(BASE "    balance: least_conn\n"), s2, &r, 3, err, sizeof err);
   cr_assert_not_null(s3, "%s", err);
   cr_assert_neq(s3->ups, s1->ups);
   cr_assert_null(s3->ups_owner);
@@ -98,6 +99,7 @@ Test(snapshot, build_shares_pools_only_when_upstreams_are_equal) {
   cr_assert_eq(atomic_load(&s1->refs), 1u);
   snapshot_unref(s2); /* frees s2, then s1 */
   snapshot_unref(s3);
+  check_leaks();
 }
 
 Test(snapshot, build_failure_leaves_the_config_to_the_caller) {
@@ -112,4 +114,5 @@ Test(snapshot, build_failure_leaves_the_config_to_the_caller) {
   cr_assert_null(s);
   cr_assert(strstr(err, "nosuch.invalid") != NULL, "error names the server: %s", err);
   config_free(cfg); /* still the caller's: ASan reports a double free otherwise */
+  check_leaks();
 }
