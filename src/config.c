@@ -45,9 +45,31 @@ struct ctx {
 
 /* ---- sections ---------------------------------------------------------- */
 
+/* A list of address ranges ("10.0.0.0/8", "192.0.2.7", "fd00::/8"). */
+static void load_cidrs(struct ctx *c, const struct ynode *n, const char *path, struct cidr **list,
+                       size_t *count) {
+  size_t items;
+  if (!cfgval_seq(c->y, n, path, &items) || items == 0)
+    return;
+  if ((*list = ydoc_calloc(c->y, items, sizeof **list)) == NULL)
+    return;
+  for (size_t i = 0; i < items; i++) {
+    const struct ynode *item = n->kids[i];
+    char ipath[YDOC_KEYPATH_MAX], e[256];
+    const char *s;
+    if (!cfgval_text(c->y, item, ydoc_kp_index(ipath, path, i), &s))
+      continue;
+    if (cidr_parse(s, &(*list)[*count], e, sizeof e) != 0) {
+      ydoc_err(c->y, item->mark, ipath, "invalid address range: %s", e);
+      continue;
+    }
+    (*count)++;
+  }
+}
+
 static void load_listeners(struct ctx *c, const struct ynode *top, const struct ynode *n) {
-  static const char *const keys[] = {"address", "proxy_protocol", NULL};
-  enum { K_ADDRESS, K_PROXY_PROTOCOL, K_N };
+  static const char *const keys[] = {"address", "proxy_protocol", "trusted_proxies", NULL};
+  enum { K_ADDRESS, K_PROXY_PROTOCOL, K_TRUSTED, K_N };
   struct config *cfg = c->cfg;
   size_t count;
   if (n == NULL) {
@@ -72,6 +94,9 @@ static void load_listeners(struct ctx *c, const struct ynode *top, const struct 
     l->line = ydoc_line(item->mark);
     cfgval_bool(c->y, v[K_PROXY_PROTOCOL], ydoc_kp_key(sub, path, "proxy_protocol"),
                 &l->proxy_protocol);
+    if (v[K_TRUSTED] != NULL)
+      load_cidrs(c, v[K_TRUSTED], ydoc_kp_key(sub, path, "trusted_proxies"), &l->trusted_proxies,
+                 &l->ntrusted_proxies);
     if (v[K_ADDRESS] == NULL) {
       ydoc_err(c->y, item->mark, path, "missing required key \"address\"");
       continue;
@@ -700,8 +725,10 @@ static void free_header_ops(struct cfg_header_ops *ops) {
 void config_free(struct config *cfg) {
   if (cfg == NULL)
     return;
-  for (size_t i = 0; i < cfg->nlisteners; i++)
+  for (size_t i = 0; i < cfg->nlisteners; i++) {
     free(cfg->listeners[i].address);
+    free(cfg->listeners[i].trusted_proxies);
+  }
   free(cfg->listeners);
   free(cfg->admin.address);
   for (size_t i = 0; i < cfg->admin.nredact_headers; i++)

@@ -19,6 +19,7 @@
 
 #include "ferry/accesslog.h"
 #include "ferry/connpool.h"
+#include "ferry/forwarded.h"
 #include "ferry/log.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
@@ -221,6 +222,11 @@ void exchange_start(struct exchange *ex) {
     worker_request_id(w, ex->request_id);
     ex->rid = slice_cstr(ex->request_id);
   }
+  /* Behind a trusted proxy the client is the one it names. */
+  ex->peer_trusted =
+      forwarded_trusted(session_listener(s), s->client_addr, s->client_v6, s->client_known);
+  ex->client_ip = forwarded_client(&ex->req_hdrs, session_listener(s), ex->peer_trusted,
+                                   session_client_ip(s), &ex->arena);
 
   if (ex->method == HTTP_CONNECT) {
     exchange_reply(ex, 405, "method not allowed: ferry is not a forward proxy\n", true);
@@ -379,8 +385,7 @@ void exchange_start(struct exchange *ex) {
  * usable. */
 static bool exchange_next_server(struct exchange *ex) {
   uint64_t key = 0;
-  bool has_key =
-      upstream_hash_key(ex->up->cfg, slice_cstr(session_client_ip(ex->s)), &ex->req_hdrs, &key);
+  bool has_key = upstream_hash_key(ex->up->cfg, slice_cstr(ex->client_ip), &ex->req_hdrs, &key);
   size_t nex = ex->ntried < EX_MAX_TRIED ? ex->ntried : EX_MAX_TRIED;
   struct server_rt *srv = upstream_pick(ex->up, has_key, key, ex->tried, nex);
   if (!srv)
@@ -475,6 +480,7 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
       .client_ip = slice_cstr(session_client_ip(s)),
       .proto = SLICE_LIT("http"),
       .fwd_host = host,
+      .keep_forwarded = ex->peer_trusted,
       .request_id = ex->rid,
       .client_minor = ex->minor,
       .framing = ex->req_chunked      ? FRAMING_CHUNKED
