@@ -150,8 +150,11 @@ static int add_listener(struct config *cfg, const char *addr) {
   return 0;
 }
 
-/* Can a new listener bind and listen on addr now (a port another process
- * listens on fails)? Only for addresses ferry does not listen on yet.
+/* Can a new listener bind and listen on addr now? The probe socket has no
+ * SO_REUSEPORT, so a port another process listens on fails with
+ * UV_EADDRINUSE even when that process set SO_REUSEPORT (ferry's workers
+ * do, to share each port among themselves). Only for addresses ferry does
+ * not listen on yet; the probe is closed before the workers bind.
  * 0 or a negative uv error. */
 static int probe_listener(const struct sockaddr_storage *addr) {
   uv_loop_t loop;
@@ -160,13 +163,38 @@ static int probe_listener(const struct sockaddr_storage *addr) {
   if (r < 0)
     return r;
   uv_tcp_init(&loop, &t);
-  r = uv_tcp_bind(&t, (const struct sockaddr *)addr, 0);
+  /* IPv6 listeners are IPv6-only (worker.c), so the probe must be too */
+  r = uv_tcp_bind(&t, (const struct sockaddr *)addr,
+                  addr->ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&t, 1, NULL);
   uv_close((uv_handle_t *)&t, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   return r;
+}
+
+static bool listener_known(const struct config *cfg, const struct cfg_listener *l);
+
+/* Probes every listener of cfg that old (NULL at start) does not have.
+ * 0, or -1 with "cannot listen on ADDRESS: why (what to do)" in what. */
+static int probe_new_listeners(const struct config *cfg, const struct config *old, char *what,
+                               size_t len) {
+  for (size_t i = 0; i < cfg->nlisteners; i++) {
+    const struct cfg_listener *l = &cfg->listeners[i];
+    if (old && listener_known(old, l))
+      continue;
+    int r = probe_listener(&l->addr);
+    if (r < 0) {
+      snprintf(what, len, "cannot listen on %s: %s%s", l->address, uv_strerror(r),
+               r == UV_EADDRINUSE ? " (another process listens on this port, perhaps another "
+                                    "ferry: stop it or change listeners[].address)"
+               : r == UV_EACCES   ? " (ports below 1024 need privileges: use a higher port)"
+                                  : "");
+      return -1;
+    }
+  }
+  return 0;
 }
 
 static bool listener_known(const struct config *cfg, const struct cfg_listener *l) {
@@ -227,17 +255,10 @@ static void reload(struct app *a) {
   if (a->workers_override >= 0)
     cfg->workers = (uint32_t)a->workers_override;
   const struct config *old = a->cur->cfg;
-  for (size_t i = 0; i < cfg->nlisteners; i++) {
-    if (listener_known(old, &cfg->listeners[i]))
-      continue;
-    int r = probe_listener(&cfg->listeners[i].addr);
-    if (r < 0) {
-      snprintf(what, sizeof(what), "cannot listen on %s: %s", cfg->listeners[i].address,
-               uv_strerror(r));
-      config_free(cfg);
-      reload_failed(a, what);
-      return;
-    }
+  if (probe_new_listeners(cfg, old, what, sizeof(what)) != 0) {
+    config_free(cfg);
+    reload_failed(a, what);
+    return;
   }
   if (cfg->workers != old->workers)
     log_warn("reload: `workers` changed: the number of workers changes only on restart");
@@ -353,6 +374,13 @@ int main(int argc, char **argv) {
   int exit_code = 0;
   struct accesslog alog;
   char err[512];
+  /* A port another process listens on (another ferry included) is an
+   * error here, before the workers bind it with SO_REUSEPORT. */
+  if (probe_new_listeners(cfg, NULL, err, sizeof(err)) != 0) {
+    fprintf(stderr, "ferry: %s\n", err);
+    config_free(cfg);
+    return EXIT_START;
+  }
   unsigned nworkers = cfg->workers ? cfg->workers : (unsigned)uv_available_parallelism();
   if (nworkers == 0)
     nworkers = 1;

@@ -5,6 +5,7 @@ right-most X-Forwarded-For entry that is not a trusted proxy; from any other
 peer they are replaced and the client is the peer. X-Forwarded-For always
 gets the peer appended."""
 import json
+import signal
 
 import ferrytest as ft
 from ferrytest import Ferry, ScriptedUpstream, Upstream, eq, check
@@ -89,6 +90,28 @@ routes:
            "20 forwarded clients spread over both servers")
         seen = {server(f.ports["plain"], c) for c in clients}
         eq(len(seen), 1, "an untrusted peer's X-Forwarded-For is ignored: one peer, one server")
+
+
+def test_reload_changes_the_trusted_list_of_a_running_listener():
+    with Upstream(name="up") as up, Ferry(LISTENERS + """
+upstreams:
+  up: {servers: [{address: 127.0.0.1:{port:up}}]}
+routes:
+  - upstream: up
+""", ports={"up": up.port}) as f:
+        eq(ft.request(f.ports["plain"], headers=FORWARDED).status, 200, "status before the reload")
+        eq(up.wait_requests(1)[0].header("X-Forwarded-Proto"), "http", "untrusted before")
+        with open(f.config_path) as fh:
+            text = fh.read()
+        with open(f.config_path, "w") as fh:
+            fh.write(text.replace("trusted_proxies: [10.0.0.0/8]\n",
+                                  "trusted_proxies: [10.0.0.0/8, 127.0.0.1]\n"))
+        f.signal(signal.SIGHUP)
+        f.wait_stderr(r"configuration generation 2 published")
+        # the worker opens the listener with the new list, then closes the old one
+        f.wait_stderr(r"reload: no longer listening on 127\.0\.0\.1:" + str(f.ports["plain"]))
+        eq(ft.request(f.ports["plain"], headers=FORWARDED).status, 200, "status after the reload")
+        eq(up.wait_requests(2)[1].header("X-Forwarded-Proto"), "https", "trusted after the reload")
 
 
 def test_bad_range_is_a_config_error_with_position_and_fix():
