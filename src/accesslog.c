@@ -322,12 +322,15 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
   if (sn == 0 && ex->srv)
     snprintf(server, sizeof(server), "%s", ex->srv->name);
   int status = ex->status ? ex->status : 499;
+  /* behind a trusted proxy, the client it names; before a head was
+   * complete, the peer */
+  const char *client = ex->client_ip ? ex->client_ip : session_client_ip(ex->s);
   if (format == LOG_FORMAT_JSON) {
     strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%SZ", &tm);
     puts_(&o, "{\"time\":\"");
     puts_(&o, tmp);
     puts_(&o, "\",\"client\":\"");
-    puts_(&o, session_client_ip(ex->s));
+    puts_(&o, client);
     puts_(&o, "\",\"method\":\"");
     puts_(&o, method);
     puts_(&o, "\",\"target\":\"");
@@ -355,7 +358,7 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     puts_(&o, "}");
   } else {
     strftime(tmp, sizeof(tmp), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    puts_(&o, session_client_ip(ex->s));
+    puts_(&o, client);
     puts_(&o, " - - [");
     puts_(&o, tmp);
     puts_(&o, "] \"");

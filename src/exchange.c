@@ -20,6 +20,8 @@
 
 #include "ferry/accesslog.h"
 #include "ferry/connpool.h"
+#include "ferry/err.h"
+#include "ferry/forwarded.h"
 #include "ferry/stream.h"
 #include "ferry/upclient.h"
 #include "ferry/log.h"
@@ -225,6 +227,11 @@ void exchange_start(struct exchange *ex) {
     worker_request_id(w, ex->request_id);
     ex->rid = slice_cstr(ex->request_id);
   }
+  /* Behind a trusted proxy the client is the one it names. */
+  ex->peer_trusted =
+      forwarded_trusted(session_listener(s), s->client_addr, s->client_v6, s->client_known);
+  ex->client_ip = forwarded_client(&ex->req_hdrs, session_listener(s), ex->peer_trusted,
+                                   session_client_ip(s), &ex->arena);
 
   if (ex->method == HTTP_CONNECT) {
     exchange_reply(ex, 405, "method not allowed: ferry is not a forward proxy\n", true);
@@ -383,8 +390,7 @@ void exchange_start(struct exchange *ex) {
  * usable. */
 static bool exchange_next_server(struct exchange *ex) {
   uint64_t key = 0;
-  bool has_key =
-      upstream_hash_key(ex->up->cfg, slice_cstr(session_client_ip(ex->s)), &ex->req_hdrs, &key);
+  bool has_key = upstream_hash_key(ex->up->cfg, slice_cstr(ex->client_ip), &ex->req_hdrs, &key);
   size_t nex = ex->ntried < EX_MAX_TRIED ? ex->ntried : EX_MAX_TRIED;
   struct server_rt *srv = upstream_pick(ex->up, has_key, key, ex->tried, nex);
   if (!srv)
@@ -436,7 +442,8 @@ static void exchange_local_failure(struct exchange *ex, int err) {
               "limits.max_connections",
               ex->up->cfg->name, ex->srv->name, uv_strerror(err), skipped);
   ex->error_note = "local resource shortage";
-  exchange_reply(ex, 503, "service unavailable: ferry is out of local resources\n", !ex->req_done);
+  exchange_reply(ex, ferry_err_http_status(err),
+                 "service unavailable: ferry is out of local resources\n", !ex->req_done);
 }
 
 static const struct upclient_cbs exchange_upclient_cbs;
@@ -464,7 +471,7 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
   uc = connpool_connect(&ex->srv->pool, &w->loop, (const struct sockaddr *)&ex->srv->slot->addr,
                         &err);
   if (!uc) {
-    if (upstream_err_local(err)) {
+    if (ferry_err_is_local(err)) {
       exchange_local_failure(ex, err);
       return -1;
     }
@@ -513,6 +520,7 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
       .client_ip = slice_cstr(session_client_ip(s)),
       .proto = SLICE_LIT("http"),
       .fwd_host = host,
+      .keep_forwarded = ex->peer_trusted,
       .request_id = ex->rid,
       .client_minor = ex->minor,
       .framing = ex->req_chunked      ? FRAMING_CHUNKED
@@ -552,7 +560,7 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
   if (status < 0) {
     connpool_close(ex->uc);
     ex->uc = NULL;
-    if (upstream_err_local(status)) {
+    if (ferry_err_is_local(status)) {
       exchange_local_failure(ex, status);
       return;
     }

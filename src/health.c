@@ -12,6 +12,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "ferry/err.h"
 #include "ferry/log.h"
 #include "ferry/resolve.h"
 #include "ferry/upstream.h"
@@ -30,10 +31,11 @@ struct probe {
   char rbuf[256];
   size_t rlen;
   uint32_t fails, passes;
-  uint32_t epoch; /* slot->epoch the counts belong to */
-  bool busy;      /* a check runs: tcp is open */
-  bool finished;  /* the running check has its result */
-  int open;       /* handles not yet closed */
+  uint32_t epoch;     /* slot->epoch the counts belong to */
+  bool busy;          /* a check runs: tcp is open */
+  bool finished;      /* the running check has its result */
+  bool local_failing; /* the last check could not run for a local shortage (logged) */
+  int open;           /* handles not yet closed */
   struct probe *next;
   char req[600];
   size_t reqlen;
@@ -103,38 +105,45 @@ static void on_tcp_closed(uv_handle_t *h) {
   p->open--;
 }
 
+static void end_probe(struct probe *p) {
+  p->finished = true;
+  uv_timer_stop(&p->timeout);
+  if (!uv_is_closing((uv_handle_t *)&p->tcp))
+    uv_close((uv_handle_t *)&p->tcp, on_tcp_closed);
+}
+
 static void finish(struct probe *p, bool pass, const char *why) {
   if (p->finished)
     return;
-  p->finished = true;
-  uv_timer_stop(&p->timeout);
-  if (!p->h->stopping && why)
+  p->local_failing = false;
+  if (!p->h->stopping)
     record(p, pass, why);
-  if (!uv_is_closing((uv_handle_t *)&p->tcp))
-    uv_close((uv_handle_t *)&p->tcp, on_tcp_closed);
+  end_probe(p);
+}
+
+/* A check that failed for err. A shortage on this host (out of file
+ * descriptors, memory, local ports) is not the server's fault: it is not
+ * counted, and logged once per run of such failures. */
+static void fail(struct probe *p, int err, const char *why) {
+  if (p->finished)
+    return;
+  if (!ferry_err_is_local(err)) {
+    finish(p, false, why);
+    return;
+  }
+  if (!p->local_failing && !p->h->stopping)
+    log_warn("upstream %s server %s: health check not run: %s on this host (not counted against "
+             "the server; raise the file descriptor limit or free memory)",
+             p->pool->cfg->name, p->slot->name, ferry_strerror(err));
+  p->local_failing = true;
+  end_probe(p);
 }
 
 static void connect_why(int status, char *out, size_t len) {
   if (status == UV_ECONNREFUSED)
     snprintf(out, len, "connect refused");
   else
-    snprintf(out, len, "connect failed: %s", uv_strerror(status));
-}
-
-/* A check that could not connect: a failed check, unless ferry itself
- * lacked the resource (fds, memory, ports), which says nothing about the
- * server: that round is skipped. */
-static void connect_failed(struct probe *p, int status) {
-  if (upstream_err_local(status)) {
-    log_warn("upstream %s: health check of %s skipped: %s (ferry's own limit, not the "
-             "server's; raise the open-file limit or lower limits.max_connections)",
-             p->pool->cfg->name, p->slot->name, uv_strerror(status));
-    finish(p, false, NULL);
-    return;
-  }
-  char why[128];
-  connect_why(status, why, sizeof(why));
-  finish(p, false, why);
+    snprintf(out, len, "connect failed: %s", ferry_strerror(status));
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -149,7 +158,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   if (p->finished)
     return;
   if (nread < 0) {
-    finish(p, false, nread == UV_EOF ? "closed before a response" : uv_strerror((int)nread));
+    fail(p, (int)nread, nread == UV_EOF ? "closed before a response" : ferry_strerror((int)nread));
     return;
   }
   p->rlen += (size_t)nread;
@@ -174,7 +183,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 static void on_write(uv_write_t *req, int status) {
   struct probe *p = req->data;
   if (status < 0 && !p->finished)
-    finish(p, false, uv_strerror(status));
+    fail(p, status, ferry_strerror(status));
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -182,7 +191,9 @@ static void on_connect(uv_connect_t *req, int status) {
   if (p->finished)
     return;
   if (status < 0) {
-    connect_failed(p, status);
+    char why[128];
+    connect_why(status, why, sizeof(why));
+    fail(p, status, why);
     return;
   }
   uv_buf_t b = uv_buf_init(p->req, (unsigned)p->reqlen);
@@ -191,7 +202,7 @@ static void on_connect(uv_connect_t *req, int status) {
   if (r == 0)
     r = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
   if (r < 0)
-    finish(p, false, uv_strerror(r));
+    fail(p, r, ferry_strerror(r));
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -217,7 +228,9 @@ static void on_interval(uv_timer_t *t) {
   p->creq.data = p;
   int r = uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&p->slot->addr, on_connect);
   if (r < 0) {
-    connect_failed(p, r);
+    char why[128];
+    connect_why(r, why, sizeof(why));
+    fail(p, r, why);
     return;
   }
   uv_timer_start(&p->timeout, on_timeout, p->pool->cfg->health_check.timeout_ms, 0);

@@ -500,17 +500,25 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
   if (r->host.n > 0 && own_header_wanted(r->ops, "Host"))
     put_header(&w, SLICE_LIT("Host"), r->host);
 
+  bool sent_proto = false, sent_host = false;
   for (uint32_t i = 0; l && i < l->n; i++) {
     const struct hdr *h = &l->v[i];
     if (h->flags & HDRF_HOP)
       continue;
     switch (h->tok) {
+    case HDR_X_FORWARDED_PROTO:
+    case HDR_X_FORWARDED_HOST:
+      if (!r->keep_forwarded)
+        continue;
+      if (h->tok == HDR_X_FORWARDED_PROTO)
+        sent_proto = true;
+      else
+        sent_host = true;
+      break;
     case HDR_HOST:
     case HDR_CONTENT_LENGTH:
     case HDR_TRANSFER_ENCODING:
     case HDR_X_FORWARDED_FOR:
-    case HDR_X_FORWARDED_PROTO:
-    case HDR_X_FORWARDED_HOST:
     case HDR_VIA:
     case HDR_X_REQUEST_ID:
       continue;
@@ -525,9 +533,9 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
   put_framing(&w, r->framing, r->content_length);
   if (own_header_wanted(r->ops, "X-Forwarded-For"))
     put_joined(&w, "X-Forwarded-For", l, HDR_X_FORWARDED_FOR, r->client_ip);
-  if (r->proto.n > 0 && own_header_wanted(r->ops, "X-Forwarded-Proto"))
+  if (r->proto.n > 0 && !sent_proto && own_header_wanted(r->ops, "X-Forwarded-Proto"))
     put_header(&w, SLICE_LIT("X-Forwarded-Proto"), r->proto);
-  if (r->fwd_host.n > 0 && own_header_wanted(r->ops, "X-Forwarded-Host"))
+  if (r->fwd_host.n > 0 && !sent_host && own_header_wanted(r->ops, "X-Forwarded-Host"))
     put_header(&w, SLICE_LIT("X-Forwarded-Host"), r->fwd_host);
   if (own_header_wanted(r->ops, "Via"))
     put_joined(&w, "Via", l, HDR_VIA,

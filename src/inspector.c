@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ferry/inspect.h"
+#include "ferry/err.h"
 #include "ferry/log.h"
 
 #define HEARTBEAT_MS 15000u
@@ -450,8 +451,8 @@ static void replay(struct inspector *in, const struct inspect_rec *rec, struct a
                                         replay_connected);
   if (r < 0) {
     replay_close(rc);
-    snprintf(msg, sizeof msg, "cannot connect to the listener: %s", uv_strerror(r));
-    reply_error(rep, 502, msg);
+    snprintf(msg, sizeof msg, "cannot connect to the listener: %s", ferry_strerror(r));
+    reply_error(rep, ferry_err_http_status(r), msg); /* 503 for a local shortage */
     return;
   }
   uv_timer_start(&rc->timer, replay_timeout, REPLAY_TIMEOUT_MS, 0);

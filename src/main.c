@@ -153,8 +153,11 @@ static int add_listener(struct config *cfg, const char *addr) {
   return 0;
 }
 
-/* Can a new listener bind and listen on addr now (a port another process
- * listens on fails)? Only for addresses ferry does not listen on yet.
+/* Can a new listener bind and listen on addr now? The probe socket has no
+ * SO_REUSEPORT, so a port another process listens on fails with
+ * UV_EADDRINUSE even when that process set SO_REUSEPORT (ferry's workers
+ * do, to share each port among themselves). Only for addresses ferry does
+ * not listen on yet; the probe is closed before the workers bind.
  * 0 or a negative uv error. */
 static int probe_listener(const struct sockaddr_storage *addr) {
   uv_loop_t loop;
@@ -163,13 +166,38 @@ static int probe_listener(const struct sockaddr_storage *addr) {
   if (r < 0)
     return r;
   uv_tcp_init(&loop, &t);
-  r = uv_tcp_bind(&t, (const struct sockaddr *)addr, 0);
+  /* IPv6 listeners are IPv6-only (worker.c), so the probe must be too */
+  r = uv_tcp_bind(&t, (const struct sockaddr *)addr,
+                  addr->ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&t, 1, NULL);
   uv_close((uv_handle_t *)&t, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   return r;
+}
+
+static bool listener_known(const struct config *cfg, const struct cfg_listener *l);
+
+/* Probes every listener of cfg that old (NULL at start) does not have.
+ * 0, or -1 with "cannot listen on ADDRESS: why (what to do)" in what. */
+static int probe_new_listeners(const struct config *cfg, const struct config *old, char *what,
+                               size_t len) {
+  for (size_t i = 0; i < cfg->nlisteners; i++) {
+    const struct cfg_listener *l = &cfg->listeners[i];
+    if (old && listener_known(old, l))
+      continue;
+    int r = probe_listener(&l->addr);
+    if (r < 0) {
+      snprintf(what, len, "cannot listen on %s: %s%s", l->address, uv_strerror(r),
+               r == UV_EADDRINUSE ? " (another process listens on this port, perhaps another "
+                                    "ferry: stop it or change listeners[].address)"
+               : r == UV_EACCES   ? " (ports below 1024 need privileges: use a higher port)"
+                                  : "");
+      return -1;
+    }
+  }
+  return 0;
 }
 
 static bool listener_known(const struct config *cfg, const struct cfg_listener *l) {
@@ -230,17 +258,10 @@ static void reload(struct app *a) {
   if (a->workers_override >= 0)
     cfg->workers = (uint32_t)a->workers_override;
   const struct config *old = a->cur->cfg;
-  for (size_t i = 0; i < cfg->nlisteners; i++) {
-    if (listener_known(old, &cfg->listeners[i]))
-      continue;
-    int r = probe_listener(&cfg->listeners[i].addr);
-    if (r < 0) {
-      snprintf(what, sizeof(what), "cannot listen on %s: %s", cfg->listeners[i].address,
-               uv_strerror(r));
-      config_free(cfg);
-      reload_failed(a, what);
-      return;
-    }
+  if (probe_new_listeners(cfg, old, what, sizeof(what)) != 0) {
+    config_free(cfg);
+    reload_failed(a, what);
+    return;
   }
   if (cfg->workers != old->workers)
     log_warn("reload: `workers` changed: the number of workers changes only on restart");
@@ -249,35 +270,10 @@ static void reload(struct app *a) {
                               !same_names(cfg->admin.allowed_hosts, cfg->admin.nallowed_hosts,
                                           old->admin.allowed_hosts, old->admin.nallowed_hosts))))
     log_warn("reload: `admin` changed: the admin listener changes only on restart");
-  struct router *router = router_new(cfg);
-  if (!router) {
-    config_free(cfg);
-    reload_failed(a, "out of memory compiling routes");
-    return;
-  }
-  struct snapshot *owner = NULL;
-  struct upstreams *ups;
-  if (snapshot_upstreams_equal(old, cfg)) {
-    owner = a->cur;
-    ups = a->cur->ups;
-  } else {
-    char err[512];
-    ups = upstreams_new(cfg, err, sizeof(err));
-    if (!ups) {
-      router_free(router);
-      config_free(cfg);
-      reload_failed(a, err);
-      return;
-    }
-    upstreams_inherit(ups, a->cur->ups); /* health and ejections of kept addresses */
-  }
-  struct snapshot *snap = snapshot_new(cfg, router, ups, owner, &a->reaper, a->gen + 1);
+  struct snapshot *snap = snapshot_build(cfg, a->cur, &a->reaper, a->gen + 1, what, sizeof(what));
   if (!snap) {
-    if (!owner)
-      upstreams_free(ups);
-    router_free(router);
     config_free(cfg);
-    reload_failed(a, "out of memory");
+    reload_failed(a, what);
     return;
   }
   a->gen++;
@@ -291,7 +287,7 @@ static void reload(struct app *a) {
   mc_set(&a->proc.last_reload_time, (uint64_t)time(NULL));
   log_info("reload: configuration generation %" PRIu64 " published (%zu routes, %zu upstreams, "
            "upstream pools %s)",
-           snap->gen, cfg->nroutes, cfg->nupstreams, owner ? "kept" : "rebuilt");
+           snap->gen, cfg->nroutes, cfg->nupstreams, snap->ups_owner ? "kept" : "rebuilt");
 }
 
 /* File descriptors: the soft RLIMIT_NOFILE is raised to the hard limit
@@ -408,11 +404,12 @@ int main(int argc, char **argv) {
   signal(SIGHUP, SIG_IGN);
   signal(SIGUSR1, SIG_IGN);
   int exit_code = 0;
-  struct router *router = router_new(cfg);
   struct accesslog alog;
   char err[512];
-  if (!router) {
-    fprintf(stderr, "ferry: out of memory compiling routes\n");
+  /* A port another process listens on (another ferry included) is an
+   * error here, before the workers bind it with SO_REUSEPORT. */
+  if (probe_new_listeners(cfg, NULL, err, sizeof(err)) != 0) {
+    fprintf(stderr, "ferry: %s\n", err);
     config_free(cfg);
     return EXIT_START;
   }
@@ -422,17 +419,6 @@ int main(int argc, char **argv) {
   fd_limit_check(cfg, nworkers);
   if (accesslog_open(&alog, cfg, nworkers, err, sizeof(err)) != 0) {
     fprintf(stderr, "ferry: %s\n", err);
-    router_free(router);
-    config_free(cfg);
-    return EXIT_START;
-  }
-  /* Upstream pools: server names resolve now; the monitor thread (health
-   * checks, DNS refresh) starts. */
-  struct upstreams *ups = upstreams_new(cfg, err, sizeof(err));
-  if (!ups) {
-    fprintf(stderr, "ferry: %s\n", err);
-    accesslog_close(&alog);
-    router_free(router);
     config_free(cfg);
     return EXIT_START;
   }
@@ -444,12 +430,10 @@ int main(int argc, char **argv) {
   app.extra_listeners = extra_listeners;
   app.nextra = nextra;
   app.gen = 1;
-  app.cur = snapshot_new(cfg, router, ups, NULL, &app.reaper, app.gen);
+  app.cur = snapshot_build(cfg, NULL, &app.reaper, app.gen, err, sizeof(err));
   if (!app.cur) {
-    fprintf(stderr, "ferry: out of memory\n");
-    upstreams_free(ups);
+    fprintf(stderr, "ferry: %s\n", err);
     accesslog_close(&alog);
-    router_free(router);
     config_free(cfg);
     return EXIT_START;
   }

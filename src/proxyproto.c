@@ -15,13 +15,8 @@ const char *proxyproto_strerror(int r) {
     return "ok";
   case PP_AGAIN:
     return "incomplete PROXY protocol header";
-#define PP_MSG(name, msg)                                                                          \
-  case PP_E_##name:                                                                                \
-    return msg;
-    PROXYPROTO_ERRORS(PP_MSG)
-#undef PP_MSG
   default:
-    return "unknown PROXY protocol error";
+    return ferry_strerror(r);
   }
 }
 

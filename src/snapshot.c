@@ -1,8 +1,11 @@
-/* snapshot: reference-counted configuration snapshots and the reaper that
- * frees them on the main thread. Owns the config, router and (unless
- * shared) upstream pools it was given; touches no worker state. */
+/* snapshot: reference-counted configuration snapshots, their assembly
+ * (config -> router -> upstream pools, the same for start and reload) and
+ * the reaper that frees them on the main thread. Owns the config, router
+ * and (unless shared) upstream pools it was given; touches no worker state,
+ * no listener and no log: failures are returned as text. */
 #include "ferry/snapshot.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +29,41 @@ struct snapshot *snapshot_new(struct config *cfg, struct router *router, struct 
   if (owner) {
     s->ups_owner = owner->ups_owner ? owner->ups_owner : owner;
     snapshot_ref(s->ups_owner);
+  }
+  return s;
+}
+
+struct snapshot *snapshot_build(struct config *cfg, struct snapshot *prev,
+                                struct snapshot_reaper *reaper, uint64_t gen, char *err,
+                                size_t errlen) {
+  struct router *router = router_new(cfg);
+  if (!router) {
+    snprintf(err, errlen, "out of memory compiling routes");
+    return NULL;
+  }
+  struct snapshot *owner = NULL;
+  struct upstreams *ups;
+  if (prev && snapshot_upstreams_equal(prev->cfg, cfg)) {
+    owner = prev;
+    ups = prev->ups;
+  } else {
+    /* server names resolve now; the monitor thread (health checks, DNS
+     * refresh) starts */
+    ups = upstreams_new(cfg, err, errlen);
+    if (!ups) {
+      router_free(router);
+      return NULL;
+    }
+    if (prev)
+      upstreams_inherit(ups, prev->ups); /* health and ejections of kept addresses */
+  }
+  struct snapshot *s = snapshot_new(cfg, router, ups, owner, reaper, gen);
+  if (!s) {
+    if (!owner)
+      upstreams_free(ups);
+    router_free(router);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
   }
   return s;
 }

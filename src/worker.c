@@ -340,7 +340,9 @@ static bool same_listener(const struct cfg_listener *a, const struct cfg_listene
     return false;
   size_t len =
       a->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-  return memcmp(&a->addr, &b->addr, len) == 0;
+  return memcmp(&a->addr, &b->addr, len) == 0 && a->ntrusted_proxies == b->ntrusted_proxies &&
+         (a->ntrusted_proxies == 0 || memcmp(a->trusted_proxies, b->trusted_proxies,
+                                             a->ntrusted_proxies * sizeof(struct cidr)) == 0);
 }
 
 static void close_listener(struct worker_listener *l);
@@ -350,14 +352,20 @@ static void close_listener(struct worker_listener *l);
 static int open_listener(struct worker *w, const struct cfg_listener *lc) {
   struct worker_listener *l = calloc(1, sizeof(*l));
   char *addr = strdup(lc->address ? lc->address : "-");
-  if (!l || !addr) {
+  size_t tsize = lc->ntrusted_proxies * sizeof(struct cidr);
+  struct cidr *trusted = tsize ? malloc(tsize) : NULL;
+  if (!l || !addr || (tsize && !trusted)) {
     free(l);
     free(addr);
+    free(trusted);
     return UV_ENOMEM;
   }
+  if (tsize)
+    memcpy(trusted, lc->trusted_proxies, tsize);
   l->w = w;
   l->own = *lc;
   l->own.address = addr;
+  l->own.trusted_proxies = trusted; /* the snapshot's copy goes with a reload */
   l->cfg = &l->own;
   l->next = w->listeners;
   w->listeners = l;
@@ -393,16 +401,15 @@ static int open_listener(struct worker *w, const struct cfg_listener *lc) {
   return r;
 }
 
-static void on_listener_closed(uv_handle_t *h) {
-  struct worker_listener *l = h->data;
-  close(l->fd); /* uv_poll does not own the socket */
-  l->fd = -1;
-}
-
+/* The socket closes at once (uv_poll does not own it): a client that sees
+ * ferry stop listening is refused from then on, not queued. */
 static void close_listener(struct worker_listener *l) {
   if (l->open) {
     l->open = false;
-    uv_close((uv_handle_t *)&l->poll, on_listener_closed);
+    uv_poll_stop(&l->poll);
+    close(l->fd);
+    l->fd = -1;
+    uv_close((uv_handle_t *)&l->poll, NULL);
   }
 }
 
@@ -572,6 +579,7 @@ void worker_destroy(struct worker *w) {
     struct worker_listener *l = w->listeners;
     w->listeners = l->next;
     free(l->own.address);
+    free(l->own.trusted_proxies);
     free(l);
   }
   while (w->free_ex) {

@@ -15,10 +15,16 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ferry/cidr.h"
+
 struct cfg_listener {
   char *address; /* as written, e.g. "127.0.0.1:8080", "[::]:8080" */
   struct sockaddr_storage addr;
   bool proxy_protocol;
+  /* Peers whose X-Forwarded-Proto/-Host are kept and whose X-Forwarded-For
+   * names the client (SPEC §3); default none. */
+  struct cidr *trusted_proxies;
+  size_t ntrusted_proxies;
   int line;
 };
 

@@ -58,6 +58,12 @@ struct exchange {
   char request_id[24];
   struct slice rid;
   struct slice host; /* as sent by the client (with port), for logs */
+  /* The client address for logs and hashing, set when the head is
+   * complete: the peer's, or the one a trusted proxy's X-Forwarded-For
+   * names (src/forwarded.c); NULL before. peer_trusted: the peer is in the
+   * listener's trusted_proxies. */
+  const char *client_ip;
+  bool peer_trusted;
 
   const struct cfg_route *route;
   struct upstream_rt *up;

@@ -96,6 +96,9 @@ struct fwd_request {
   struct slice client_ip;         /* appended to X-Forwarded-For */
   struct slice proto;             /* X-Forwarded-Proto value, "http" */
   struct slice fwd_host;          /* X-Forwarded-Host: the client's Host; n == 0: omitted */
+  bool keep_forwarded;            /* the peer is a trusted proxy: its X-Forwarded-Proto and
+                                     X-Forwarded-Host are kept (proto and fwd_host are sent only
+                                     when it sent none) */
   struct slice request_id;        /* X-Request-Id to send */
   int client_minor;               /* client's HTTP/1.x minor: Via "1.0 ferry" / "1.1 ferry" */
   enum body_framing framing;
@@ -108,7 +111,8 @@ struct fwd_request {
  *   METHOD SP target SP HTTP/1.1 CRLF
  *   Host (when given) first, then the client's headers in order, minus:
  *   hop-by-hop ones, Host, Content-Length, Transfer-Encoding,
- *   X-Forwarded-For/-Proto/-Host, Via, X-Request-Id (these are re-made), and
+ *   X-Forwarded-For/-Proto/-Host (-Proto/-Host kept with keep_forwarded),
+ *   Via, X-Request-Id (these are re-made), and
  *   names in ops->remove or ops->set;
  *   then framing (Content-Length: N or Transfer-Encoding: chunked),
  *   X-Forwarded-For (existing values joined with ", ", then client_ip),

@@ -11,25 +11,22 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "ferry/err.h"
+
 #define PROXYPROTO_V1_MAX 107 /* longest v1 line, CRLF included */
 
 /* Results: PP_OK (a whole header was parsed), PP_AGAIN (a valid prefix:
- * read more), or a negative error. */
-#define PROXYPROTO_ERRORS(X)                                                                       \
-  X(MISSING, "the connection does not start with a PROXY protocol header")                         \
-  X(V1_TOO_LONG, "PROXY v1 line longer than 107 bytes without CRLF")                               \
-  X(V1_SYNTAX, "malformed PROXY v1 line")                                                          \
-  X(V1_ADDRESS, "bad address or port in the PROXY v1 line")                                        \
-  X(V2_VERSION, "unsupported PROXY v2 version or command")                                         \
-  X(V2_LENGTH, "PROXY v2 address block shorter than its family needs")
-
+ * read more), or a negative error: one of ferry's codes FERRY_E_PP_*
+ * (include/ferry/err.h), also named PP_E_* here. */
 enum proxyproto_result {
   PP_OK = 0,
   PP_AGAIN = 1,
-#define PP_ENUM(name, msg) PP_E_##name,
-  PP_E_FIRST_ = -100,
-  PROXYPROTO_ERRORS(PP_ENUM)
-#undef PP_ENUM
+  PP_E_MISSING = FERRY_E_PP_MISSING,
+  PP_E_V1_TOO_LONG = FERRY_E_PP_V1_TOO_LONG,
+  PP_E_V1_SYNTAX = FERRY_E_PP_V1_SYNTAX,
+  PP_E_V1_ADDRESS = FERRY_E_PP_V1_ADDRESS,
+  PP_E_V2_VERSION = FERRY_E_PP_V2_VERSION,
+  PP_E_V2_LENGTH = FERRY_E_PP_V2_LENGTH,
 };
 
 struct proxyproto_info {
@@ -42,7 +39,7 @@ struct proxyproto_info {
 /* Parse the header at the start of p[0..n). PP_OK fills *out; PP_AGAIN
  * means every byte so far fits a header: call again with more. */
 int proxyproto_parse(const char *p, size_t n, struct proxyproto_info *out);
-/* A sentence for a result code. */
+/* A sentence for a result code (ferry_strerror for the errors). */
 const char *proxyproto_strerror(int r);
 
 #endif

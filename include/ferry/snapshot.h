@@ -50,6 +50,16 @@ struct snapshot {
  * (the admin listener and inspector use it) until exit. */
 struct snapshot *snapshot_new(struct config *cfg, struct router *router, struct upstreams *ups,
                               struct snapshot *owner, struct snapshot_reaper *reaper, uint64_t gen);
+/* Main thread, at start (prev NULL) and on every reload: compile cfg's
+ * router and build its upstream pools, or share prev's when
+ * snapshot_upstreams_equal(prev->cfg, cfg) (keep-alive connections, health
+ * and ejections survive); rebuilt pools inherit prev's health and ejection
+ * state of addresses they keep. Returns the snapshot (refs 1, generation
+ * gen) owning cfg, or NULL with a message in err (what failed and what to
+ * do) and cfg still the caller's. */
+struct snapshot *snapshot_build(struct config *cfg, struct snapshot *prev,
+                                struct snapshot_reaper *reaper, uint64_t gen, char *err,
+                                size_t errlen);
 /* Any thread. */
 void snapshot_ref(struct snapshot *s);
 void snapshot_unref(struct snapshot *s);

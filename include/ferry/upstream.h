@@ -190,12 +190,4 @@ void upstream_count_no_server(struct upstream_rt *u);
  * ejection ends, or one check interval; at least 1. */
 uint32_t upstream_retry_after(struct upstream_rt *u);
 
-/* An error that is ferry's own lack of a resource (file descriptors,
- * memory, buffers, ephemeral ports), not the server's fault: it never
- * counts against a server (no ejection, no failed health check). */
-static inline bool upstream_err_local(int err) {
-  return err == UV_EMFILE || err == UV_ENFILE || err == UV_ENOBUFS || err == UV_ENOMEM ||
-         err == UV_EADDRNOTAVAIL;
-}
-
 #endif

@@ -35,7 +35,7 @@ struct worker_listener {
   int fd;         /* the listening socket, closed after poll's close callback */
   struct worker *w;
   const struct cfg_listener *cfg; /* == &own: valid as long as the worker */
-  struct cfg_listener own;        /* a copy (address strdup'ed): survives reloads */
+  struct cfg_listener own;        /* a copy (address, trusted_proxies too): survives reloads */
   struct worker_listener *next;   /* all listeners ever opened; freed at exit */
   bool open;                      /* false once closed (removed by a reload, or stop) */
 };

@@ -5,6 +5,7 @@
 
 #include "ferry/config.h"
 #include "ferry/snapshot.h"
+#include "leak_check.h"
 
 static struct config *load(const char *text) {
   struct config *cfg = NULL;
@@ -63,4 +64,55 @@ Test(snapshot, last_unref_goes_through_the_reaper) {
   cr_assert_eq(atomic_load(&s->refs), 1u);
   snapshot_unref(s); /* freed here; ASan reports a leak otherwise */
   cr_assert_null(atomic_load(&r.head));
+}
+
+/* Start and reload assemble snapshots the same way: the first builds its
+ * own pools; a reload with the same upstreams shares them (and keeps the
+ * snapshot they belong to alive); one with changed upstreams builds new
+ * ones. Every snapshot compiles its own router. */
+Test(snapshot, build_shares_pools_only_when_upstreams_are_equal) {
+  struct snapshot_reaper r = {0};
+  char err[256] = "";
+  struct snapshot *s1 =
+      snapshot_build(load(BASE "routes: [{upstream: api}]\n"), NULL, &r, 1, err, sizeof err);
+  cr_assert_not_null(s1, "%s", err);
+  cr_assert_not_null(s1->router);
+  cr_assert_not_null(s1->ups);
+  cr_assert_null(s1->ups_owner);
+  cr_assert_eq(s1->gen, 1);
+
+  struct snapshot *s2 = snapshot_build(load(BASE "routes: [{path: /x, upstream: api}]\n"), s1, &r,
+                                       2, err, sizeof err);
+  cr_assert_not_null(s2, "%s", err);
+  cr_assert_eq(s2->ups, s1->ups);
+  cr_assert_eq(s2->ups_owner, s1);
+  cr_assert_neq(s2->router, s1->router);
+  cr_assert_eq(atomic_load(&s1->refs), 2u, "the shared pools' owner is held by s2");
+
+  struct snapshot *s3 =
+      snapshot_build(load(BASE "    balance: least_conn\n"), s2, &r, 3, err, sizeof err);
+  cr_assert_not_null(s3, "%s", err);
+  cr_assert_neq(s3->ups, s1->ups);
+  cr_assert_null(s3->ups_owner);
+
+  snapshot_unref(s1); /* s2 still holds it */
+  cr_assert_eq(atomic_load(&s1->refs), 1u);
+  snapshot_unref(s2); /* frees s2, then s1 */
+  snapshot_unref(s3);
+  check_leaks();
+}
+
+Test(snapshot, build_failure_leaves_the_config_to_the_caller) {
+  struct snapshot_reaper r = {0};
+  char err[256] = "";
+  /* a server name that resolves to nothing: the only server of its pool */
+  setenv("FERRY_HOSTS_FILE", FERRY_TEST_DATA "/empty_hosts", 1);
+  struct config *cfg = load("listeners: [{address: 127.0.0.1:8080}]\n"
+                            "upstreams: {api: {servers: [{address: nosuch.invalid:80}]}}\n");
+  struct snapshot *s = snapshot_build(cfg, NULL, &r, 1, err, sizeof err);
+  unsetenv("FERRY_HOSTS_FILE");
+  cr_assert_null(s);
+  cr_assert(strstr(err, "nosuch.invalid") != NULL, "error names the server: %s", err);
+  config_free(cfg); /* still the caller's: ASan reports a double free otherwise */
+  check_leaks();
 }
