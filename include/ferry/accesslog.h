@@ -17,6 +17,7 @@
 #define FERRY_ACCESSLOG_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -59,6 +60,13 @@ void accesslog_reopen(struct accesslog *log);
 void accesslog_configure(struct accesslog *log, const struct config *cfg);
 /* Lines dropped because the writer could not keep up (any thread). */
 uint64_t accesslog_dropped(const struct accesslog *log);
+/* Write in[0..n) into out as the inside of a JSON string (RFC 8259):
+ * well-formed UTF-8 is kept as it is; '"' and '\\' are escaped; control
+ * characters, DEL and each byte that is not part of well-formed UTF-8
+ * (overlong forms, surrogates, stray continuation bytes) become \u00XX.
+ * Stops before an escape or character that would pass cap; returns the
+ * bytes written. */
+size_t accesslog_json_escape(char *out, size_t cap, const char *in, size_t n);
 /* Worker thread: queue the line for a finished (or aborted) exchange. */
 void accesslog_write(const struct accesslog *log, const struct exchange *ex, uint64_t now_ms);
 

@@ -47,6 +47,9 @@ struct exchange {
   struct slice cur_name, cur_value;
   struct hdr_list req_hdrs;
   int minor;             /* HTTP/1.minor */
+  uint8_t major;         /* HTTP/major.minor as received, for logs */
+  bool method_known;     /* method was read (a rejected head may stop before it) */
+  bool version_known;    /* major and minor were read */
   bool client_keepalive; /* what the request asked for */
   bool req_chunked;
   bool req_has_length;
