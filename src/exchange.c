@@ -62,10 +62,20 @@ void exchange_reset(struct exchange *ex) {
   }
 }
 
+/* The attempt on ex->srv ended: count it once (the first result holds),
+ * by how it ended, in ferry_upstream_requests_total. */
+static void exchange_attempt_end(struct exchange *ex, enum metrics_result r) {
+  if (!ex->attempt_open)
+    return;
+  ex->attempt_open = false;
+  metrics_upstream_result(&ex->w->metrics, ex->srv, r);
+}
+
 static void exchange_log(struct exchange *ex) {
   if (ex->logged)
     return;
   ex->logged = true;
+  exchange_attempt_end(ex, METRICS_RESULT_ABORTED);
   ex->w->requests_total++;
   if (ex->insp.on)
     inspect_capture(ex);
@@ -421,6 +431,7 @@ static bool exchange_retry(struct exchange *ex, bool body_may_flow) {
 static int exchange_connect(struct exchange *ex, bool fresh_only) {
   struct worker *w = ex->w;
   ex->state = EX_CONNECTING;
+  ex->attempt_open = true;
   INSPECT_MARK(ex, t_connect);
   struct upconn *uc = fresh_only ? NULL : connpool_checkout(w, ex->srv, ex);
   if (uc) {
@@ -431,6 +442,7 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
   int err = 0;
   uc = connpool_connect(w, ex->srv, ex, &err);
   if (!uc) {
+    exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
     log_warn("upstream %s server %s: cannot connect: %s", ex->up->cfg->name, ex->srv->name,
              uv_strerror(err));
     upstream_report_failure(ex->srv, true, uv_strerror(err));
@@ -508,6 +520,7 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
   struct session *s = ex->s;
   if (status < 0) {
     ex->uc = NULL; /* connpool closed it */
+    exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
     log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
              uv_strerror(status));
     upstream_report_failure(ex->srv, true,
@@ -677,6 +690,7 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
   ex->resp_trailers = ex->resp_hdrs.n;
   if (ex->srv)
     upstream_report_status(ex->srv, status);
+  exchange_attempt_end(ex, status >= 500 ? METRICS_RESULT_5XX : METRICS_RESULT_OK);
   http_head_mark_hop(&ex->resp_hdrs);
   enum body_framing f = http_head_response_framing(ex->method == HTTP_HEAD, status,
                                                    upstream_chunked, upstream_length, ex->minor);
@@ -834,6 +848,7 @@ void exchange_upstream_error(struct exchange *ex, int error) {
   bool no_response_byte = uc && !uc->got_bytes;
   if (uc)
     connpool_close(uc);
+  exchange_attempt_end(ex, error == UV_EPROTO ? METRICS_RESULT_INVALID : METRICS_RESULT_RESET);
   if (retry) {
     ex->retried = true;
     log_debug("upstream %s server %s: pooled connection closed, retrying", ex->up->cfg->name,
@@ -867,6 +882,10 @@ void exchange_timeout(struct exchange *ex, int kind) {
     connpool_close(ex->uc);
     ex->uc = NULL;
   }
+  if (kind == ST_CONNECT)
+    exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
+  else if (kind == ST_RESPONSE || kind == ST_UPSTREAM_IDLE || (kind == ST_BODY && ex->s->bp_paused))
+    exchange_attempt_end(ex, METRICS_RESULT_TIMEOUT);
   switch (kind) {
   case ST_CONNECT:
     log_warn("upstream %s server %s: connect timed out", ex->up->cfg->name, ex->srv->name);

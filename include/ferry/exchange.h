@@ -87,6 +87,7 @@ struct exchange {
   struct server_rt *tried[EX_MAX_TRIED]; /* servers attempted, in order */
   uint32_t ntried;                       /* attempts (may exceed EX_MAX_TRIED) */
   bool srv_counted;                      /* srv's in-flight count is held */
+  bool attempt_open;                     /* the attempt on srv has no result counted yet */
   uint32_t retry_after;                  /* 503 for want of a server: Retry-After */
   bool logged;
   bool body_too_large;
