@@ -258,4 +258,16 @@ def test_every_metric_the_readme_names_is_exposed():
     eq(sorted(names - exposed), [], "metrics README.md names that /metrics does not expose")
 
 
+
+def test_start_up_line_names_every_admin_path_and_help_names_inspect_options():
+    with Upstream(name="api") as up, Ferry(config(up.address)) as f:
+        line = f.wait_stderr(r"admin: serving ")
+        check(re.search(r"admin: serving /healthz, /readyz, /metrics, /inspect on 127\.0\.0\.1:\d+$",
+                        line), f"start-up line: {line}")
+    p = subprocess.run([ft.FERRY_BIN, "-h"], capture_output=True, timeout=30)
+    eq(p.returncode, 0, "ferry -h exit code")
+    text = p.stdout.decode()
+    check("ferry inspect [--admin ADDR] [--route R] [-c FILE]" in text, f"ferry -h:\n{text}")
+
+
 ft.main(globals())
