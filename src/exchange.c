@@ -884,7 +884,7 @@ void exchange_timeout(struct exchange *ex, int kind) {
   }
   if (kind == ST_CONNECT)
     exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
-  else if (kind == ST_RESPONSE || kind == ST_UPSTREAM_IDLE || (kind == ST_BODY && ex->s->bp_paused))
+  else if (kind == ST_RESPONSE || (kind == ST_BODY && ex->s->bp_paused))
     exchange_attempt_end(ex, METRICS_RESULT_TIMEOUT);
   switch (kind) {
   case ST_CONNECT:
