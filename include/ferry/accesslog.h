@@ -4,7 +4,10 @@
  * `combined`: the Apache/nginx combined format followed by the request id,
  * the upstream server(s) and the total time in ms:
  *   127.0.0.1 - - [25/Nov/2026:08:00:00 +0000] "GET /api HTTP/1.1" 200 12 "-" "curl/7.88.1"
- * rid=0f3a... upstream=127.0.0.1:9001 ms=1 `json`: one object per line with the same fields.
+ * rid=0f3a... upstream=127.0.0.1:9001 ms=1 `json`: one object per line with the same fields,
+ * valid JSON whatever bytes the client sent (accesslog_json_escape). A
+ * rejected head shows its request line as far as it arrived, "-" for the
+ * parts that did not (exchange.method_known, version_known).
  *
  * A worker formats the line on its own stack and copies it into its own
  * ring (single producer, single consumer, ACCESSLOG_RING_BYTES): no lock,
