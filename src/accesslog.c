@@ -257,15 +257,24 @@ void accesslog_close(struct accesslog *log) {
   log->path = NULL;
 }
 
-/* Append s to buf (bounded), escaping for the chosen format. */
+/* A line is built in a fixed buffer: every escaped field is cut at a
+ * bound of its own (whole characters and escapes only), so the fixed
+ * parts always fit and a JSON line is always complete. */
+#define LINE_MAX_BYTES 8192
+#define CAP_TARGET 3072
+#define CAP_HOST 256
+#define CAP_HEADER 1024 /* Referer, User-Agent */
+#define CAP_RID 256
+
 struct out {
   char *p;
   size_t n, cap;
 };
 
 static void put(struct out *o, const char *s, size_t n) {
-  if (o->n + n > o->cap)
-    n = o->cap - o->n;
+  size_t room = o->n < o->cap ? o->cap - o->n : 0;
+  if (n > room)
+    n = room;
   memcpy(o->p + o->n, s, n);
   o->n += n;
 }
@@ -274,22 +283,99 @@ static void puts_(struct out *o, const char *s) {
   put(o, s, strlen(s));
 }
 
-static void put_escaped(struct out *o, struct slice s, int json) {
-  if (s.n == 0 && !json) {
+/* Length of the well-formed UTF-8 sequence (RFC 3629: shortest form, no
+ * surrogates, at most U+10FFFF) starting at p[0] (>= 0x80), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0)
+      lo = 0xa0; /* overlong */
+    else if (c == 0xed)
+      hi = 0x9f; /* UTF-16 surrogates */
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0)
+      lo = 0x90; /* overlong */
+    else if (c == 0xf4)
+      hi = 0x8f; /* over U+10FFFF */
+  } else {
+    return 0;
+  }
+  if (n < len || p[1] < lo || p[1] > hi)
+    return 0;
+  for (size_t i = 2; i < len; i++)
+    if (p[i] < 0x80 || p[i] > 0xbf)
+      return 0;
+  return len;
+}
+
+size_t accesslog_json_escape(char *out, size_t cap, const char *in, size_t n) {
+  const unsigned char *p = (const unsigned char *)in;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    char esc[6];
+    const char *w = esc;
+    size_t k, adv = 1;
+    if (c == '"' || c == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      k = 2;
+    } else if (c >= 0x20 && c < 0x7f) {
+      w = (const char *)&p[i];
+      k = 1;
+    } else if (c >= 0x80 && (k = utf8_len(p + i, n - i)) > 0) {
+      w = (const char *)&p[i];
+      adv = k;
+    } else {
+      static const char hex[] = "0123456789abcdef";
+      memcpy(esc, "\\u00", 4);
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      k = 6;
+    }
+    if (o + k > cap)
+      break;
+    memcpy(out + o, w, k);
+    o += k;
+    i += adv;
+  }
+  return o;
+}
+
+static void json_escape(struct out *o, struct slice s, size_t max) {
+  size_t room = o->cap - o->n;
+  o->n += accesslog_json_escape(o->p + o->n, max < room ? max : room, s.p, s.n);
+}
+
+/* Append s for the combined format, nginx-style: '"', '\\', control
+ * characters and bytes >= 0x7f as \xXX; "-" when empty. At most max
+ * bytes are added. */
+static void combined_escape(struct out *o, struct slice s, size_t max) {
+  if (s.n == 0) {
     put(o, "-", 1);
     return;
   }
+  size_t end = o->n + max < o->cap ? o->n + max : o->cap;
   for (size_t i = 0; i < s.n; i++) {
     unsigned char c = (unsigned char)s.p[i];
     if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
-      char esc[8];
-      int k = json && c < 0x80 ? snprintf(esc, sizeof(esc), "\\u%04x", c)
-                               : snprintf(esc, sizeof(esc), "\\x%02X", c);
-      if (json && (c == '"' || c == '\\'))
-        k = snprintf(esc, sizeof(esc), "\\%c", c);
-      put(o, esc, (size_t)k);
+      static const char hex[] = "0123456789ABCDEF";
+      if (o->n + 4 > end)
+        return;
+      o->p[o->n++] = '\\';
+      o->p[o->n++] = 'x';
+      o->p[o->n++] = hex[c >> 4];
+      o->p[o->n++] = hex[c & 15];
     } else {
-      put(o, (const char *)&s.p[i], 1);
+      if (o->n + 1 > end)
+        return;
+      o->p[o->n++] = (char)c;
     }
   }
 }
@@ -305,13 +391,18 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     return;
   enum cfg_log_format format = (enum cfg_log_format)atomic_load_explicit(
       &((struct accesslog *)(uintptr_t)log)->format, memory_order_relaxed);
-  char buf[4096];
+  char buf[LINE_MAX_BYTES];
   struct out o = {buf, 0, sizeof(buf) - 1};
   char tmp[128];
   time_t t = time(NULL);
   struct tm tm;
   gmtime_r(&t, &tm);
-  const char *method = llhttp_method_name((llhttp_method_t)ex->method);
+  /* The request line as far as it was received: a head rejected early
+   * may lack any part of it; "-" stands for a missing part. */
+  const char *method = ex->method_known ? llhttp_method_name((llhttp_method_t)ex->method) : "-";
+  char proto[16] = "-";
+  if (ex->version_known)
+    snprintf(proto, sizeof(proto), "HTTP/%u.%d", ex->major, ex->minor);
   uint64_t ms = now_ms >= ex->t_start_ms ? now_ms - ex->t_start_ms : 0;
   /* Every server tried, in order: "127.0.0.1:9001, 127.0.0.1:9002". */
   char server[EX_MAX_TRIED * 66 + 8] = "-";
@@ -334,25 +425,30 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     puts_(&o, "\",\"method\":\"");
     puts_(&o, method);
     puts_(&o, "\",\"target\":\"");
-    put_escaped(&o, ex->url, 1);
-    snprintf(tmp, sizeof(tmp), "\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"bytes\":%llu",
-             ex->minor, status, (unsigned long long)ex->resp_body_bytes);
+    if (ex->url.n)
+      json_escape(&o, ex->url, CAP_TARGET);
+    else
+      puts_(&o, "-");
+    puts_(&o, "\",\"protocol\":\"");
+    puts_(&o, proto);
+    snprintf(tmp, sizeof(tmp), "\",\"status\":%d,\"bytes\":%llu", status,
+             (unsigned long long)ex->resp_body_bytes);
     puts_(&o, tmp);
     puts_(&o, ",\"host\":\"");
-    put_escaped(&o, ex->host, 1);
+    json_escape(&o, ex->host, CAP_HOST);
     puts_(&o, "\",\"referer\":\"");
-    put_escaped(&o, header_value(ex, "Referer"), 1);
+    json_escape(&o, header_value(ex, "Referer"), CAP_HEADER);
     puts_(&o, "\",\"user_agent\":\"");
-    put_escaped(&o, header_value(ex, "User-Agent"), 1);
+    json_escape(&o, header_value(ex, "User-Agent"), CAP_HEADER);
     puts_(&o, "\",\"request_id\":\"");
-    put_escaped(&o, ex->rid, 1);
+    json_escape(&o, ex->rid, CAP_RID);
     puts_(&o, "\",\"upstream\":\"");
     puts_(&o, ex->srv ? server : "");
     snprintf(tmp, sizeof(tmp), "\",\"ms\":%llu", (unsigned long long)ms);
     puts_(&o, tmp);
     if (ex->error_note) {
       puts_(&o, ",\"error\":\"");
-      puts_(&o, ex->error_note);
+      json_escape(&o, slice_cstr(ex->error_note), CAP_RID);
       puts_(&o, "\"");
     }
     puts_(&o, "}");
@@ -362,17 +458,22 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     puts_(&o, " - - [");
     puts_(&o, tmp);
     puts_(&o, "] \"");
-    puts_(&o, method);
-    puts_(&o, " ");
-    put_escaped(&o, ex->url, 0);
-    snprintf(tmp, sizeof(tmp), " HTTP/1.%d\" %d %llu \"", ex->minor, status,
-             (unsigned long long)ex->resp_body_bytes);
+    if (!ex->method_known && !ex->url.n && !ex->version_known) {
+      puts_(&o, "-"); /* nothing of a request line arrived */
+    } else {
+      puts_(&o, method);
+      puts_(&o, " ");
+      combined_escape(&o, ex->url, CAP_TARGET);
+      puts_(&o, " ");
+      puts_(&o, proto);
+    }
+    snprintf(tmp, sizeof(tmp), "\" %d %llu \"", status, (unsigned long long)ex->resp_body_bytes);
     puts_(&o, tmp);
-    put_escaped(&o, header_value(ex, "Referer"), 0);
+    combined_escape(&o, header_value(ex, "Referer"), CAP_HEADER);
     puts_(&o, "\" \"");
-    put_escaped(&o, header_value(ex, "User-Agent"), 0);
+    combined_escape(&o, header_value(ex, "User-Agent"), CAP_HEADER);
     puts_(&o, "\" rid=");
-    put_escaped(&o, ex->rid, 0);
+    combined_escape(&o, ex->rid, CAP_RID);
     puts_(&o, ex->ntried > 1 ? " upstream=\"" : " upstream=");
     puts_(&o, server);
     if (ex->ntried > 1)

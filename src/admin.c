@@ -841,7 +841,21 @@ int admin_start(struct admin *a, char *msg, size_t msglen) {
     return r;
   }
   a->started = true;
-  log_info("admin: serving /healthz, /readyz, /metrics on %s", a->address);
+  /* Every registered path, those under another one folded into it:
+   * "/healthz, /readyz, /metrics, /inspect". */
+  char paths[512];
+  size_t n = 0;
+  paths[0] = '\0';
+  for (size_t i = 0; i < a->nroutes && n < sizeof(paths); i++) {
+    const struct admin_routedef *ri = &a->routes[i];
+    bool under = false;
+    for (size_t j = 0; j < a->nroutes && !under; j++)
+      under = j != i && ri->len > a->routes[j].len && ri->path[a->routes[j].len] == '/' &&
+              memcmp(ri->path, a->routes[j].path, a->routes[j].len) == 0;
+    if (!under)
+      n += (size_t)snprintf(paths + n, sizeof(paths) - n, "%s%s", n ? ", " : "", ri->path);
+  }
+  log_info("admin: serving %s on %s", paths, a->address);
   return 0;
 }
 

@@ -68,10 +68,20 @@ void exchange_reset(struct exchange *ex) {
   }
 }
 
+/* The attempt on ex->srv ended: count it once (the first result holds),
+ * by how it ended, in ferry_upstream_requests_total. */
+static void exchange_attempt_end(struct exchange *ex, enum metrics_result r) {
+  if (!ex->attempt_open)
+    return;
+  ex->attempt_open = false;
+  metrics_upstream_result(&ex->w->metrics, ex->srv, r);
+}
+
 static void exchange_log(struct exchange *ex) {
   if (ex->logged)
     return;
   ex->logged = true;
+  exchange_attempt_end(ex, METRICS_RESULT_ABORTED);
   ex->w->requests_total++;
   if (ex->insp.on)
     inspect_capture(ex);
@@ -433,6 +443,7 @@ static bool exchange_retry(struct exchange *ex, bool body_may_flow) {
  * retry elsewhere that would fail the same way); the client gets 503. */
 static void exchange_local_failure(struct exchange *ex, int err) {
   struct worker *w = ex->w;
+  exchange_attempt_end(ex, METRICS_RESULT_LOCAL);
   mc_add(&w->metrics.local_errors, 1);
   uint64_t skipped;
   if (log_rate_due(&w->local_log, uv_now(&w->loop), 5000, &skipped))
@@ -460,6 +471,7 @@ static void exchange_attach(struct exchange *ex, struct upclient *uc, bool reuse
 static int exchange_connect(struct exchange *ex, bool fresh_only) {
   struct worker *w = ex->w;
   ex->state = EX_CONNECTING;
+  ex->attempt_open = true;
   INSPECT_MARK(ex, t_connect);
   struct upclient *uc = fresh_only ? NULL : connpool_checkout(&ex->srv->pool);
   if (uc) {
@@ -475,6 +487,7 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
       exchange_local_failure(ex, err);
       return -1;
     }
+    exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
     log_warn("upstream %s server %s: cannot connect: %s", ex->up->cfg->name, ex->srv->name,
              uv_strerror(err));
     upstream_report_failure(ex->srv, true, uv_strerror(err));
@@ -564,6 +577,7 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
       exchange_local_failure(ex, status);
       return;
     }
+    exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
     log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
              uv_strerror(status));
     upstream_report_failure(ex->srv, true,
@@ -730,6 +744,7 @@ static int up_head(void *owner, const struct upclient_head *h) {
   ex->resp_trailers = ex->resp_hdrs.n;
   if (ex->srv)
     upstream_report_status(ex->srv, status);
+  exchange_attempt_end(ex, status >= 500 ? METRICS_RESULT_5XX : METRICS_RESULT_OK);
   http_head_mark_hop(&ex->resp_hdrs);
   enum body_framing f = http_head_response_framing(ex->method == HTTP_HEAD, status, h->chunked,
                                                    h->has_length, ex->minor);
@@ -965,6 +980,7 @@ void exchange_upstream_error(struct exchange *ex, int error) {
   bool no_response_byte = uc && !uc->got_bytes;
   if (uc)
     connpool_close(uc);
+  exchange_attempt_end(ex, error == UV_EPROTO ? METRICS_RESULT_INVALID : METRICS_RESULT_RESET);
   if (retry) {
     ex->retried = true;
     log_debug("upstream %s server %s: pooled connection closed, retrying", ex->up->cfg->name,
@@ -1007,6 +1023,10 @@ void exchange_timeout(struct exchange *ex, int kind) {
     connpool_close(ex->uc);
     ex->uc = NULL;
   }
+  if (kind == ST_CONNECT)
+    exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
+  else if (kind == ST_RESPONSE || (kind == ST_BODY && (ex->s->st.hold & STREAM_HOLD_FLOW)))
+    exchange_attempt_end(ex, METRICS_RESULT_TIMEOUT);
   switch (kind) {
   case ST_CONNECT:
     log_warn("upstream %s server %s: connect timed out", ex->up->cfg->name, ex->srv->name);

@@ -625,6 +625,12 @@ static inline bool scan_name_plain(unsigned char c) {
   return c > 0x20 && c != ':' && c != 0x7f;
 }
 
+/* An error at offset i: where it is, for the caller. */
+static inline int scan_fail(size_t *used, size_t i, int err) {
+  *used = i;
+  return err;
+}
+
 int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used) {
   unsigned st = sc->state;
   for (size_t i = 0; i < n; i++) {
@@ -644,15 +650,15 @@ int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used) 
       if (c == '\r')
         st = SC_START_CR;
       else if (c == '\n')
-        return HEAD_SCAN_BARE_LF;
+        return scan_fail(used, i, HEAD_SCAN_BARE_LF);
       else if (c < 0x20 || c == 0x7f)
-        return HEAD_SCAN_CTL;
+        return scan_fail(used, i, HEAD_SCAN_CTL);
       else
         st = SC_LINE;
       break;
     case SC_START_CR:
       if (c != '\n')
-        return HEAD_SCAN_BARE_CR;
+        return scan_fail(used, i, HEAD_SCAN_BARE_CR);
       st = SC_START;
       break;
     case SC_LINE:
@@ -660,26 +666,26 @@ int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used) 
       if (c == '\r')
         st = SC_LINE_CR;
       else if (c == '\n')
-        return HEAD_SCAN_BARE_LF;
+        return scan_fail(used, i, HEAD_SCAN_BARE_LF);
       else if ((c < 0x20 && c != '\t') || c == 0x7f)
-        return HEAD_SCAN_CTL;
+        return scan_fail(used, i, HEAD_SCAN_CTL);
       break;
     case SC_LINE_CR:
       if (c != '\n')
-        return HEAD_SCAN_BARE_CR;
+        return scan_fail(used, i, HEAD_SCAN_BARE_CR);
       st = SC_NAME0;
       break;
     case SC_NAME0:
       if (c == '\r')
         st = SC_END_CR;
       else if (c == '\n')
-        return HEAD_SCAN_BARE_LF;
+        return scan_fail(used, i, HEAD_SCAN_BARE_LF);
       else if (c == ' ' || c == '\t')
-        return HEAD_SCAN_OBS_FOLD;
+        return scan_fail(used, i, HEAD_SCAN_OBS_FOLD);
       else if (c == ':')
-        return HEAD_SCAN_EMPTY_NAME;
+        return scan_fail(used, i, HEAD_SCAN_EMPTY_NAME);
       else if (c < 0x20 || c == 0x7f)
-        return HEAD_SCAN_CTL;
+        return scan_fail(used, i, HEAD_SCAN_CTL);
       else
         st = SC_NAME;
       break;
@@ -687,15 +693,15 @@ int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used) 
       if (c == ':')
         st = SC_VALUE;
       else if (c == ' ' || c == '\t')
-        return HEAD_SCAN_SPACE_IN_NAME;
+        return scan_fail(used, i, HEAD_SCAN_SPACE_IN_NAME);
       else if (c == '\r' || c == '\n')
-        return HEAD_SCAN_NO_COLON;
+        return scan_fail(used, i, HEAD_SCAN_NO_COLON);
       else if (c < 0x20 || c == 0x7f)
-        return HEAD_SCAN_CTL;
+        return scan_fail(used, i, HEAD_SCAN_CTL);
       break;
     case SC_END_CR:
       if (c != '\n')
-        return HEAD_SCAN_BARE_CR;
+        return scan_fail(used, i, HEAD_SCAN_BARE_CR);
       sc->state = SC_DONE;
       *used = i + 1;
       return 1;

@@ -31,7 +31,9 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: ferry [-c FILE] [-w N] [-l ADDR]...   run (FILE defaults to ./proxy.yaml)\n"
              "       ferry -t [-c FILE]                    check the configuration and exit\n"
-             "       ferry inspect [--admin ADDR] [--route R]  follow the inspector in a terminal\n"
+             "       ferry inspect [--admin ADDR] [--route R] [-c FILE]\n"
+             "                                              follow the inspector in a terminal\n"
+             "                                              (the admin address from FILE)\n"
              "       ferry --version | -h | --help\n"
              "\n"
              "  -c FILE   configuration file (proxy.yaml)\n"

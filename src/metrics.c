@@ -103,15 +103,15 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
       s = req_slot(m, "other", "", "");
     }
   }
-  if (s)
+  if (s) {
+    uint64_t ms = now_ms >= ex->t_start_ms ? now_ms - ex->t_start_ms : 0;
+    unsigned b = 0;
+    while (b < METRICS_LAT_NBUCKETS - 1 && ms > lat_bounds_ms[b])
+      b++;
     mc_add(&s->count, 1);
-  uint64_t ms = now_ms >= ex->t_start_ms ? now_ms - ex->t_start_ms : 0;
-  unsigned b = 0;
-  while (b < METRICS_LAT_NBUCKETS - 1 && ms > lat_bounds_ms[b])
-    b++;
-  mc_add(&m->lat_bucket[b], 1);
-  mc_add(&m->lat_count, 1);
-  mc_add(&m->lat_sum_ms, ms);
+    mc_add(&s->lat_bucket[b], 1);
+    mc_add(&s->lat_sum_ms, ms);
+  }
   uint64_t retries = (ex->ntried > 1 ? ex->ntried - 1 : 0) + (ex->retried ? 1 : 0);
   if (retries)
     mc_add(&m->retries, retries);
@@ -133,6 +133,40 @@ static struct metrics_srv_slot *srv_slot(struct metrics_worker *m, const char *u
       return s;
   }
   return NULL;
+}
+
+static const char *const result_names[METRICS_RESULT_N] = {
+#define METRICS_RESULT_NAME(id, name) name,
+    METRICS_RESULTS(METRICS_RESULT_NAME)
+#undef METRICS_RESULT_NAME
+};
+
+const char *metrics_result_name(enum metrics_result r) {
+  return (unsigned)r < METRICS_RESULT_N ? result_names[r] : "unknown";
+}
+
+void metrics_upstream_result(struct metrics_worker *m, const struct server_rt *srv,
+                             enum metrics_result r) {
+  if (!srv || (unsigned)r >= METRICS_RESULT_N)
+    return;
+  /* Keyed as the request memo is (see metrics_exchange_done), plus the
+   * address epoch: a slot reused for another address has another name. */
+  uint64_t gen = mc_get(&m->config_gen);
+  size_t mi = ((uintptr_t)srv >> 4) & 15u;
+  struct metrics_srv_slot *s;
+  if (m->srv_memo[mi].slot && m->srv_memo[mi].gen == gen && m->srv_memo[mi].srv == srv &&
+      m->srv_memo[mi].epoch == srv->epoch) {
+    s = m->srv_memo[mi].slot;
+  } else {
+    s = srv_slot(m, srv->up && srv->up->cfg ? srv->up->cfg->name : "", srv->name);
+    if (!s)
+      return; /* the table is full: not counted */
+    m->srv_memo[mi].gen = gen;
+    m->srv_memo[mi].srv = srv;
+    m->srv_memo[mi].epoch = srv->epoch;
+    m->srv_memo[mi].slot = s;
+  }
+  mc_add(&s->results[r], 1);
 }
 
 void metrics_sample_servers(struct worker *w) {
@@ -200,34 +234,91 @@ static void gauge(struct admin_reply *rep, const char *name, const char *help, u
                      v);
 }
 
-/* Merge request slots of every worker into one list (admin thread). */
+/* Rows merged from every worker's slots (admin thread): an index from
+ * label hash to row, open addressing, sized for every slot of every
+ * worker, so merging is linear in the slots. */
+struct row_index {
+  uint32_t *idx; /* row + 1; 0 empty */
+  size_t mask;
+};
+
+static bool row_index_init(struct row_index *ix, size_t rows) {
+  size_t n = 16;
+  while (n < rows * 2)
+    n *= 2;
+  ix->idx = calloc(n, sizeof(*ix->idx));
+  ix->mask = n - 1;
+  return ix->idx != NULL;
+}
+
+/* The row for hash h that same() accepts, or a new one (*n grows). */
+static size_t row_index_get(struct row_index *ix, uint32_t h, size_t *n,
+                            bool (*same)(const void *rows, size_t k, const void *key),
+                            const void *rows, const void *key) {
+  for (size_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
+    if (ix->idx[i] == 0) {
+      ix->idx[i] = (uint32_t)(*n + 1);
+      return (*n)++;
+    }
+    if (same(rows, ix->idx[i] - 1, key))
+      return ix->idx[i] - 1;
+  }
+}
+
 struct req_row {
   const struct metrics_req_slot *s;
   uint64_t count;
 };
 
+struct hist_row {
+  const struct metrics_req_slot *s; /* route and upstream labels */
+  uint64_t bucket[METRICS_LAT_NBUCKETS], sum_ms, count;
+};
+
+static bool req_same(const void *rows, size_t k, const void *key) {
+  const struct metrics_req_slot *a = ((const struct req_row *)rows)[k].s, *b = key;
+  return a->hash == b->hash && strcmp(a->route, b->route) == 0 &&
+         strcmp(a->upstream, b->upstream) == 0 && strcmp(a->cls, b->cls) == 0;
+}
+
+static bool hist_same(const void *rows, size_t k, const void *key) {
+  const struct metrics_req_slot *a = ((const struct hist_row *)rows)[k].s, *b = key;
+  return strcmp(a->route, b->route) == 0 && strcmp(a->upstream, b->upstream) == 0;
+}
+
 static void render_requests(struct admin_reply *rep, const struct metrics_source *src) {
-  size_t cap = (size_t)src->nworkers * METRICS_REQ_SLOTS, n = 0;
+  size_t cap = (size_t)src->nworkers * METRICS_REQ_SLOTS, n = 0, nh = 0;
   struct req_row *rows = calloc(cap ? cap : 1, sizeof(*rows));
+  struct hist_row *hist = calloc(cap ? cap : 1, sizeof(*hist));
+  struct row_index ix = {0}, hix = {0};
   admin_reply_printf(rep, "# HELP ferry_requests_total Requests finished, by route, upstream and "
                           "status class.\n# TYPE ferry_requests_total counter\n");
-  if (!rows)
+  if (!rows || !hist || !row_index_init(&ix, cap) || !row_index_init(&hix, cap)) {
+    free(rows);
+    free(hist);
+    free(ix.idx);
+    free(hix.idx);
     return;
+  }
   for (unsigned w = 0; w < src->nworkers; w++) {
     const struct metrics_worker *m = &src->workers[w].metrics;
     for (uint32_t i = 0; i < METRICS_REQ_SLOTS; i++) {
       const struct metrics_req_slot *s = &m->req[i];
       if (atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&s->state, memory_order_acquire) == 0)
         continue;
+      size_t k = row_index_get(&ix, s->hash, &n, req_same, rows, s);
+      if (!rows[k].s)
+        rows[k].s = s;
       uint64_t c = mc_get(&s->count);
-      size_t k = 0;
-      for (; k < n; k++)
-        if (rows[k].s->hash == s->hash && strcmp(rows[k].s->route, s->route) == 0 &&
-            strcmp(rows[k].s->upstream, s->upstream) == 0 && strcmp(rows[k].s->cls, s->cls) == 0)
-          break;
-      if (k == n)
-        rows[n++] = (struct req_row){s, 0};
       rows[k].count += c;
+      size_t h = row_index_get(&hix, fnv(fnv(2166136261u, s->route), s->upstream), &nh, hist_same,
+                               hist, s);
+      if (!hist[h].s)
+        hist[h].s = s;
+      for (unsigned b = 0; b < METRICS_LAT_NBUCKETS; b++)
+        hist[h].bucket[b] += mc_get(&s->lat_bucket[b]);
+      hist[h].sum_ms += mc_get(&s->lat_sum_ms);
+      hist[h].count += c;
     }
   }
   for (size_t k = 0; k < n; k++) {
@@ -238,34 +329,76 @@ static void render_requests(struct admin_reply *rep, const struct metrics_source
         rep, "ferry_requests_total{route=\"%s\",upstream=\"%s\",class=\"%s\"} %" PRIu64 "\n", route,
         up, rows[k].s->cls, rows[k].count);
   }
+  admin_reply_printf(rep, "# HELP ferry_request_duration_seconds Time from the first request "
+                          "byte to the last response byte, by route and upstream.\n"
+                          "# TYPE ferry_request_duration_seconds histogram\n");
+  for (size_t k = 0; k < nh; k++) {
+    char route[2 * METRICS_LABEL_MAX], up[160];
+    metrics_escape_label(hist[k].s->route, route, sizeof(route));
+    metrics_escape_label(hist[k].s->upstream, up, sizeof(up));
+    uint64_t cum = 0;
+    for (unsigned b = 0; b < METRICS_LAT_NBUCKETS; b++) {
+      cum += hist[k].bucket[b];
+      char le[24];
+      if (b < METRICS_LAT_NBUCKETS - 1)
+        snprintf(le, sizeof(le), "%g", (double)lat_bounds_ms[b] / 1000.0);
+      else
+        snprintf(le, sizeof(le), "+Inf");
+      admin_reply_printf(rep,
+                         "ferry_request_duration_seconds_bucket{route=\"%s\",upstream=\"%s\","
+                         "le=\"%s\"} %" PRIu64 "\n",
+                         route, up, le, cum);
+    }
+    admin_reply_printf(rep,
+                       "ferry_request_duration_seconds_sum{route=\"%s\",upstream=\"%s\"} %.3f\n"
+                       "ferry_request_duration_seconds_count{route=\"%s\",upstream=\"%s\"} "
+                       "%" PRIu64 "\n",
+                       route, up, (double)hist[k].sum_ms / 1000.0, route, up, hist[k].count);
+  }
   free(rows);
+  free(hist);
+  free(ix.idx);
+  free(hix.idx);
 }
 
 struct srv_row {
   const struct metrics_srv_slot *s;
   uint64_t idle, busy, healthy, present;
+  uint64_t results[METRICS_RESULT_N];
 };
+
+static bool srv_same(const void *rows, size_t k, const void *key) {
+  const struct metrics_srv_slot *a = ((const struct srv_row *)rows)[k].s, *b = key;
+  return a->hash == b->hash && strcmp(a->upstream, b->upstream) == 0 &&
+         strcmp(a->server, b->server) == 0;
+}
 
 static void render_servers(struct admin_reply *rep, const struct metrics_source *src) {
   size_t cap = (size_t)src->nworkers * METRICS_SRV_SLOTS, n = 0;
   struct srv_row *rows = calloc(cap ? cap : 1, sizeof(*rows));
-  if (!rows)
+  struct row_index ix = {0};
+  if (!rows || !row_index_init(&ix, cap)) {
+    free(rows);
     return;
+  }
   for (unsigned w = 0; w < src->nworkers; w++) {
     const struct metrics_worker *m = &src->workers[w].metrics;
     for (uint32_t i = 0; i < METRICS_SRV_SLOTS; i++) {
       const struct metrics_srv_slot *s = &m->srv[i];
-      if (atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&s->state, memory_order_acquire) ==
-              0 ||
-          !mc_get(&s->present))
+      if (atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&s->state, memory_order_acquire) == 0)
         continue;
-      size_t k = 0;
-      for (; k < n; k++)
-        if (rows[k].s->hash == s->hash && strcmp(rows[k].s->upstream, s->upstream) == 0 &&
-            strcmp(rows[k].s->server, s->server) == 0)
-          break;
-      if (k == n)
-        rows[n++] = (struct srv_row){s, 0, 0, 1, 1};
+      size_t k = row_index_get(&ix, s->hash, &n, srv_same, rows, s);
+      if (!rows[k].s) {
+        rows[k].s = s;
+        rows[k].healthy = 1;
+      }
+      /* Counters of every server ever seen; gauges of the servers in a
+       * worker's current configuration. */
+      for (unsigned r = 0; r < METRICS_RESULT_N; r++)
+        rows[k].results[r] += mc_get(&s->results[r]);
+      if (!mc_get(&s->present))
+        continue;
+      rows[k].present = 1;
       rows[k].idle += mc_get(&s->idle);
       rows[k].busy += mc_get(&s->busy);
       if (!mc_get(&s->healthy))
@@ -284,6 +417,8 @@ static void render_servers(struct admin_reply *rep, const struct metrics_source 
     admin_reply_printf(rep, "# HELP %s %s\n# TYPE %s gauge\n", names[kind], helps[kind],
                        names[kind]);
     for (size_t k = 0; k < n; k++) {
+      if (!rows[k].present)
+        continue;
       char up[160], sv[160];
       metrics_escape_label(rows[k].s->upstream, up, sizeof(up));
       metrics_escape_label(rows[k].s->server, sv, sizeof(sv));
@@ -292,7 +427,22 @@ static void render_servers(struct admin_reply *rep, const struct metrics_source 
                          sv, v);
     }
   }
+  admin_reply_printf(rep, "# HELP ferry_upstream_requests_total Attempts sent to each upstream "
+                          "server, by how they ended.\n"
+                          "# TYPE ferry_upstream_requests_total counter\n");
+  for (size_t k = 0; k < n; k++) {
+    char up[160], sv[160];
+    metrics_escape_label(rows[k].s->upstream, up, sizeof(up));
+    metrics_escape_label(rows[k].s->server, sv, sizeof(sv));
+    for (unsigned r = 0; r < METRICS_RESULT_N; r++)
+      admin_reply_printf(
+          rep,
+          "ferry_upstream_requests_total{upstream=\"%s\",server=\"%s\",result=\"%s\"} "
+          "%" PRIu64 "\n",
+          up, sv, result_names[r], rows[k].results[r]);
+  }
   free(rows);
+  free(ix.idx);
 }
 
 void metrics_admin_handler(void *ud, const struct admin_request *req, struct admin_reply *rep) {
@@ -300,23 +450,6 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
   (void)req;
   admin_reply_status(rep, 200, "text/plain; version=0.0.4; charset=utf-8");
   render_requests(rep, src);
-
-  admin_reply_printf(rep, "# HELP ferry_request_duration_seconds Time from the first request "
-                          "byte to the last response byte.\n"
-                          "# TYPE ferry_request_duration_seconds histogram\n");
-  uint64_t cum = 0;
-  for (unsigned b = 0; b < METRICS_LAT_NBUCKETS; b++) {
-    cum += SUM(lat_bucket[b]);
-    if (b < METRICS_LAT_NBUCKETS - 1)
-      admin_reply_printf(rep, "ferry_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                         (double)lat_bounds_ms[b] / 1000.0, cum);
-    else
-      admin_reply_printf(rep, "ferry_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-                         cum);
-  }
-  admin_reply_printf(rep, "ferry_request_duration_seconds_sum %.3f\n",
-                     (double)SUM(lat_sum_ms) / 1000.0);
-  admin_reply_printf(rep, "ferry_request_duration_seconds_count %" PRIu64 "\n", SUM(lat_count));
 
   gauge(rep, "ferry_client_connections", "Client connections open now.", SUM(conns_active));
   counter(rep, "ferry_client_connections_total", "Client connections accepted.", SUM(conns_total));

@@ -88,6 +88,27 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
   return 0;
 }
 
+/* The method and the version are recorded as soon as they are read, so a
+ * head rejected later is logged with what it really sent. */
+static int on_method_complete(llhttp_t *p) {
+  struct exchange *ex = cur_ex(p);
+  if (ex) {
+    ex->method = p->method;
+    ex->method_known = true;
+  }
+  return 0;
+}
+
+static int on_version_complete(llhttp_t *p) {
+  struct exchange *ex = cur_ex(p);
+  if (ex) {
+    ex->major = p->http_major;
+    ex->minor = p->http_minor;
+    ex->version_known = true;
+  }
+  return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
   if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_name, at, n, cur_in(p)) != 0) {
@@ -128,6 +149,8 @@ static int on_headers_complete(llhttp_t *p) {
     return -1;
   ex->minor = p->http_minor;
   ex->method = p->method;
+  ex->major = p->http_major;
+  ex->method_known = ex->version_known = true;
   ex->client_keepalive = llhttp_should_keep_alive(p) != 0;
   ex->req_chunked = (p->flags & F_CHUNKED) != 0;
   ex->req_has_length = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -180,6 +203,8 @@ static int on_message_complete(llhttp_t *p) {
 static const llhttp_settings_t request_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_method_complete = on_method_complete,
+    .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
@@ -610,6 +635,8 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
   ex->req_hdrs.n = l.n;
   ex->minor = h.minor;
   ex->method = h.method;
+  ex->major = 1;
+  ex->method_known = ex->version_known = true;
   ex->client_keepalive = h1_keep_alive(&h);
   ex->req_has_length = h.has_length;
   ex->req_trailers = l.n;
@@ -658,6 +685,10 @@ static void session_process(struct session *s) {
       int sc = http_head_scan(&rx->scan, start, avail, &hend);
       if (sc < 0) {
         log_debug("client %s: bad request: %s", rx->client_ip, http_head_scan_strerror(sc));
+        /* llhttp reads the bytes before the wrong one (no head can end
+         * there), so the log shows the request line that was sent. */
+        if (hend > 0)
+          (void)llhttp_execute(&rx->parser, start, hend);
         session_reject(s, 400);
         continue;
       }

@@ -4,7 +4,10 @@
  * `combined`: the Apache/nginx combined format followed by the request id,
  * the upstream server(s) and the total time in ms:
  *   127.0.0.1 - - [25/Nov/2026:08:00:00 +0000] "GET /api HTTP/1.1" 200 12 "-" "curl/7.88.1"
- * rid=0f3a... upstream=127.0.0.1:9001 ms=1 `json`: one object per line with the same fields.
+ * rid=0f3a... upstream=127.0.0.1:9001 ms=1 `json`: one object per line with the same fields,
+ * valid JSON whatever bytes the client sent (accesslog_json_escape). A
+ * rejected head shows its request line as far as it arrived, "-" for the
+ * parts that did not (exchange.method_known, version_known).
  *
  * A worker formats the line on its own stack and copies it into its own
  * ring (single producer, single consumer, ACCESSLOG_RING_BYTES): no lock,
@@ -17,6 +20,7 @@
 #define FERRY_ACCESSLOG_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -59,6 +63,13 @@ void accesslog_reopen(struct accesslog *log);
 void accesslog_configure(struct accesslog *log, const struct config *cfg);
 /* Lines dropped because the writer could not keep up (any thread). */
 uint64_t accesslog_dropped(const struct accesslog *log);
+/* Write in[0..n) into out as the inside of a JSON string (RFC 8259):
+ * well-formed UTF-8 is kept as it is; '"' and '\\' are escaped; control
+ * characters, DEL and each byte that is not part of well-formed UTF-8
+ * (overlong forms, surrogates, stray continuation bytes) become \u00XX.
+ * Stops before an escape or character that would pass cap; returns the
+ * bytes written. */
+size_t accesslog_json_escape(char *out, size_t cap, const char *in, size_t n);
 /* Worker thread: queue the line for a finished (or aborted) exchange. */
 void accesslog_write(const struct accesslog *log, const struct exchange *ex, uint64_t now_ms);
 

@@ -47,6 +47,9 @@ struct exchange {
   struct slice cur_name, cur_value;
   struct hdr_list req_hdrs;
   int minor;             /* HTTP/1.minor */
+  uint8_t major;         /* HTTP/major.minor as received, for logs */
+  bool method_known;     /* method was read (a rejected head may stop before it) */
+  bool version_known;    /* major and minor were read */
   bool client_keepalive; /* what the request asked for */
   bool req_chunked;
   bool req_has_length;
@@ -92,6 +95,7 @@ struct exchange {
   struct server_rt *tried[EX_MAX_TRIED]; /* servers attempted, in order */
   uint32_t ntried;                       /* attempts (may exceed EX_MAX_TRIED) */
   bool srv_counted;                      /* srv's in-flight count is held */
+  bool attempt_open;                     /* the attempt on srv has no result counted yet */
   uint32_t retry_after;                  /* 503 for want of a server: Retry-After */
   bool logged;
   bool body_too_large;

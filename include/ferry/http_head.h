@@ -184,7 +184,8 @@ static inline void http_head_scan_reset(struct head_scan *sc) {
 /* Scans p[0..n), continuing from earlier calls. Returns 0 when every byte
  * was consumed and the head is not complete yet, 1 when the head ended
  * (*used = bytes up to and including the LF of the empty line), or a
- * negative enum head_scan_error. Leading empty lines (CRLF) before the
+ * negative enum head_scan_error with *used = the offset in p of the byte
+ * found wrong (the bytes before it passed). Leading empty lines (CRLF) before the
  * request line are allowed, as llhttp allows them. */
 int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used);
 /* Words for a head_scan_error, for logs. */

@@ -12,6 +12,12 @@
  * (they are text, not pointers into a configuration). When the table is
  * full, further combinations count under route="other".
  *
+ * Each request slot also holds the request-duration histogram of its
+ * (route, upstream, class); /metrics sums the classes into one histogram
+ * per (route, upstream), so a request costs a few adds and no lookup.
+ *
+ * Per server (upstream, server) a worker counts every attempt by how it
+ * ended (enum metrics_result), through a memo keyed like the request one.
  * Pooled-connection gauges (idle/busy per server) and health are sampled
  * by the worker from its own upstream state every METRICS_SAMPLE_MS. */
 #ifndef FERRY_METRICS_H
@@ -48,6 +54,27 @@ struct metrics_req_slot {
   char upstream[64];
   char cls[8]; /* "2xx", or "none" when no response was sent */
   mcount count;
+  mcount lat_bucket[METRICS_LAT_NBUCKETS]; /* not cumulative; rendered cumulative */
+  mcount lat_sum_ms;
+};
+
+/* How one attempt on an upstream server ended (label `result` of
+ * ferry_upstream_requests_total). */
+#define METRICS_RESULTS(X)                                                                         \
+  X(OK, "ok")                           /* a response head that is not 5xx */                      \
+  X(5XX, "5xx")                         /* a 5xx response head */                                  \
+  X(CONNECT_FAILURE, "connect_failure") /* refused, unreachable, connect timed out */              \
+  X(RESET, "reset")                     /* closed or reset before a response head */               \
+  X(TIMEOUT, "timeout")                 /* no response head within the timeout */                  \
+  X(INVALID, "invalid")                 /* a response head that is not valid HTTP */               \
+  X(LOCAL, "local")                     /* ferry's own shortage (fds, memory, ports) */            \
+  X(ABORTED, "aborted") /* ferry gave up first: the client went away, or its request failed */
+
+enum metrics_result {
+#define METRICS_RESULT_ENUM(id, name) METRICS_RESULT_##id,
+  METRICS_RESULTS(METRICS_RESULT_ENUM)
+#undef METRICS_RESULT_ENUM
+      METRICS_RESULT_N
 };
 
 struct metrics_srv_slot {
@@ -57,7 +84,8 @@ struct metrics_srv_slot {
   char server[64];
   mcount present; /* 1 when in the worker's current configuration */
   mcount idle, busy;
-  mcount healthy; /* 1 healthy, 0 not */
+  mcount healthy;                   /* 1 healthy, 0 not */
+  mcount results[METRICS_RESULT_N]; /* attempts, by how they ended */
 };
 
 struct metrics_worker {
@@ -66,8 +94,6 @@ struct metrics_worker {
   mcount conns_rejected; /* over limits.max_connections */
   mcount bytes_in, bytes_out;
   mcount retries;
-  mcount lat_bucket[METRICS_LAT_NBUCKETS]; /* not cumulative; rendered cumulative */
-  mcount lat_count, lat_sum_ms;
   mcount proxy_protocol_errors;
   mcount accept_errors; /* accept() failed (fds or memory ran out) */
   mcount local_errors;  /* upstream connects that failed for want of a local resource */
@@ -82,6 +108,13 @@ struct metrics_worker {
     int cls;
     struct metrics_req_slot *slot;
   } memo[16];
+  /* Worker-only memo of (generation, server, address epoch) -> server slot. */
+  struct {
+    uint64_t gen;
+    const void *srv;
+    uint32_t epoch;
+    struct metrics_srv_slot *slot;
+  } srv_memo[16];
 };
 
 /* Process-wide state shown by /metrics besides the per-worker counters.
@@ -96,6 +129,7 @@ struct metrics_process {
 
 struct worker;
 struct exchange;
+struct server_rt;
 struct cfg_route;
 struct admin;
 struct admin_reply;
@@ -104,6 +138,12 @@ struct accesslog;
 
 /* A worker finished an exchange: count it. Worker thread. */
 void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, uint64_t now_ms);
+
+/* An attempt on server srv ended with result r: count it. Worker thread. */
+void metrics_upstream_result(struct metrics_worker *m, const struct server_rt *srv,
+                             enum metrics_result r);
+/* The label text of a result ("ok", "connect_failure", ...). */
+const char *metrics_result_name(enum metrics_result r);
 
 /* The label for a route: its host (if any) followed by its path rule
  * ("/api" prefix, "=/exact", "~^/v[0-9]+/" regex), e.g. "api.example.com/v1",

@@ -1,7 +1,11 @@
 """Admin listener: /healthz, /readyz, /metrics, 404 (issue 6, SPEC §5)."""
+import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 import ferrytest as ft
@@ -141,6 +145,129 @@ def test_admin_port_in_use_fails_start_with_exit_2():
             f.wait_stderr(r"admin address 127\.0\.0\.1:%d.*change admin\.address" % port, 5)
         finally:
             s.close()
+
+
+
+def _stall(c, release):
+    c.upstream.record(c.read_request())
+    release.wait(ft.IO_TIMEOUT)
+
+
+def _reset(c):
+    c.read_request()
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # RST before any response byte
+
+
+def _junk(c):
+    c.read_request()
+    c.send(b"NOT HTTP AT ALL\r\n\r\n")
+
+
+def _fail(c):
+    while (m := c.read_request()) is not None:
+        c.respond(503, "down")
+
+
+def test_metrics_per_server_results_and_per_route_histograms():
+    release = threading.Event()
+    with Upstream(name="ok") as ok, Upstream(_fail, name="err") as err, \
+            Upstream(lambda c: _stall(c, release), name="stall") as stall, \
+            Upstream(lambda c: _stall(c, release), name="left") as left, \
+            Upstream(_reset, name="reset") as reset, Upstream(_junk, name="junk") as junk:
+        ups = {"ok": ok.address, "err": err.address, "stall": stall.address,
+               "reset": reset.address, "junk": junk.address, "left": left.address, "gone": "127.0.0.1:{port:closed}"}
+        cfg = f"""
+listeners:
+  - address: 127.0.0.1:{{port:http}}
+workers: 2
+admin:
+  address: 127.0.0.1:{{port:admin}}
+access_log: {{path: "-"}}
+timeouts: {{upstream_response: 1s}}
+upstreams:
+""" + "".join(f"  {n}: {{servers: [{{address: \"{a}\"}}], retries: 0}}\n" for n, a in ups.items()) + \
+            "routes:\n" + "".join(f"  - {{path_prefix: /{n}, upstream: {n}}}\n" for n in ups)
+        try:
+            with Ferry(cfg) as f:
+                want = {"ok": (3, 200), "err": (2, 503), "stall": (1, 504), "reset": (1, 502),
+                        "junk": (1, 502), "gone": (2, 502)}
+                for name, (n, status) in want.items():
+                    for i in range(n):
+                        eq(ft.request(f.port, target=f"/{name}/{i}").status, status, f"/{name} status")
+                with Client(f.port) as c:  # the client resets while the server thinks
+                    c.send(b"GET /left HTTP/1.1\r\nHost: x\r\n\r\n")
+                    left.wait_requests(1)
+                    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                want["left"] = (1, None)
+                release.set()
+                aborted = ("ferry_upstream_requests_total",
+                           frozenset({"upstream": "left", "server": left.address, "result": "aborted"}.items()))
+                deadline = time.monotonic() + ft.IO_TIMEOUT
+                while True:
+                    text, s = scrape(f)
+                    if s.get(aborted) == 1:
+                        break
+                    check(time.monotonic() < deadline, f"no aborted attempt counted: {s.get(aborted)}")
+                    time.sleep(0.02)
+                closed = f"127.0.0.1:{f.ports['closed']}"
+                results = {"ok": {"ok": 3}, "err": {"5xx": 2}, "stall": {"timeout": 1},
+                           "reset": {"reset": 1}, "junk": {"invalid": 1}, "left": {"aborted": 1},
+                           "gone": {"connect_failure": 2}}
+                all_results = ("ok", "5xx", "connect_failure", "reset", "timeout", "invalid", "aborted")
+                for name, counts in results.items():
+                    server = closed if name == "gone" else ups[name]
+                    for r in all_results:
+                        key = ("ferry_upstream_requests_total",
+                               frozenset({"upstream": name, "server": server, "result": r}.items()))
+                        check(key in s, f"{key} is exposed")
+                        eq(s[key], counts.get(r, 0), f"attempts on {name} with result {r}")
+                for name, (n, _) in want.items():
+                    lb = {"route": f"/{name}", "upstream": name}
+                    eq(metric(s, "ferry_request_duration_seconds_count", **lb), n, f"histogram count /{name}")
+                    buckets = sorted(((float(dict(ls)["le"]), v) for (m, ls), v in s.items()
+                                      if m == "ferry_request_duration_seconds_bucket"
+                                      and frozenset(lb.items()) <= ls), key=lambda x: x[0])
+                    check(len(buckets) >= 2 and buckets[-1] == (float("inf"), n),
+                          f"/{name}: +Inf bucket equals count: {buckets}")
+                    check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])),
+                          f"/{name}: buckets are cumulative: {buckets}")
+                # the stalled request took the 1 s upstream_response timeout
+                stall_lb = frozenset({"route": "/stall", "upstream": "stall", "le": "0.25"}.items())
+                eq(s[("ferry_request_duration_seconds_bucket", stall_lb)], 0, "/stall under 250 ms")
+                check(metric(s, "ferry_request_duration_seconds_sum", route="/stall") >= 1.0,
+                      "/stall duration sum")
+                promtool = shutil.which("promtool")
+                if promtool:
+                    p = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                                       capture_output=True, timeout=30)
+                    eq(p.returncode, 0, f"promtool check metrics: {p.stdout.decode()} {p.stderr.decode()}")
+        finally:
+            release.set()
+
+
+def test_every_metric_the_readme_names_is_exposed():
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+    with open(readme) as fh:
+        names = set(re.findall(r"`(ferry_[a-z_]+)", fh.read()))
+    check(len(names) > 10, f"metric names found in README.md: {sorted(names)}")
+    with Upstream(name="api") as up, Ferry(config(up.address)) as f:
+        eq(ft.request(f.port, target="/api/x").status, 200, "a request, so per-route series exist")
+        text, _ = scrape(f)
+    exposed = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    eq(sorted(names - exposed), [], "metrics README.md names that /metrics does not expose")
+
+
+
+def test_start_up_line_names_every_admin_path_and_help_names_inspect_options():
+    with Upstream(name="api") as up, Ferry(config(up.address)) as f:
+        line = f.wait_stderr(r"admin: serving ")
+        check(re.search(r"admin: serving /healthz, /readyz, /metrics, /inspect on 127\.0\.0\.1:\d+$",
+                        line), f"start-up line: {line}")
+    p = subprocess.run([ft.FERRY_BIN, "-h"], capture_output=True, timeout=30)
+    eq(p.returncode, 0, "ferry -h exit code")
+    text = p.stdout.decode()
+    check("ferry inspect [--admin ADDR] [--route R] [-c FILE]" in text, f"ferry -h:\n{text}")
 
 
 ft.main(globals())

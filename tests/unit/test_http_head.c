@@ -759,6 +759,21 @@ Test(http_head, scan_rejects_what_llhttp_lets_through) {
   cr_assert_str_eq(http_head_scan_strerror(HEAD_SCAN_OBS_FOLD), "obsolete line folding");
 }
 
+Test(http_head, scan_error_reports_the_offset_of_the_wrong_byte) {
+  size_t used;
+  cr_assert_eq(scan_all("GET /x HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", &used), HEAD_SCAN_BARE_LF);
+  cr_assert_eq(used, 24, "the LF after \"Host: a\"");
+  cr_assert_eq(scan_all("\x16\x03\x01", &used), HEAD_SCAN_CTL);
+  cr_assert_eq(used, 0);
+  cr_assert_eq(scan_all("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", &used), HEAD_SCAN_OBS_FOLD);
+  cr_assert_eq(used, 22);
+  /* Split input: the offset is within the last call's bytes. */
+  struct head_scan sc = {0};
+  cr_assert_eq(http_head_scan(&sc, "GET / HTTP/1.1\r\n", 16, &used), 0);
+  cr_assert_eq(http_head_scan(&sc, "Host : a\r\n\r\n", 14, &used), HEAD_SCAN_SPACE_IN_NAME);
+  cr_assert_eq(used, 4);
+}
+
 static int te_of(const char *const *kv, size_t npairs) {
   struct hl h;
   hl_init(&h, kv, npairs);
