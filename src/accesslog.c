@@ -13,9 +13,8 @@
 
 #include "ferry/exchange.h"
 #include "ferry/log.h"
-#include "ferry/session.h"
 #include "ferry/upstream.h"
-#include "ferry/worker.h"
+#include "ferry/wctx.h"
 
 /* --- per-worker rings ---------------------------------------------------- */
 
@@ -415,7 +414,7 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
   int status = ex->status ? ex->status : 499;
   /* behind a trusted proxy, the client it names; before a head was
    * complete, the peer */
-  const char *client = ex->client_ip ? ex->client_ip : session_client_ip(ex->s);
+  const char *client = ex->client_ip ? ex->client_ip : ex->peer_ip;
   if (format == LOG_FORMAT_JSON) {
     strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%SZ", &tm);
     puts_(&o, "{\"time\":\"");

@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ferry/accesslog.h"
@@ -29,17 +30,61 @@
 #include "ferry/session.h"
 #include "ferry/tunnel.h"
 #include "ferry/upstream.h"
-#include "ferry/worker.h"
+#include "ferry/wctx.h"
 
 static void exchange_finish(struct exchange *ex);
 static void exchange_log(struct exchange *ex);
 static int exchange_send_last_chunk(struct exchange *ex);
+
+/* Free exchanges kept per worker; more are freed. */
+#define EXCHANGE_FREE_MAX 64u
+
+struct exchange *exchange_new(struct worker *w) {
+  struct exchange *ex = w->free_ex;
+  if (ex) {
+    w->free_ex = *(struct exchange **)(void *)ex;
+    w->nfree_ex--;
+  } else {
+    ex = malloc(sizeof(struct exchange));
+    if (!ex)
+      return NULL;
+  }
+  ex->gen = wctx_gen_hold(w);
+  return ex;
+}
+
+void exchange_free(struct worker *w, struct exchange *ex) {
+  struct worker_gen *g = ex->gen;
+  ex->gen = NULL;
+  if (w->nfree_ex >= EXCHANGE_FREE_MAX) {
+    free(ex);
+  } else {
+    *(struct exchange **)(void *)ex = w->free_ex;
+    w->free_ex = ex;
+    w->nfree_ex++;
+  }
+  if (g)
+    wctx_gen_drop(w, g); /* may retire a generation: last */
+}
+
+void exchange_free_all(struct worker *w) {
+  while (w->free_ex) {
+    struct exchange *ex = w->free_ex;
+    w->free_ex = *(struct exchange **)(void *)ex;
+    free(ex);
+  }
+  w->nfree_ex = 0;
+}
 
 void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   memset(ex, 0, offsetof(struct exchange, req_store));
   ex->s = s;
   ex->w = w;
   ex->state = EX_HEAD;
+  ex->peer_ip = session_client_ip(s);
+  ex->peer_port = s->client_port;
+  ex->listener = session_listener(s) ? session_listener(s)->address : "";
+  ex->resp_minor = 1;
   arena_init(&ex->arena, &w->bufs, w->cfg->limits.max_request_header_bytes * 2 + 16384);
   ex->t_start_ms = uv_now(&w->loop);
   ex->req_hdrs = (struct hdr_list){ex->req_store, 0, EX_MAX_HEADERS};
@@ -163,7 +208,7 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
   bool keep = !close && ex->client_keepalive && !s->peer_eof && !ex->w->stopping &&
               (ex->req_done || (in_head && no_body_left));
   if (!ex->rid.n) {
-    worker_request_id(ex->w, ex->request_id);
+    wctx_request_id(ex->w, ex->request_id);
     ex->rid = slice_cstr(ex->request_id);
   }
   bool head_only = ex->method == HTTP_HEAD;
@@ -234,14 +279,14 @@ void exchange_start(struct exchange *ex) {
   if (rid && http_head_request_id_sane(rid->value)) {
     ex->rid = rid->value;
   } else {
-    worker_request_id(w, ex->request_id);
+    wctx_request_id(w, ex->request_id);
     ex->rid = slice_cstr(ex->request_id);
   }
   /* Behind a trusted proxy the client is the one it names. */
   ex->peer_trusted =
       forwarded_trusted(session_listener(s), s->client_addr, s->client_v6, s->client_known);
   ex->client_ip = forwarded_client(&ex->req_hdrs, session_listener(s), ex->peer_trusted,
-                                   session_client_ip(s), &ex->arena);
+                                   ex->peer_ip, &ex->arena);
 
   if (ex->method == HTTP_CONNECT) {
     exchange_reply(ex, 405, "method not allowed: ferry is not a forward proxy\n", true);
@@ -507,7 +552,6 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
                              struct slice host) {
   const struct cfg_route *r = ex->route;
   struct worker *w = ex->w;
-  struct session *s = ex->s;
   ex->up = &w->ups[r->upstream_index];
   if (!exchange_next_server(ex)) {
     upstream_count_no_server(ex->up);
@@ -530,7 +574,7 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
       .target = send_target,
       .headers = &ex->req_hdrs,
       .host = r->set_host ? slice_cstr(r->set_host) : (host.n ? host : slice_cstr(ex->srv->name)),
-      .client_ip = slice_cstr(session_client_ip(s)),
+      .client_ip = slice_cstr(ex->peer_ip),
       .proto = SLICE_LIT("http"),
       .fwd_host = host,
       .keep_forwarded = ex->peer_trusted,

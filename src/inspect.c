@@ -15,12 +15,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "ferry/connpool.h"
 #include "ferry/exchange.h"
 #include "ferry/inspector.h"
-#include "ferry/session.h"
 #include "ferry/upstream.h"
-#include "ferry/worker.h"
+#include "ferry/wctx.h"
 
 static const char redacted_text[] = "[redacted]";
 
@@ -250,7 +248,7 @@ void inspect_begin(struct exchange *ex, const struct cfg_route *r) {
     return;
   ex->insp.on = true;
   ex->insp.t_head = uv_hrtime();
-  ex->insp.req_head_bytes = ex->s->rx->head_bytes;
+  ex->insp.req_head_bytes = ex->req_head_bytes;
 }
 
 void inspect_note_response(struct exchange *ex, struct iobuf *b, bool from_upstream) {
@@ -261,7 +259,7 @@ void inspect_note_response(struct exchange *ex, struct iobuf *b, bool from_upstr
   if (from_upstream) {
     ex->insp.upstream_responded = true;
     ex->insp.t_response = uv_hrtime();
-    ex->insp.upstream_minor = ex->uc ? ex->resp_minor : 1;
+    ex->insp.upstream_minor = ex->resp_minor;
   }
 }
 
@@ -311,7 +309,6 @@ static size_t route_label(const struct cfg_route *r, char *out, size_t cap) {
 void inspect_capture(struct exchange *ex) {
   struct worker *w = ex->w;
   const struct config *cfg = w->cfg;
-  struct session *s = ex->s;
   uint64_t now = uv_hrtime();
   struct inspect_kv req[EX_MAX_HEADERS], up[EX_MAX_HEADERS];
   for (uint32_t i = 0; i < ex->req_hdrs.n; i++)
@@ -323,7 +320,7 @@ void inspect_capture(struct exchange *ex) {
   const char *method = llhttp_method_name((llhttp_method_t)ex->method);
   char version[16], client[INET6_ADDRSTRLEN + 8], label[512], rline[64 + 1024];
   snprintf(version, sizeof version, "HTTP/1.%d", ex->minor);
-  snprintf(client, sizeof client, "%s:%u", session_client_ip(s), (unsigned)s->client_port);
+  snprintf(client, sizeof client, "%s:%u", ex->peer_ip, (unsigned)ex->peer_port);
   struct slice req_line;
   {
     /* "METHOD target HTTP/1.x", built in the arena when long */
@@ -350,7 +347,7 @@ void inspect_capture(struct exchange *ex) {
       .time_us = wall_us - (total_us > 0 ? total_us : 0),
       .request_id = ex->rid,
       .client = slice_cstr(client),
-      .listener = slice_cstr(session_listener(s) ? session_listener(s)->address : ""),
+      .listener = slice_cstr(ex->listener),
       .method = slice_cstr(method),
       .target = ex->url,
       .host = ex->host,

@@ -13,7 +13,7 @@
 #include "ferry/config.h"
 #include "ferry/exchange.h"
 #include "ferry/upstream.h"
-#include "ferry/worker.h"
+#include "ferry/wctx.h"
 
 /* Upper bounds in milliseconds; the last bucket is +Inf. */
 static const uint64_t lat_bounds_ms[METRICS_LAT_NBUCKETS - 1] = {1,   5,   10,   25,   50,   100,

@@ -24,7 +24,7 @@
 #include "ferry/h1parse.h"
 #include "ferry/log.h"
 #include "ferry/proxyproto.h"
-#include "ferry/worker.h"
+#include "ferry/wctx.h"
 
 enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
 
@@ -50,7 +50,7 @@ static struct iobuf *cur_in(llhttp_t *p) {
   return ((struct session *)p->data)->st.in;
 }
 
-/* A request begins on ex (from worker_exchange_get): the header deadline
+/* A request begins on ex (from exchange_new): the header deadline
  * runs until its head is complete. */
 static void session_begin(struct session *s, struct exchange *ex) {
   exchange_init(ex, s, session_worker(s)); /* keeps req_store */
@@ -63,6 +63,7 @@ static void session_begin(struct session *s, struct exchange *ex) {
  * over, or answers 503 past limits.max_connections. */
 static void session_head_done(struct session *s) {
   s->blocked = true;
+  s->ex->req_head_bytes = s->rx->head_bytes;
   exchange_start(s->ex);
 }
 
@@ -70,7 +71,7 @@ static int on_message_begin(llhttp_t *p) {
   struct session *s = p->data;
   if (s->ex) /* cannot happen: the parser pauses at every message end */
     return -1;
-  struct exchange *ex = worker_exchange_get(session_worker(s));
+  struct exchange *ex = exchange_new(session_worker(s));
   if (!ex)
     return -1;
   s->rx->head_bytes = 0;
@@ -357,7 +358,7 @@ static void on_stream_closed(struct stream *st) {
   struct session *s = stream_session(st);
   if (s->ex) {
     exchange_reset(s->ex);
-    worker_exchange_put(session_worker(s), s->ex);
+    exchange_free(session_worker(s), s->ex);
     s->ex = NULL;
   }
   if (s->rx)
@@ -374,7 +375,7 @@ void session_close(struct session *s) {
     exchange_abort(s->ex);
   deadline_remove(&s->tl);
   s->timer_kind = ST_NONE;
-  worker_conn_closed(w);
+  wctx_conn_closed(w);
   stream_close(&s->st);
   if (w->stopping)
     deadlines_quiesce(&w->dl);
@@ -518,7 +519,7 @@ static void session_update_reading(struct session *s) {
 static struct exchange *session_error_exchange(struct session *s) {
   struct exchange *ex = s->ex;
   if (!ex) {
-    ex = worker_exchange_get(session_worker(s));
+    ex = exchange_new(session_worker(s));
     if (!ex) {
       session_close(s);
       return NULL;
@@ -618,14 +619,14 @@ static bool session_proxy_header(struct session *s) {
 static bool session_fast_head(struct session *s, struct session_rx *rx, const char *p, size_t n,
                               uint64_t max_head) {
   struct worker *w = session_worker(s);
-  struct exchange *ex = worker_exchange_get(w);
+  struct exchange *ex = exchange_new(w);
   if (!ex)
     return false;
   struct hdr_list l = {ex->req_store, 0, EX_MAX_HEADERS};
   struct h1_head h;
   if (h1_parse_request(p, n, &l, &h) != H1_OK || (h.has_length && h.length > 0) ||
       h.len > max_head) {
-    worker_exchange_put(w, ex);
+    exchange_free(w, ex);
     return false;
   }
   session_begin(s, ex);
@@ -793,7 +794,7 @@ void session_exchange_done(struct session *s, bool keep_alive) {
   s->ex = NULL;
   if (ex) {
     exchange_reset(ex);
-    worker_exchange_put(w, ex);
+    exchange_free(w, ex);
   }
   if (s->closing)
     return;
@@ -935,22 +936,21 @@ static void session_refuse(int fd) {
   close(fd);
 }
 
-void session_accept(struct worker_listener *l, int fd) {
-  struct worker *w = l->w;
-  if (!worker_conn_opened(w)) {
+void session_accept(struct worker *w, const struct cfg_listener *lc, int fd) {
+  if (!wctx_conn_opened(w)) {
     session_refuse(fd);
-    worker_conn_closed(w);
+    wctx_conn_closed(w);
     return;
   }
   struct session *s = calloc(1, sizeof(*s));
   if (!s) {
-    log_error("out of memory accepting a connection on %s: connection closed", l->cfg->address);
+    log_error("out of memory accepting a connection on %s: connection closed", lc->address);
     close(fd);
-    worker_conn_closed(w);
+    wctx_conn_closed(w);
     return;
   }
   stream_init(&s->st, &w->loop, &session_stream_class);
-  s->st.tcp.data = (void *)(uintptr_t)l->cfg;
+  s->st.tcp.data = (void *)(uintptr_t)lc;
   s->timer_kind = ST_NONE;
   deadline_add(&w->dl, &s->tl);
   if (stream_open(&s->st, fd) != 0) {
@@ -962,7 +962,7 @@ void session_accept(struct worker_listener *l, int fd) {
   int len = sizeof(ss);
   if (uv_tcp_getpeername(&s->st.tcp, (struct sockaddr *)&ss, &len) == 0)
     set_client_addr(s, (const struct sockaddr *)&ss);
-  s->pp_pending = l->cfg->proxy_protocol;
+  s->pp_pending = lc->proxy_protocol;
   session_timer(s, ST_HEADER);
   session_update_reading(s);
 }

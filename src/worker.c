@@ -19,71 +19,6 @@
 #include "ferry/snapshot.h"
 #include "ferry/upstream.h"
 
-#define EXCHANGE_FREE_MAX 64u
-
-static void gen_release(struct worker *w, struct worker_gen *g);
-
-struct exchange *worker_exchange_get(struct worker *w) {
-  struct exchange *ex = w->free_ex;
-  if (ex) {
-    w->free_ex = *(struct exchange **)(void *)ex;
-    w->nfree_ex--;
-  } else {
-    ex = malloc(sizeof(struct exchange));
-    if (!ex)
-      return NULL;
-  }
-  ex->gen = w->gen;
-  w->gen->refs++;
-  return ex;
-}
-
-void worker_exchange_put(struct worker *w, struct exchange *ex) {
-  struct worker_gen *g = ex->gen;
-  ex->gen = NULL;
-  if (g)
-    gen_release(w, g);
-  if (w->nfree_ex >= EXCHANGE_FREE_MAX) {
-    free(ex);
-    return;
-  }
-  *(struct exchange **)(void *)ex = w->free_ex;
-  w->free_ex = ex;
-  w->nfree_ex++;
-}
-
-void worker_request_id(struct worker *w, char *out) {
-  /* "%08x%012x" of (seed, counter), by hand: this runs for every request. */
-  static const char hex[] = "0123456789abcdef";
-  uint64_t n = ++w->reqid_counter;
-  uint32_t seed = (uint32_t)w->reqid_seed;
-  for (int i = 7; i >= 0; i--, seed >>= 4)
-    out[i] = hex[seed & 15u];
-  for (int i = 19; i >= 8; i--, n >>= 4)
-    out[i] = hex[n & 15u];
-  out[20] = '\0';
-}
-
-bool worker_conn_opened(struct worker *w) {
-  w->nsessions++;
-  mc_set(&w->metrics.conns_active, w->nsessions);
-  mc_add(&w->metrics.conns_total, 1);
-  uint64_t n = w->proc_conns ? atomic_fetch_add_explicit(w->proc_conns, 1, memory_order_relaxed) + 1
-                             : w->nsessions;
-  if (n > w->cfg->limits.max_connections) {
-    mc_add(&w->metrics.conns_rejected, 1);
-    return false;
-  }
-  return true;
-}
-
-void worker_conn_closed(struct worker *w) {
-  w->nsessions--;
-  mc_set(&w->metrics.conns_active, w->nsessions);
-  if (w->proc_conns)
-    atomic_fetch_sub_explicit(w->proc_conns, 1, memory_order_relaxed);
-}
-
 static void on_stop(uv_async_t *a);
 static void on_reload(uv_async_t *a);
 static void on_drain_timeout(uv_timer_t *t);
@@ -184,12 +119,6 @@ static void gen_retire(struct worker *w) {
   }
 }
 
-static void gen_release(struct worker *w, struct worker_gen *g) {
-  g->refs--;
-  if (g == w->oldest_gen)
-    gen_retire(w);
-}
-
 static void gen_make_current(struct worker *w, struct worker_gen *g) {
   if (w->gen)
     w->gen->newer = g;
@@ -207,6 +136,7 @@ static void gen_make_current(struct worker *w, struct worker_gen *g) {
 int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct accesslog *log) {
   memset(w, 0, sizeof(*w));
   w->id = id;
+  w->gen_idle = gen_retire;
   w->log = log;
   bufpool_init(&w->bufs);
   int r = uv_loop_init(&w->loop);
@@ -295,7 +225,7 @@ static void on_listener_ready(uv_poll_t *p, int status, int events) {
       accept_failed(l, -e);
       return;
     }
-    session_accept(l, fd);
+    session_accept(l->w, l->cfg, fd);
   }
 }
 
@@ -582,11 +512,7 @@ void worker_destroy(struct worker *w) {
     free(l->own.trusted_proxies);
     free(l);
   }
-  while (w->free_ex) {
-    struct exchange *ex = w->free_ex;
-    w->free_ex = *(struct exchange **)(void *)ex;
-    free(ex);
-  }
+  exchange_free_all(w);
   session_rx_free_all(w);
   bufpool_destroy(&w->bufs);
 }

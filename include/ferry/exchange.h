@@ -67,6 +67,14 @@ struct exchange {
    * listener's trusted_proxies. */
   const char *client_ip;
   bool peer_trusted;
+  /* What the observers (access log, metrics, inspector) need of the
+   * connection, copied here so they never reach into the session: the
+   * peer's address text (valid while the exchange lives) and port, the
+   * listener's address, and the bytes of the request head. */
+  const char *peer_ip;
+  uint16_t peer_port;
+  const char *listener;
+  uint64_t req_head_bytes;
 
   const struct cfg_route *route;
   struct upstream_rt *up;
@@ -110,10 +118,17 @@ struct exchange {
   /* Header storage last: exchange_init clears everything before it. */
   struct hdr req_store[EX_MAX_HEADERS];
   struct hdr resp_store[EX_MAX_HEADERS];
-  struct worker_gen *gen; /* set by worker_exchange_get; exchange_init keeps it */
+  struct worker_gen *gen; /* held from exchange_new to exchange_free; exchange_init keeps it */
 };
 
 /* --- called by session ------------------------------------------------- */
+/* An exchange from the worker's free list (uninitialised: exchange_init
+ * next) holding a reference on the current configuration generation, or
+ * NULL on OOM. exchange_free gives it back (after exchange_reset). */
+struct exchange *exchange_new(struct worker *w);
+void exchange_free(struct worker *w, struct exchange *ex);
+/* Free the worker's recycled exchanges (worker_destroy). */
+void exchange_free_all(struct worker *w);
 void exchange_init(struct exchange *ex, struct session *s, struct worker *w);
 /* The head is complete: route and start forwarding or answer directly. */
 void exchange_start(struct exchange *ex);

@@ -18,7 +18,6 @@
 #include "ferry/stream.h"
 
 struct worker;
-struct worker_listener;
 struct cfg_listener;
 struct exchange;
 
@@ -105,10 +104,11 @@ static inline const char *session_client_ip(const struct session *s) {
   return s->rx->client_ip;
 }
 
-/* A connection accepted on listener l (fd: non-blocking, close-on-exec)
- * becomes a session, or is answered 503 and closed at once past
- * limits.max_connections. The fd is always taken over. */
-void session_accept(struct worker_listener *l, int fd);
+/* A connection accepted on worker w's listener lc (fd: non-blocking,
+ * close-on-exec) becomes a session, or is answered 503 and closed at
+ * once past limits.max_connections. The fd is always taken over; lc must
+ * outlive the session (the worker keeps its listeners until it exits). */
+void session_accept(struct worker *w, const struct cfg_listener *lc, int fd);
 
 /* --- used by exchange -------------------------------------------------- */
 /* Writes to the client go through s->st (stream_add, stream_flush). */

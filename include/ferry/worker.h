@@ -1,112 +1,31 @@
-/* worker: one event-loop thread and everything it owns.
+/* worker: one event-loop thread: its listeners, its loop's life (start,
+ * reload, drain, stop) and the configuration generations it serves.
  *
- * A worker has its own uv loop, listening sockets (SO_REUSEPORT), upstream
- * pools, free lists and counters. Nothing in it is touched by another
- * thread except through stop_async. The configuration snapshot and router
- * are shared read-only. */
+ * The per-worker context every request-path module is handed (struct
+ * worker: loop, buffer pools, free lists, deadlines, counters) is defined
+ * in wctx.h, below the request path; this module sits on top of it and
+ * of sessions, exchanges and pools. Nothing in it is touched by another
+ * thread except through the async handles (worker_stop, worker_reload). */
 #ifndef FERRY_WORKER_H
 #define FERRY_WORKER_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <uv.h>
 
-#include "ferry/buf.h"
 #include "ferry/config.h"
-#include "ferry/inspect.h"
-#include "ferry/log.h"
-#include "ferry/metrics.h"
-#include "ferry/router.h"
-#include "ferry/session.h"
-
-struct session;
-struct upstream_rt;
-struct upstreams;
-struct accesslog;
-struct exchange;
-struct admin;
-struct inspector;
+#include "ferry/wctx.h"
 
 struct snapshot;
+struct accesslog;
 
 struct worker_listener {
   uv_poll_t poll; /* readiness of fd; the worker accepts itself (src/worker.c) */
-  int fd;         /* the listening socket, closed after poll's close callback */
+  int fd;         /* the listening socket; closed with the listener */
   struct worker *w;
   const struct cfg_listener *cfg; /* == &own: valid as long as the worker */
   struct cfg_listener own;        /* a copy (address, trusted_proxies too): survives reloads */
   struct worker_listener *next;   /* all listeners ever opened; freed at exit */
   bool open;                      /* false once closed (removed by a reload, or stop) */
-};
-
-/* One configuration generation as this worker uses it. An exchange holds
- * a reference on the generation current when it began, which keeps that
- * generation and every newer one alive (a reload may land between the
- * start of a request and its routing). Generations retire oldest first
- * once no exchange holds them: their snapshot reference is dropped and,
- * unless the next generation took them over, their upstream views (with
- * any idle connections) are closed. Worker thread only. */
-struct worker_gen {
-  struct snapshot *snap;
-  struct upstream_rt *ups; /* one per snap->cfg->upstreams[] */
-  size_t nups;
-  bool owns_ups; /* false once a newer generation shares ups */
-  unsigned refs;
-  struct worker_gen *newer;
-};
-
-struct worker {
-  uv_loop_t loop;
-  unsigned id;
-  const struct config *cfg;
-  const struct router *router;
-  struct accesslog *log;
-  struct admin *admin;    /* NULL when admin is off; for admin_post() only */
-  struct inspector *insp; /* NULL unless some exchange may be captured; inspector_post() only */
-  struct inspect_batch insp_batch; /* captures of this loop turn (src/inspect.c) */
-
-  struct bufpool bufs;
-  /* cfg, router, ups, nups mirror the current generation (gen). */
-  struct upstream_rt *ups; /* one per cfg->upstreams[] */
-  size_t nups;
-  struct worker_gen *gen, *oldest_gen;
-  _Atomic(struct snapshot *) pending; /* set by worker_reload */
-  uv_async_t reload_async;
-
-  struct worker_listener *listeners;
-  size_t nlisteners;
-  uv_async_t stop_async;
-  uv_timer_t drain_timer;
-  uv_timer_t accept_timer;    /* resumes accepting after a lack of fds */
-  struct log_rate accept_log; /* accept failures */
-  struct log_rate local_log;  /* upstream connects failed for want of a local resource */
-  _Atomic bool stop_now;      /* set by worker_stop(now) before the async send */
-  uv_thread_t thread;
-  int start_error; /* negative uv error when a listener failed */
-  char start_error_msg[256];
-
-  struct exchange *free_ex; /* recycled exchanges */
-  unsigned nfree_ex;
-
-  /* Live client connections: each is in exactly one of these lists, the
-   * one for its timer kind (enum session_timer), in deadline order. */
-  struct deadlines dl;
-  uint64_t nsessions;
-  struct session_rx *free_rx; /* recycled session_rx (parser.data links them) */
-  unsigned nfree_rx;
-  bool stopping;
-
-  _Atomic uint64_t *proc_conns; /* open client connections, all workers (max_connections) */
-
-  uint64_t reqid_seed;
-  uint64_t reqid_counter;
-
-  /* counters (this worker only) */
-  uint64_t requests_total;
-  uint64_t upstream_connects;
-  uv_timer_t metrics_timer;      /* samples pool gauges into metrics */
-  struct metrics_worker metrics; /* written by this worker only; read by admin */
 };
 
 /* Initialise w for snapshot snap (a reference is taken): loop, free lists,
@@ -129,20 +48,5 @@ void worker_run(struct worker *w);
 void worker_stop(struct worker *w, bool now);
 /* Release what worker_init allocated; the loop must have stopped. */
 void worker_destroy(struct worker *w);
-
-/* An exchange from the free list (uninitialised) or malloc; NULL on OOM.
- * It holds a reference on the current generation (ex->gen) until
- * worker_exchange_put. */
-struct exchange *worker_exchange_get(struct worker *w);
-void worker_exchange_put(struct worker *w, struct exchange *ex);
-
-/* A client connection was accepted / closed on this worker. Opened returns
- * false when the process is now over limits.max_connections (the
- * connection is then answered 503 and closed). */
-bool worker_conn_opened(struct worker *w);
-void worker_conn_closed(struct worker *w);
-
-/* A fresh request id (20 hex digits) written to out (>= 21 bytes). */
-void worker_request_id(struct worker *w, char *out);
 
 #endif
