@@ -39,6 +39,8 @@ static void session_process(struct session *s);
 static void session_update_reading(struct session *s);
 static void session_eof(struct session *s);
 static void session_release_hold(struct session *s);
+static void on_done_check(uv_check_t *c);
+static void done_unlink(struct worker *w, struct exchange *ex);
 
 static struct exchange *cur_ex(llhttp_t *p) {
   struct session *s = p->data;
@@ -371,6 +373,8 @@ void session_close(struct session *s) {
     return;
   struct worker *w = session_worker(s);
   s->closing = true;
+  if (s->ex && s->ex->done_pending)
+    done_unlink(w, s->ex);
   if (s->ex)
     exchange_abort(s->ex);
   deadline_remove(&s->tl);
@@ -787,15 +791,45 @@ static bool rx_releasable(const struct session *s) {
   return !s->rx->resume_pending || llhttp_should_keep_alive(&s->rx->parser);
 }
 
+/* The exchange is over (its response is queued): what it leaves behind
+ * is finished from the loop's check phase, never here, because this runs
+ * inside the callbacks of the exchange's own work (a response parsed
+ * from an upstream read, a reply sent from the request parser, a write
+ * completing). Only the response bytes go out now. */
 void session_exchange_done(struct session *s, bool keep_alive) {
   struct exchange *ex = s->ex;
   struct worker *w = session_worker(s);
   stream_flush(&s->st);
+  if (!ex || ex->done_pending)
+    return;
+  s->blocked = true;
+  ex->done_pending = true;
+  ex->done_keep = keep_alive;
+  ex->done_next = w->done_list;
+  if (!w->done_list)
+    uv_check_start(&w->done_check, on_done_check);
+  w->done_list = ex;
+}
+
+/* Take ex off the worker's list of finished exchanges (its session closes
+ * before the check phase got to it). */
+static void done_unlink(struct worker *w, struct exchange *ex) {
+  for (struct exchange **pp = &w->done_list; *pp; pp = &(*pp)->done_next)
+    if (*pp == ex) {
+      *pp = ex->done_next;
+      break;
+    }
+  ex->done_pending = false;
+}
+
+/* From the check phase: free the finished exchange, then close the
+ * connection or let it go idle and start the next pipelined request. */
+static void session_finish_exchange(struct session *s, struct exchange *ex) {
+  struct worker *w = session_worker(s);
+  bool keep_alive = ex->done_keep;
   s->ex = NULL;
-  if (ex) {
-    exchange_reset(ex);
-    exchange_free(w, ex);
-  }
+  exchange_reset(ex);
+  exchange_free(w, ex);
   if (s->closing)
     return;
   if (!keep_alive || s->peer_eof || s->close_after || w->stopping) {
@@ -820,8 +854,20 @@ void session_exchange_done(struct session *s, bool keep_alive) {
     }
   }
   session_timer(s, ST_IDLE);
-  if (!s->in_process)
-    session_process(s);
+  session_process(s);
+}
+
+static void on_done_check(uv_check_t *c) {
+  struct worker *w = container_of(c, struct worker, done_check);
+  /* Exchanges finished meanwhile (a pipelined request answered at once)
+   * join the list and are taken in this same pass. */
+  while (w->done_list) {
+    struct exchange *ex = w->done_list;
+    w->done_list = ex->done_next;
+    ex->done_pending = false;
+    session_finish_exchange(ex->s, ex);
+  }
+  uv_check_stop(c);
 }
 
 /* --- timers ------------------------------------------------------------- */
@@ -867,8 +913,15 @@ static void session_expire(struct deadlines *d, struct deadline_link *l, unsigne
   }
 }
 
-void session_timers_init(struct worker *w) {
+void session_worker_init(struct worker *w) {
   deadlines_init(&w->dl, &w->loop, ST_KINDS, session_expire);
+  w->done_list = NULL;
+  uv_check_init(&w->loop, &w->done_check);
+}
+
+void session_worker_close(struct worker *w) {
+  deadlines_close(&w->dl);
+  uv_close((uv_handle_t *)&w->done_check, NULL);
 }
 
 void session_timers_configure(struct worker *w) {

@@ -164,7 +164,7 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
   w->accept_timer.data = w;
   uv_timer_init(&w->loop, &w->metrics_timer);
   w->metrics_timer.data = w;
-  session_timers_init(w);
+  session_worker_init(w);
   inspect_batch_init(w);
   return 0;
 }
@@ -486,7 +486,7 @@ void worker_run(struct worker *w) {
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))
     uv_close((uv_handle_t *)&w->metrics_timer, NULL);
-  deadlines_close(&w->dl);
+  session_worker_close(w);
   inspect_batch_close(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
 }

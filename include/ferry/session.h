@@ -117,7 +117,9 @@ void session_unblock(struct session *s);
 /* Arm the session timer for kind (ST_NONE stops it). */
 void session_timer(struct session *s, enum session_timer kind);
 /* The exchange finished (response fully queued). keep_alive false closes
- * the connection once the queue drains. The session frees the exchange. */
+ * the connection once the queue drains. The session frees the exchange
+ * and starts the next request later, from the loop's check phase: the
+ * caller may go on using ex until it returns to the loop. */
 void session_exchange_done(struct session *s, bool keep_alive);
 /* The exchange became a tunnel: reads go to src/tunnel.c from now on. */
 void session_tunnel_begin(struct session *s);
@@ -131,8 +133,11 @@ void session_close_all(struct worker *w);
 void session_close_idle(struct worker *w);
 
 /* --- the worker's deadline lists (used by worker) ---------------------- */
-/* Set up w's deadline lists and their timer (worker_init). */
-void session_timers_init(struct worker *w);
+/* Set up w's deadline lists and their timer, and the check handle that
+ * finishes exchanges outside their callbacks (worker_init). */
+void session_worker_init(struct worker *w);
+/* Close those handles (worker_run, after the loop stopped serving). */
+void session_worker_close(struct worker *w);
 /* Take each kind's duration from w->cfg (whenever it changes). Sessions
  * already waiting keep their deadlines. */
 void session_timers_configure(struct worker *w);

@@ -86,6 +86,10 @@ struct worker {
   /* Live client connections: each is in exactly one of these lists, the
    * one for its timer kind (enum session_timer), in deadline order. */
   struct deadlines dl;
+  /* Exchanges whose session finishes them from done_check (src/session.c:
+   * nothing is freed inside the callbacks of its own work). */
+  struct exchange *done_list;
+  uv_check_t done_check;
   uint64_t nsessions;
   struct session_rx *free_rx; /* recycled session_rx (parser.data links them) */
   unsigned nfree_rx;
