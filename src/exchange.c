@@ -1,17 +1,21 @@
-/* exchange: one request from route to last byte.
+/* exchange: one request from route to last byte, and the only module
+ * that knows two sides exist.
  *
  * Owns: the request's arena (copied head bytes), the serialised upstream
- * head, the route decision and the attachment to one upstream connection.
- * It is owned by its session, which frees it (exchange_reset) after
- * session_exchange_done or when the session closes. It must not free the
- * session or the upstream connection: it asks session_close/connpool_*.
+ * head, the route decision, server choice and retries, the attachment to
+ * one upstream client (as its holder: it implements the upclient
+ * callbacks), flow control between the two streams, and the record the
+ * access log, metrics and inspector read (its own fields). It is owned by
+ * its session, which frees it from the loop's check phase after
+ * session_exchange_done, or when the session closes. It must not free the
+ * session or the upstream connection: it asks session_close / connpool_*.
  *
  * Flow: exchange_start (head parsed) -> route -> direct reply, or pick a
  * server, build the upstream head and get a connection -> connected: head
  * and body flow upstream (session_unblock lets the parser go on) -> the
- * response is parsed by connpool and handed here piece by piece -> the
- * response ends: exchange_finish logs, releases the connection, and
- * tells the session. */
+ * upclient parses the response and hands it here piece by piece -> the
+ * response ends: exchange_finish logs, releases the connection to its
+ * pool and tells the session. */
 #include "ferry/exchange.h"
 
 #include <inttypes.h>

@@ -1,11 +1,14 @@
-/* session: one client connection (socket, read block, request parser).
+/* session: one client connection (its stream, request parser, order).
  *
- * Owns: the client socket, its rx (read block, request parser, per-message
- * parse state, address text; attached only while bytes are buffered or an
- * exchange runs), the current exchange (one at a time; pipelined requests
- * wait unparsed in the read block), and the worker's per-kind deadline
- * lists with their one timer. Must not touch upstream sockets directly: it
- * talks to the exchange, which talks to connpool.
+ * Owns: the client's stream (socket, read block, writes: src/stream.c),
+ * its rx (request parser, per-message parse state, address text; attached
+ * only while bytes are buffered or an exchange runs), the current
+ * exchange (one at a time; pipelined requests wait unparsed in the read
+ * block), what each of its deadlines means (the lists are
+ * src/deadline.c's), and the worker's done list, from which finished
+ * exchanges are freed in the loop's check phase. Must not touch an
+ * upstream: it talks to the exchange, which is the only module that
+ * knows both sides.
  *
  * The parser callbacks only copy head bytes into the exchange's arena or
  * hand body slices to the exchange, and pause at the end of the head and

@@ -1,9 +1,10 @@
 /* exchange: one request, from route to last byte.
  *
  * Owned by its session; created when a request message begins and freed by
- * the session after exchange_finish/abort. Holds the parsed request and
- * response heads (copied into its arena), the route, the chosen server and
- * the attached upstream connection. */
+ * the session (from the loop's check phase) after exchange_finish, or when
+ * the session closes. Holds the parsed request and response heads (in its
+ * arena), the route, the chosen server, the attached upstream client, and
+ * the fields the observers (access log, metrics, inspector) read. */
 #ifndef FERRY_EXCHANGE_H
 #define FERRY_EXCHANGE_H
 

@@ -1,9 +1,9 @@
 /* session: one client connection.
  *
- * Owns the socket, its read block, the request parser and at most one
- * exchange at a time (pipelined requests wait in the read block, in order).
- * Freed only from the close callbacks of its handles, after every write it
- * queued has completed or been cancelled. */
+ * Owns its stream (socket, read block, writes), the request parser and at
+ * most one exchange at a time (pipelined requests wait in the read block,
+ * in order). Freed only from its stream's close callback, after every
+ * write it queued has completed or been cancelled. */
 #ifndef FERRY_SESSION_H
 #define FERRY_SESSION_H
 
