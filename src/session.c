@@ -809,9 +809,11 @@ void session_exchange_done(struct session *s, bool keep_alive) {
   ex->done_pending = true;
   ex->done_keep = keep_alive;
   ex->done_next = w->done_list;
-  if (!w->done_list)
-    uv_check_start(&w->done_check, on_done_check);
   w->done_list = ex;
+  if (!w->done_armed) {
+    w->done_armed = true;
+    uv_check_start(&w->done_check, on_done_check);
+  }
 }
 
 /* Take ex off the worker's list of finished exchanges (its session closes
@@ -860,8 +862,15 @@ static void session_finish_exchange(struct session *s, struct exchange *ex) {
   session_process(s);
 }
 
+/* Under load the handle stays armed from one loop turn to the next; it
+ * stops after a turn that finished nothing. */
 static void on_done_check(uv_check_t *c) {
   struct worker *w = container_of(c, struct worker, done_check);
+  if (!w->done_list) {
+    uv_check_stop(c);
+    w->done_armed = false;
+    return;
+  }
   /* Exchanges finished meanwhile (a pipelined request answered at once)
    * join the list and are taken in this same pass. */
   while (w->done_list) {
@@ -870,7 +879,6 @@ static void on_done_check(uv_check_t *c) {
     ex->done_pending = false;
     session_finish_exchange(ex->s, ex);
   }
-  uv_check_stop(c);
 }
 
 /* --- timers ------------------------------------------------------------- */
@@ -919,6 +927,7 @@ static void session_expire(struct deadlines *d, struct deadline_link *l, unsigne
 void session_worker_init(struct worker *w) {
   deadlines_init(&w->dl, &w->loop, ST_KINDS, session_expire);
   w->done_list = NULL;
+  w->done_armed = false;
   uv_check_init(&w->loop, &w->done_check);
 }
 
@@ -958,13 +967,6 @@ void session_tunnel_begin(struct session *s) {
 void session_tunnel_end(struct session *s) {
   s->tunnel = false;
   session_exchange_done(s, false);
-}
-
-void session_timer(struct session *s, enum session_timer kind) {
-  if (s->closing)
-    return;
-  s->timer_kind = (uint8_t)kind;
-  deadline_set(&session_worker(s)->dl, &s->tl, kind);
 }
 
 /* --- accept ------------------------------------------------------------- */

@@ -56,7 +56,11 @@ const struct transport transport_tcp = {"tcp", tcp_alloc, tcp_input, tcp_send};
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct stream *st = (struct stream *)(void *)h;
-  st->cls->tr->alloc(st, buf);
+  const struct transport *tr = st->cls->tr;
+  if (tr == &transport_tcp)
+    tcp_alloc(st, buf);
+  else
+    tr->alloc(st, buf);
 }
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
@@ -64,12 +68,13 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   struct stream *st = (struct stream *)(void *)h;
   if (nread == 0)
     return;
-  nread = st->cls->tr->input(st, nread);
+  const struct transport *tr = st->cls->tr;
+  nread = tr == &transport_tcp ? tcp_input(st, nread) : tr->input(st, nread);
   if (nread != 0)
     st->cls->read(st, nread);
 }
 
-static void update_reading(struct stream *st) {
+void stream_update_reading(struct stream *st) {
   bool want = st->hold == 0 && !st->closing;
   if (want && !st->reading) {
     if (uv_read_start((uv_stream_t *)&st->tcp, on_alloc, on_read) == 0)
@@ -80,20 +85,10 @@ static void update_reading(struct stream *st) {
   }
 }
 
-void stream_hold(struct stream *st, unsigned reason, bool on) {
-  uint8_t h = on ? (uint8_t)(st->hold | reason) : (uint8_t)(st->hold & ~reason);
-  if (h == st->hold && st->reading == (h == 0 && !st->closing))
-    return;
-  st->hold = h;
-  update_reading(st);
-}
-
-void stream_release_in(struct stream *st) {
-  if (st->in && st->in_off == st->in->len) {
-    iobuf_unref(st->in);
-    st->in = NULL;
-    st->in_off = 0;
-  }
+void stream_drop_in(struct stream *st) {
+  iobuf_unref(st->in);
+  st->in = NULL;
+  st->in_off = 0;
 }
 
 /* --- writing ------------------------------------------------------------ */
@@ -129,7 +124,9 @@ int stream_flush(struct stream *st) {
   wr->req.data = st;
   st->queued += (uint32_t)wr->cost;
   st->writes_pending++;
-  int r = st->cls->tr->send(st, wr);
+  /* Plain TCP is called directly (inlined): this runs for every write. */
+  const struct transport *tr = st->cls->tr;
+  int r = tr == &transport_tcp ? tcp_send(st, wr) : tr->send(st, wr);
   if (r < 0) {
     st->queued -= (uint32_t)wr->cost;
     st->writes_pending--;

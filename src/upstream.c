@@ -257,11 +257,8 @@ void upstream_rt_destroy(struct upstream_rt *u) {
   u->nservers = 0;
 }
 
-void upstream_rt_sync(struct upstream_rt *u) {
+void upstream_rt_resync(struct upstream_rt *u, uint32_t g) {
   struct uppool *p = u->pool;
-  uint32_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
-  if (g == u->gen)
-    return;
   u->gen = g;
   size_t n = atomic_load_explicit(&p->nslots, memory_order_acquire);
   for (size_t i = u->nservers; i < n; i++) {

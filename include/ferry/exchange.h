@@ -107,8 +107,8 @@ struct exchange {
   bool attempt_open;                     /* the attempt on srv has no result counted yet */
   uint32_t retry_after;                  /* 503 for want of a server: Retry-After */
   bool logged;
-  bool done_pending;                /* on the worker's done_list (src/session.c) */
-  bool done_keep;                   /* ...and the connection may stay open */
+  bool done_pending; /* on the worker's done_list (src/session.c) */
+  bool done_keep;    /* ...and the connection may stay open */
   struct exchange *done_next;
   bool body_too_large;
   bool bad_version;      /* HTTP major version other than 1: 505 */

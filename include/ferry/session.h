@@ -16,6 +16,7 @@
 #include "ferry/deadline.h"
 #include "ferry/http_head.h"
 #include "ferry/stream.h"
+#include "ferry/wctx.h"
 
 struct worker;
 struct cfg_listener;
@@ -114,8 +115,14 @@ void session_accept(struct worker *w, const struct cfg_listener *lc, int fd);
 /* Writes to the client go through s->st (stream_add, stream_flush). */
 /* The exchange can take (more) request bytes: resume parsing. */
 void session_unblock(struct session *s);
-/* Arm the session timer for kind (ST_NONE stops it). */
-void session_timer(struct session *s, enum session_timer kind);
+/* Arm the session timer for kind (ST_NONE stops it). Several times per
+ * request: inline. */
+static inline void session_timer(struct session *s, enum session_timer kind) {
+  if (s->closing)
+    return;
+  s->timer_kind = (uint8_t)kind;
+  deadline_set(&session_worker(s)->dl, &s->tl, kind);
+}
 /* The exchange finished (response fully queued). keep_alive false closes
  * the connection once the queue drains. The session frees the exchange
  * and starts the next request later, from the loop's check phase: the

@@ -91,8 +91,16 @@ int stream_add_copy(struct stream *st, const char *p, size_t n);
  * the rest). May call written/watermark before it returns. */
 int stream_flush(struct stream *st);
 
-/* Set or clear a hold reason, starting or stopping reads to match. */
-void stream_hold(struct stream *st, unsigned reason, bool on);
+/* Start or stop reading to match the hold reasons (stream_hold does it). */
+void stream_update_reading(struct stream *st);
+/* Set or clear a hold reason, starting or stopping reads to match. Runs
+ * several times per request: inline, with a call only on a change. */
+static inline void stream_hold(struct stream *st, unsigned reason, bool on) {
+  uint8_t h = on ? (uint8_t)(st->hold | reason) : (uint8_t)(st->hold & ~reason);
+  st->hold = h;
+  if (st->reading != (h == 0 && !st->closing))
+    stream_update_reading(st);
+}
 /* Flow control between two streams, the one rule the exchange and the
  * tunnel both use: while the stream a reader's bytes go to is over its
  * high-water mark (high), the reader is held; under its low-water mark
@@ -107,7 +115,11 @@ static inline bool stream_pending(const struct stream *st) {
 }
 /* Give back the read block when everything in it was consumed (an idle
  * connection holds none). */
-void stream_release_in(struct stream *st);
+void stream_drop_in(struct stream *st);
+static inline void stream_release_in(struct stream *st) {
+  if (st->in && st->in_off == st->in->len)
+    stream_drop_in(st);
+}
 /* The one close path: stop reading, cancel queued writes (their written
  * calls are not made), close the handle; `closed` follows. Idempotent. */
 void stream_close(struct stream *st);

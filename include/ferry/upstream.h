@@ -157,7 +157,12 @@ int upstream_rt_init(struct upstream_rt *u, struct uppool *pool, uint64_t seed);
 void upstream_rt_destroy(struct upstream_rt *u);
 
 /* Catch up with membership changes (called by upstream_pick). */
-void upstream_rt_sync(struct upstream_rt *u);
+void upstream_rt_resync(struct upstream_rt *u, uint32_t gen);
+static inline void upstream_rt_sync(struct upstream_rt *u) {
+  uint32_t g = atomic_load_explicit(&u->pool->gen, memory_order_acquire);
+  if (g != u->gen) /* on every pick: the common case stays inline */
+    upstream_rt_resync(u, g);
+}
 
 /* The balancing key of a request for balance: hash (client_ip,
  * header:NAME, cookie:NAME). False when the request has none: the pick

@@ -90,6 +90,7 @@ struct worker {
    * nothing is freed inside the callbacks of its own work). */
   struct exchange *done_list;
   uv_check_t done_check;
+  bool done_armed;
   uint64_t nsessions;
   struct session_rx *free_rx; /* recycled session_rx (parser.data links them) */
   unsigned nfree_rx;
