@@ -35,6 +35,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "ferry/http_head.h"
 #include "ferry/router.h"
 
 #define KEYPATH_MAX 256          /* longer key paths are cut short in messages */
@@ -828,15 +829,11 @@ static bool fields(struct ctx *c, const struct ynode *n, const char *path, const
 
 /* ---- value syntax ------------------------------------------------------ */
 
-static bool is_tchar(unsigned char ch) {
-  return isalnum(ch) || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
 static bool is_token(const char *s) {
   if (*s == '\0')
     return false;
   for (; *s; s++)
-    if (!is_tchar((unsigned char)*s))
+    if (!http_is_tchar((unsigned char)*s))
       return false;
   return true;
 }

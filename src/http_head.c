@@ -13,6 +13,105 @@
 #include <stdint.h>
 #include <string.h>
 
+/* ---- byte classes ---------------------------------------------------- */
+
+const uint8_t http_char[256] = {
+    ['!'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['"'] = HC_VCHAR,
+    ['#'] = HC_TCHAR | HC_VCHAR,
+    ['$'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['%'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['&'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['\''] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['('] = HC_TARGET | HC_HOST | HC_VCHAR,
+    [')'] = HC_TARGET | HC_HOST | HC_VCHAR,
+    ['*'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['+'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    [','] = HC_TARGET | HC_VCHAR,
+    ['-'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['.'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['/'] = HC_TARGET | HC_VCHAR,
+    ['0'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['1'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['2'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['3'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['4'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['5'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['6'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['7'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['8'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['9'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    [':'] = HC_TARGET | HC_VCHAR,
+    [';'] = HC_TARGET | HC_HOST | HC_VCHAR,
+    ['<'] = HC_VCHAR,
+    ['='] = HC_TARGET | HC_HOST | HC_VCHAR,
+    ['>'] = HC_VCHAR,
+    ['?'] = HC_TARGET | HC_VCHAR,
+    ['@'] = HC_TARGET | HC_VCHAR,
+    ['A'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['B'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['C'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['D'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['E'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['F'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['G'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['H'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['I'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['J'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['K'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['L'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['M'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['N'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['O'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['P'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['Q'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['R'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['S'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['T'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['U'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['V'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['W'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['X'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['Y'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['Z'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['['] = HC_VCHAR,
+    ['\\'] = HC_VCHAR,
+    [']'] = HC_VCHAR,
+    ['^'] = HC_TCHAR | HC_VCHAR,
+    ['_'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['`'] = HC_TCHAR | HC_VCHAR,
+    ['a'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['b'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['c'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['d'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['e'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['f'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['g'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['h'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['i'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['j'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['k'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['l'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['m'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['n'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['o'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['p'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['q'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['r'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['s'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['t'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['u'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['v'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['w'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['x'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['y'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['z'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['{'] = HC_VCHAR,
+    ['|'] = HC_TCHAR | HC_VCHAR,
+    ['}'] = HC_VCHAR,
+    ['~'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+};
+
 /* ---- tokens ---------------------------------------------------------- */
 
 /* True when name[0..n) equals the lower-case literal lit case-insensitively.
@@ -748,20 +847,13 @@ int http_head_check_transfer_encoding(const struct hdr_list *l) {
   return nother > 0 ? 501 : 0;
 }
 
-/* RFC 9110 tchar. */
-static bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* A field fit to be re-sent: a token name, a value without controls
  * (llhttp parses trailer sections more loosely than heads). */
 static bool field_ok(const struct hdr *h) {
   if (h->name.n == 0)
     return false;
   for (size_t i = 0; i < h->name.n; i++)
-    if (!is_tchar((unsigned char)h->name.p[i]))
+    if (!http_is_tchar((unsigned char)h->name.p[i]))
       return false;
   for (size_t i = 0; i < h->value.n; i++) {
     unsigned char c = (unsigned char)h->value.p[i];

@@ -14,6 +14,20 @@
 #include "ferry/config.h"
 #include "ferry/slice.h"
 
+/* One byte-class table for every scanner in ferry (h1parse, http_head,
+ * request, config): a lookup and a mask per byte. */
+#define HC_TCHAR 0x01u /* RFC 9110 tchar: field names, methods, codings */
+#define HC_TARGET                                                                                  \
+  0x02u                /* taken in an origin-form target on the one-pass path:                     \
+                          pchar, '/', '?', '%' (RFC 3986) */
+#define HC_HOST 0x04u  /* a Host's reg-name: unreserved, sub-delims but ',', '%' */
+#define HC_VCHAR 0x08u /* visible ASCII, 0x21..0x7e */
+extern const uint8_t http_char[256];
+
+static inline bool http_is_tchar(unsigned char c) {
+  return (http_char[c] & HC_TCHAR) != 0;
+}
+
 /* Well-known header names, interned at parse time so filtering is a flag
  * test rather than a string comparison. */
 enum hdr_token {
