@@ -842,9 +842,9 @@ int http_head_check_transfer_encoding(const struct hdr_list *l) {
   }
   if (nte == 0)
     return 0;
-  if (nte > 1 || !last_chunked || nchunked > 1)
+  if (nte > 1 || nchunked > 1 || (nchunked == 1 && !last_chunked))
     return 400;
-  return nother > 0 ? 501 : 0;
+  return nother > 0 ? 501 : 0; /* "gzip" or "gzip, chunked": a coding ferry lacks */
 }
 
 /* A field fit to be re-sent: a token name, a value without controls

@@ -135,7 +135,7 @@ static int on_headers_complete(llhttp_t *p) {
   ex->req_chunked = (p->flags & F_CHUNKED) != 0;
   ex->req_has_length = (p->flags & F_CONTENT_LENGTH) != 0;
   ex->req_length = ex->req_has_length ? p->content_length : 0;
-  ex->bad_version = p->http_major != 1;
+  ex->major = p->http_major;
   /* Upgrade needs HTTP/1.1 and "Connection: upgrade" (llhttp's flag);
    * CONNECT also sets it and gets 405. */
   ex->upgrade_req =
@@ -285,6 +285,10 @@ static struct session_rx *session_rx_attach(struct session *s) {
       return NULL;
   }
   llhttp_init(&rx->parser, HTTP_REQUEST, &request_settings);
+  /* Any single-digit version reaches request_check_version, which serves
+   * 1.2..1.9 as 1.1 and answers 505 to the rest; llhttp 8.1 would refuse
+   * all but 0.9, 1.0, 1.1 and 2.0 with 400. No other leniency. */
+  rx->parser.lenient_flags |= LENIENT_VERSION;
   rx->parser.data = s;
   rx->in = NULL;
   rx->parse_off = 0;
@@ -738,6 +742,7 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
   iobuf_ref(rx->in);
   ex->req_pin = rx->in;
   ex->url = h.target;
+  ex->target_clean = true; /* h1parse took only HC_TARGET bytes */
   ex->req_hdrs.n = l.n;
   ex->minor = h.minor;
   ex->method = h.method;

@@ -46,7 +46,9 @@ struct exchange {
   struct slice url;
   struct slice cur_name, cur_value;
   struct hdr_list req_hdrs;
-  int minor;             /* HTTP/1.minor */
+  int minor;             /* HTTP/1.minor (1.2+ becomes 1 once the head is checked) */
+  int major;             /* HTTP/major as received */
+  bool target_clean;     /* the one-pass parser took the target: visible ASCII only */
   bool client_keepalive; /* what the request asked for */
   bool req_chunked;
   bool req_has_length;
@@ -87,7 +89,6 @@ struct exchange {
   uint32_t retry_after;                  /* 503 for want of a server: Retry-After */
   bool logged;
   bool body_too_large;
-  bool bad_version;      /* HTTP major version other than 1: 505 */
   bool upgrade_req;      /* Upgrade + Connection: upgrade from an HTTP/1.1 client */
   bool upgraded;         /* the upstream answered 101: tunnel after the head */
   uint32_t req_trailers; /* index in req_hdrs where trailer fields start */

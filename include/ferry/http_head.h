@@ -201,9 +201,9 @@ int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used);
 const char *http_head_scan_strerror(int err);
 
 /* Transfer-Encoding of a request or response: 0 when absent or exactly
- * "chunked" (in one header), 400 when chunked is not the final coding,
- * appears twice or the value is empty, 501 when another coding comes
- * before a final chunked (ferry implements no other transfer coding). */
+ * "chunked" (in one header); 400 when chunked appears but not as the final
+ * coding, appears twice, the field is repeated or its value is empty; 501
+ * when any other coding is named (ferry implements none but chunked). */
 int http_head_check_transfer_encoding(const struct hdr_list *l);
 
 /* The end of a chunked body with trailers: "0" CRLF, then the fields
