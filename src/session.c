@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ferry/chunked.h"
 #include "ferry/connpool.h"
 #include "ferry/exchange.h"
 #include "ferry/h1parse.h"
@@ -142,6 +143,7 @@ static int on_headers_complete(llhttp_t *p) {
       p->upgrade && p->method != HTTP_CONNECT && p->http_major == 1 && p->http_minor >= 1;
   ex->req_trailers = ex->req_hdrs.n; /* fields pushed from now on are trailers */
   s->rx->chunk_ext_bytes = 0;
+  chunked_check_begin(&s->rx->chunks, ex->req_chunked);
   http_head_mark_hop(&ex->req_hdrs);
   s->rx->pause_reason = PR_HEAD;
   return HPE_PAUSED;
@@ -297,6 +299,7 @@ static struct session_rx *session_rx_attach(struct session *s) {
   rx->pause_reason = PR_NONE;
   rx->resume_pending = false;
   rx->fast_done = false;
+  chunked_check_begin(&rx->chunks, false);
   http_head_scan_reset(&rx->scan);
   format_client_ip(s, rx->client_ip);
   s->rx = rx;
@@ -797,12 +800,31 @@ static void session_process(struct session *s) {
         continue;
       }
     }
+    /* What llhttp 8.1 lets through in chunk framing: chunked.c checks the
+     * body bytes first, and llhttp must end the message where it does. */
+    int ck = CHUNKED_MORE;
+    size_t feed = avail;
+    if (!in_head && rx->chunks.active && avail > 0) {
+      ck = chunked_check(&rx->chunks, start, avail, &feed);
+      if (ck < 0) {
+        llhttp_set_error_reason(&rx->parser, chunked_strerror(ck));
+        session_parse_error(s, HPE_INVALID_CHUNK_SIZE);
+        continue;
+      }
+    }
     rx->resume_pending = false;
     rx->pause_reason = PR_NONE;
-    llhttp_errno_t err = llhttp_execute(&rx->parser, start, avail);
-    size_t used = avail;
+    llhttp_errno_t err = llhttp_execute(&rx->parser, start, feed);
+    size_t used = feed;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
       used = (size_t)(llhttp_get_error_pos(&rx->parser) - start);
+    if (ck == CHUNKED_DONE &&
+        (used != feed ||
+         (err != HPE_PAUSED_UPGRADE && !(err == HPE_PAUSED && rx->pause_reason == PR_DONE)))) {
+      llhttp_set_error_reason(&rx->parser, "chunked body framing read two ways");
+      session_parse_error(s, HPE_INVALID_CHUNK_SIZE);
+      continue;
+    }
     rx->parse_off += used;
     if (in_head)
       rx->head_bytes += used;
