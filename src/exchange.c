@@ -155,8 +155,14 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
   bool head_only = ex->method == HTTP_HEAD;
   size_t need = http_head_build_simple(NULL, 0, status, content_type, body, location, ex->rid,
                                        ex->minor, keep, head_only);
-  char ra[48];
-  int ral = ex->retry_after ? snprintf(ra, sizeof(ra), "Retry-After: %u\r\n", ex->retry_after) : 0;
+  char ra[96]; /* Date (RFC 9110 6.6.1), then Retry-After */
+  struct slice date = worker_http_date(ex->w);
+  memcpy(ra, "Date: ", 6);
+  memcpy(ra + 6, date.p, date.n);
+  memcpy(ra + 6 + date.n, "\r\n", 2);
+  int ral = (int)date.n + 8;
+  if (ex->retry_after)
+    ral += snprintf(ra + ral, sizeof(ra) - (size_t)ral, "Retry-After: %u\r\n", ex->retry_after);
   size_t rhl =
       ex->route && ex->route->action != ACTION_UPSTREAM ? route_reply_headers(ex->route, NULL) : 0;
   struct iobuf *b = iobuf_get(&ex->w->bufs, need + (size_t)ral + rhl);
@@ -167,7 +173,7 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
   http_head_build_simple(b->data, need, status, content_type, body, location, ex->rid, ex->minor,
                          keep, head_only);
   const char *eol = ral > 0 || rhl > 0 ? memchr(b->data, '\n', need) : NULL;
-  if (eol) { /* Retry-After and the route's headers right after the status line */
+  if (eol) { /* Date, Retry-After and the route's headers right after the status line */
     size_t at = (size_t)(eol + 1 - b->data);
     memmove(b->data + at + ral + rhl, b->data + at, need - at);
     memcpy(b->data + at, ra, (size_t)ral);
@@ -611,6 +617,7 @@ int exchange_resp_headers_complete(struct exchange *ex, int status, bool upstrea
       .framing = f,
       .content_length = length,
       .request_id = ex->rid,
+      .date = worker_http_date(ex->w),
       .client_minor = ex->minor,
       .keep_alive = ex->keep_alive,
       .upgrade = upgrading,

@@ -132,7 +132,9 @@ enum hdr_token http_head_token(const char *name, size_t len) {
   case 3:
     return TOK_IS("via") ? HDR_VIA : HDR_OTHER;
   case 4:
-    return TOK_IS("host") ? HDR_HOST : HDR_OTHER;
+    if (TOK_IS("host"))
+      return HDR_HOST;
+    return TOK_IS("date") ? HDR_DATE : HDR_OTHER;
   case 6:
     return TOK_IS("expect") ? HDR_EXPECT : HDR_OTHER;
   case 7:
@@ -646,6 +648,7 @@ size_t http_head_build_response(char *out, size_t cap, const struct fwd_response
 
   put_status_line(&w, r->status, r->reason);
 
+  bool dated = false;
   for (uint32_t i = 0; l && i < l->n; i++) {
     const struct hdr *h = &l->v[i];
     if (h->flags & HDRF_HOP)
@@ -655,10 +658,13 @@ size_t http_head_build_response(char *out, size_t cap, const struct fwd_response
       continue;
     if (ops_names(r->ops, h->name))
       continue;
+    dated |= h->tok == HDR_DATE;
     put_header(&w, h->name, h->value);
   }
 
   put_framing(&w, r->framing, r->content_length);
+  if (!dated && r->date.n > 0 && own_header_wanted(r->ops, "Date"))
+    put_header(&w, SLICE_LIT("Date"), r->date);
   if (r->request_id.n > 0 && own_header_wanted(r->ops, "X-Request-Id"))
     put_header(&w, SLICE_LIT("X-Request-Id"), r->request_id);
   if (r->upgrade)
@@ -863,12 +869,69 @@ static bool field_ok(const struct hdr *h) {
   return true;
 }
 
+/* Names (lower case) never forwarded in trailers beyond the interned
+ * ones: RFC 9110 6.5.1's routing, credentials, request modifiers,
+ * response control data and content metadata. */
+static const char *const trailer_refused[] = {
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "www-authenticate",
+    "proxy-authenticate",
+    "cache-control",
+    "max-forwards",
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "age",
+    "expires",
+    "location",
+    "retry-after",
+    "vary",
+    "content-type",
+    "content-encoding",
+    "content-range",
+    "content-location",
+    "forwarded",
+    "pragma",
+};
+
+/* True when the head's Connection header (l->v[0..from)) names name: a
+ * hop-by-hop field, which http_head_mark_hop could not flag in trailers
+ * that arrived after it ran. */
+static bool named_in_connection(const struct hdr_list *l, uint32_t from, struct slice name) {
+  for (uint32_t i = 0; i < from && i < l->n; i++) {
+    if (l->v[i].tok != HDR_CONNECTION)
+      continue;
+    struct slice rest = l->v[i].value, opt;
+    while (next_list_token(&rest, &opt))
+      if (slice_ieq(opt, name))
+        return true;
+  }
+  return false;
+}
+
+static bool trailer_allowed(const struct hdr_list *l, uint32_t from, const struct hdr *h) {
+  if (h->tok != HDR_OTHER || (h->flags & HDRF_HOP) || !field_ok(h))
+    return false;
+  for (size_t k = 0; k < sizeof trailer_refused / sizeof trailer_refused[0]; k++) {
+    size_t n = strlen(trailer_refused[k]);
+    if (h->name.n == n && lit_ieq(h->name.p, trailer_refused[k], n))
+      return false;
+  }
+  return !named_in_connection(l, from, h->name);
+}
+
 size_t http_head_build_last_chunk(char *out, size_t cap, const struct hdr_list *l, uint32_t from) {
   struct writer w = {out, cap, 0};
   put(&w, "0\r\n", 3);
   for (uint32_t i = from; l && i < l->n; i++) {
     const struct hdr *h = &l->v[i];
-    if (h->tok != HDR_OTHER || (h->flags & HDRF_HOP) || !field_ok(h))
+    if (!trailer_allowed(l, from, h))
       continue;
     put_header(&w, h->name, h->value);
   }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ferry/connpool.h"
@@ -62,6 +63,30 @@ void worker_request_id(struct worker *w, char *out) {
   for (int i = 19; i >= 8; i--, n >>= 4)
     out[i] = hex[n & 15u];
   out[20] = '\0';
+}
+
+/* Format the current wall-clock second into w->date; the next refresh is
+ * due when the loop's time reaches the start of the following second. */
+__attribute__((noinline)) static void worker_date_refresh(struct worker *w, uint64_t now) {
+  static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  time_t t = ts.tv_sec;
+  gmtime_r(&t, &tm);
+  snprintf(w->date, sizeof w->date, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+           tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  uint64_t into = (uint64_t)ts.tv_nsec / 1000000u; /* ms into this second */
+  w->date_next = now + (into < 1000 ? 1000 - into : 1);
+}
+
+struct slice worker_http_date(struct worker *w) {
+  uint64_t now = w->loop.time; /* uv_now(), without the call */
+  if (now >= w->date_next)
+    worker_date_refresh(w, now);
+  return slice_make(w->date, 29);
 }
 
 bool worker_conn_opened(struct worker *w) {

@@ -102,12 +102,24 @@ struct worker {
   uint64_t reqid_seed;
   uint64_t reqid_counter;
 
+  /* The Date value (IMF-fixdate) for every response of this worker: made
+   * at most once per wall-clock second, when the loop's cached time
+   * passes date_next (worker_http_date). */
+  char date[32];
+  uint64_t date_next; /* loop ms when the next second begins; 0: not made yet */
+
   /* counters (this worker only) */
   uint64_t requests_total;
   uint64_t upstream_connects;
   uv_timer_t metrics_timer;      /* samples pool gauges into metrics */
   struct metrics_worker metrics; /* written by this worker only; read by admin */
 };
+
+/* The Date header value for a response sent now ("Sun, 06 Nov 1994
+ * 08:49:37 GMT"): the worker's cached text, formatted again only once the
+ * loop's time has entered the next wall-clock second. Valid until the
+ * next call. */
+struct slice worker_http_date(struct worker *w);
 
 /* Initialise w for snapshot snap (a reference is taken): loop, free lists,
  * and this worker's view of the snapshot's upstream pools. Returns 0 or a
