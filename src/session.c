@@ -801,16 +801,15 @@ static void session_process(struct session *s) {
       }
     }
     /* What llhttp 8.1 lets through in chunk framing: chunked.c checks the
-     * body bytes first, and llhttp must end the message where it does. */
-    int ck = CHUNKED_MORE;
+     * body bytes first, and llhttp must end the message exactly where it
+     * does (never earlier, never later). */
+    int ck = 0;
     size_t feed = avail;
-    if (!in_head && rx->chunks.active && avail > 0) {
-      ck = chunked_check(&rx->chunks, start, avail, &feed);
-      if (ck < 0) {
-        llhttp_set_error_reason(&rx->parser, chunked_strerror(ck));
-        session_parse_error(s, HPE_INVALID_CHUNK_SIZE);
-        continue;
-      }
+    bool checked = !in_head && rx->chunks.active && avail > 0;
+    if (checked && (ck = chunked_check(&rx->chunks, start, avail, &feed)) < 0) {
+      llhttp_set_error_reason(&rx->parser, chunked_strerror(ck));
+      session_parse_error(s, HPE_INVALID_CHUNK_SIZE);
+      continue;
     }
     rx->resume_pending = false;
     rx->pause_reason = PR_NONE;
@@ -818,9 +817,8 @@ static void session_process(struct session *s) {
     size_t used = feed;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
       used = (size_t)(llhttp_get_error_pos(&rx->parser) - start);
-    if (ck == CHUNKED_DONE &&
-        (used != feed ||
-         (err != HPE_PAUSED_UPGRADE && !(err == HPE_PAUSED && rx->pause_reason == PR_DONE)))) {
+    bool ended = err == HPE_PAUSED_UPGRADE || (err == HPE_PAUSED && rx->pause_reason == PR_DONE);
+    if (checked && (ck == CHUNKED_DONE) != (ended && used == feed)) {
       llhttp_set_error_reason(&rx->parser, "chunked body framing read two ways");
       session_parse_error(s, HPE_INVALID_CHUNK_SIZE);
       continue;
