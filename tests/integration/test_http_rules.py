@@ -148,6 +148,80 @@ def test_transfer_coding_other_than_chunked_is_501():
         eq(up.requests, [], "nothing upstream")
 
 
+def test_obfuscated_transfer_encoding_is_refused_te_te():
+    te = lambda v: b"POST /te HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + v + b"\r\n\r\n0\r\n\r\n"
+    run_refused([
+        ("xchunked", te(b"xchunked"), 501),
+        ("quoted chunked", te(b'"chunked"'), 501),
+        ("identity before chunked", te(b"identity, chunked"), 501),
+        ("chunked then identity", te(b"chunked, identity"), 400),
+        ("chunked twice in a list", te(b"chunked,chunked"), 400),
+        ("a second Transfer-Encoding field", te(b"chunked\r\nTransfer-Encoding: identity"), 400),
+        ("vertical tab after chunked", te(b"chunked\x0b"), 400),
+        ("Transfer-Encoding folded", te(b"\r\n chunked"), 400),
+        ("Transfer-Encoding with CL", te(b"chunked\r\nContent-Length: 3"), 400),
+    ])
+
+
+def test_a_body_ferry_does_not_read_is_never_parsed_as_a_request_0_cl_and_expect():
+    # 0.CL and Expect-based desyncs need the front end to answer early and
+    # then read the unread body as the next request. ferry answers early
+    # only with Connection: close and closes.
+    with Upstream() as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        for what, head in [
+            ("respond route, Content-Length", b"POST /own HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"),
+            ("respond route, GET with Content-Length", b"GET /own HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"),
+            ("respond route, Expect: 100-continue",
+             b"POST /own HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"),
+        ]:
+            with Client(f.port) as c:
+                c.send(head % len(SMUGGLED))
+                r = c.response()
+                eq((r.status, r.body), (200, b"own reply"), what)
+                eq(r.header("connection"), "close", f"{what}: Connection: close")
+                try:
+                    c.send(SMUGGLED)  # the body, late
+                except OSError:
+                    pass
+                check(c.is_closed(), f"{what}: closed")
+        eq(up.accepted, 0, "nothing reached the upstream")
+
+
+def test_an_early_upstream_answer_to_expect_closes_and_the_body_is_never_a_request():
+    def early(c):
+        m = ft.read_message(c, is_request=True, head_only=True)
+        c.upstream.record(m)
+        c.send(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n")
+        while c._fill():  # what else comes on this connection
+            pass
+
+    with Upstream(early) as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            c.send(b"POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+                   % len(SMUGGLED))
+            r = c.response()
+            eq(r.status, 417, "the upstream's answer is relayed")
+            eq(r.header("connection"), "close", "Connection: close")
+            try:
+                c.send(SMUGGLED)
+            except OSError:
+                pass
+            check(c.is_closed(), "closed")
+        up.wait_requests(1)
+        eq([m.target for m in up.requests], ["/x"], "one request upstream")
+        check(b"/smuggled" not in received_upstream(up), "the unread body never went upstream as a request")
+
+
+def test_get_with_content_length_forwards_its_body_0_cl():
+    with Upstream() as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+        with Client(f.port) as c:
+            c.send(b"GET /a HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED)
+            eq(c.response().status, 200, "GET with a body")
+            eq(c.request(target="/b").status, 200, "the next request")
+        eq([(m.target, m.body) for m in up.requests], [("/a", SMUGGLED), ("/b", b"")],
+           "the body went upstream framed by its Content-Length, not as a request")
+
+
 CHUNKED_HEAD = b"POST /chunks HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
