@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ferry/chunked.h"
 #include "ferry/exchange.h"
 #include "ferry/h1parse.h"
 #include "ferry/log.h"
@@ -51,9 +52,13 @@ static int on_headers_complete(llhttp_t *p) {
     return -1;
   c->resp_head = true;
   c->resp_minor = p->http_minor;
-  return exchange_resp_headers_complete(c->ex, p->status_code, (p->flags & F_CHUNKED) != 0,
-                                        (p->flags & F_CONTENT_LENGTH) != 0, p->content_length,
-                                        llhttp_should_keep_alive(p) != 0);
+  int r = exchange_resp_headers_complete(c->ex, p->status_code, (p->flags & F_CHUNKED) != 0,
+                                         (p->flags & F_CONTENT_LENGTH) != 0, p->content_length,
+                                         llhttp_should_keep_alive(p) != 0);
+  /* A chunked body follows: pause so parse_response() can check its
+   * framing (src/chunked.c) before llhttp reads it. */
+  chunked_check_begin(&c->chunks, r == 0 && (p->flags & F_CHUNKED) != 0);
+  return c->chunks.active ? HPE_PAUSED : r;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n) {
@@ -237,6 +242,36 @@ static bool fast_read(struct upconn *c, struct exchange *ex) {
   return true;
 }
 
+/* llhttp over start[0..avail), with a chunked body's framing checked by
+ * chunked_check() first: the parser pauses at the end of such a head, the
+ * rest is validated, and llhttp must end the body exactly where the
+ * validator does. Returns what llhttp_execute would (its error position
+ * is absolute), or HPE_INVALID_CHUNK_SIZE for framing llhttp 8.1 would
+ * have let through (the exchange answers 502 or cuts the client). */
+static llhttp_errno_t parse_response(struct upconn *c, const char *start, size_t avail) {
+  const char *p = start, *end = start + avail;
+  for (;;) {
+    size_t feed = (size_t)(end - p);
+    int ck = 0;
+    bool checked = c->chunks.active && feed > 0;
+    if (checked && (ck = chunked_check(&c->chunks, p, feed, &feed)) < 0) {
+      llhttp_set_error_reason(&c->parser, chunked_strerror(ck));
+      return HPE_INVALID_CHUNK_SIZE;
+    }
+    bool was_done = c->resp_done;
+    llhttp_errno_t err = llhttp_execute(&c->parser, p, feed);
+    const char *at = err == HPE_PAUSED ? llhttp_get_error_pos(&c->parser) : p + feed;
+    if (checked && (ck == CHUNKED_DONE) != (c->resp_done && !was_done && at == p + feed)) {
+      llhttp_set_error_reason(&c->parser, "chunked body framing read two ways");
+      return HPE_INVALID_CHUNK_SIZE;
+    }
+    if (err != HPE_PAUSED || c->resp_done || !c->chunks.active)
+      return err;
+    llhttp_resume(&c->parser); /* paused at the end of a chunked head */
+    p = at;
+  }
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   struct upconn *c = st->data;
@@ -284,7 +319,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   const char *start = c->in->data + c->parse_off;
   size_t avail = c->in->len - c->parse_off;
-  llhttp_errno_t err = llhttp_execute(&c->parser, start, avail);
+  llhttp_errno_t err = parse_response(c, start, avail);
   if (err == HPE_OK) {
     c->parse_off = c->in->len;
   } else if (err == HPE_PAUSED) {
@@ -411,6 +446,7 @@ static void attach(struct upconn *c, struct exchange *ex) {
   c->body_left = 0;
   llhttp_init(&c->parser, HTTP_RESPONSE, &response_settings);
   c->parser.data = c;
+  chunked_check_begin(&c->chunks, false);
 }
 
 static void on_idle_timeout(uv_timer_t *t) {

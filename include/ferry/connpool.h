@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "ferry/buf.h"
+#include "ferry/chunked.h"
 
 struct worker;
 struct server_rt;
@@ -41,6 +42,7 @@ struct upconn {
   int open_handles;
 
   llhttp_t parser;
+  struct chunked_check chunks; /* strict framing of a chunked response body */
   struct iobuf *in;
   size_t parse_off;
   uint64_t body_left; /* RM_FAST_BODY: Content-Length bytes still to come */

@@ -3,6 +3,7 @@ Host syntax, request-target bytes, versions, unknown transfer codings,
 chunk terminators, trailer filtering and Date. Every case sends raw bytes
 and checks both what the client got and what the upstream received."""
 import email.utils
+import threading
 import time
 
 import ferrytest as ft
@@ -277,6 +278,51 @@ def test_well_formed_chunked_bodies_still_pass_in_any_split():
             m = up.requests[-1]
             eq(m.body, b"abc0123456789", f"split {split}: body upstream")
             eq(m.trailers, [("X-Sum", "13")], f"split {split}: trailers upstream")
+
+
+def test_chunk_terminators_from_the_upstream_never_reach_the_client_as_a_whole_response():
+    # The head may already be relayed, so the honest signal is a cut
+    # connection (no 502 can follow a 200 head).
+    bodies = [
+        ("two bytes that are not CRLF after data", b"2\r\nokXX0\r\n\r\n"),
+        ("bare LF after data", b"2\r\nok\n0\r\n\r\n"),
+        ("bare LF after the size", b"2\nok\r\n0\r\n\r\n"),
+        ("bare LF ending the trailers", b"2\r\nok\r\n0\r\n\n"),
+        ("trailer line ended by LF", b"2\r\nok\r\n0\r\nX: 1\n\r\n"),
+    ]
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for what, body in bodies:
+        for split in (False, True):
+            closed = threading.Event()
+            head_sent = threading.Event()
+            go_on = threading.Event()
+
+            def serve(c):
+                c.upstream.record(c.read_request())
+                if split:  # the head first, so ferry relays it before the body
+                    c.send(head)
+                    head_sent.set()
+                    go_on.wait(ft.IO_TIMEOUT)
+                    c.send(body)
+                else:
+                    c.send(head + body)
+                while c._fill():
+                    pass
+                closed.set()  # ferry closed the upstream connection
+
+            label = f"{what} ({'after the head' if split else 'with the head'})"
+            with Upstream(serve) as up, Ferry(CONFIG, ports={"up": up.port}) as f:
+                with Client(f.port) as c:
+                    c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+                    if split:
+                        check(head_sent.wait(ft.IO_TIMEOUT), label)
+                        m = ft.read_message(c, is_request=False, head_only=True)
+                        eq(m.status, 200, f"{label}: the head was relayed")
+                        go_on.set()
+                    check(c.is_closed(), f"{label}: the client connection is cut")
+                    check(b"0\r\n\r\n" not in c.received and b"2\r\nok" not in c.received,
+                          f"{label}: no body byte and no end reached the client: {c.received!r}")
+                check(closed.wait(ft.IO_TIMEOUT), f"{label}: the upstream connection is closed, never reused")
 
 
 def test_trailers_never_carry_framing_routing_or_credentials_either_way():
