@@ -20,7 +20,7 @@ const uint8_t http_char[256] = {
     ['"'] = HC_VCHAR,
     ['#'] = HC_TCHAR | HC_VCHAR,
     ['$'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
-    ['%'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['%'] = HC_TCHAR | HC_TARGET | HC_VCHAR,
     ['&'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
     ['\''] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
     ['('] = HC_TARGET | HC_HOST | HC_VCHAR,
@@ -131,9 +131,9 @@ enum hdr_token http_head_token(const char *name, size_t len) {
     return TOK_IS("te") ? HDR_TE : HDR_OTHER;
   case 3:
     return TOK_IS("via") ? HDR_VIA : HDR_OTHER;
-  case 4:
-    if (TOK_IS("host"))
-      return HDR_HOST;
+  case 4: /* both on every request or response: one compare each */
+    if ((name[0] | 0x20) == 'h')
+      return TOK_IS("host") ? HDR_HOST : HDR_OTHER;
     return TOK_IS("date") ? HDR_DATE : HDR_OTHER;
   case 6:
     return TOK_IS("expect") ? HDR_EXPECT : HDR_OTHER;
@@ -653,12 +653,14 @@ size_t http_head_build_response(char *out, size_t cap, const struct fwd_response
     const struct hdr *h = &l->v[i];
     if (h->flags & HDRF_HOP)
       continue;
-    if (h->tok == HDR_CONTENT_LENGTH || h->tok == HDR_TRANSFER_ENCODING ||
-        h->tok == HDR_X_REQUEST_ID)
-      continue;
+    if (h->tok != HDR_OTHER) {
+      if (h->tok == HDR_CONTENT_LENGTH || h->tok == HDR_TRANSFER_ENCODING ||
+          h->tok == HDR_X_REQUEST_ID)
+        continue;
+      dated |= h->tok == HDR_DATE && !ops_names(r->ops, h->name);
+    }
     if (ops_names(r->ops, h->name))
       continue;
-    dated |= h->tok == HDR_DATE;
     put_header(&w, h->name, h->value);
   }
 

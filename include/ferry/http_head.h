@@ -18,9 +18,11 @@
  * request, config): a lookup and a mask per byte. */
 #define HC_TCHAR 0x01u /* RFC 9110 tchar: field names, methods, codings */
 #define HC_TARGET                                                                                  \
-  0x02u                /* taken in an origin-form target on the one-pass path:                     \
-                          pchar, '/', '?', '%' (RFC 3986) */
-#define HC_HOST 0x04u  /* a Host's reg-name: unreserved, sub-delims but ',', '%' */
+  0x02u /* taken in an origin-form target on the one-pass path:                                    \
+           pchar, '/', '?', '%' (RFC 3986) */
+#define HC_HOST                                                                                    \
+  0x04u                /* a Host's reg-name: unreserved, sub-delims but ','                        \
+                          ('%' only as %XX, checked apart) */
 #define HC_VCHAR 0x08u /* visible ASCII, 0x21..0x7e */
 extern const uint8_t http_char[256];
 
