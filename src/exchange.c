@@ -6,7 +6,8 @@
  * session_exchange_done or when the session closes. It must not free the
  * session or the upstream connection: it asks session_close/connpool_*.
  *
- * Flow: exchange_start (head parsed) -> route -> direct reply, or pick a
+ * Flow: exchange_start (head parsed) -> request_check (src/request.c:
+ * what is refused and with which status) -> route -> direct reply, or pick a
  * server, build the upstream head and get a connection -> connected: head
  * and body flow upstream (session_unblock lets the parser go on) -> the
  * response is parsed by connpool and handed here piece by piece -> the

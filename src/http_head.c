@@ -1,7 +1,8 @@
 /* http_head: header lists over caller storage, interned header tokens,
- * hop-by-hop marking, and the serialisers for every head ferry writes (the
+ * hop-by-hop marking, the serialisers for every head ferry writes (the
  * request to the upstream, the response to the client, and ferry's own
- * simple replies).
+ * simple replies), and the byte-class table (http_char) every scanner in
+ * ferry shares.
  *
  * Owns no memory: every function works on slices and buffers supplied by
  * the caller and keeps nothing after it returns. Must not touch sockets,
