@@ -8,6 +8,7 @@
  * which type or any default (the schema loaders in config.c and cfgroute.c
  * decide), struct config, name resolution, sockets or the event loop.
  * Stateless: everything it records goes into the struct ydoc it is given. */
+#include "ferry/http_head.h"
 #include "ferry/cfgval.h"
 
 #include <arpa/inet.h>
@@ -343,15 +344,11 @@ bool cfgval_path(struct ydoc *c, const struct ynode *n, const char *path, const 
 
 /* ---- value syntax ------------------------------------------------------ */
 
-static bool is_tchar(unsigned char ch) {
-  return isalnum(ch) || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
 bool cfgval_is_token(const char *s) {
   if (*s == '\0')
     return false;
   for (; *s; s++)
-    if (!is_tchar((unsigned char)*s))
+    if (!http_is_tchar((unsigned char)*s))
       return false;
   return true;
 }

@@ -10,7 +10,8 @@
  * session_exchange_done, or when the session closes. It must not free the
  * session or the upstream connection: it asks session_close / connpool_*.
  *
- * Flow: exchange_start (head parsed) -> route -> direct reply, or pick a
+ * Flow: exchange_start (head parsed) -> request_check (src/request.c:
+ * what is refused and with which status) -> route -> direct reply, or pick a
  * server, build the upstream head and get a connection -> connected: head
  * and body flow upstream (session_unblock lets the parser go on) -> the
  * upclient parses the response and hands it here piece by piece -> the
@@ -30,6 +31,7 @@
 #include "ferry/stream.h"
 #include "ferry/upclient.h"
 #include "ferry/log.h"
+#include "ferry/request.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
 #include "ferry/tunnel.h"
@@ -91,6 +93,7 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   ex->resp_minor = 1;
   arena_init(&ex->arena, &w->bufs, w->cfg->limits.max_request_header_bytes * 2 + 16384);
   ex->t_start_ms = uv_now(&w->loop);
+  ex->major = 1; /* the llhttp path sets what it parsed */
   ex->req_hdrs = (struct hdr_list){ex->req_store, 0, EX_MAX_HEADERS};
   ex->resp_hdrs = (struct hdr_list){ex->resp_store, 0, EX_MAX_HEADERS};
 }
@@ -218,8 +221,14 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
   bool head_only = ex->method == HTTP_HEAD;
   size_t need = http_head_build_simple(NULL, 0, status, content_type, body, location, ex->rid,
                                        ex->minor, keep, head_only);
-  char ra[48];
-  int ral = ex->retry_after ? snprintf(ra, sizeof(ra), "Retry-After: %u\r\n", ex->retry_after) : 0;
+  char ra[96]; /* Date (RFC 9110 6.6.1), then Retry-After */
+  struct slice date = wctx_http_date(ex->w);
+  memcpy(ra, "Date: ", 6);
+  memcpy(ra + 6, date.p, date.n);
+  memcpy(ra + 6 + date.n, "\r\n", 2);
+  int ral = (int)date.n + 8;
+  if (ex->retry_after)
+    ral += snprintf(ra + ral, sizeof(ra) - (size_t)ral, "Retry-After: %u\r\n", ex->retry_after);
   size_t rhl =
       ex->route && ex->route->action != ACTION_UPSTREAM ? route_reply_headers(ex->route, NULL) : 0;
   struct iobuf *b = iobuf_get(&ex->w->bufs, need + (size_t)ral + rhl);
@@ -230,7 +239,7 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
   http_head_build_simple(b->data, need, status, content_type, body, location, ex->rid, ex->minor,
                          keep, head_only);
   const char *eol = ral > 0 || rhl > 0 ? memchr(b->data, '\n', need) : NULL;
-  if (eol) { /* Retry-After and the route's headers right after the status line */
+  if (eol) { /* Date, Retry-After and the route's headers right after the status line */
     size_t at = (size_t)(eol + 1 - b->data);
     memmove(b->data + at + ral + rhl, b->data + at, need - at);
     memcpy(b->data + at, ra, (size_t)ral);
@@ -264,13 +273,6 @@ void exchange_reply(struct exchange *ex, int status, const char *body, bool clos
 
 /* --- routing ------------------------------------------------------------ */
 
-static bool ieq_prefix(struct slice s, const char *lit) {
-  size_t n = strlen(lit);
-  if (s.n < n)
-    return false;
-  return slice_ieq((struct slice){s.p, n}, (struct slice){lit, n});
-}
-
 static void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
                              struct slice host);
 
@@ -292,107 +294,27 @@ void exchange_start(struct exchange *ex) {
   ex->client_ip = forwarded_client(&ex->req_hdrs, session_listener(s), ex->peer_trusted,
                                    ex->peer_ip, &ex->arena);
 
-  if (ex->method == HTTP_CONNECT) {
-    exchange_reply(ex, 405, "method not allowed: ferry is not a forward proxy\n", true);
+  /* The pure checks (src/request.c) decide what is refused and how. */
+  struct request_head rh = {.method = ex->method,
+                            .major = ex->major,
+                            .minor = ex->minor,
+                            .target = ex->url,
+                            .headers = &ex->req_hdrs,
+                            .chunked = ex->req_chunked,
+                            .has_length = ex->req_has_length,
+                            .target_clean = ex->target_clean};
+  size_t scratch_n = request_scratch_size(ex->url.n);
+  char *scratch = arena_alloc(&ex->arena, scratch_n);
+  struct request_verdict v;
+  enum request_error rerr =
+      scratch ? request_check(&rh, scratch, scratch_n, &v) : REQUEST_E_TOO_LONG;
+  if (rerr != REQUEST_OK) {
+    exchange_reply(ex, request_status(rerr), request_message(rerr), true);
     return;
   }
-  if (ex->bad_version) {
-    exchange_reply(ex, 505, NULL, true);
-    return;
-  }
-  if (ex->req_chunked && ex->req_has_length) { /* llhttp rejects this too */
-    exchange_reply(ex, 400, NULL, true);
-    return;
-  }
-  /* Transfer-Encoding: only "chunked", last and once (llhttp lets
-   * "gzip, chunked" through and reports a final non-chunked coding only
-   * after the head); HTTP/1.0 has no transfer codings (RFC 9112 6.1). */
-  int te = http_head_check_transfer_encoding(&ex->req_hdrs);
-  if (te == 0 && ex->minor == 0 && http_head_find_tok(&ex->req_hdrs, HDR_TRANSFER_ENCODING))
-    te = 400;
-  if (te == 501) {
-    exchange_reply(ex, 501,
-                   "not implemented: ferry accepts no Transfer-Encoding but chunked; "
-                   "send the body with Content-Length or chunked alone\n",
-                   true);
-    return;
-  }
-  if (te != 0) {
-    exchange_reply(ex, 400,
-                   "bad request: Transfer-Encoding must be chunked, once, as the final coding, "
-                   "in an HTTP/1.1 request\n",
-                   true);
-    return;
-  }
-
-  /* Host: exactly one Host header; absolute-form authority wins. */
-  struct slice host = {NULL, 0};
-  unsigned nhost = 0;
-  for (uint32_t i = 0; i < ex->req_hdrs.n; i++)
-    if (ex->req_hdrs.v[i].tok == HDR_HOST) {
-      host = ex->req_hdrs.v[i].value;
-      nhost++;
-    }
-  if (nhost > 1) {
-    exchange_reply(ex, 400, "bad request: more than one Host header\n", true);
-    return;
-  }
-  struct slice target = ex->url;
-  if (target.n == 1 && target.p[0] == '*' && ex->method != HTTP_OPTIONS) {
-    exchange_reply(ex, 400, "bad request: only OPTIONS may use the target *\n", true);
-    return;
-  }
-  if (target.n > 0 && target.p[0] != '/' && !(target.n == 1 && target.p[0] == '*')) {
-    size_t skip = ieq_prefix(target, "http://") ? 7 : ieq_prefix(target, "https://") ? 8 : 0;
-    if (!skip) {
-      exchange_reply(ex, 400, "bad request: the request target is not a path or an http URL\n",
-                     true);
-      return;
-    }
-    size_t i = skip;
-    while (i < target.n && target.p[i] != '/' && target.p[i] != '?')
-      i++;
-    host = (struct slice){target.p + skip, i - skip};
-    if (host.n == 0 || memchr(host.p, '@', host.n)) {
-      exchange_reply(ex, 400, "bad request: the URL's authority must be a host[:port]\n", true);
-      return;
-    }
-    struct slice rest = {target.p + i, target.n - i};
-    if (rest.n == 0 || rest.p[0] == '?') {
-      char *t = arena_alloc(&ex->arena, rest.n + 1);
-      if (!t) {
-        exchange_reply(ex, 414, NULL, true);
-        return;
-      }
-      t[0] = '/';
-      memcpy(t + 1, rest.p, rest.n);
-      rest = (struct slice){t, rest.n + 1};
-    }
-    target = rest;
-  }
-  if (host.n == 0 && ex->minor >= 1 && nhost == 0) {
-    exchange_reply(ex, 400, "bad request: HTTP/1.1 requests must carry a Host header\n", true);
-    return;
-  }
-  ex->host = host;
-
-  /* Normalised path for matching. */
-  struct slice norm;
-  if (target.n == 1 && target.p[0] == '*') {
-    norm = SLICE_LIT("/"); /* OPTIONS * is matched like "/" and sent as is */
-  } else {
-    char *nbuf = arena_alloc(&ex->arena, target.n + 1);
-    size_t nlen = 0;
-    if (!nbuf) {
-      exchange_reply(ex, 414, NULL, true);
-      return;
-    }
-    if (router_normalize_path(target, nbuf, target.n + 1, &nlen) != 0) {
-      exchange_reply(ex, 400, "bad request: malformed request path\n", true);
-      return;
-    }
-    norm = (struct slice){nbuf, nlen};
-  }
+  ex->minor = v.minor;
+  ex->host = v.host;
+  struct slice host = v.host, target = v.path, norm = v.norm;
 
   struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
   const struct cfg_route *r = router_match(w->router, &q);
@@ -812,6 +734,7 @@ static int up_head(void *owner, const struct upclient_head *h) {
       .framing = f,
       .content_length = h->length,
       .request_id = ex->rid,
+      .date = wctx_http_date(ex->w),
       .client_minor = ex->minor,
       .keep_alive = ex->keep_alive,
       .upgrade = upgrading,

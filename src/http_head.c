@@ -1,7 +1,8 @@
 /* http_head: header lists over caller storage, interned header tokens,
- * hop-by-hop marking, and the serialisers for every head ferry writes (the
+ * hop-by-hop marking, the serialisers for every head ferry writes (the
  * request to the upstream, the response to the client, and ferry's own
- * simple replies).
+ * simple replies), and the byte-class table (http_char) every scanner in
+ * ferry shares.
  *
  * Owns no memory: every function works on slices and buffers supplied by
  * the caller and keeps nothing after it returns. Must not touch sockets,
@@ -12,6 +13,105 @@
 
 #include <stdint.h>
 #include <string.h>
+
+/* ---- byte classes ---------------------------------------------------- */
+
+const uint8_t http_char[256] = {
+    ['!'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['"'] = HC_VCHAR,
+    ['#'] = HC_TCHAR | HC_VCHAR,
+    ['$'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['%'] = HC_TCHAR | HC_TARGET | HC_VCHAR,
+    ['&'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['\''] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['('] = HC_TARGET | HC_HOST | HC_VCHAR,
+    [')'] = HC_TARGET | HC_HOST | HC_VCHAR,
+    ['*'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['+'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    [','] = HC_TARGET | HC_VCHAR,
+    ['-'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['.'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['/'] = HC_TARGET | HC_VCHAR,
+    ['0'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['1'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['2'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['3'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['4'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['5'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['6'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['7'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['8'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['9'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    [':'] = HC_TARGET | HC_VCHAR,
+    [';'] = HC_TARGET | HC_HOST | HC_VCHAR,
+    ['<'] = HC_VCHAR,
+    ['='] = HC_TARGET | HC_HOST | HC_VCHAR,
+    ['>'] = HC_VCHAR,
+    ['?'] = HC_TARGET | HC_VCHAR,
+    ['@'] = HC_TARGET | HC_VCHAR,
+    ['A'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['B'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['C'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['D'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['E'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['F'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['G'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['H'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['I'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['J'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['K'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['L'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['M'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['N'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['O'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['P'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['Q'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['R'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['S'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['T'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['U'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['V'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['W'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['X'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['Y'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['Z'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['['] = HC_VCHAR,
+    ['\\'] = HC_VCHAR,
+    [']'] = HC_VCHAR,
+    ['^'] = HC_TCHAR | HC_VCHAR,
+    ['_'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['`'] = HC_TCHAR | HC_VCHAR,
+    ['a'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['b'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['c'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['d'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['e'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['f'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['g'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['h'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['i'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['j'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['k'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['l'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['m'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['n'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['o'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['p'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['q'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['r'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['s'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['t'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['u'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['v'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['w'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['x'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['y'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['z'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+    ['{'] = HC_VCHAR,
+    ['|'] = HC_TCHAR | HC_VCHAR,
+    ['}'] = HC_VCHAR,
+    ['~'] = HC_TCHAR | HC_TARGET | HC_HOST | HC_VCHAR,
+};
 
 /* ---- tokens ---------------------------------------------------------- */
 
@@ -32,8 +132,10 @@ enum hdr_token http_head_token(const char *name, size_t len) {
     return TOK_IS("te") ? HDR_TE : HDR_OTHER;
   case 3:
     return TOK_IS("via") ? HDR_VIA : HDR_OTHER;
-  case 4:
-    return TOK_IS("host") ? HDR_HOST : HDR_OTHER;
+  case 4: /* both on every request or response: one compare each */
+    if ((name[0] | 0x20) == 'h')
+      return TOK_IS("host") ? HDR_HOST : HDR_OTHER;
+    return TOK_IS("date") ? HDR_DATE : HDR_OTHER;
   case 6:
     return TOK_IS("expect") ? HDR_EXPECT : HDR_OTHER;
   case 7:
@@ -555,19 +657,25 @@ size_t http_head_build_response(char *out, size_t cap, const struct fwd_response
 
   put_status_line(&w, r->status, r->reason);
 
+  bool dated = false;
   for (uint32_t i = 0; l && i < l->n; i++) {
     const struct hdr *h = &l->v[i];
     if (h->flags & HDRF_HOP)
       continue;
-    if (h->tok == HDR_CONTENT_LENGTH || h->tok == HDR_TRANSFER_ENCODING ||
-        h->tok == HDR_X_REQUEST_ID)
-      continue;
+    if (h->tok != HDR_OTHER) {
+      if (h->tok == HDR_CONTENT_LENGTH || h->tok == HDR_TRANSFER_ENCODING ||
+          h->tok == HDR_X_REQUEST_ID)
+        continue;
+      dated |= h->tok == HDR_DATE && !ops_names(r->ops, h->name);
+    }
     if (ops_names(r->ops, h->name))
       continue;
     put_header(&w, h->name, h->value);
   }
 
   put_framing(&w, r->framing, r->content_length);
+  if (!dated && r->date.n > 0 && own_header_wanted(r->ops, "Date"))
+    put_header(&w, SLICE_LIT("Date"), r->date);
   if (r->request_id.n > 0 && own_header_wanted(r->ops, "X-Request-Id"))
     put_header(&w, SLICE_LIT("X-Request-Id"), r->request_id);
   if (r->upgrade)
@@ -757,16 +865,9 @@ int http_head_check_transfer_encoding(const struct hdr_list *l) {
   }
   if (nte == 0)
     return 0;
-  if (nte > 1 || !last_chunked || nchunked > 1)
+  if (nte > 1 || nchunked > 1 || (nchunked == 1 && !last_chunked))
     return 400;
-  return nother > 0 ? 501 : 0;
-}
-
-/* RFC 9110 tchar. */
-static bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+  return nother > 0 ? 501 : 0; /* "gzip" or "gzip, chunked": a coding ferry lacks */
 }
 
 /* A field fit to be re-sent: a token name, a value without controls
@@ -775,7 +876,7 @@ static bool field_ok(const struct hdr *h) {
   if (h->name.n == 0)
     return false;
   for (size_t i = 0; i < h->name.n; i++)
-    if (!is_tchar((unsigned char)h->name.p[i]))
+    if (!http_is_tchar((unsigned char)h->name.p[i]))
       return false;
   for (size_t i = 0; i < h->value.n; i++) {
     unsigned char c = (unsigned char)h->value.p[i];
@@ -785,12 +886,69 @@ static bool field_ok(const struct hdr *h) {
   return true;
 }
 
+/* Names (lower case) never forwarded in trailers beyond the interned
+ * ones: RFC 9110 6.5.1's routing, credentials, request modifiers,
+ * response control data and content metadata. */
+static const char *const trailer_refused[] = {
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "www-authenticate",
+    "proxy-authenticate",
+    "cache-control",
+    "max-forwards",
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "age",
+    "expires",
+    "location",
+    "retry-after",
+    "vary",
+    "content-type",
+    "content-encoding",
+    "content-range",
+    "content-location",
+    "forwarded",
+    "pragma",
+};
+
+/* True when the head's Connection header (l->v[0..from)) names name: a
+ * hop-by-hop field, which http_head_mark_hop could not flag in trailers
+ * that arrived after it ran. */
+static bool named_in_connection(const struct hdr_list *l, uint32_t from, struct slice name) {
+  for (uint32_t i = 0; i < from && i < l->n; i++) {
+    if (l->v[i].tok != HDR_CONNECTION)
+      continue;
+    struct slice rest = l->v[i].value, opt;
+    while (next_list_token(&rest, &opt))
+      if (slice_ieq(opt, name))
+        return true;
+  }
+  return false;
+}
+
+static bool trailer_allowed(const struct hdr_list *l, uint32_t from, const struct hdr *h) {
+  if (h->tok != HDR_OTHER || (h->flags & HDRF_HOP) || !field_ok(h))
+    return false;
+  for (size_t k = 0; k < sizeof trailer_refused / sizeof trailer_refused[0]; k++) {
+    size_t n = strlen(trailer_refused[k]);
+    if (h->name.n == n && lit_ieq(h->name.p, trailer_refused[k], n))
+      return false;
+  }
+  return !named_in_connection(l, from, h->name);
+}
+
 size_t http_head_build_last_chunk(char *out, size_t cap, const struct hdr_list *l, uint32_t from) {
   struct writer w = {out, cap, 0};
   put(&w, "0\r\n", 3);
   for (uint32_t i = from; l && i < l->n; i++) {
     const struct hdr *h = &l->v[i];
-    if (h->tok != HDR_OTHER || (h->flags & HDRF_HOP) || !field_ok(h))
+    if (!trailer_allowed(l, from, h))
       continue;
     put_header(&w, h->name, h->value);
   }

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ferry/chunked.h"
 #include "ferry/exchange.h"
 #include "ferry/h1parse.h"
 #include "ferry/log.h"
@@ -161,13 +162,14 @@ static int on_headers_complete(llhttp_t *p) {
   ex->req_chunked = (p->flags & F_CHUNKED) != 0;
   ex->req_has_length = (p->flags & F_CONTENT_LENGTH) != 0;
   ex->req_length = ex->req_has_length ? p->content_length : 0;
-  ex->bad_version = p->http_major != 1;
+  ex->major = p->http_major;
   /* Upgrade needs HTTP/1.1 and "Connection: upgrade" (llhttp's flag);
    * CONNECT also sets it and gets 405. */
   ex->upgrade_req =
       p->upgrade && p->method != HTTP_CONNECT && p->http_major == 1 && p->http_minor >= 1;
   ex->req_trailers = ex->req_hdrs.n; /* fields pushed from now on are trailers */
   s->rx->chunk_ext_bytes = 0;
+  chunked_check_begin(&s->rx->chunks, ex->req_chunked);
   http_head_mark_hop(&ex->req_hdrs);
   s->rx->pause_reason = PR_HEAD;
   return HPE_PAUSED;
@@ -313,12 +315,17 @@ static struct session_rx *session_rx_attach(struct session *s) {
       return NULL;
   }
   llhttp_init(&rx->parser, HTTP_REQUEST, &request_settings);
+  /* Any single-digit version reaches request_check_version, which serves
+   * 1.2..1.9 as 1.1 and answers 505 to the rest; llhttp 8.1 would refuse
+   * all but 0.9, 1.0, 1.1 and 2.0 with 400. No other leniency. */
+  rx->parser.lenient_flags |= LENIENT_VERSION;
   rx->parser.data = s;
   rx->head_bytes = 0;
   rx->chunk_ext_bytes = 0;
   rx->pause_reason = PR_NONE;
   rx->resume_pending = false;
   rx->fast_done = false;
+  chunked_check_begin(&rx->chunks, false);
   http_head_scan_reset(&rx->scan);
   format_client_ip(s, rx->client_ip);
   s->rx = rx;
@@ -640,6 +647,7 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
   iobuf_ref(s->st.in);
   ex->req_pin = s->st.in;
   ex->url = h.target;
+  ex->target_clean = true; /* h1parse took only HC_TARGET bytes */
   ex->req_hdrs.n = l.n;
   ex->minor = h.minor;
   ex->method = h.method;
@@ -701,12 +709,29 @@ static void session_process(struct session *s) {
         continue;
       }
     }
+    /* What llhttp 8.1 lets through in chunk framing: chunked.c checks the
+     * body bytes first, and llhttp must end the message exactly where it
+     * does (never earlier, never later). */
+    int ck = 0;
+    size_t feed = avail;
+    bool checked = !in_head && rx->chunks.active && avail > 0;
+    if (checked && (ck = chunked_check(&rx->chunks, start, avail, &feed)) < 0) {
+      llhttp_set_error_reason(&rx->parser, chunked_strerror(ck));
+      session_parse_error(s, HPE_INVALID_CHUNK_SIZE);
+      continue;
+    }
     rx->resume_pending = false;
     rx->pause_reason = PR_NONE;
-    llhttp_errno_t err = llhttp_execute(&rx->parser, start, avail);
-    size_t used = avail;
+    llhttp_errno_t err = llhttp_execute(&rx->parser, start, feed);
+    size_t used = feed;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
       used = (size_t)(llhttp_get_error_pos(&rx->parser) - start);
+    bool ended = err == HPE_PAUSED_UPGRADE || (err == HPE_PAUSED && rx->pause_reason == PR_DONE);
+    if (checked && (ck == CHUNKED_DONE) != (ended && used == feed)) {
+      llhttp_set_error_reason(&rx->parser, "chunked body framing read two ways");
+      session_parse_error(s, HPE_INVALID_CHUNK_SIZE);
+      continue;
+    }
     s->st.in_off += (uint32_t)used;
     if (in_head)
       rx->head_bytes += used;

@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "ferry/chunked.h"
 #include "ferry/h1parse.h"
 #include "ferry/log.h"
 #include "ferry/slice.h"
@@ -63,7 +64,11 @@ static int on_headers_complete(llhttp_t *p) {
       .keep_alive = llhttp_should_keep_alive(p) != 0,
       .minor = p->http_minor,
   };
-  return uc->cbs->head(uc->owner, &h);
+  int r = uc->cbs->head(uc->owner, &h);
+  /* A chunked body follows: pause so parse_response() can check its
+   * framing (src/chunked.c) before llhttp reads it. */
+  chunked_check_begin(&uc->chunks, r == 0 && h.chunked);
+  return uc->chunks.active ? HPE_PAUSED : r;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n) {
@@ -160,12 +165,42 @@ static bool fast_read(struct upclient *uc) {
   return true;
 }
 
+/* llhttp over start[0..avail), with a chunked body's framing checked by
+ * chunked_check() first: the parser pauses at the end of such a head, the
+ * rest is validated, and llhttp must end the body exactly where the
+ * validator does. Returns what llhttp_execute would (its error position
+ * is absolute), or HPE_INVALID_CHUNK_SIZE for framing llhttp 8.1 would
+ * have let through (the holder answers 502 or cuts the client). */
+static llhttp_errno_t parse_response(struct upclient *uc, const char *start, size_t avail) {
+  const char *p = start, *end = start + avail;
+  for (;;) {
+    size_t feed = (size_t)(end - p);
+    int ck = 0;
+    bool checked = uc->chunks.active && feed > 0;
+    if (checked && (ck = chunked_check(&uc->chunks, p, feed, &feed)) < 0) {
+      llhttp_set_error_reason(&uc->parser, chunked_strerror(ck));
+      return HPE_INVALID_CHUNK_SIZE;
+    }
+    bool was_done = uc->resp_done;
+    llhttp_errno_t err = llhttp_execute(&uc->parser, p, feed);
+    const char *at = err == HPE_PAUSED ? llhttp_get_error_pos(&uc->parser) : p + feed;
+    if (checked && (ck == CHUNKED_DONE) != (uc->resp_done && !was_done && at == p + feed)) {
+      llhttp_set_error_reason(&uc->parser, "chunked body framing read two ways");
+      return HPE_INVALID_CHUNK_SIZE;
+    }
+    if (err != HPE_PAUSED || uc->resp_done || !uc->chunks.active)
+      return err;
+    llhttp_resume(&uc->parser); /* paused at the end of a chunked head */
+    p = at;
+  }
+}
+
 /* llhttp over the unparsed bytes. */
 static void slow_read(struct upclient *uc) {
   struct iobuf *in = uc->st.in;
   const char *start = in->data + uc->st.in_off;
   size_t avail = in->len - uc->st.in_off;
-  llhttp_errno_t err = llhttp_execute(&uc->parser, start, avail);
+  llhttp_errno_t err = parse_response(uc, start, avail);
   if (err == HPE_OK) {
     uc->st.in_off = in->len;
   } else if (err == HPE_PAUSED) {
@@ -289,6 +324,7 @@ void upclient_begin(struct upclient *uc, const struct upclient_cbs *cbs, void *o
   uc->cur_name = uc->cur_value = (struct slice){NULL, 0};
   llhttp_init(&uc->parser, HTTP_RESPONSE, &response_settings);
   uc->parser.data = uc;
+  chunked_check_begin(&uc->chunks, false);
   stream_hold(&uc->st, STREAM_HOLD_FLOW, false);
 }
 

@@ -4,6 +4,9 @@
  * Must not include session, exchange, pool or worker headers. */
 #include "ferry/wctx.h"
 
+#include <stdio.h>
+#include <time.h>
+
 void wctx_request_id(struct worker *w, char *out) {
   /* "%08x%012x" of (seed, counter), by hand: this runs for every request. */
   static const char hex[] = "0123456789abcdef";
@@ -45,4 +48,21 @@ void wctx_gen_drop(struct worker *w, struct worker_gen *g) {
   g->refs--;
   if (g == w->oldest_gen && g != w->gen && g->refs == 0 && w->gen_idle)
     w->gen_idle(w);
+}
+
+/* Format the current wall-clock second into w->date; the next refresh is
+ * due when the loop's time reaches the start of the following second. */
+void wctx_date_refresh(struct worker *w, uint64_t now) {
+  static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  time_t t = ts.tv_sec;
+  gmtime_r(&t, &tm);
+  snprintf(w->date, sizeof w->date, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+           tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  uint64_t into = (uint64_t)ts.tv_nsec / 1000000u; /* ms into this second */
+  w->date_next = now + (into < 1000 ? 1000 - into : 1);
 }

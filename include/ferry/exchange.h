@@ -47,10 +47,11 @@ struct exchange {
   struct slice url;
   struct slice cur_name, cur_value;
   struct hdr_list req_hdrs;
-  int minor;             /* HTTP/1.minor */
-  uint8_t major;         /* HTTP/major.minor as received, for logs */
+  int minor;             /* HTTP/1.minor (1.2+ becomes 1 once the head is checked) */
+  int major;             /* HTTP/major as received */
   bool method_known;     /* method was read (a rejected head may stop before it) */
   bool version_known;    /* major and minor were read */
+  bool target_clean;     /* the one-pass parser took the target: visible ASCII only */
   bool client_keepalive; /* what the request asked for */
   bool req_chunked;
   bool req_has_length;
@@ -111,7 +112,6 @@ struct exchange {
   bool done_keep;    /* ...and the connection may stay open */
   struct exchange *done_next;
   bool body_too_large;
-  bool bad_version;      /* HTTP major version other than 1: 505 */
   bool upgrade_req;      /* Upgrade + Connection: upgrade from an HTTP/1.1 client */
   bool upgraded;         /* the upstream answered 101: tunnel after the head */
   uint32_t req_trailers; /* index in req_hdrs where trailer fields start */

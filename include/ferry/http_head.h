@@ -14,6 +14,22 @@
 #include "ferry/config.h"
 #include "ferry/slice.h"
 
+/* One byte-class table for every scanner in ferry (h1parse, http_head,
+ * request, config): a lookup and a mask per byte. */
+#define HC_TCHAR 0x01u /* RFC 9110 tchar: field names, methods, codings */
+#define HC_TARGET                                                                                  \
+  0x02u /* taken in an origin-form target on the one-pass path:                                    \
+           pchar, '/', '?', '%' (RFC 3986) */
+#define HC_HOST                                                                                    \
+  0x04u                /* a Host's reg-name: unreserved, sub-delims but ','                        \
+                          ('%' only as %XX, checked apart) */
+#define HC_VCHAR 0x08u /* visible ASCII, 0x21..0x7e */
+extern const uint8_t http_char[256];
+
+static inline bool http_is_tchar(unsigned char c) {
+  return (http_char[c] & HC_TCHAR) != 0;
+}
+
 /* Well-known header names, interned at parse time so filtering is a flag
  * test rather than a string comparison. */
 enum hdr_token {
@@ -33,6 +49,7 @@ enum hdr_token {
   HDR_VIA,
   HDR_X_REQUEST_ID,
   HDR_EXPECT,
+  HDR_DATE,
   HDR__COUNT
 };
 
@@ -131,6 +148,7 @@ struct fwd_response {
   enum body_framing framing;        /* what ferry will send to the client */
   uint64_t content_length;          /* with FRAMING_LENGTH */
   struct slice request_id;          /* sent as X-Request-Id */
+  struct slice date;                /* sent as Date when the upstream sent none; n == 0: never */
   int client_minor;                 /* 0: HTTP/1.0 client */
   bool keep_alive;                  /* false: "Connection: close"; true with client_minor 0:
                                        "Connection: keep-alive" */
@@ -141,7 +159,8 @@ struct fwd_response {
 /* Serialise "HTTP/1.1 status reason", the upstream's headers minus hop-by-hop
  * ones, Content-Length, Transfer-Encoding, X-Request-Id and ops-removed/set
  * names; then framing (FRAMING_LENGTH: Content-Length, FRAMING_CHUNKED:
- * Transfer-Encoding: chunked, NONE/CLOSE: nothing), X-Request-Id, the
+ * Transfer-Encoding: chunked, NONE/CLOSE: nothing), Date (r->date, when no
+ * Date was forwarded and ops neither set nor remove it), X-Request-Id, the
  * Connection header as described, ops->set, ops->add, CRLF.
  * Returns the length needed (see http_head_build_request). */
 size_t http_head_build_response(char *out, size_t cap, const struct fwd_response *r);
@@ -192,16 +211,22 @@ int http_head_scan(struct head_scan *sc, const char *p, size_t n, size_t *used);
 const char *http_head_scan_strerror(int err);
 
 /* Transfer-Encoding of a request or response: 0 when absent or exactly
- * "chunked" (in one header), 400 when chunked is not the final coding,
- * appears twice or the value is empty, 501 when another coding comes
- * before a final chunked (ferry implements no other transfer coding). */
+ * "chunked" (in one header); 400 when chunked appears but not as the final
+ * coding, appears twice, the field is repeated or its value is empty; 501
+ * when any other coding is named (ferry implements none but chunked). */
 int http_head_check_transfer_encoding(const struct hdr_list *l);
 
 /* The end of a chunked body with trailers: "0" CRLF, then the fields
- * l->v[from..l->n) except well-known ones (framing, routing, hop-by-hop and
- * forwarding fields, which RFC 9110 6.5.1 forbids in trailers or ferry
- * re-makes) and malformed ones (a name that is not a token, a control
- * character in the value), then CRLF.
+ * l->v[from..l->n) except those RFC 9110 6.5.1 keeps out of trailers and
+ * ferry never forwards there: every interned name (framing, Host,
+ * hop-by-hop, forwarding fields, Date), credentials (Authorization,
+ * Proxy-Authorization, Cookie, Set-Cookie, WWW-/Proxy-Authenticate),
+ * request modifiers and response control data (Cache-Control, Expect,
+ * Max-Forwards, Range, If-*, Age, Expires, Location, Retry-After, Vary),
+ * content metadata (Content-Type, -Encoding, -Range, -Location),
+ * Forwarded, any field the head's Connection header names, and malformed
+ * ones (a name that is not a token, a control character in the value);
+ * then CRLF. The same rule both ways (request and response trailers).
  * Returns the length needed (see http_head_build_request). */
 size_t http_head_build_last_chunk(char *out, size_t cap, const struct hdr_list *l, uint32_t from);
 

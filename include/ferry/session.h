@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "ferry/buf.h"
+#include "ferry/chunked.h"
 #include "ferry/deadline.h"
 #include "ferry/http_head.h"
 #include "ferry/stream.h"
@@ -53,6 +54,7 @@ struct session_rx {
   bool resume_pending;              /* parser was resumed; run it even with no new bytes */
   bool fast_done;                   /* a request read by h1parse awaits its message end */
   struct head_scan scan;            /* strictness checks over the current head */
+  struct chunked_check chunks;      /* strict chunk framing over the current body */
   char client_ip[INET6_ADDRSTRLEN]; /* the session's address as text */
 };
 

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "ferry/buf.h"
+#include "ferry/chunked.h"
 #include "ferry/http_head.h"
 #include "ferry/stream.h"
 
@@ -89,6 +90,7 @@ struct upclient {
   void (*on_closed)(struct upclient *); /* the creator frees the memory */
 
   llhttp_t parser;
+  struct chunked_check chunks;      /* strict framing of a chunked response body */
   struct slice cur_name, cur_value; /* the header field being parsed */
   uint64_t body_left;               /* UR_FAST_BODY: Content-Length bytes still to come */
   uint8_t rmode;                    /* enum upclient_read_mode */

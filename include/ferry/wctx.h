@@ -103,6 +103,12 @@ struct worker {
   uint64_t reqid_seed;
   uint64_t reqid_counter;
 
+  /* The Date value (IMF-fixdate) for every response of this worker: made
+   * at most once per wall-clock second, when the loop's cached time
+   * passes date_next (wctx_http_date). */
+  char date[32];
+  uint64_t date_next; /* loop ms when the next second begins; 0: not made yet */
+
   /* counters (this worker only) */
   uint64_t requests_total;
   uint64_t upstream_connects;
@@ -112,6 +118,18 @@ struct worker {
 
 /* A fresh request id (20 hex digits) written to out (>= 21 bytes). */
 void wctx_request_id(struct worker *w, char *out);
+
+/* The Date header value for a response sent now ("Sun, 06 Nov 1994
+ * 08:49:37 GMT"): the worker's cached text, formatted again only once the
+ * loop's time has entered the next wall-clock second. Valid until the
+ * next call. */
+void wctx_date_refresh(struct worker *w, uint64_t now);
+static inline struct slice wctx_http_date(struct worker *w) {
+  uint64_t now = w->loop.time; /* uv_now(), without the call */
+  if (now >= w->date_next)
+    wctx_date_refresh(w, now);
+  return slice_make(w->date, 29);
+}
 
 /* A client connection was accepted / closed on this worker. Opened returns
  * false when the process is now over limits.max_connections (the

@@ -25,7 +25,8 @@ fi
 yaml=($(pkg-config --cflags --libs yaml-0.1))
 src="$root/src"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/router.c" \
-  "$src/config.c" "${llhttp[@]}" "${yaml[@]}" -o "$out/fuzz_request"
+  "$src/config.c" "$src/request.c" "$src/chunked.c" "${llhttp[@]}" "${yaml[@]}" \
+  -o "$out/fuzz_request"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_response.c" "$src/http_head.c" "${llhttp[@]}" \
   -o "$out/fuzz_response"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_config.c" "$src/config.c" "$src/router.c" \

@@ -2,11 +2,13 @@
  *
  * Input: bytes a client sends (one or more pipelined requests). Covered:
  * the strict head scanner (http_head_scan), llhttp in request mode with
- * ferry's settings (never lenient, pause at the end of each head and
- * message, chunk-extension bound), header lists and hop-by-hop marking,
- * the Transfer-Encoding check, path normalisation, routing against a fixed
- * configuration, target rewriting, the upstream head builder and body
- * re-framing (Content-Length as is, chunked re-chunked with trailers).
+ * ferry's settings (lenient only in versions, as src/session.c; pause at
+ * the end of each head and message; chunk-extension bound), header lists
+ * and hop-by-hop marking, ferry's request checks (src/request.c), the
+ * strict chunk-framing validator (src/chunked.c), path normalisation,
+ * routing against a fixed configuration, target rewriting, the upstream
+ * head builder and body re-framing (Content-Length as is, chunked
+ * re-chunked with trailers).
  * Not covered: sockets, timers and the session/exchange state machine.
  *
  * Property checked for every request ferry would forward: the bytes sent
@@ -18,8 +20,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ferry/chunked.h"
 #include "ferry/config.h"
 #include "ferry/http_head.h"
+#include "ferry/request.h"
 #include "ferry/router.h"
 #include "fuzz_common.h"
 
@@ -201,36 +205,24 @@ static void out_put(struct outbuf *o, const char *p, size_t n) {
 /* Builds what ferry sends upstream for a routed request; returns false when
  * ferry would answer the request itself. */
 static bool forward_head(struct req *r, llhttp_t *p, struct outbuf *o) {
-  if (p->http_major != 1)
-    return false; /* 505 */
-  int te = http_head_check_transfer_encoding(&r->l);
-  if (te != 0)
+  /* ferry's own checks, as exchange_start runs them */
+  static char scratch[2 * FZ_ARENA + 2], tbuf[FZ_ARENA + 64];
+  struct request_head rh = {.method = p->method,
+                            .major = p->http_major,
+                            .minor = p->http_minor,
+                            .target = r->url,
+                            .headers = &r->l,
+                            .chunked = (p->flags & F_CHUNKED) != 0,
+                            .has_length = (p->flags & F_CONTENT_LENGTH) != 0};
+  struct request_verdict v;
+  if (request_check(&rh, scratch, sizeof scratch, &v) != REQUEST_OK)
     return false;
-  if (p->http_minor == 0 && http_head_find_tok(&r->l, HDR_TRANSFER_ENCODING))
-    return false;
-  if (p->method == HTTP_CONNECT)
-    return false;
-  unsigned nhost = 0;
-  struct slice host = {NULL, 0};
-  for (uint32_t i = 0; i < r->l.n; i++)
-    if (r->l.v[i].tok == HDR_HOST) {
-      host = r->l.v[i].value;
-      nhost++;
-    }
-  if (nhost > 1 || (p->http_minor >= 1 && nhost == 0))
-    return false;
-  struct slice target = r->url;
-  struct slice norm;
-  static char nbuf[FZ_ARENA + 1], tbuf[FZ_ARENA + 64];
-  if (target.n == 1 && target.p[0] == '*') {
-    norm = SLICE_LIT("/");
-  } else {
-    size_t nl = 0;
-    if (target.n == 0 || target.p[0] != '/' ||
-        router_normalize_path(target, nbuf, sizeof nbuf, &nl) != 0)
-      return false;
-    norm = slice_make(nbuf, nl);
-  }
+  struct slice host = v.host, target = v.path, norm = v.norm;
+  /* What the checks promise: a visible-ASCII target, a host[:port] Host,
+   * a version served as 1.0 or 1.1. */
+  assert(request_check_target_bytes(r->url) == REQUEST_OK);
+  assert(request_check_host(host, true) == REQUEST_OK);
+  assert(v.minor == 0 || v.minor == 1);
   struct route_query q = {router_host_strip_port(host), norm, p->method, &r->l};
   const struct cfg_route *rt = router_match(g_router, &q);
   if (!rt || rt->action != ACTION_UPSTREAM)
@@ -250,7 +242,7 @@ static bool forward_head(struct req *r, llhttp_t *p, struct outbuf *o) {
       .proto = SLICE_LIT("http"),
       .fwd_host = host,
       .request_id = SLICE_LIT("0123456789abcdef0123"),
-      .client_minor = p->http_minor,
+      .client_minor = v.minor,
       .framing = chunked   ? FRAMING_CHUNKED
                  : has_len ? FRAMING_LENGTH
                            : FRAMING_NONE,
@@ -281,6 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct req r = {.arena = g_arena, .body = g_body};
   llhttp_t p;
   llhttp_init(&p, HTTP_REQUEST, &settings);
+  p.lenient_flags |= LENIENT_VERSION; /* as src/session.c: request_check judges versions */
   p.data = &r;
   struct outbuf o = {g_out, 0, OUT_CAP * 3};
   size_t off = 0;
@@ -303,9 +296,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!forward_head(&r, &p, &o))
       break;
     bool chunked = (p.flags & F_CHUNKED) != 0;
-    /* Body and message end. */
-    e = llhttp_execute(&p, in + off, size - off);
-    if (e != HPE_PAUSED || !r.msg_done) {
+    /* Body and message end: a chunked body passes the strict validator
+     * first, and llhttp must end it exactly where the validator does
+     * (src/session.c refuses the request otherwise). */
+    size_t feed = size - off;
+    int ck = CHUNKED_MORE;
+    if (chunked) {
+      struct chunked_check cc;
+      chunked_check_begin(&cc, true);
+      ck = chunked_check(&cc, in + off, size - off, &feed);
+      if (ck < 0)
+        break; /* 400 */
+    }
+    e = llhttp_execute(&p, in + off, feed);
+    bool ended = e == HPE_PAUSED && r.msg_done;
+    if (chunked &&
+        (ck == CHUNKED_DONE) != (ended && (size_t)(llhttp_get_error_pos(&p) - (in + off)) == feed))
+      break; /* 400: framing read two ways */
+    if (!ended) {
       if (e == HPE_OK)
         (void)0; /* the body is still arriving: forward what came */
       break;

@@ -63,7 +63,10 @@ TOKENS = [b"\r\n", b"\n", b"\r", b" ", b"\t", b":", b"0\r\n\r\n", b"Transfer-Enc
           b"Content-Length: 5\r\n", b"Connection: close\r\n", b"Connection: upgrade\r\n",
           b"Upgrade: websocket\r\n", b"Expect: 100-continue\r\n", b"HTTP/1.0", b"HTTP/1.1",
           b"\x00", b"ffffffff", b";ext=1", b"HTTP/1.1 101 Switching Protocols\r\n",
-          b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 204 No Content\r\n"]
+          b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 204 No Content\r\n",
+          b"HTTP/1.2", b"HTTP/2.0", b"Host: u@h\r\n", b"Host: a, b\r\n", b"\xc3\xa9", b"\xc0\xaf",
+          b"Transfer-Encoding: gzip\r\n", b"XX", b"0\r\n\n", b"Authorization: x\r\n",
+          b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"]
 
 
 def mutate(rng, data, seeds):

@@ -66,7 +66,9 @@ def test_differing_duplicate_content_length_is_400():
 
 def test_transfer_encoding_not_ending_in_chunked_is_400_and_unknown_codings_501():
     run_cases([
-        ("TE gzip", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400),
+        ("TE gzip", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nabc", 501),
+        ("TE identity", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\nabc", 501),
+        ("TE gzip, deflate", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, deflate\r\n\r\nabc", 501),
         ("TE chunked, gzip", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400),
         ("TE chunked twice", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("TE in HTTP/1.0", b"POST / HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),

@@ -1,0 +1,118 @@
+/* request: the pure checks and normalisation of one parsed request head.
+ *
+ * Owns nothing: every function reads the head it is given (method,
+ * version, target and header list, as a parser left them) and writes only
+ * into the caller's scratch buffer. Must not touch sessions, exchanges,
+ * sockets or the event loop; the exchange calls request_check() when a
+ * head is complete and answers with the verdict's status and message.
+ *
+ * What is refused, and with which status, is decided here and nowhere
+ * else: the error table below maps every failed check to its HTTP status
+ * and the words the client reads. */
+#ifndef FERRY_REQUEST_H
+#define FERRY_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/http_head.h"
+#include "ferry/slice.h"
+
+/* X(name, status, message): every way a request head can fail. */
+#define REQUEST_ERRORS(X)                                                                          \
+  X(CONNECT, 405, "method not allowed: ferry is not a forward proxy\n")                            \
+  X(VERSION, 505,                                                                                  \
+    "HTTP version not supported: ferry speaks HTTP/1.0 and HTTP/1.1; send HTTP/1.1\n")             \
+  X(CL_AND_TE, 400,                                                                                \
+    "bad request: Content-Length together with Transfer-Encoding; send one of them\n")             \
+  X(TE_CODING, 501,                                                                                \
+    "not implemented: ferry accepts no Transfer-Encoding but chunked; send the body with "         \
+    "Content-Length or chunked alone\n")                                                           \
+  X(TE_FRAMING, 400,                                                                               \
+    "bad request: Transfer-Encoding must be chunked, once, as the final coding, in an HTTP/1.1 "   \
+    "request\n")                                                                                   \
+  X(HOST_MANY, 400, "bad request: more than one Host header; send exactly one\n")                  \
+  X(HOST_MISSING, 400, "bad request: HTTP/1.1 requests must carry a Host header\n")                \
+  X(HOST_BAD, 400,                                                                                 \
+    "bad request: the Host header must be host[:port] (no user@, path, list or empty value)\n")    \
+  X(TARGET_BYTES, 400,                                                                             \
+    "bad request: the request target has bytes outside visible ASCII; percent-encode them\n")      \
+  X(TARGET_STAR, 400, "bad request: only OPTIONS may use the target *\n")                          \
+  X(TARGET_FORM, 400, "bad request: the request target is not a path or an http URL\n")            \
+  X(AUTHORITY_BAD, 400, "bad request: the URL's authority must be a host[:port]\n")                \
+  X(PATH_BAD, 400, "bad request: malformed request path\n")                                        \
+  X(TOO_LONG, 414, "request target too long\n")
+
+enum request_error {
+  REQUEST_OK = 0,
+#define REQUEST_ENUM_(name, status, msg) REQUEST_E_##name,
+  REQUEST_ERRORS(REQUEST_ENUM_)
+#undef REQUEST_ENUM_
+      REQUEST_E__COUNT
+};
+
+/* The HTTP status a failed check is answered with (0 for REQUEST_OK). */
+int request_status(enum request_error e);
+/* The plain-text body the client reads ("" for REQUEST_OK). */
+const char *request_message(enum request_error e);
+/* The error's name ("HOST_BAD"), for logs and tests. */
+const char *request_error_name(enum request_error e);
+
+/* A parsed request head, as the parser left it. */
+struct request_head {
+  int method;                     /* enum llhttp_method */
+  int major, minor;               /* HTTP/major.minor as received (single digits) */
+  struct slice target;            /* the request target as received */
+  const struct hdr_list *headers; /* every field of the head */
+  bool chunked;                   /* the parser saw Transfer-Encoding: chunked */
+  bool has_length;                /* the parser saw Content-Length */
+  bool target_clean;              /* the one-pass parser took only HC_TARGET bytes */
+};
+
+/* What a head that passed every check means. */
+struct request_verdict {
+  int minor;         /* the minor version ferry serves: HTTP/1.2+ is served as 1.1 */
+  struct slice host; /* absolute-form authority, else the Host value (with port); may be empty */
+  struct slice path; /* origin-form target to forward (path[?query]), or "*" */
+  struct slice norm; /* normalised path for matching ("/" for "*") */
+};
+
+/* Bytes of scratch request_check() needs for a target of n bytes. */
+static inline size_t request_scratch_size(size_t target_n) {
+  return 2 * target_n + 2;
+}
+
+/* Every check of a complete head, in the order a client should learn
+ * about them: CONNECT, version, framing (Content-Length with chunked,
+ * Transfer-Encoding), Host count, target bytes and form, absolute-form
+ * authority, Host syntax, Host presence, path normalisation. scratch
+ * (cap >= request_scratch_size(h->target.n)) holds the normalised path and
+ * a rebuilt origin-form target; v's slices point into it or into the head.
+ * Returns REQUEST_OK or the first failed check. */
+enum request_error request_check(const struct request_head *h, char *scratch, size_t cap,
+                                 struct request_verdict *v);
+
+/* The pieces, each usable on its own. */
+
+/* HTTP/1.0 and 1.1 as is, 1.2..1.9 served as 1.1 (*minor_out = 1); major
+ * 0 or 2 and above: REQUEST_E_VERSION. */
+enum request_error request_check_version(int major, int minor, int *minor_out);
+
+/* Transfer-Encoding of a request: chunked only, once, last, and never in
+ * HTTP/1.0 (RFC 9112 6.1); a coding ferry does not implement is
+ * REQUEST_E_TE_CODING (501). */
+enum request_error request_check_transfer_encoding(const struct hdr_list *l, int minor);
+
+/* host[:port] (RFC 3986 3.2.2, RFC 9112 3.2): a reg-name of unreserved,
+ * sub-delims (but ',') and %XX, or an IPv4 address, or a bracketed IPv6
+ * literal; then optionally ':' and 1 to 5 digits. No userinfo, no path,
+ * no list, no whitespace. An empty value is REQUEST_E_HOST_BAD unless
+ * allow_empty. */
+enum request_error request_check_host(struct slice v, bool allow_empty);
+
+/* Every byte of the target is visible ASCII (0x21..0x7e): raw UTF-8,
+ * other bytes >= 0x80 and control characters are REQUEST_E_TARGET_BYTES. */
+enum request_error request_check_target_bytes(struct slice t);
+
+#endif

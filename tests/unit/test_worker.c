@@ -1,0 +1,45 @@
+/* Unit tests for src/worker.c pieces that run without a loop: the Date
+ * value every response carries, made at most once per second per worker
+ * from the loop's cached time. */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <time.h>
+
+#include "ferry/worker.h"
+#include "leak_check.h"
+
+TestSuite(worker, .fini = abort_on_leaks);
+
+static struct worker w; /* only the date fields and loop.time are used */
+
+static void assert_imf_fixdate(struct slice d) {
+  cr_assert_eq(d.n, 29, "IMF-fixdate is 29 bytes: %.*s", (int)d.n, d.p);
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  char z[30];
+  memcpy(z, d.p, 29);
+  z[29] = 0;
+  const char *end = strptime(z, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  cr_assert(end && *end == 0, "parses as IMF-fixdate: %s", z);
+  time_t t = timegm(&tm), now = time(NULL);
+  cr_assert(t <= now && now - t <= 2, "the current time: %s", z);
+}
+
+Test(worker, http_date_is_formatted_once_per_second_of_loop_time) {
+  memset(&w, 0, sizeof w);
+  w.loop.time = 5000;
+  assert_imf_fixdate(wctx_http_date(&w));
+  uint64_t next = w.date_next;
+  cr_assert(next > 5000 && next <= 6000, "refreshed at the next second: %llu",
+            (unsigned long long)next);
+
+  memcpy(w.date, "cached", 6); /* a marker: a refresh would overwrite it */
+  w.loop.time = next - 1;
+  struct slice d = wctx_http_date(&w);
+  cr_assert(memcmp(d.p, "cached", 6) == 0, "within the second the text is reused");
+  cr_assert_eq(w.date_next, next);
+
+  w.loop.time = next;
+  assert_imf_fixdate(wctx_http_date(&w));
+  cr_assert_gt(w.date_next, next, "and made again once the second is over");
+}
