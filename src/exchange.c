@@ -20,6 +20,7 @@
 #include "ferry/accesslog.h"
 #include "ferry/connpool.h"
 #include "ferry/log.h"
+#include "ferry/request.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
 #include "ferry/tunnel.h"
@@ -199,13 +200,6 @@ void exchange_reply(struct exchange *ex, int status, const char *body, bool clos
 
 /* --- routing ------------------------------------------------------------ */
 
-static bool ieq_prefix(struct slice s, const char *lit) {
-  size_t n = strlen(lit);
-  if (s.n < n)
-    return false;
-  return slice_ieq((struct slice){s.p, n}, (struct slice){lit, n});
-}
-
 static void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
                              struct slice host);
 
@@ -222,107 +216,16 @@ void exchange_start(struct exchange *ex) {
     ex->rid = slice_cstr(ex->request_id);
   }
 
-  if (ex->method == HTTP_CONNECT) {
-    exchange_reply(ex, 405, "method not allowed: ferry is not a forward proxy\n", true);
+  /* The pure checks (src/request.c, shared with `ferry explain`). */
+  struct request_in rin = {ex->method,         ex->minor, ex->bad_version, ex->req_chunked,
+                           ex->req_has_length, ex->url,   &ex->req_hdrs};
+  struct request_checked rq;
+  if (request_check(&rin, &ex->arena, &rq) != 0) {
+    exchange_reply(ex, rq.status, rq.body, true);
     return;
   }
-  if (ex->bad_version) {
-    exchange_reply(ex, 505, NULL, true);
-    return;
-  }
-  if (ex->req_chunked && ex->req_has_length) { /* llhttp rejects this too */
-    exchange_reply(ex, 400, NULL, true);
-    return;
-  }
-  /* Transfer-Encoding: only "chunked", last and once (llhttp lets
-   * "gzip, chunked" through and reports a final non-chunked coding only
-   * after the head); HTTP/1.0 has no transfer codings (RFC 9112 6.1). */
-  int te = http_head_check_transfer_encoding(&ex->req_hdrs);
-  if (te == 0 && ex->minor == 0 && http_head_find_tok(&ex->req_hdrs, HDR_TRANSFER_ENCODING))
-    te = 400;
-  if (te == 501) {
-    exchange_reply(ex, 501,
-                   "not implemented: ferry accepts no Transfer-Encoding but chunked; "
-                   "send the body with Content-Length or chunked alone\n",
-                   true);
-    return;
-  }
-  if (te != 0) {
-    exchange_reply(ex, 400,
-                   "bad request: Transfer-Encoding must be chunked, once, as the final coding, "
-                   "in an HTTP/1.1 request\n",
-                   true);
-    return;
-  }
-
-  /* Host: exactly one Host header; absolute-form authority wins. */
-  struct slice host = {NULL, 0};
-  unsigned nhost = 0;
-  for (uint32_t i = 0; i < ex->req_hdrs.n; i++)
-    if (ex->req_hdrs.v[i].tok == HDR_HOST) {
-      host = ex->req_hdrs.v[i].value;
-      nhost++;
-    }
-  if (nhost > 1) {
-    exchange_reply(ex, 400, "bad request: more than one Host header\n", true);
-    return;
-  }
-  struct slice target = ex->url;
-  if (target.n == 1 && target.p[0] == '*' && ex->method != HTTP_OPTIONS) {
-    exchange_reply(ex, 400, "bad request: only OPTIONS may use the target *\n", true);
-    return;
-  }
-  if (target.n > 0 && target.p[0] != '/' && !(target.n == 1 && target.p[0] == '*')) {
-    size_t skip = ieq_prefix(target, "http://") ? 7 : ieq_prefix(target, "https://") ? 8 : 0;
-    if (!skip) {
-      exchange_reply(ex, 400, "bad request: the request target is not a path or an http URL\n",
-                     true);
-      return;
-    }
-    size_t i = skip;
-    while (i < target.n && target.p[i] != '/' && target.p[i] != '?')
-      i++;
-    host = (struct slice){target.p + skip, i - skip};
-    if (host.n == 0 || memchr(host.p, '@', host.n)) {
-      exchange_reply(ex, 400, "bad request: the URL's authority must be a host[:port]\n", true);
-      return;
-    }
-    struct slice rest = {target.p + i, target.n - i};
-    if (rest.n == 0 || rest.p[0] == '?') {
-      char *t = arena_alloc(&ex->arena, rest.n + 1);
-      if (!t) {
-        exchange_reply(ex, 414, NULL, true);
-        return;
-      }
-      t[0] = '/';
-      memcpy(t + 1, rest.p, rest.n);
-      rest = (struct slice){t, rest.n + 1};
-    }
-    target = rest;
-  }
-  if (host.n == 0 && ex->minor >= 1 && nhost == 0) {
-    exchange_reply(ex, 400, "bad request: HTTP/1.1 requests must carry a Host header\n", true);
-    return;
-  }
+  struct slice host = rq.host, target = rq.target, norm = rq.norm;
   ex->host = host;
-
-  /* Normalised path for matching. */
-  struct slice norm;
-  if (target.n == 1 && target.p[0] == '*') {
-    norm = SLICE_LIT("/"); /* OPTIONS * is matched like "/" and sent as is */
-  } else {
-    char *nbuf = arena_alloc(&ex->arena, target.n + 1);
-    size_t nlen = 0;
-    if (!nbuf) {
-      exchange_reply(ex, 414, NULL, true);
-      return;
-    }
-    if (router_normalize_path(target, nbuf, target.n + 1, &nlen) != 0) {
-      exchange_reply(ex, 400, "bad request: malformed request path\n", true);
-      return;
-    }
-    norm = (struct slice){nbuf, nlen};
-  }
 
   struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
   const struct cfg_route *r = router_match(w->router, &q);
@@ -341,25 +244,13 @@ void exchange_start(struct exchange *ex) {
         slice_cstr(r->respond_body ? r->respond_body : ""), (struct slice){NULL, 0}, false);
     return;
   case ACTION_REDIRECT: {
-    /* Keep the query string unless the location has one. */
-    const char *loc = r->redirect_location;
-    size_t ll = strlen(loc);
-    struct slice query = {NULL, 0};
-    const char *qm = memchr(target.p, '?', target.n);
-    if (qm && !strchr(loc, '?'))
-      query = (struct slice){qm, (size_t)(target.p + target.n - qm)};
-    char *lb = arena_alloc(&ex->arena, ll + query.n + 1);
-    if (!lb) {
+    struct slice loc;
+    if (request_redirect_location(r, target, &ex->arena, &loc) != 0) {
       exchange_reply(ex, 414, NULL, true);
       return;
     }
-    memcpy(lb, loc, ll);
-    if (query.n)
-      memcpy(lb + ll, query.p, query.n);
-    char body[64];
-    snprintf(body, sizeof(body), "redirecting\n");
     exchange_reply_full(ex, r->redirect_status, SLICE_LIT("text/plain; charset=utf-8"),
-                        slice_cstr(body), (struct slice){lb, ll + query.n}, false);
+                        SLICE_LIT("redirecting\n"), loc, false);
     return;
   }
   case ACTION_UPSTREAM:
@@ -459,31 +350,16 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
     return;
   }
 
-  size_t tcap = target.n + (r->rewrite_prefix ? strlen(r->rewrite_prefix) : 0) + 2;
-  char *tbuf = r->rewrite_prefix ? arena_alloc(&ex->arena, tcap) : NULL;
   struct slice send_target;
-  if ((r->rewrite_prefix && !tbuf) ||
-      router_target(r, target, norm, tbuf, tcap, &send_target) != 0) {
+  if (request_upstream_target(r, target, norm, &ex->arena, &send_target) != 0) {
     exchange_reply(ex, 414, NULL, true);
     return;
   }
-  struct fwd_request fr = {
-      .method = slice_cstr(llhttp_method_name((llhttp_method_t)ex->method)),
-      .target = send_target,
-      .headers = &ex->req_hdrs,
-      .host = r->set_host ? slice_cstr(r->set_host) : (host.n ? host : slice_cstr(ex->srv->name)),
-      .client_ip = slice_cstr(session_client_ip(s)),
-      .proto = SLICE_LIT("http"),
-      .fwd_host = host,
-      .request_id = ex->rid,
-      .client_minor = ex->minor,
-      .framing = ex->req_chunked      ? FRAMING_CHUNKED
-                 : ex->req_has_length ? FRAMING_LENGTH
-                                      : FRAMING_NONE,
-      .content_length = ex->req_length,
-      .upgrade = ex->upgrade_req,
-      .ops = &r->request_headers,
-  };
+  struct request_in rin = {ex->method,         ex->minor, ex->bad_version, ex->req_chunked,
+                           ex->req_has_length, ex->url,   &ex->req_hdrs};
+  struct fwd_request fr;
+  request_fwd_init(&fr, r, &rin, send_target, host, slice_cstr(ex->srv->name),
+                   slice_cstr(session_client_ip(s)), ex->rid, ex->req_length, ex->upgrade_req);
   /* One pass into a standard block; a second only for a larger head. */
   struct iobuf *hb = iobuf_get(&w->bufs, IOBUF_SIZE);
   size_t need = hb ? http_head_build_request(hb->data, hb->cap, &fr) : 0;
