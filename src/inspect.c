@@ -18,6 +18,7 @@
 #include "ferry/connpool.h"
 #include "ferry/exchange.h"
 #include "ferry/inspector.h"
+#include "ferry/router.h"
 #include "ferry/session.h"
 #include "ferry/upstream.h"
 #include "ferry/worker.h"
@@ -293,21 +294,6 @@ static int64_t span_us(uint64_t from, uint64_t to) {
   return (int64_t)((to - from) / 1000);
 }
 
-/* "host api.example.com, path_prefix /api" */
-static size_t route_label(const struct cfg_route *r, char *out, size_t cap) {
-  static const char *const kinds[] = {"", "path", "path_prefix", "path_regex"};
-  int k = 0;
-  if (r->host)
-    k = snprintf(out, cap, "host %s%s", r->host_wildcard ? "*" : "", r->host);
-  if (r->path_kind != PATH_ANY && k >= 0 && (size_t)k < cap)
-    k += snprintf(out + k, cap - (size_t)k, "%s%s %s", k ? ", " : "", kinds[r->path_kind], r->path);
-  if (k == 0)
-    k = snprintf(out, cap, "any request");
-  if (k < 0)
-    return 0;
-  return (size_t)k < cap ? (size_t)k : cap - 1;
-}
-
 void inspect_capture(struct exchange *ex) {
   struct worker *w = ex->w;
   const struct config *cfg = w->cfg;
@@ -339,7 +325,7 @@ void inspect_capture(struct exchange *ex) {
                      ex->status, (int)(ex->reason.n > 256 ? 256 : ex->reason.n), ex->reason.p);
     up_line = (struct slice){upline, k > 0 ? (size_t)k : 0};
   }
-  size_t nlabel = ex->route ? route_label(ex->route, label, sizeof label) : 0;
+  size_t nlabel = ex->route ? router_route_label(ex->route, label, sizeof label) : 0;
 
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -652,6 +638,10 @@ static void json_str(struct inspect_out *o, struct slice s) {
   }
   inspect_out_put(o, s.p + s.n - run, run);
   inspect_out_put(o, "\"", 1);
+}
+
+void inspect_json_str(struct inspect_out *o, struct slice s) {
+  json_str(o, s);
 }
 
 static void json_key_str(struct inspect_out *o, const char *key, struct slice v) {

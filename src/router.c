@@ -598,6 +598,20 @@ enum router_skip router_route_check(const struct cfg_route *rt, const struct rou
   return ROUTER_SKIP_NONE;
 }
 
+size_t router_route_label(const struct cfg_route *r, char *out, size_t cap) {
+  static const char *const kinds[] = {"", "path", "path_prefix", "path_regex"};
+  int k = 0;
+  if (r->host)
+    k = snprintf(out, cap, "host %s%s", r->host_wildcard ? "*" : "", r->host);
+  if (r->path_kind != PATH_ANY && k >= 0 && (size_t)k < cap)
+    k += snprintf(out + k, cap - (size_t)k, "%s%s %s", k ? ", " : "", kinds[r->path_kind], r->path);
+  if (k == 0)
+    k = snprintf(out, cap, "any request");
+  if (k < 0)
+    return 0;
+  return (size_t)k < cap ? (size_t)k : cap - 1;
+}
+
 /* ---- shadowed routes -------------------------------------------------- */
 
 static bool host_covers(const struct cfg_route *a, const struct cfg_route *b) {

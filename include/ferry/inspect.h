@@ -219,6 +219,10 @@ struct inspect_out {
 void inspect_out_put(struct inspect_out *o, const char *p, size_t n);
 void inspect_out_puts(struct inspect_out *o, const char *s);
 
+/* s as a JSON string (quotes included): ASCII only, bytes >= 0x80 and '<'
+ * as \u00XX, so it is valid JSON and safe inside HTML. */
+void inspect_json_str(struct inspect_out *o, struct slice s);
+
 /* Whether the inspector may resend this record (admin.replay must be on
  * too): not redacted, no request body, and a client request head. */
 bool inspect_replayable(const struct inspect_rec *r);

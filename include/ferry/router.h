@@ -50,6 +50,11 @@ enum router_skip {
 enum router_skip router_route_check(const struct cfg_route *rt, const struct route_query *q,
                                     size_t *header);
 
+/* A short description of route r's conditions for people, e.g.
+ * "host api.example.com, path_prefix /api" or "any request"; at most cap-1
+ * bytes and a NUL. Returns the length written. */
+size_t router_route_label(const struct cfg_route *r, char *out, size_t cap);
+
 /* Whether route a matches every request that route b matches, so that b
  * can never match when a comes first in the file: a's host is the same as
  * b's or wider (no host; a wildcard covering b's host or wildcard), a's path
