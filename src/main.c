@@ -21,6 +21,7 @@
 #include "ferry/log.h"
 #include "ferry/metrics.h"
 #include "ferry/router.h"
+#include "ferry/routetest.h"
 #include "ferry/snapshot.h"
 #include "ferry/upstream.h"
 #include "ferry/worker.h"
@@ -304,6 +305,8 @@ int main(int argc, char **argv) {
     return inspect_cli_main(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "explain") == 0)
     return explain_main(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "test-routes") == 0)
+    return routetest_main(argc - 1, argv + 1);
   const char *file = "proxy.yaml";
   bool check = false;
   long workers_override = -1;
