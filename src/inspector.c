@@ -1,4 +1,4 @@
-/* inspector: /inspect, /inspect/requests, /inspect/stream and replay on the
+/* inspector: /inspect, /inspect/requests, /inspect/stream, /inspect/har and replay on the
  * admin listener.
  *
  * Owns: the store of captured records, the list of Server-Sent Event
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ferry/har.h"
 #include "ferry/inspect.h"
 #include "ferry/log.h"
 
@@ -220,6 +221,24 @@ static void requests(void *ud, const struct admin_request *req, struct admin_rep
   struct inspect_out o = {0};
   inspect_render_json(&o, rec, in->cfg->admin.replay);
   inspect_out_puts(&o, "\n");
+  reply_out(rep, 200, "application/json", &o);
+}
+
+static void har(void *ud, const struct admin_request *req, struct admin_reply *rep) {
+  struct inspector *in = ud;
+  char err[256];
+  if (!is_get(req)) {
+    reply_error(rep, 405, "use GET for /inspect/har");
+    return;
+  }
+  struct inspect_filter f;
+  if (inspect_filter_parse(req->query, &f, err, sizeof err) != 0) {
+    reply_error(rep, 400, err);
+    return;
+  }
+  struct inspect_out o = {0};
+  har_render(&o, &in->store, &f);
+  admin_reply_header(rep, "Content-Disposition: attachment; filename=\"ferry.har\"");
   reply_out(rep, 200, "application/json", &o);
 }
 
@@ -481,6 +500,7 @@ struct inspector *inspector_new(const struct config *cfg, struct admin *a) {
       admin_route(a, "/inspect", false, page, in) != 0 ||
       admin_route(a, "/inspect/requests", true, requests, in) != 0 ||
       admin_route(a, "/inspect/stream", false, stream, in) != 0 ||
+      admin_route(a, "/inspect/har", false, har, in) != 0 ||
       admin_on_stop(a, on_admin_stop, in) != 0) {
     inspector_free(in);
     return NULL;

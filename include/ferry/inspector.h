@@ -6,6 +6,7 @@
  *   POST /inspect/requests/ID/replay   resend a captured request head through
  *                                      ferry's listener (admin.replay only)
  *   GET  /inspect/stream[?route=&status=&path=&heartbeat=MS]  Server-Sent Events
+ *   GET  /inspect/har?limit=N&route=R&status=S&path=P  HAR 1.2 (src/har.c)
  *
  * Owns the record store (src/inspect.c), the stream clients and replay
  * connections, all on the admin thread. Workers only call inspector_post.
