@@ -305,7 +305,7 @@ void har_render_entry(struct inspect_out *o, const struct inspect_rec *r) {
   str(o, r->upstream);
   put(o, ",\"server\":");
   str(o, r->server);
-  put(o, ",\"error\":");
+  putf(o, ",\"complete\":%s,\"error\":", r->complete ? "true" : "false");
   if (r->error.n)
     str(o, r->error);
   else

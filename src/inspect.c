@@ -160,7 +160,7 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   struct slice strs[] = {src->request_id, src->client,   src->listener, src->method,
                          src->target,     src->host,     src->version,  src->route_label,
                          src->upstream,   src->server,   src->error,    src->body[0],
-                         src->body[1],    src->req_line, src->up_line};
+                         src->body[1],    src->req_line, src->up_line,  src->config_file};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -187,11 +187,13 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   r->route_index = src->route_index;
   r->route_line = src->route_line;
   r->route_label = fill_copy(&f, src->route_label);
+  r->config_file = fill_copy(&f, src->config_file);
   r->upstream = fill_copy(&f, src->upstream);
   r->server = fill_copy(&f, src->server);
   r->error = fill_copy(&f, src->error);
   r->attempts = src->attempts;
   r->status = src->status;
+  r->complete = src->complete;
   r->req_head_bytes = src->req_head_bytes;
   r->req_body_bytes = src->req_body_bytes;
   r->resp_head_bytes = head_length(src->client_head);
@@ -344,12 +346,14 @@ void inspect_capture(struct exchange *ex) {
       .route_index = ex->route ? (int)ex->route->index : -1,
       .route_line = ex->route ? ex->route->line : 0,
       .route_label = (struct slice){label, nlabel},
+      .config_file = slice_cstr(cfg->file),
       .upstream = ex->up ? slice_cstr(ex->up->cfg->name) : (struct slice){NULL, 0},
       .server = ex->srv ? slice_cstr(ex->srv->name) : (struct slice){NULL, 0},
       .error = slice_cstr(ex->error_note),
       /* servers tried, plus the keep-alive race retry on the same one */
       .attempts = ex->insp.t_connect ? ex->ntried + (ex->retried ? 1u : 0u) : 0u,
       .status = ex->resp_started ? ex->status : 0,
+      .complete = ex->resp_started && ex->resp_done,
       .req_head_bytes = ex->insp.req_head_bytes,
       .req_body_bytes = ex->req_body_bytes,
       .resp_body_bytes = ex->resp_body_bytes,
@@ -703,11 +707,14 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   } else {
     outf(o, ",\"route\":{\"index\":%d,\"line\":%d,\"label\":", r->route_index, r->route_line);
     json_str(o, r->route_label);
+    inspect_out_puts(o, ",\"file\":");
+    json_str(o, r->config_file);
     inspect_out_put(o, "}", 1);
   }
   json_key_str(o, "upstream", r->upstream);
   json_key_str(o, "server", r->server);
-  outf(o, ",\"attempts\":%u,\"status\":%d", (unsigned)r->attempts, r->status);
+  outf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts, r->status,
+       r->complete ? "true" : "false");
   if (r->error.n)
     json_key_str(o, "error", r->error);
   else

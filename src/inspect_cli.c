@@ -321,7 +321,11 @@ static void print_head(FILE *out, const struct style *st, const char *arrow, con
   const struct jval *hs = jget(head, "headers");
   const struct jval *ohs = other && other->kind == J_OBJ ? jget(other, "headers") : NULL;
   fprintf(out, "  %s%s%s\n", st->dim, title, st->off);
-  fprintf(out, "  %s %s%s%s\n", arrow, st->bold, jstr(head, "line"), st->off);
+  /* The start line: a rewritten target or another version is a change. */
+  bool line_changed =
+      other && other->kind == J_OBJ && strcmp(jstr(head, "line"), jstr(other, "line")) != 0;
+  fprintf(out, "%c %s %s%s%s%s\n", line_changed ? '~' : ' ', arrow, line_changed ? st->yellow : "",
+          st->bold, jstr(head, "line"), st->off);
   for (size_t i = 0; hs && i < hs->n; i++) {
     const struct jval *h = &hs->kids[i];
     if (h->kind != J_ARR || h->n != 2 || h->kids[0].kind != J_STR || h->kids[1].kind != J_STR)
@@ -375,12 +379,16 @@ int inspect_cli_print(FILE *out, const char *json, size_t len, bool colour) {
   fprintf(out, "%s#%.0f%s %s %s%s %s%s%s -> %s%d%s", st->cyan, jnum(&root, "id", 0), st->off,
           strlen(time) >= 23 ? time + 11 : time, st->bold, jstr(&root, "method"),
           jstr(&root, "host"), jstr(&root, "target"), st->off, sc, status, st->off);
+  const struct jval *complete = jget(&root, "complete");
+  if (status && complete && complete->kind == J_BOOL && !complete->num)
+    fprintf(out, " %s(cut short)%s", st->red, st->off);
   if (*jstr(&root, "upstream"))
     fprintf(out, "  upstream %s (%s)", jstr(&root, "upstream"), jstr(&root, "server"));
   else
     fprintf(out, "  answered by ferry");
   if (route && route->kind == J_OBJ)
-    fprintf(out, "  route #%.0f (line %.0f)", jnum(route, "index", 0), jnum(route, "line", 0));
+    fprintf(out, "  route #%.0f (%s%sline %.0f)", jnum(route, "index", 0), jstr(route, "file"),
+            *jstr(route, "file") ? " " : "", jnum(route, "line", 0));
   fprintf(out, "  %s ms (connect %s, first byte %s)  id %s", total, connect, ttfb,
           jstr(&root, "request_id"));
   if (*jstr(&root, "error"))

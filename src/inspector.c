@@ -149,8 +149,8 @@ static void page(void *ud, const struct admin_request *req, struct admin_reply *
     reply_error(rep, 405, "use GET for /inspect");
     return;
   }
+  /* The admin sends Cache-Control: no-store with every answer. */
   admin_reply_status(rep, 200, "text/html; charset=utf-8");
-  admin_reply_header(rep, "Cache-Control: no-store");
   admin_reply_append(rep, inspect_page_html, inspect_page_html_len);
 }
 

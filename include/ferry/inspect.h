@@ -124,9 +124,12 @@ struct inspect_rec {
   int route_index; /* -1: no route matched */
   int route_line;
   struct slice route_label; /* e.g. "host api.example.com, path_prefix /api" */
+  struct slice config_file; /* the configuration file the route is in (-c FILE) */
   struct slice upstream, server, error;
   uint32_t attempts; /* upstream connections tried (0: answered by ferry itself) */
   int status;        /* 0: no response was sent */
+  bool complete;     /* the whole response reached the client's queue; false when it was
+                        cut short (client gone, upstream failed mid-body, a timeout) */
   uint64_t req_head_bytes, req_body_bytes;   /* from the client */
   uint64_t resp_head_bytes, resp_body_bytes; /* to the client (body: as received upstream) */
   /* microseconds; -1: that phase did not happen */
@@ -143,9 +146,10 @@ struct inspect_src {
   int64_t time_us;
   struct slice request_id, client, listener, method, target, host, version;
   int route_index, route_line;
-  struct slice route_label, upstream, server, error;
+  struct slice route_label, config_file, upstream, server, error;
   uint32_t attempts;
   int status;
+  bool complete;
   uint64_t req_head_bytes, req_body_bytes, resp_body_bytes;
   int64_t queue_us, connect_us, ttfb_us, total_us;
   bool has_body;

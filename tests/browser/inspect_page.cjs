@@ -107,9 +107,9 @@ function check(cond, msg) {
 }
 
 async function main() {
-  const [httpPort, adminPort, echoPort] = [await freePort(), await freePort(), await freePort()];
+  const [httpPort, adminPort, echoPort, slowPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-browser-"));
-  const cfg = path.join(tmp, "proxy.yaml");
+  const cfg = path.join(tmp, "gateway.yaml"); // not proxy.yaml: the page must name the real file
   fs.writeFileSync(cfg, `listeners:
   - address: 127.0.0.1:${httpPort}
 workers: 1
@@ -121,13 +121,40 @@ upstreams:
   api:
     servers:
       - address: 127.0.0.1:${echoPort}
+  slow:
+    servers:
+      - address: 127.0.0.1:${slowPort}
 routes:
   - path_prefix: /api
     upstream: api
     inspect: true
     response_headers:
       set: {X-Frame-Options: DENY}
+  - path_prefix: /rw
+    rewrite_prefix: /v2
+    upstream: api
+    inspect: true
+  - path_prefix: /slow
+    upstream: slow
+    inspect: true
 `);
+  const routeLine = (prefix) => fs.readFileSync(cfg, "utf8").split("\n").indexOf(`  - path_prefix: ${prefix}`) + 1;
+  // An upstream whose body never ends: the client leaves after the head.
+  const slow = net.createServer((sock) => {
+    sock.once("data", () => {
+      sock.write("HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n");
+      let sent = 0;
+      const pump = () => {
+        while (sent < 50000000 && !sock.destroyed) {
+          sent += 10000;
+          if (!sock.write(Buffer.alloc(10000, 120))) return sock.once("drain", pump);
+        }
+      };
+      pump();
+    });
+    sock.on("error", () => {});
+  });
+  await new Promise((resolve) => slow.listen(slowPort, "127.0.0.1", resolve));
   let echo, ferry, browser;
   try {
     check(FERRY && fs.existsSync(FERRY), `FERRY_BIN (${FERRY}) is not a built ferry`);
@@ -145,6 +172,8 @@ routes:
         "--disable-quic"],
     });
     const page = browser.pages()[0] || (await browser.newPage());
+    const shotDir = path.dirname(SHOT);
+    fs.mkdirSync(shotDir, { recursive: true });
     page.setDefaultTimeout(TIMEOUT);
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
@@ -176,6 +205,11 @@ routes:
     check(curl.includes(`http://127.0.0.1:${httpPort}/api/users?page=2`) && curl.includes("-H 'X-Client-Note: hello'"),
       `copy as curl command: ${curl}`);
 
+    const routeInfo = await page.locator("#route-info").textContent();
+    check(routeInfo === `#0 (${cfg} line ${routeLine("/api")}): path_prefix /api`, `route names its file and line: ${routeInfo}`);
+    const lines = page.locator(".pair >> nth=0 >> .line");
+    check((await lines.nth(0).getAttribute("data-diff")) === null, "an unchanged request line is not marked");
+
     // Replay: the captured head goes through ferry again and shows up live.
     await page.locator("#replay").click();
     await page.waitForFunction(() => document.getElementById("note").textContent.startsWith("sent again"));
@@ -187,15 +221,46 @@ routes:
     check((await mark.textContent()) === `X-Ferry-Replay-Of: ${origId}`, "the replay names the original");
     await page.locator(`tr.row[data-id="${origId}"]`).click(); // the original again, for the screenshot
     await page.waitForSelector(`#detail[data-shown="${origId}"]`);
-    check(errors.length === 0, `page errors: ${errors.join("; ")}`);
-
-    fs.mkdirSync(path.dirname(SHOT), { recursive: true });
     await page.screenshot({ path: SHOT });
-    console.log(`ok: request appeared live, diff marks X-Forwarded-For added; screenshot ${SHOT}`);
+
+    // A rewritten request line is marked as changed on both sides.
+    await get(httpPort, "/rw/items?x=1", { Host: "shop.example" });
+    const rw = page.locator("tr.row", { hasText: "/rw/items?x=1" });
+    await rw.waitFor();
+    await rw.click();
+    await page.waitForFunction(() => (document.getElementById("route-info") || {}).textContent?.includes("path_prefix /rw"));
+    check((await lines.nth(0).getAttribute("data-diff")) === "changed", "client request line marked changed");
+    check((await lines.nth(1).getAttribute("data-diff")) === "changed", "forwarded request line marked changed");
+    check((await lines.nth(1).textContent()) === "GET /v2/items?x=1 HTTP/1.1", "forwarded line shown");
+    await page.screenshot({ path: path.join(shotDir, "inspector-rewrite.png") });
+
+    // A response the client cut short is not shown as a plain 200.
+    await new Promise((resolve, reject) => {
+      const c = net.connect(httpPort, "127.0.0.1", () => c.write("GET /slow/file HTTP/1.1\r\nHost: shop.example\r\n\r\n"));
+      c.once("data", () => { c.destroy(); resolve(); });
+      c.on("error", reject);
+      c.setTimeout(TIMEOUT, () => reject(new Error("no answer from /slow")));
+    });
+    const cut = page.locator("tr.row", { hasText: "/slow/file" });
+    await cut.waitFor();
+    const cutStatus = await cut.locator("td").nth(4).textContent();
+    check(cutStatus === "200 cut short", `status of a response cut short: ${cutStatus}`);
+
+    // HAR export: the button downloads the captured exchanges as HAR 1.2.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#har").click()]);
+    const harPath = path.join(tmp, "export.har");
+    await download.saveAs(harPath);
+    const har = JSON.parse(fs.readFileSync(harPath, "utf8"));
+    check(har.log.version === "1.2" && har.log.creator.name === "ferry", "HAR log header");
+    check(har.log.entries.length === 5, `one HAR entry per exchange: ${har.log.entries.length}`);
+    check(har.log.entries.some((e) => e.request.url === "http://shop.example/rw/items?x=1"), "HAR has the rewritten request");
+    check(errors.length === 0, `page errors: ${errors.join("; ")}`);
+    console.log(`ok: live list, header diff, replay, file and line, rewritten line, cut short, HAR; screenshots in ${shotDir}`);
   } finally {
     if (browser) await browser.close();
     await stop(ferry, "ferry");
     await stop(echo, "ferry-echo");
+    slow.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

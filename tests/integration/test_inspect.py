@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -463,6 +464,87 @@ def test_terminal_view_explains_a_wrong_address():
     eq(p.returncode, 2, "exit code")
     check(b"cannot connect to the admin listener" in p.stderr and b"--admin" in p.stderr,
           f"message says what to do: {p.stderr!r}")
+
+
+def test_page_sends_cache_control_once():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        port = f.ports["admin"]
+        raw = ft.raw_exchange(port, f"GET /inspect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        head = raw.split(b"\r\n\r\n", 1)[0].decode().lower().split("\r\n")
+        eq(head[0], "http/1.1 200 ok", "status")
+        eq([h for h in head if h.startswith("cache-control:")], ["cache-control: no-store"],
+           "one Cache-Control header on /inspect")
+
+
+def test_route_names_the_configuration_file_it_is_in():
+    with Upstream() as up:
+        ports = {"http": ft.free_port(), "admin": ft.free_port()}
+        d = tempfile.mkdtemp(prefix="ferry-test-")
+        path = os.path.join(d, "gateway.yaml")
+        with open(path, "w") as fh:
+            fh.write(config(up.address).replace("{port:http}", str(ports["http"]))
+                     .replace("{port:admin}", str(ports["admin"])))
+        # The last -c wins: ferry runs gateway.yaml, not the helper's proxy.yaml.
+        with Ferry("", ports=ports, args=("-c", path)) as f, open_stream(f) as st:
+            eq(ft.request(f.port, target="/api/x").status, 200, "proxied")
+            ex = st.event()
+            eq(ex["route"]["file"], path, "the route names the file ferry runs")
+            eq(ex["route"]["line"], 14, "and its line there")
+
+
+def upstream_that_sends_half(c):
+    m = c.read_request()
+    if m is None:
+        return
+    # A long body, sent until ferry closes this connection because its
+    # client went away (bounded: at most 50 MB of the declared 100 MB).
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+    try:
+        for _ in range(5000):
+            c.send(b"x" * 10000)
+    except OSError:
+        pass
+
+
+def test_a_response_cut_short_by_the_client_is_not_a_plain_200():
+    with Upstream(upstream_that_sends_half) as up, Ferry(config(up.address)) as f, open_stream(f) as st:
+        with Client(f.port) as c:
+            c.send(b"GET /api/big HTTP/1.1\r\nHost: t.test\r\n\r\n")
+            while b"\r\n\r\n" not in c.received:
+                check(c._fill(), "response head arrives")
+        ex = st.event()
+        eq(ex["status"], 200, "status sent")
+        eq(ex["complete"], False, "the response did not reach the client whole")
+        eq(ex["error"], "client closed the connection", "why")
+        with Client(f.port) as c:
+            c.send(b"GET /ping HTTP/1.1\r\nHost: t.test\r\n\r\n")
+            while b"pong" not in c.received:
+                check(c._fill(), "pong arrives")
+        eq(st.event()["complete"], True, "a whole response is complete")
+
+
+def test_rewritten_request_line_is_captured_on_both_sides():
+    routes = "  - path_prefix: /rw\n    rewrite_prefix: /v2\n    upstream: api\n    inspect: true\n"
+    with Upstream() as up, Ferry(config(up.address, routes_extra=routes)) as f, open_stream(f) as st:
+        ft.request(f.port, target="/rw/a?b=1")
+        ex = st.event()
+        eq(ex["request_client"]["line"], "GET /rw/a?b=1 HTTP/1.1", "as sent")
+        eq(ex["request_upstream"]["line"], "GET /v2/a?b=1 HTTP/1.1", "as forwarded")
+        out = subprocess.run([ft.FERRY_BIN, "inspect", "--help"], capture_output=True).stdout
+        check(b"--har" in out, "help mentions --har")
+
+
+def test_terminal_refuses_a_route_the_configuration_does_not_have():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        p = subprocess.run([ft.FERRY_BIN, "inspect", "-c", f.config_path, "--route", "nosuch"],
+                           capture_output=True, timeout=ft.IO_TIMEOUT)
+        eq(p.returncode, 1, "exit code")
+        err = p.stderr.decode()
+        check("--route nosuch" in err and "no route with that index and no upstream of that name" in err
+              and "routes 0 to 2" in err and "upstreams: api" in err, f"message: {err!r}")
+        p = subprocess.run([ft.FERRY_BIN, "inspect", "-c", f.config_path, "--route", "7"],
+                           capture_output=True, timeout=ft.IO_TIMEOUT)
+        eq(p.returncode, 1, "an index past the last route")
 
 
 ft.main(globals())

@@ -47,10 +47,12 @@ static struct inspect_src sample(void) {
       .route_index = 2,
       .route_line = 14,
       .route_label = SLICE_LIT("path_prefix /users"),
+      .config_file = SLICE_LIT("conf/edge.yaml"),
       .upstream = SLICE_LIT("api"),
       .server = SLICE_LIT("127.0.0.1:9001"),
       .attempts = 1,
       .status = 200,
+      .complete = true,
       .req_head_bytes = 90,
       .resp_body_bytes = 2,
       .queue_us = 5,
@@ -137,6 +139,19 @@ Test(inspect, absent_heads_render_as_null) {
   free(r);
 }
 
+Test(inspect, a_response_cut_short_is_not_complete) {
+  struct inspect_src src = sample();
+  src.complete = false;
+  src.error = SLICE_LIT("client closed the connection");
+  struct inspect_rec *r = inspect_rec_build(&src);
+  struct inspect_out o = {0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p, "\"status\":200,\"complete\":false"), "%s", o.p);
+  cr_assert_not_null(strstr(o.p, "\"error\":\"client closed the connection\""), "%s", o.p);
+  free(o.p);
+  free(r);
+}
+
 Test(inspect, json_fields_and_escaping) {
   struct inspect_src src = sample();
   struct inspect_rec *r = inspect_rec_build(&src);
@@ -147,7 +162,9 @@ Test(inspect, json_fields_and_escaping) {
       strstr(o.p, "{\"id\":7,\"request_id\":\"r1\",\"time\":\"2025-11-25T19:00:00.123Z\""), "%s",
       o.p);
   cr_assert_not_null(strstr(o.p, "\"route\":{\"index\":2,\"line\":14,\"label\":\"path_prefix "
-                                 "/users\"}"));
+                                 "/users\",\"file\":\"conf/edge.yaml\"}"),
+                     "the route names the configuration file it is in: %s", o.p);
+  cr_assert_not_null(strstr(o.p, "\"status\":200,\"complete\":true"), "%s", o.p);
   cr_assert_not_null(
       strstr(o.p, "\"timings_ms\":{\"queue\":0.005,\"connect\":1.500,\"ttfb\":2.000,\"total\":"
                   "4.000}"));
