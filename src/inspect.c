@@ -17,6 +17,7 @@
 
 #include "ferry/connpool.h"
 #include "ferry/exchange.h"
+#include "ferry/filter.h"
 #include "ferry/inspector.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
@@ -495,7 +496,7 @@ static bool query_decode(struct slice v, char *out, size_t cap) {
   return true;
 }
 
-int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, size_t errlen) {
+static int parse_query(struct slice q, struct inspect_filter *f, char *err, size_t errlen) {
   memset(f, 0, sizeof *f);
   f->limit = 100;
   if (q.n && q.p[0] == '?') {
@@ -510,8 +511,8 @@ int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, si
     const char *eq = memchr(pair.p, '=', pair.n);
     struct slice key = {pair.p, eq ? (size_t)(eq - pair.p) : pair.n};
     struct slice val = eq ? (struct slice){eq + 1, pair.n - key.n - 1} : (struct slice){"", 0};
-    char buf[256];
-    if (!query_decode(val, buf, sizeof buf)) {
+    char buf[1024];
+    if (!query_decode(val, buf, slice_eq(key, SLICE_LIT("filter")) ? sizeof buf : 256)) {
       snprintf(err, errlen, "query parameter \"%.*s\" is too long (at most 255 bytes)", (int)key.n,
                key.p);
       return -1;
@@ -545,9 +546,29 @@ int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, si
       memcpy(f->status, buf, n + 1);
     } else if (slice_eq(key, SLICE_LIT("path"))) {
       memcpy(f->path, buf, sizeof f->path); /* buf holds at most 255 bytes and a NUL */
+    } else if (slice_eq(key, SLICE_LIT("filter")) && buf[0]) {
+      char why[256];
+      filter_free(f->expr);
+      f->expr = filter_compile(buf, why, sizeof why);
+      if (!f->expr) {
+        snprintf(err, errlen, "filter=%.200s: %s", buf, why);
+        return -1;
+      }
     }
   }
   return 0;
+}
+
+int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, size_t errlen) {
+  if (parse_query(q, f, err, errlen) == 0)
+    return 0;
+  inspect_filter_release(f);
+  return -1;
+}
+
+void inspect_filter_release(struct inspect_filter *f) {
+  filter_free(f->expr);
+  f->expr = NULL;
 }
 
 static bool contains(struct slice hay, const char *needle) {
@@ -578,7 +599,7 @@ bool inspect_filter_match(const struct inspect_filter *f, const struct inspect_r
   }
   if (f->path[0] && !contains(r->target, f->path))
     return false;
-  return true;
+  return !f->expr || filter_match(f->expr, r);
 }
 
 /* --- rendering --------------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /* inspect_cli: `ferry inspect [-c FILE] [--admin ADDR] [--route R]
- * [--har FILE [--limit N]]`.
+ * [--filter EXPR] [--har FILE [--limit N]]`.
  *
  * Owns: one blocking socket to the admin listener, a small JSON reader for
  * the events it receives, and the terminal rendering. Runs in its own
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ferry/config.h"
+#include "ferry/filter.h"
 
 /* --- a small JSON reader ---------------------------------------------------- */
 
@@ -409,7 +410,8 @@ int inspect_cli_print(FILE *out, const char *json, size_t len, bool colour) {
 /* --- the stream --------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: ferry inspect [-c FILE] [--admin ADDR] [--route R] [--har FILE [--limit N]]\n"
+  fprintf(f, "usage: ferry inspect [-c FILE] [--admin ADDR] [--route R] [--filter EXPR]\n"
+             "                     [--har FILE [--limit N]]\n"
              "\n"
              "  Follows the inspector of a running ferry and prints each captured exchange's\n"
              "  request and response headers (routes with inspect: true, or all routes with\n"
@@ -418,6 +420,8 @@ static void usage(FILE *f) {
              "  --admin ADDR  the admin listener, e.g. 127.0.0.1:9901 (default: admin.address\n"
              "                from FILE, else 127.0.0.1:9901)\n"
              "  --route R     only this route: its index in routes[] or its upstream's name\n"
+             "  --filter EXPR only exchanges EXPR matches, e.g. '~c 5..', '~m POST & ~u /api',\n"
+             "                '~h X-Env: prod', '!~s' (mitmproxy-like; README \"Debugging\")\n"
              "  --har FILE    save the captured exchanges as HAR 1.2 to FILE (\"-\": stdout) and\n"
              "                exit, instead of following; --limit N keeps the newest N\n"
              "  -c FILE       configuration to read admin.address from (default proxy.yaml)\n");
@@ -496,7 +500,7 @@ static bool route_known(const struct config *cfg, const char *route) {
  * *body (malloc'd, NUL-terminated) and *blen get the body. */
 static int admin_get(const char *admin, const char *path, char **body, size_t *blen, char *err,
                      size_t errlen) {
-  char host[INET6_ADDRSTRLEN + 16], req[1024];
+  char host[INET6_ADDRSTRLEN + 16], req[4600];
   int fd = connect_admin(admin, host, sizeof host, err, errlen);
   if (fd < 0)
     return -1;
@@ -550,7 +554,7 @@ static int admin_get(const char *admin, const char *path, char **body, size_t *b
 
 /* --har FILE: save the captured exchanges as HAR 1.2. */
 static int save_har(const char *admin, const char *query, const char *file) {
-  char path[512], err[512];
+  char path[4096], err[512];
   char *body = NULL;
   size_t blen = 0;
   snprintf(path, sizeof path, "/inspect/har%s", query);
@@ -589,16 +593,18 @@ static int save_har(const char *admin, const char *query, const char *file) {
 }
 
 int inspect_cli_main(int argc, char **argv) {
-  const char *admin = NULL, *route = NULL, *file = "proxy.yaml", *har = NULL, *limit = NULL;
+  const char *admin = NULL, *route = NULL, *file = "proxy.yaml", *har = NULL, *limit = NULL,
+             *expr = NULL;
   bool file_given = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    const char **opt = strcmp(a, "--admin") == 0   ? &admin
-                       : strcmp(a, "--route") == 0 ? &route
-                       : strcmp(a, "--har") == 0   ? &har
-                       : strcmp(a, "--limit") == 0 ? &limit
-                       : strcmp(a, "-c") == 0      ? &file
-                                                   : NULL;
+    const char **opt = strcmp(a, "--admin") == 0    ? &admin
+                       : strcmp(a, "--route") == 0  ? &route
+                       : strcmp(a, "--har") == 0    ? &har
+                       : strcmp(a, "--limit") == 0  ? &limit
+                       : strcmp(a, "--filter") == 0 ? &expr
+                       : strcmp(a, "-c") == 0       ? &file
+                                                    : NULL;
     if (opt && i + 1 < argc) {
       *opt = argv[++i];
       file_given = file_given || opt == &file;
@@ -674,13 +680,31 @@ int inspect_cli_main(int argc, char **argv) {
             "ferry inspect: note: no configuration to check --route %s against (pass -c FILE); "
             "nothing is shown if no route or upstream has that name\n",
             route);
-  char q[400] = "";
+  if (expr) {
+    /* Checked here too, so a typo is an error at once rather than a 400 later. */
+    char why[256];
+    struct filter *fx = filter_compile(expr, why, sizeof why);
+    if (!fx) {
+      fprintf(stderr, "ferry inspect: --filter %s: %s\n", expr, why);
+      return 1;
+    }
+    filter_free(fx);
+    if (strlen(expr) > 1000) {
+      fprintf(stderr, "ferry inspect: --filter: at most 1000 bytes\n");
+      return 1;
+    }
+  }
+  char q[3600] = "";
   {
-    char enc[180];
+    char enc[3100];
     size_t qn = 0;
     if (route) {
-      qencode(route, enc, sizeof enc);
+      qencode(route, enc, 180);
       qn += (size_t)snprintf(q + qn, sizeof q - qn, "%sroute=%s", qn ? "&" : "?", enc);
+    }
+    if (expr && qn < sizeof q) {
+      qencode(expr, enc, sizeof enc);
+      qn += (size_t)snprintf(q + qn, sizeof q - qn, "%sfilter=%s", qn ? "&" : "?", enc);
     }
     if (har && qn < sizeof q)
       qn += (size_t)snprintf(q + qn, sizeof q - qn, "%slimit=%s", qn ? "&" : "?",
@@ -696,7 +720,7 @@ int inspect_cli_main(int argc, char **argv) {
     fprintf(stderr, "ferry inspect: %s\n", err);
     return 2;
   }
-  char req[600];
+  char req[4000];
   int rl = snprintf(
       req, sizeof req,
       "GET /inspect/stream%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", q, host);

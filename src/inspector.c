@@ -173,6 +173,7 @@ static void requests(void *ud, const struct admin_request *req, struct admin_rep
     }
     struct inspect_out o = {0};
     inspect_render_list(&o, &in->store, &f, in->cfg->admin.replay);
+    inspect_filter_release(&f);
     inspect_out_puts(&o, "\n");
     reply_out(rep, 200, "application/json", &o);
     return;
@@ -238,6 +239,7 @@ static void har(void *ud, const struct admin_request *req, struct admin_reply *r
   }
   struct inspect_out o = {0};
   har_render(&o, &in->store, &f);
+  inspect_filter_release(&f);
   admin_reply_header(rep, "Content-Disposition: attachment; filename=\"ferry.har\"");
   reply_out(rep, 200, "application/json", &o);
 }
@@ -246,6 +248,7 @@ static void har(void *ud, const struct admin_request *req, struct admin_reply *r
 
 static void on_client_timer_closed(uv_handle_t *h) {
   struct sse_client *c = container_of(h, struct sse_client, heartbeat);
+  inspect_filter_release(&c->filter);
   free(c);
 }
 
@@ -294,6 +297,7 @@ static void stream(void *ud, const struct admin_request *req, struct admin_reply
     char *e;
     unsigned long v = strtoul(tmp, &e, 10);
     if (!tmp[0] || *e || v < 100 || v > 600000) {
+      inspect_filter_release(&c->filter);
       free(c);
       reply_error(rep, 400, "heartbeat: expected milliseconds between 100 and 600000");
       return;
@@ -315,6 +319,7 @@ static void stream(void *ud, const struct admin_request *req, struct admin_reply
   c->in = in;
   c->stream = admin_reply_stream(rep, "text/event-stream", STREAM_MAX_QUEUED, on_stream_closed, c);
   if (!c->stream) {
+    inspect_filter_release(&c->filter);
     free(c);
     return; /* the admin answers 500 */
   }

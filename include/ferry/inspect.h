@@ -30,6 +30,7 @@ struct exchange;
 struct iobuf;
 struct worker;
 struct inspect_rec;
+struct filter;
 
 /* --- per-worker batch ------------------------------------------------------ *
  * Records captured during one turn of a worker's loop go to the admin
@@ -200,17 +201,20 @@ void inspect_store_destroy(struct inspect_store *st);
 /* --- filters and renderings ----------------------------------------------- */
 
 struct inspect_filter {
-  uint32_t limit; /* default 100 */
-  char route[64]; /* "" any; a route index ("2") or an upstream name */
-  char status[8]; /* "" any; "200", or a class "5xx" / "5" */
-  char path[256]; /* "" any; a substring of the target */
-  uint64_t after; /* only ids greater than this (SSE Last-Event-ID) */
+  uint32_t limit;      /* default 100 */
+  char route[64];      /* "" any; a route index ("2") or an upstream name */
+  char status[8];      /* "" any; "200", or a class "5xx" / "5" */
+  char path[256];      /* "" any; a substring of the target */
+  uint64_t after;      /* only ids greater than this (SSE Last-Event-ID) */
+  struct filter *expr; /* filter=EXPR (src/filter.c), owned; NULL: none */
 };
 
-/* Parse a query string ("limit=10&route=api&status=5xx&path=%2Fapi"; the
- * leading '?' optional). Unknown keys are ignored. Returns 0, or -1 with a
- * message in err for a bad value. */
+/* Parse a query string ("limit=10&route=api&status=5xx&path=%2Fapi&
+ * filter=~c%205.."; the leading '?' optional). Unknown keys are ignored.
+ * Returns 0, or -1 with a message in err for a bad value (nothing to
+ * release then). After 0, inspect_filter_release frees what f holds. */
 int inspect_filter_parse(struct slice query, struct inspect_filter *f, char *err, size_t errlen);
+void inspect_filter_release(struct inspect_filter *f);
 bool inspect_filter_match(const struct inspect_filter *f, const struct inspect_rec *r);
 
 /* A growable output buffer; oom is set (and writes stop) on allocation

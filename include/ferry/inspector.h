@@ -1,7 +1,9 @@
 /* inspector: the inspector's surfaces on the admin listener.
  *
  *   GET  /inspect                      the page (self-contained HTML)
- *   GET  /inspect/requests?limit=N&route=R&status=S&path=P   JSON, newest first
+ *   GET  /inspect/requests?limit=N&route=R&status=S&path=P&filter=EXPR
+ *                                      JSON, newest first (EXPR: src/filter.h;
+ *                                      every surface below takes the same)
  *   GET  /inspect/requests/ID          one exchange as JSON
  *   POST /inspect/requests/ID/replay   resend a captured request head through
  *                                      ferry's listener (admin.replay only)

@@ -254,6 +254,25 @@ routes:
     check(har.log.version === "1.2" && har.log.creator.name === "ferry", "HAR log header");
     check(har.log.entries.length === 5, `one HAR entry per exchange: ${har.log.entries.length}`);
     check(har.log.entries.some((e) => e.request.url === "http://shop.example/rw/items?x=1"), "HAR has the rewritten request");
+
+    // A filter expression, applied by ferry to the list, the live stream and the HAR link.
+    await page.fill("#f-expr", "~u /rw | ~c 5..");
+    await page.press("#f-expr", "Enter");
+    await page.waitForFunction(() => document.querySelectorAll("tr.row").length === 1);
+    check((await page.locator("tr.row").first().textContent()).includes("/rw/items?x=1"), "the filtered list");
+    check((await page.locator("#har").getAttribute("href")).includes("filter=" + encodeURIComponent("~u /rw | ~c 5..")),
+      "the HAR link takes the filter");
+    await page.waitForSelector("#dot.live");
+    await get(httpPort, "/api/after-filter", { Host: "shop.example" });
+    await get(httpPort, "/rw/second", { Host: "shop.example" });
+    await page.locator("tr.row", { hasText: "/rw/second" }).waitFor();
+    check((await page.locator("tr.row").count()) === 2, "only matching exchanges arrive live");
+    await page.locator("tr.row", { hasText: "/rw/second" }).click();
+    await page.screenshot({ path: path.join(shotDir, "inspector-filter.png") });
+    await page.fill("#f-expr", "~x nope");
+    await page.press("#f-expr", "Enter");
+    await page.waitForFunction(() => document.getElementById("f-error").textContent.includes("unknown filter ~x"));
+    check((await page.locator("tr.row").count()) === 2, "a bad filter keeps the list as it was");
     check(errors.length === 0, `page errors: ${errors.join("; ")}`);
     console.log(`ok: live list, header diff, replay, file and line, rewritten line, cut short, HAR; screenshots in ${shotDir}`);
   } finally {

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import urllib.parse
 import threading
 import time
 
@@ -545,6 +546,49 @@ def test_terminal_refuses_a_route_the_configuration_does_not_have():
         p = subprocess.run([ft.FERRY_BIN, "inspect", "-c", f.config_path, "--route", "7"],
                            capture_output=True, timeout=ft.IO_TIMEOUT)
         eq(p.returncode, 1, "an index past the last route")
+
+
+def test_filter_expressions_on_every_surface():
+    with Upstream() as up, Ferry(config(up.address, admin_extra="  inspect_all: true")) as f, open_stream(f) as st:
+        ft.request(f.port, target="/api/a", headers=[("Host", "x.test"), ("X-Env", "prod")])
+        ft.request(f.port, method="POST", target="/api/b", headers=[("Host", "x.test"), ("Content-Length", "0")])
+        ft.request(f.port, target="/nowhere")
+        for _ in range(3):
+            st.event()
+        q = lambda e: urllib.parse.quote(e)
+        targets = lambda path: [x["target"] for x in admin_json(f, path)["requests"]]
+        eq(targets("/inspect/requests?filter=" + q("~c 4..")), ["/nowhere"], "~c 4..")
+        eq(targets("/inspect/requests?filter=" + q("~m POST | ~h X-Env: prod")), ["/api/b", "/api/a"], "| and ~h")
+        eq(targets("/inspect/requests?filter=" + q("~s & !~m POST")), ["/api/a"], "~s & !")
+        eq(targets("/inspect/requests?filter=" + q("~u /api (~c 200)")), ["/api/b", "/api/a"], "juxtaposition")
+        err = admin_json(f, "/inspect/requests?filter=" + q("~c 5.. &"), 400)
+        check(err["error"].startswith("filter=~c 5.. &: at column 9: the expression ends"), f"error: {err}")
+        har = json.loads(admin_get(f, "/inspect/har?filter=" + q("~m POST")).body)
+        eq([e["request"]["url"] for e in har["log"]["entries"]], ["http://x.test/api/b"], "HAR takes the filter")
+        with open_stream(f, "?filter=" + q("~c 404")) as st2:
+            ft.request(f.port, target="/api/c", headers=[("Host", "x.test")])
+            ft.request(f.port, target="/nowhere/2")
+            eq(st2.event()["target"], "/nowhere/2", "the stream takes the filter")
+
+
+def test_terminal_filter():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        p = subprocess.run([ft.FERRY_BIN, "inspect", "--admin", f"127.0.0.1:{f.ports['admin']}", "--filter", "~c 5.. &"],
+                           capture_output=True, timeout=ft.IO_TIMEOUT)
+        eq(p.returncode, 1, "a malformed filter is a usage error")
+        check(b"--filter ~c 5.. &: at column 9: the expression ends" in p.stderr, p.stderr)
+        out = os.path.join(tempfile.mkdtemp(prefix="ferry-har-"), "f.har")
+        with open_stream(f) as st:
+            ft.request(f.port, target="/api/one", headers=[("Host", "t.test"), ("X-Seen", "yes")])
+            ft.request(f.port, target="/api/two", headers=[("Host", "t.test")])
+            st.event()
+            st.event()
+        p = subprocess.run([ft.FERRY_BIN, "inspect", "--admin", f"127.0.0.1:{f.ports['admin']}", "--filter",
+                            "~h X-Seen: yes", "--har", out], capture_output=True, timeout=ft.IO_TIMEOUT)
+        eq(p.returncode, 0, f"exit code {p.stderr!r}")
+        with open(out) as fh:
+            eq([e["request"]["url"] for e in json.load(fh)["log"]["entries"]], ["http://t.test/api/one"],
+               "--filter with --har")
 
 
 ft.main(globals())
