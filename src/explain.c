@@ -35,15 +35,18 @@ static char *dup_slice(struct slice s) {
   return p;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
+/* snprintf into out, returning the length written (at most cap - 1). */
+static size_t put(char *out, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
+static size_t put(char *out, size_t cap, const char *f, ...) {
   va_list ap;
   va_start(ap, f);
-  char *s = NULL;
-  if (vasprintf(&s, f, ap) < 0)
-    s = NULL;
+  int k = vsnprintf(out, cap, f, ap);
   va_end(ap);
-  return s;
+  if (k < 0) {
+    out[0] = '\0';
+    return 0;
+  }
+  return (size_t)k < cap ? (size_t)k : cap - 1;
 }
 
 /* llhttp's number for a method name (exact case), or -1. */
@@ -74,50 +77,52 @@ static void methods_text(uint64_t methods, char *out, size_t cap) {
   }
 }
 
-/* Why route rt did not match (a malloc'd sentence starting with the name of
- * the condition). */
-static char *skip_reason(const struct cfg_route *rt, const struct route_query *q,
-                         enum router_skip why, size_t hi, const char *method) {
+size_t explain_skip_reason(char *out, size_t cap, const struct cfg_route *rt,
+                           const struct route_query *q, enum router_skip why, size_t hi) {
+  const char *method = q->method >= 0 ? method_name(q->method) : "?";
   const char *pk[] = {"", "path", "path_prefix", "path_regex"};
   int pn = (int)q->path.n;
   switch (why) {
   case ROUTER_SKIP_HOST:
     if (q->host.n == 0)
-      return fmt("host: the request has no Host; this route wants %s%s",
+      return put(out, cap, "host: the request has no Host; this route wants %s%s",
                  rt->host_wildcard ? "*" : "", rt->host);
     if (rt->host_wildcard)
-      return fmt("host: %.*s is not a subdomain of %s (host *%s)", (int)q->host.n, q->host.p,
-                 rt->host[0] == '.' ? rt->host + 1 : rt->host, rt->host);
-    return fmt("host: %.*s is not %s", (int)q->host.n, q->host.p, rt->host);
+      return put(out, cap, "host: %.*s is not a subdomain of %s (host *%s)", (int)q->host.n,
+                 q->host.p, rt->host[0] == '.' ? rt->host + 1 : rt->host, rt->host);
+    return put(out, cap, "host: %.*s is not %s", (int)q->host.n, q->host.p, rt->host);
   case ROUTER_SKIP_PATH:
     if (rt->path_kind == PATH_PREFIX) {
       size_t m = strlen(rt->path);
       if (m > 0 && rt->path[m - 1] == '/')
-        return fmt("path: %.*s does not start with %s (path_prefix)", pn, q->path.p, rt->path);
-      return fmt("path: %.*s is not %s or below it (path_prefix %s)", pn, q->path.p, rt->path,
-                 rt->path);
+        return put(out, cap, "path: %.*s does not start with %s (path_prefix)", pn, q->path.p,
+                   rt->path);
+      return put(out, cap, "path: %.*s is not %s or below it (path_prefix %s)", pn, q->path.p,
+                 rt->path, rt->path);
     }
     if (rt->path_kind == PATH_EXACT)
-      return fmt("path: %.*s is not %s (path)", pn, q->path.p, rt->path);
-    return fmt("path: %.*s does not match %s %s", pn, q->path.p, pk[rt->path_kind], rt->path);
+      return put(out, cap, "path: %.*s is not %s (path)", pn, q->path.p, rt->path);
+    return put(out, cap, "path: %.*s does not match %s %s", pn, q->path.p, pk[rt->path_kind],
+               rt->path);
   case ROUTER_SKIP_METHOD: {
     char ms[512];
     methods_text(rt->methods, ms, sizeof ms);
-    return fmt("method: %s is not one of %s (methods)", method, ms);
+    return put(out, cap, "method: %s is not one of %s (methods)", method, ms);
   }
   case ROUTER_SKIP_HEADER: {
     const struct cfg_kv *want = &rt->headers[hi];
     const struct hdr *h = http_head_find(q->headers, slice_cstr(want->name));
     if (!h)
-      return fmt("header: %s is missing (this route wants %s: %s)", want->name, want->name,
-                 want->value);
-    return fmt("header: %s is \"%.*s\", this route wants \"%s\"", want->name, (int)h->value.n,
-               h->value.p, want->value);
+      return put(out, cap, "header: %s is missing (this route wants %s: %s)", want->name,
+                 want->name, want->value);
+    return put(out, cap, "header: %s is \"%.*s\", this route wants \"%s\"", want->name,
+               (int)h->value.n, h->value.p, want->value);
   }
   case ROUTER_SKIP_NONE:
     break;
   }
-  return fmt("matches by its conditions, yet the router chose another route: please report "
+  return put(out, cap,
+             "matches by its conditions, yet the router chose another route: please report "
              "this as a bug");
 }
 
@@ -188,13 +193,14 @@ void explain_result_free(struct explain_result *r) {
 }
 
 static int add_skip(struct explain_result *out, const struct cfg_route *rt,
-                    const struct route_query *q, enum router_skip why, size_t hi,
-                    const char *method) {
+                    const struct route_query *q, enum router_skip why, size_t hi) {
   struct explain_skip *s = &out->skipped[out->nskipped];
   s->index = rt->index;
   s->line = rt->line;
   s->why = why;
-  s->reason = skip_reason(rt, q, why, hi, method);
+  char reason[1024];
+  explain_skip_reason(reason, sizeof reason, rt, q, why, hi);
+  s->reason = strdup(reason);
   if (!s->reason)
     return -1;
   out->nskipped++;
@@ -270,7 +276,7 @@ int explain_run(const struct config *cfg, const struct router *router,
   for (size_t i = 0; i < upto; i++) {
     size_t hi;
     enum router_skip why = router_route_check(&cfg->routes[i], &rqy, &hi);
-    if (add_skip(out, &cfg->routes[i], &rqy, why, hi, q->method) != 0)
+    if (add_skip(out, &cfg->routes[i], &rqy, why, hi) != 0)
       goto done;
   }
   if (!route) {

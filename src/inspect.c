@@ -17,11 +17,14 @@
 
 #include "ferry/connpool.h"
 #include "ferry/exchange.h"
+#include "ferry/explain.h"
 #include "ferry/filter.h"
 #include "ferry/inspector.h"
+#include "ferry/request.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
 #include "ferry/upstream.h"
+#include "ferry/snapshot.h"
 #include "ferry/worker.h"
 
 static const char redacted_text[] = "[redacted]";
@@ -158,10 +161,10 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   uint32_t nfwd = src->fwd_head.n ? walk_head(src->fwd_head, NULL, NULL) : 0;
   uint32_t ncli = src->client_head.n ? walk_head(src->client_head, NULL, NULL) : 0;
   size_t nkv = (size_t)src->nreq + nfwd + src->nup + ncli;
-  struct slice strs[] = {src->request_id, src->client,   src->listener, src->method,
-                         src->target,     src->host,     src->version,  src->route_label,
-                         src->upstream,   src->server,   src->error,    src->body[0],
-                         src->body[1],    src->req_line, src->up_line,  src->config_file};
+  struct slice strs[] = {
+      src->request_id, src->client,      src->listener, src->method,      src->target, src->host,
+      src->version,    src->route_label, src->upstream, src->server,      src->error,  src->body[0],
+      src->body[1],    src->req_line,    src->up_line,  src->config_file, src->skipped};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -189,6 +192,8 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   r->route_line = src->route_line;
   r->route_label = fill_copy(&f, src->route_label);
   r->config_file = fill_copy(&f, src->config_file);
+  r->skipped = fill_copy(&f, src->skipped);
+  r->skipped_more = src->skipped_more;
   r->upstream = fill_copy(&f, src->upstream);
   r->server = fill_copy(&f, src->server);
   r->error = fill_copy(&f, src->error);
@@ -297,6 +302,40 @@ static int64_t span_us(uint64_t from, uint64_t to) {
   return (int64_t)((to - from) / 1000);
 }
 
+/* "Why this route": for each route before the one that matched (every
+ * route when none did), the first condition the request fails, as
+ * `ferry explain` words it, into out as "INDEX LINE REASON\n" lines. Runs
+ * the proxy's own checks again (request_check into the exchange's arena,
+ * router_route_check), only for captured exchanges. Returns the length;
+ * *more gets the routes left out when out is full. */
+static size_t why_this_route(struct exchange *ex, char *out, size_t cap, uint32_t *more) {
+  const struct config *cfg = ex->gen ? ex->gen->snap->cfg : ex->w->cfg;
+  size_t n = 0, upto = ex->route ? ex->route->index : cfg->nroutes;
+  *more = 0;
+  if (upto == 0)
+    return 0;
+  struct request_in rin = {ex->method,         ex->minor, ex->bad_version, ex->req_chunked,
+                           ex->req_has_length, ex->url,   &ex->req_hdrs};
+  struct request_checked rq;
+  if (request_check(&rin, &ex->arena, &rq) != 0)
+    return 0; /* refused before routing: no route was tried */
+  struct route_query q = {router_host_strip_port(rq.host), rq.norm, ex->method, &ex->req_hdrs};
+  for (size_t i = 0; i < upto; i++) {
+    if (cap - n < 320) {
+      *more = (uint32_t)(upto - i);
+      break;
+    }
+    size_t hi;
+    enum router_skip why = router_route_check(&cfg->routes[i], &q, &hi);
+    int k = snprintf(out + n, cap - n, "%zu %d ", i, cfg->routes[i].line);
+    n += (size_t)k;
+    n += explain_skip_reason(out + n, cap - n - 1 < 256 ? cap - n - 1 : 256, &cfg->routes[i], &q,
+                             why, hi);
+    out[n++] = '\n';
+  }
+  return n;
+}
+
 void inspect_capture(struct exchange *ex) {
   struct worker *w = ex->w;
   const struct config *cfg = w->cfg;
@@ -329,6 +368,9 @@ void inspect_capture(struct exchange *ex) {
     up_line = (struct slice){upline, k > 0 ? (size_t)k : 0};
   }
   size_t nlabel = ex->route ? router_route_label(ex->route, label, sizeof label) : 0;
+  char why[8192];
+  uint32_t why_more = 0;
+  size_t nwhy = why_this_route(ex, why, sizeof why, &why_more);
 
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -348,6 +390,8 @@ void inspect_capture(struct exchange *ex) {
       .route_line = ex->route ? ex->route->line : 0,
       .route_label = (struct slice){label, nlabel},
       .config_file = slice_cstr(cfg->file),
+      .skipped = {why, nwhy},
+      .skipped_more = why_more,
       .upstream = ex->up ? slice_cstr(ex->up->cfg->name) : (struct slice){NULL, 0},
       .server = ex->srv ? slice_cstr(ex->srv->name) : (struct slice){NULL, 0},
       .error = slice_cstr(ex->error_note),
@@ -732,6 +776,24 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
     json_str(o, r->config_file);
     inspect_out_put(o, "}", 1);
   }
+  inspect_out_puts(o, ",\"skipped\":[");
+  struct slice sk = r->skipped;
+  for (bool first = true; sk.n > 0; first = false) {
+    const char *nl = memchr(sk.p, '\n', sk.n);
+    struct slice line = {sk.p, nl ? (size_t)(nl - sk.p) : sk.n};
+    sk.p += line.n + (nl ? 1 : 0);
+    sk.n -= line.n + (nl ? 1 : 0);
+    char *end;
+    unsigned long idx = strtoul(line.p, &end, 10);
+    long ln = strtol(end, &end, 10);
+    size_t skip = (size_t)(end - line.p) + 1;
+    outf(o, "%s{\"index\":%lu,\"line\":%ld,\"reason\":", first ? "" : ",", idx, ln);
+    json_str(o, skip < line.n ? (struct slice){line.p + skip, line.n - skip} : SLICE_LIT(""));
+    inspect_out_put(o, "}", 1);
+  }
+  inspect_out_put(o, "]", 1);
+  if (r->skipped_more)
+    outf(o, ",\"skipped_more\":%u", (unsigned)r->skipped_more);
   json_key_str(o, "upstream", r->upstream);
   json_key_str(o, "server", r->server);
   outf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts, r->status,

@@ -395,6 +395,15 @@ int inspect_cli_print(FILE *out, const char *json, size_t len, bool colour) {
   if (*jstr(&root, "error"))
     fprintf(out, "  %s%s%s", st->red, jstr(&root, "error"), st->off);
   fprintf(out, "\n");
+  /* Why this route: each earlier route and the condition it failed. */
+  const struct jval *sk = jget(&root, "skipped");
+  for (size_t i = 0; sk && sk->kind == J_ARR && i < sk->n; i++)
+    fprintf(out, "  %sroutes[%.0f] (line %.0f) skipped: %s%s\n", st->dim,
+            jnum(&sk->kids[i], "index", 0), jnum(&sk->kids[i], "line", 0),
+            jstr(&sk->kids[i], "reason"), st->off);
+  if (jnum(&root, "skipped_more", 0) > 0)
+    fprintf(out, "  %s... and %.0f more routes before it%s\n", st->dim,
+            jnum(&root, "skipped_more", 0), st->off);
   const struct jval *rc = jget(&root, "request_client"), *ru = jget(&root, "request_upstream");
   const struct jval *pu = jget(&root, "response_upstream"), *pc = jget(&root, "response_client");
   print_head(out, st, ">", "request as the client sent it", rc, ru, true);

@@ -62,6 +62,14 @@ int explain_run(const struct config *cfg, const struct router *router,
                 size_t errlen);
 void explain_result_free(struct explain_result *r);
 
+/* Why route rt does not match q (why and hi from router_route_check), as
+ * one sentence starting with the condition: "host: ...", "path: ...",
+ * "method: ...", "header: ...". Written to out (cap bytes, NUL-terminated,
+ * truncated when long); returns its length. No allocation: the inspector
+ * calls it on a worker when it captures an exchange. */
+size_t explain_skip_reason(char *out, size_t cap, const struct cfg_route *rt,
+                           const struct route_query *q, enum router_skip why, size_t hi);
+
 /* SPEC §9's JSON object (one line, then a newline). */
 void explain_render_json(struct inspect_out *o, const struct explain_result *r);
 /* The same for people. */

@@ -126,6 +126,9 @@ struct inspect_rec {
   int route_line;
   struct slice route_label; /* e.g. "host api.example.com, path_prefix /api" */
   struct slice config_file; /* the configuration file the route is in (-c FILE) */
+  struct slice skipped;     /* why this route: "INDEX LINE REASON\n" for each earlier route (every
+                               route when none matched), as `ferry explain` says it */
+  uint32_t skipped_more;    /* earlier routes left out of skipped to bound its size */
   struct slice upstream, server, error;
   uint32_t attempts; /* upstream connections tried (0: answered by ferry itself) */
   int status;        /* 0: no response was sent */
@@ -147,7 +150,8 @@ struct inspect_src {
   int64_t time_us;
   struct slice request_id, client, listener, method, target, host, version;
   int route_index, route_line;
-  struct slice route_label, config_file, upstream, server, error;
+  struct slice route_label, config_file, skipped, upstream, server, error;
+  uint32_t skipped_more;
   uint32_t attempts;
   int status;
   bool complete;

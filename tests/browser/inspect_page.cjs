@@ -232,6 +232,10 @@ routes:
     check((await lines.nth(0).getAttribute("data-diff")) === "changed", "client request line marked changed");
     check((await lines.nth(1).getAttribute("data-diff")) === "changed", "forwarded request line marked changed");
     check((await lines.nth(1).textContent()) === "GET /v2/items?x=1 HTTP/1.1", "forwarded line shown");
+    // Why this route: the earlier route and the condition it failed, then the match.
+    const why = await page.locator("#why li").allTextContents();
+    check(why.length === 2 && why[0] === "routes[0] (line " + routeLine("/api") + ") skipped: path: /rw/items is not /api or below it (path_prefix /api)"
+      && why[1] === "routes[1] (line " + routeLine("/rw") + ") matched: path_prefix /rw", `why this route: ${JSON.stringify(why)}`);
     await page.screenshot({ path: path.join(shotDir, "inspector-rewrite.png") });
 
     // A response the client cut short is not shown as a plain 200.

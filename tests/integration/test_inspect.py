@@ -591,4 +591,20 @@ def test_terminal_filter():
                "--filter with --har")
 
 
+def test_why_this_route_is_what_explain_says():
+    with Upstream() as up, Ferry(config(up.address, admin_extra="  inspect_all: true")) as f, open_stream(f) as st:
+        for target in ("/ping", "/nowhere", "/api/x"):
+            ft.request(f.port, target=target, headers=[("Host", "why.test"), ("X-A", "1")])
+            ex = st.event()
+            p = subprocess.run([ft.FERRY_BIN, "explain", "-c", f.config_path, "--json", "GET",
+                                "http://why.test" + target, "-H", "X-A: 1"], capture_output=True, timeout=30)
+            exp = json.loads(p.stdout)
+            eq(ex["skipped"], exp["skipped"], f"why {target}: the capture says what explain says")
+            eq(ex["route"] and ex["route"]["index"], exp["route"] and exp["route"]["index"], f"route of {target}")
+        eq([s["reason"] for s in ex["skipped"]], [], "the first route matched: nothing skipped")
+        ft.request(f.port, target="/ping")
+        eq(st.event()["skipped"][1]["reason"], "path: /ping is not /plain or below it (path_prefix /plain)",
+           "a skip reason")
+
+
 ft.main(globals())

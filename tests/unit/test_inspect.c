@@ -152,6 +152,30 @@ Test(inspect, a_response_cut_short_is_not_complete) {
   free(r);
 }
 
+Test(inspect, why_this_route_renders_as_explain_does) {
+  struct inspect_src src = sample();
+  src.skipped = SLICE_LIT("0 9 host: a.test is not b.test\n1 12 header: X-A is missing \"q\"\n");
+  src.skipped_more = 3;
+  struct inspect_rec *r = inspect_rec_build(&src);
+  struct inspect_out o = {0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p,
+                            "\"skipped\":[{\"index\":0,\"line\":9,\"reason\":\"host: a.test is not "
+                            "b.test\"},{\"index\":1,\"line\":12,\"reason\":\"header: X-A is "
+                            "missing \\\"q\\\"\"}],\"skipped_more\":3"),
+                     "%s", o.p);
+  free(o.p);
+  free(r);
+  src.skipped = (struct slice){NULL, 0};
+  src.skipped_more = 0;
+  r = inspect_rec_build(&src);
+  o = (struct inspect_out){0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p, "\"skipped\":[],\"upstream\""), "%s", o.p);
+  free(o.p);
+  free(r);
+}
+
 Test(inspect, json_fields_and_escaping) {
   struct inspect_src src = sample();
   struct inspect_rec *r = inspect_rec_build(&src);
