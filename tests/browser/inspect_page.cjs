@@ -1,13 +1,18 @@
-// Browser test of the inspector page (issue 7): real ferry, real chromium.
+// Browser test of the inspector page (issues 7, 15 and 19): real ferry,
+// real chromium.
 //
-// Starts ferry-echo and ferry (admin listener, a route with inspect: true),
-// opens http://ADMIN/inspect in Debian's chromium driven by playwright-core,
-// sends a request through ferry, waits for it to appear in the live list,
-// clicks it and checks the header diff marks X-Forwarded-For as added (and
-// the client's Connection header as removed), replays it and sees the
-// replay arrive as a new exchange. Saves a screenshot in the
-// build directory. Every wait has a timeout; processes it started are
-// stopped by pid.
+// Starts ferry-echo, a never-ending upstream and ferry (admin listener,
+// routes with inspect: true, the configuration in gateway.yaml), opens
+// http://ADMIN/inspect in Debian's chromium driven by playwright-core, and
+// checks: a request appears live; the header diff marks X-Forwarded-For
+// added and the client's Connection removed; the route names its file and
+// line; replay sends it again and links the original; a rewritten request
+// line is marked changed; "why this route" lists the earlier route and the
+// condition it failed; a response the client cut short shows as such; the
+// HAR button downloads HAR 1.2; a filter expression narrows the list and the
+// live stream and a malformed one says why. Saves screenshots (SCREENSHOT
+// and two beside it: inspector-rewrite.png, inspector-filter.png). Every
+// wait has a timeout; processes it started are stopped by pid.
 //
 // Environment: FERRY_BIN, FERRY_ECHO_BIN, BROWSER_DEPS (a directory with
 // node_modules/playwright-core), SCREENSHOT (path of the PNG to write).
@@ -44,8 +49,8 @@ process.on("exit", () => {
 });
 
 // Start a process and resolve once its stderr (or stdout) matches re.
-function start(cmd, args, re, name) {
-  const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+function start(cmd, args, re, name, cwd) {
+  const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], cwd });
   children.add(p);
   let out = "";
   return new Promise((resolve, reject) => {
@@ -159,7 +164,9 @@ routes:
   try {
     check(FERRY && fs.existsSync(FERRY), `FERRY_BIN (${FERRY}) is not a built ferry`);
     echo = await start(ECHO, ["-n", "api-1", `127.0.0.1:${echoPort}`], /listening|echo/i, "ferry-echo");
-    ferry = await start(FERRY, ["-c", cfg], /listening on 127/, "ferry");
+    // Run from the config's directory with a relative -c, as people do: the
+    // page names the file as given (and the screenshots hold no temp path).
+    ferry = await start(FERRY, ["-c", "gateway.yaml"], /listening on 127/, "ferry", tmp);
 
     // A fresh profile directory (--user-data-dir): playwright passes it.
     browser = await chromium.launchPersistentContext(path.join(tmp, "profile"), {
@@ -206,7 +213,7 @@ routes:
       `copy as curl command: ${curl}`);
 
     const routeInfo = await page.locator("#route-info").textContent();
-    check(routeInfo === `#0 (${cfg} line ${routeLine("/api")}): path_prefix /api`, `route names its file and line: ${routeInfo}`);
+    check(routeInfo === `#0 (gateway.yaml line ${routeLine("/api")}): path_prefix /api`, `route names its file and line: ${routeInfo}`);
     const lines = page.locator(".pair >> nth=0 >> .line");
     check((await lines.nth(0).getAttribute("data-diff")) === null, "an unchanged request line is not marked");
 
