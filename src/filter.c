@@ -354,18 +354,21 @@ struct filter *filter_compile(const char *expr, char *err, size_t errlen) {
 
 /* --- matching ----------------------------------------------------------------- */
 
+/* regexec wants a NUL-terminated string (sanitizers' interceptors read to
+ * the NUL even with REG_STARTEND), and a record's slices are not: copy,
+ * on the stack when short. Admin thread only, never on the request path. */
 static bool rx_match(const regex_t *re, struct slice s) {
-#ifdef REG_STARTEND
-  regmatch_t m[1] = {{.rm_so = 0, .rm_eo = (regoff_t)s.n}};
-  return regexec(re, s.p ? s.p : "", 1, m, REG_STARTEND) == 0;
-#else
-  char buf[8192];
-  if (s.n >= sizeof buf)
+  char stack[4096];
+  char *buf = s.n < sizeof stack ? stack : malloc(s.n + 1);
+  if (!buf)
     return false;
-  memcpy(buf, s.p, s.n);
+  if (s.n)
+    memcpy(buf, s.p, s.n);
   buf[s.n] = '\0';
-  return regexec(re, buf, 0, NULL, 0) == 0;
-#endif
+  bool m = regexec(re, buf, 0, NULL, 0) == 0;
+  if (buf != stack)
+    free(buf);
+  return m;
 }
 
 static bool head_match(const regex_t *re, const struct inspect_head *h) {

@@ -812,8 +812,23 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   json_ms(o, ",", "ttfb", r->ttfb_us);
   json_ms(o, ",", "total", r->total_us);
   inspect_out_puts(o, "}");
-  outf(o, ",\"redacted\":%s,\"has_body\":%s,\"replayable\":%s", r->redacted ? "true" : "false",
-       r->has_body ? "true" : "false", replay && inspect_replayable(r) ? "true" : "false");
+  outf(o, ",\"redacted\":%s,\"has_body\":%s,\"replayable\":%s,\"editable\":%s",
+       r->redacted ? "true" : "false", r->has_body ? "true" : "false",
+       replay && inspect_replayable(r) ? "true" : "false",
+       replay && r->heads[INSPECT_REQUEST_CLIENT].present ? "true" : "false");
+  /* A replay names its original: the page links the two. */
+  const struct inspect_head *ch = &r->heads[INSPECT_REQUEST_CLIENT];
+  for (uint32_t i = 0; i < ch->n; i++)
+    if (slice_ieq(ch->h[i].name, SLICE_LIT("x-ferry-replay-of")) && ch->h[i].value.n > 0 &&
+        ch->h[i].value.n < 20) {
+      uint64_t of = 0;
+      size_t d = 0;
+      while (d < ch->h[i].value.n && ch->h[i].value.p[d] >= '0' && ch->h[i].value.p[d] <= '9')
+        of = of * 10 + (uint64_t)(ch->h[i].value.p[d++] - '0');
+      if (d == ch->h[i].value.n)
+        outf(o, ",\"replay_of\":%" PRIu64, of);
+      break;
+    }
   if (r->body[0].n || r->body[1].n) {
     inspect_out_puts(o, ",\"body\":{\"request\":");
     json_str(o, r->body[0]);
@@ -852,27 +867,159 @@ void inspect_render_event(struct inspect_out *o, const struct inspect_rec *r, bo
   inspect_out_puts(o, "\n\n");
 }
 
-void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r) {
+static bool is_tchar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool all_tchar(struct slice s) {
+  for (size_t i = 0; i < s.n; i++)
+    if (!is_tchar(s.p[i]))
+      return false;
+  return s.n > 0;
+}
+
+int inspect_replay_edit_parse(struct slice q, struct inspect_replay_edit *e, char *err,
+                              size_t errlen) {
+  memset(e, 0, sizeof *e);
+  size_t nh = 0;
+  for (size_t i = 0; i < q.n; i++)
+    nh += q.p[i] == '&';
+  /* Every decoded value fits in the query's length; one buffer holds them all. */
+  e->mem = malloc(q.n + 1);
+  e->names = calloc(nh + 1, sizeof *e->names);
+  e->values = calloc(nh + 1, sizeof *e->values);
+  if (!e->mem || !e->names || !e->values) {
+    snprintf(err, errlen, "out of memory");
+    inspect_replay_edit_free(e);
+    return -1;
+  }
+  char *m = e->mem;
+  while (q.n > 0) {
+    const char *amp = memchr(q.p, '&', q.n);
+    struct slice pair = {q.p, amp ? (size_t)(amp - q.p) : q.n};
+    q.p += pair.n + (amp ? 1 : 0);
+    q.n -= pair.n + (amp ? 1 : 0);
+    const char *eq = memchr(pair.p, '=', pair.n);
+    struct slice key = {pair.p, eq ? (size_t)(eq - pair.p) : pair.n};
+    struct slice raw = eq ? (struct slice){eq + 1, pair.n - key.n - 1} : (struct slice){"", 0};
+    query_decode(raw, m, raw.n + 1); /* never longer than raw */
+    struct slice v = slice_cstr(m);
+    m += v.n + 1;
+    if (slice_eq(key, SLICE_LIT("method"))) {
+      e->method = v;
+    } else if (slice_eq(key, SLICE_LIT("target"))) {
+      e->target = v;
+    } else if (slice_eq(key, SLICE_LIT("headers"))) {
+      e->headers_given = true; /* headers=replace: h= entries (maybe none) are the list */
+    } else if (slice_eq(key, SLICE_LIT("h"))) {
+      const char *colon = memchr(v.p, ':', v.n);
+      struct slice name = {v.p, colon ? (size_t)(colon - v.p) : v.n};
+      if (!colon || !all_tchar(name)) {
+        snprintf(err, errlen,
+                 "h=%.100s: expected \"Name: value\" with a header name of token "
+                 "characters",
+                 v.p);
+        inspect_replay_edit_free(e);
+        return -1;
+      }
+      struct slice val = {colon + 1, v.n - name.n - 1};
+      while (val.n && (val.p[0] == ' ' || val.p[0] == '\t')) {
+        val.p++;
+        val.n--;
+      }
+      e->headers_given = true;
+      e->names[e->nheaders] = name;
+      e->values[e->nheaders++] = val;
+    } else if (slice_eq(key, SLICE_LIT("body"))) {
+      e->body_given = true;
+      e->body = v;
+    }
+  }
+  if (e->method.n && (!all_tchar(e->method) || e->method.n > 32)) {
+    snprintf(err, errlen, "method=%.40s: expected an HTTP method such as GET or POST", e->method.p);
+    inspect_replay_edit_free(e);
+    return -1;
+  }
+  for (size_t i = 0; i < e->target.n; i++)
+    if ((unsigned char)e->target.p[i] <= 0x20 || (unsigned char)e->target.p[i] >= 0x7f) {
+      snprintf(err, errlen, "target: only visible ASCII, no spaces (percent-encode the rest)");
+      inspect_replay_edit_free(e);
+      return -1;
+    }
+  if (e->target.n && e->target.p[0] != '/') {
+    snprintf(err, errlen, "target=%.100s: expected a path starting with /", e->target.p);
+    inspect_replay_edit_free(e);
+    return -1;
+  }
+  for (size_t i = 0; i < e->nheaders; i++)
+    for (size_t k = 0; k < e->values[i].n; k++)
+      if (e->values[i].p[k] == '\r' || e->values[i].p[k] == '\n' || e->values[i].p[k] == '\0') {
+        snprintf(err, errlen, "header %.*s: a value may not hold CR, LF or NUL", (int)e->names[i].n,
+                 e->names[i].p);
+        inspect_replay_edit_free(e);
+        return -1;
+      }
+  return 0;
+}
+
+void inspect_replay_edit_free(struct inspect_replay_edit *e) {
+  free(e->mem);
+  free(e->names);
+  free(e->values);
+  memset(e, 0, sizeof *e);
+}
+
+static bool replay_drops(struct slice name) {
   static const char *const drop[] = {
       "connection",     "keep-alive",        "proxy-connection", "te",
       "trailer",        "transfer-encoding", "upgrade",          "x-request-id",
       "content-length", "x-ferry-replay-of"};
+  for (size_t d = 0; d < sizeof drop / sizeof drop[0]; d++)
+    if (slice_ieq(name, slice_cstr(drop[d])))
+      return true;
+  return false;
+}
+
+int inspect_render_replay_edited(struct inspect_out *o, const struct inspect_rec *r,
+                                 const struct inspect_replay_edit *e, char *err, size_t errlen) {
   const struct inspect_head *h = &r->heads[INSPECT_REQUEST_CLIENT];
-  inspect_out_put(o, r->method.p, r->method.n);
+  if (!h->present) {
+    snprintf(err, errlen, "this exchange has no captured request to send again");
+    return -1;
+  }
+  if (r->has_body && !e->body_given) {
+    snprintf(err, errlen,
+             "this request carried a body, which the inspector does not keep whole: "
+             "give the body to send (body=...)");
+    return -1;
+  }
+  size_t n = e->headers_given ? e->nheaders : h->n;
+  for (size_t i = 0; i < n; i++) {
+    struct slice name = e->headers_given ? e->names[i] : h->h[i].name;
+    struct slice value = e->headers_given ? e->values[i] : h->h[i].value;
+    if (!replay_drops(name) && slice_eq(value, SLICE_LIT(redacted_text))) {
+      snprintf(err, errlen, "header %.*s has the redacted value: give its real value or remove it",
+               (int)name.n, name.p);
+      return -1;
+    }
+  }
+  struct slice method = e->method.n ? e->method : r->method;
+  struct slice target = e->target.n ? e->target : r->target;
+  inspect_out_put(o, method.p, method.n);
   inspect_out_put(o, " ", 1);
-  inspect_out_put(o, r->target.p, r->target.n);
+  inspect_out_put(o, target.p, target.n);
   inspect_out_puts(o, " HTTP/1.1\r\n");
   bool host = false;
-  for (uint32_t i = 0; i < h->n; i++) {
-    bool skip = false;
-    for (size_t d = 0; d < sizeof drop / sizeof drop[0] && !skip; d++)
-      skip = slice_ieq(h->h[i].name, slice_cstr(drop[d]));
-    if (skip)
+  for (size_t i = 0; i < n; i++) {
+    struct slice name = e->headers_given ? e->names[i] : h->h[i].name;
+    struct slice value = e->headers_given ? e->values[i] : h->h[i].value;
+    if (replay_drops(name))
       continue;
-    host = host || slice_ieq(h->h[i].name, SLICE_LIT("host"));
-    inspect_out_put(o, h->h[i].name.p, h->h[i].name.n);
+    host = host || slice_ieq(name, SLICE_LIT("host"));
+    inspect_out_put(o, name.p, name.n);
     inspect_out_puts(o, ": ");
-    inspect_out_put(o, h->h[i].value.p, h->h[i].value.n);
+    inspect_out_put(o, value.p, value.n);
     inspect_out_puts(o, "\r\n");
   }
   if (!host && r->host.n) {
@@ -880,5 +1027,16 @@ void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r) {
     inspect_out_put(o, r->host.p, r->host.n);
     inspect_out_puts(o, "\r\n");
   }
+  if (e->body_given)
+    outf(o, "Content-Length: %zu\r\n", e->body.n);
   outf(o, "X-Ferry-Replay-Of: %" PRIu64 "\r\nConnection: close\r\n\r\n", r->id);
+  if (e->body_given)
+    inspect_out_put(o, e->body.p, e->body.n);
+  return 0;
+}
+
+void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r) {
+  struct inspect_replay_edit none = {0};
+  char err[256];
+  inspect_render_replay_edited(o, r, &none, err, sizeof err);
 }

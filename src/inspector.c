@@ -132,9 +132,9 @@ static void reply_out(struct admin_reply *rep, int status, const char *ctype,
 static void reply_error(struct admin_reply *rep, int status, const char *msg) {
   admin_reply_status(rep, status, "application/json");
   struct inspect_out o = {0};
-  inspect_out_puts(&o, "{\"error\":\"");
-  inspect_out_puts(&o, msg); /* messages are ASCII without quotes */
-  inspect_out_puts(&o, "\"}\n");
+  inspect_out_puts(&o, "{\"error\":");
+  inspect_json_str(&o, slice_cstr(msg)); /* may quote what the client sent */
+  inspect_out_puts(&o, "}\n");
   admin_reply_append(rep, o.p ? o.p : "", o.n);
   free(o.p);
 }
@@ -154,7 +154,8 @@ static void page(void *ud, const struct admin_request *req, struct admin_reply *
   admin_reply_append(rep, inspect_page_html, inspect_page_html_len);
 }
 
-static void replay(struct inspector *in, const struct inspect_rec *rec, struct admin_reply *rep);
+static void replay(struct inspector *in, const struct inspect_rec *rec,
+                   const struct admin_request *req, struct admin_reply *rep);
 
 static void requests(void *ud, const struct admin_request *req, struct admin_reply *rep) {
   struct inspector *in = ud;
@@ -212,7 +213,7 @@ static void requests(void *ud, const struct admin_request *req, struct admin_rep
       reply_error(rep, 403, "send the header X-Ferry-Replay: 1 with the POST to replay");
       return;
     }
-    replay(in, rec, rep);
+    replay(in, rec, req, rep);
     return;
   }
   if (!is_get(req)) {
@@ -434,13 +435,21 @@ static int replay_target(const struct inspect_rec *rec, struct sockaddr_storage 
   return 0;
 }
 
-static void replay(struct inspector *in, const struct inspect_rec *rec, struct admin_reply *rep) {
+static void replay(struct inspector *in, const struct inspect_rec *rec,
+                   const struct admin_request *req, struct admin_reply *rep) {
   char msg[256];
   if (!in->cfg->admin.replay) {
     reply_error(rep, 403, "replay is off: set admin.replay: true in the configuration to allow it");
     return;
   }
-  if (!inspect_replayable(rec)) {
+  /* Edit and replay: method=, target=, h=, body= in the query. */
+  struct inspect_replay_edit edit;
+  if (req->query.n > 0) {
+    if (inspect_replay_edit_parse(req->query, &edit, msg, sizeof msg) != 0) {
+      reply_error(rep, 400, msg);
+      return;
+    }
+  } else if (!inspect_replayable(rec)) {
     reply_error(rep, 409,
                 rec->redacted ? "this request had redacted headers: replaying it would not send "
                                 "the same request"
@@ -448,18 +457,26 @@ static void replay(struct inspector *in, const struct inspect_rec *rec, struct a
                                 "it cannot be replayed");
     return;
   }
+  bool edited = req->query.n > 0;
   struct sockaddr_storage ss;
+  struct replay_conn *rc = NULL;
   if (in->stopping || replay_target(rec, &ss) != 0) {
     reply_error(rep, 409, "the listener this request came in on is not known");
-    return;
-  }
-  struct replay_conn *rc = calloc(1, sizeof *rc);
-  if (!rc) {
+  } else if ((rc = calloc(1, sizeof *rc)) == NULL) {
     reply_error(rep, 503, "out of memory: try again later");
-    return;
+  } else if (edited && inspect_render_replay_edited(&rc->head, rec, &edit, msg, sizeof msg) != 0) {
+    reply_error(rep, 409, msg);
+    free(rc->head.p);
+    free(rc);
+    rc = NULL;
+  } else if (!edited) {
+    inspect_render_replay(&rc->head, rec);
   }
+  if (edited)
+    inspect_replay_edit_free(&edit);
+  if (!rc)
+    return;
   rc->in = in;
-  inspect_render_replay(&rc->head, rec);
   uv_loop_t *loop = admin_loop(in->admin);
   uv_tcp_init(loop, &rc->tcp);
   uv_timer_init(loop, &rc->timer);

@@ -253,6 +253,35 @@ void inspect_render_event(struct inspect_out *o, const struct inspect_rec *r, bo
  * "X-Ferry-Replay-Of: ID" and "Connection: close"). */
 void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r);
 
+/* Edits for a replay ("edit and replay"), from the query string of
+ * POST /inspect/requests/ID/replay: method=, target=, h=Name: value
+ * (repeatable; any h= or headers=replace makes them the whole header
+ * list), body=. Values are percent-decoded into mem (owned). */
+struct inspect_replay_edit {
+  struct slice method, target; /* n == 0: as captured */
+  bool headers_given;
+  struct slice *names, *values;
+  size_t nheaders;
+  bool body_given;
+  struct slice body;
+  char *mem;
+};
+
+/* Parse and check (method a token, target a path of visible ASCII, header
+ * names tokens and values without CR/LF/NUL). Returns 0 (free with
+ * inspect_replay_edit_free), or -1 with a sentence in err. */
+int inspect_replay_edit_parse(struct slice query, struct inspect_replay_edit *e, char *err,
+                              size_t errlen);
+void inspect_replay_edit_free(struct inspect_replay_edit *e);
+
+/* The request to resend for r with edits e: as inspect_render_replay,
+ * with e's method, target and headers in place of the captured ones and
+ * e's body (with Content-Length). Returns 0, or -1 with a sentence in err
+ * when what would be sent is not a real request: a header left with the
+ * redacted value, or a request that had a body and no body given. */
+int inspect_render_replay_edited(struct inspect_out *o, const struct inspect_rec *r,
+                                 const struct inspect_replay_edit *e, char *err, size_t errlen);
+
 /* The self-contained /inspect page (HTML, CSS and script inline). */
 extern const char inspect_page_html[];
 extern const size_t inspect_page_html_len;

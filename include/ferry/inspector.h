@@ -5,7 +5,8 @@
  *                                      JSON, newest first (EXPR: src/filter.h;
  *                                      every surface below takes the same)
  *   GET  /inspect/requests/ID          one exchange as JSON
- *   POST /inspect/requests/ID/replay   resend a captured request head through
+ *   POST /inspect/requests/ID/replay[?method=&target=&h=&body=]
+ *                                      resend a captured request (edited) through
  *                                      ferry's listener (admin.replay only)
  *   GET  /inspect/stream[?route=&status=&path=&heartbeat=MS]  Server-Sent Events
  *   GET  /inspect/har?limit=N&route=R&status=S&path=P  HAR 1.2 (src/har.c)

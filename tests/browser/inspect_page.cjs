@@ -6,12 +6,14 @@
 // http://ADMIN/inspect in Debian's chromium driven by playwright-core, and
 // checks: a request appears live; the header diff marks X-Forwarded-For
 // added and the client's Connection removed; the route names its file and
-// line; replay sends it again and links the original; a rewritten request
+// line; replay sends it again and links the original, and so does an edited
+// replay (another target, one more header); a rewritten request
 // line is marked changed; "why this route" lists the earlier route and the
 // condition it failed; a response the client cut short shows as such; the
 // HAR button downloads HAR 1.2; a filter expression narrows the list and the
 // live stream and a malformed one says why. Saves screenshots (SCREENSHOT
-// and two beside it: inspector-rewrite.png, inspector-filter.png). Every
+// and three beside it: inspector-edit.png, inspector-rewrite.png,
+// inspector-filter.png). Every
 // wait has a timeout; processes it started are stopped by pid.
 //
 // Environment: FERRY_BIN, FERRY_ECHO_BIN, BROWSER_DEPS (a directory with
@@ -230,6 +232,23 @@ routes:
     await page.waitForSelector(`#detail[data-shown="${origId}"]`);
     await page.screenshot({ path: SHOT });
 
+    // Edit and replay: another target and one more header; the new capture links back.
+    await page.locator("#edit").click();
+    await page.fill("#e-target", "/api/edited?via=form");
+    await page.fill("#e-headers", (await page.inputValue("#e-headers")) + "\nX-Edited: yes");
+    await page.screenshot({ path: path.join(shotDir, "inspector-edit.png") });
+    await page.locator("#e-send").click();
+    await page.waitForFunction(() => document.getElementById("note").textContent.startsWith("sent again, edited"));
+    const edited = page.locator("tr.row", { hasText: "/api/edited?via=form" });
+    await edited.waitFor();
+    await edited.click();
+    await page.waitForSelector("#replay-of");
+    check((await page.locator("#replay-of").textContent()).trim() === `replay of #${origId}`, "the edited replay links the original");
+    const editedHdr = page.locator('.pair >> nth=0 >> .head >> nth=0 >> li[data-name="X-Edited"]');
+    check((await editedHdr.textContent()) === "X-Edited: yes", "the edited header was sent");
+    await page.locator("#replay-of").click();
+    await page.waitForSelector(`#detail[data-shown="${origId}"]`);
+
     // A rewritten request line is marked as changed on both sides.
     await get(httpPort, "/rw/items?x=1", { Host: "shop.example" });
     const rw = page.locator("tr.row", { hasText: "/rw/items?x=1" });
@@ -263,7 +282,7 @@ routes:
     await download.saveAs(harPath);
     const har = JSON.parse(fs.readFileSync(harPath, "utf8"));
     check(har.log.version === "1.2" && har.log.creator.name === "ferry", "HAR log header");
-    check(har.log.entries.length === 5, `one HAR entry per exchange: ${har.log.entries.length}`);
+    check(har.log.entries.length === 6, `one HAR entry per exchange: ${har.log.entries.length}`);
     check(har.log.entries.some((e) => e.request.url === "http://shop.example/rw/items?x=1"), "HAR has the rewritten request");
 
     // A filter expression, applied by ferry to the list, the live stream and the HAR link.

@@ -43,8 +43,9 @@ def admin_get(f, path, method="GET", headers=()):
     return ft.admin_request(f.ports["admin"], method=method, target=path, headers=headers)
 
 
-def replay(f, id_, headers=(("X-Ferry-Replay", "1"),)):
-    return admin_get(f, f"/inspect/requests/{id_}/replay", method="POST", headers=headers)
+def replay(f, id_, headers=(("X-Ferry-Replay", "1"),), query=""):
+    path = f"/inspect/requests/{id_}/replay" + (f"?{query}" if query else "")
+    return admin_get(f, path, method="POST", headers=headers)
 
 
 def admin_json(f, path, want_status=200):
@@ -605,6 +606,45 @@ def test_why_this_route_is_what_explain_says():
         ft.request(f.port, target="/ping")
         eq(st.event()["skipped"][1]["reason"], "path: /ping is not /plain or below it (path_prefix /plain)",
            "a skip reason")
+
+
+def test_edit_and_replay_sends_the_edited_request_and_links_it():
+    cfg = config("{up}", "  replay: true")
+    with Upstream() as up, Ferry(cfg.replace("{up}", up.address)) as f, open_stream(f) as st:
+        ft.request(f.port, target="/api/orig", headers=[("Host", "shop.test"), ("Cookie", "sid=1"),
+                                                         ("X-Old", "1")])
+        ex = st.event()
+        eq((ex["replayable"], ex["editable"]), (False, True), "redacted: not replayable as is, but editable")
+        q = urllib.parse.urlencode([("method", "PUT"), ("target", "/api/edited?x=1"), ("headers", "replace"),
+                                    ("h", "Host: shop.test"), ("h", "Cookie: sid=2"), ("h", "X-New: a b"),
+                                    ("body", "hello+world")], quote_via=urllib.parse.quote)
+        r = replay(f, ex["id"], query=q)
+        eq(r.status, 202, f"edited replay accepted ({r.body!r})")
+        again = st.event()
+        eq(again["replay_of"], ex["id"], "the new capture links to the original")
+        eq(again["request_client"]["line"], "PUT /api/edited?x=1 HTTP/1.1", "edited request line")
+        got = up.wait_requests(2)[1]
+        eq(got.start, "PUT /api/edited?x=1 HTTP/1.1", "the upstream got the edited request")
+        eq(got.header("X-New"), "a b", "edited header")
+        eq(got.header("Cookie"), "sid=2", "the redacted header given again")
+        eq(got.header("X-Old"), None, "a header left out of the edited list is not sent")
+        eq(got.body, b"hello+world", "edited body")
+        eq(got.header("X-Ferry-Replay-Of"), str(ex["id"]), "marked as a replay")
+        # What would not be a real request is refused, saying why.
+        for query, status, words in [
+                ("method=G%20T", 400, "method=G T: expected an HTTP method"),
+                ("h=Bad%20Name%3A%201", 400, "expected \"Name: value\""),
+                ("h=X%3A%20a%0D%0AEvil%3A%201", 400, "header X: a value may not hold CR, LF or NUL"),
+                ("target=nopath", 400, "target=nopath: expected a path starting with /"),
+                ("method=POST", 409, "header Cookie has the redacted value")]:
+            r = replay(f, ex["id"], query=query)
+            eq(r.status, status, f"status for {query}")
+            check(words in json.loads(r.body)["error"], f"message for {query}: {r.body!r}")
+        ft.request(f.port, method="POST", target="/api/post", headers=[("Host", "h")], body=b"data")
+        post = st.event()
+        r = replay(f, post["id"], query="method=POST")
+        eq(r.status, 409, "a request with a body needs the body given")
+        check(b"give the body" in r.body, r.body)
 
 
 ft.main(globals())
