@@ -161,10 +161,11 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   uint32_t nfwd = src->fwd_head.n ? walk_head(src->fwd_head, NULL, NULL) : 0;
   uint32_t ncli = src->client_head.n ? walk_head(src->client_head, NULL, NULL) : 0;
   size_t nkv = (size_t)src->nreq + nfwd + src->nup + ncli;
-  struct slice strs[] = {
-      src->request_id, src->client,      src->listener, src->method,      src->target, src->host,
-      src->version,    src->route_label, src->upstream, src->server,      src->error,  src->body[0],
-      src->body[1],    src->req_line,    src->up_line,  src->config_file, src->skipped};
+  struct slice strs[] = {src->request_id, src->client,     src->listener, src->method,
+                         src->target,     src->host,       src->version,  src->route_label,
+                         src->upstream,   src->server,     src->error,    src->body[0],
+                         src->body[1],    src->req_line,   src->up_line,  src->config_file,
+                         src->skipped,    src->frames_json};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -193,6 +194,7 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   r->route_label = fill_copy(&f, src->route_label);
   r->config_file = fill_copy(&f, src->config_file);
   r->skipped = fill_copy(&f, src->skipped);
+  r->frames_json = fill_copy(&f, src->frames_json);
   r->skipped_more = src->skipped_more;
   r->upstream = fill_copy(&f, src->upstream);
   r->server = fill_copy(&f, src->server);
@@ -224,6 +226,124 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   h[INSPECT_RESPONSE_CLIENT].h = kvs + src->nreq + nfwd + src->nup;
   fill_serialised(&h[INSPECT_RESPONSE_CLIENT], &f, src, src->client_head, &r->redacted);
   return r;
+}
+
+/* --- WebSocket frames -------------------------------------------------------- */
+
+/* The header's length once its first two bytes are known (RFC 6455 5.2). */
+static uint8_t ws_header_need(const uint8_t *h) {
+  uint8_t len7 = h[1] & 0x7f;
+  return (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0));
+}
+
+/* The header in d->hdr is complete: note the frame. */
+static void ws_frame_begin(struct inspect_ws_log *log, struct inspect_ws_dir *d, int dir) {
+  const uint8_t *h = d->hdr;
+  uint8_t len7 = h[1] & 0x7f;
+  uint64_t size = len7;
+  if (len7 == 126)
+    size = (uint64_t)h[2] << 8 | h[3];
+  else if (len7 == 127)
+    for (int i = 0; i < 8; i++)
+      size = size << 8 | h[2 + i];
+  uint8_t opcode = h[0] & 0x0f;
+  if ((h[0] & 0x70) || (opcode > 2 && opcode < 8) || opcode > 10 || (size >> 62)) {
+    d->broken = true; /* reserved bits or opcodes: not a WebSocket stream we can follow */
+    return;
+  }
+  d->in_payload = size > 0;
+  d->left = size;
+  d->done = 0;
+  d->frame = -1;
+  if (log->nframes == INSPECT_WS_MAX_FRAMES) {
+    log->dropped++;
+    return;
+  }
+  struct inspect_ws_frame *fr = &log->frames[log->nframes];
+  *fr = (struct inspect_ws_frame){(uint8_t)dir, opcode, (h[0] & 0x80) != 0, 0, size, {0}};
+  if (opcode == 1 && log->preview_left > 0)
+    d->frame = (int32_t)log->nframes;
+  log->nframes++;
+}
+
+void inspect_ws_feed(struct inspect_ws_log *log, int dir, const char *p, size_t n) {
+  struct inspect_ws_dir *d = &log->dir[dir ? 1 : 0];
+  const uint8_t *u = (const uint8_t *)p;
+  size_t i = 0;
+  while (i < n && !d->broken) {
+    if (d->in_payload) {
+      size_t k = n - i < d->left ? n - i : (size_t)d->left;
+      if (d->frame >= 0) {
+        struct inspect_ws_frame *fr = &log->frames[d->frame];
+        bool masked = (d->hdr[1] & 0x80) != 0;
+        const uint8_t *mask = d->hdr + d->need - 4;
+        for (size_t j = 0; j < k && fr->npreview < INSPECT_WS_PREVIEW && log->preview_left > 0;
+             j++) {
+          uint8_t c = u[i + j];
+          if (masked)
+            c ^= mask[(d->done + j) & 3];
+          fr->preview[fr->npreview++] = (char)c;
+          log->preview_left--;
+        }
+      }
+      i += k;
+      d->left -= k;
+      d->done += k;
+      if (d->left == 0) {
+        d->in_payload = false;
+        d->hlen = d->need = 0;
+      }
+      continue;
+    }
+    d->hdr[d->hlen++] = u[i++];
+    if (d->hlen == 2)
+      d->need = ws_header_need(d->hdr);
+    if (d->hlen >= 2 && d->hlen == d->need) {
+      ws_frame_begin(log, d, dir);
+      if (!d->in_payload)
+        d->hlen = d->need = 0;
+    }
+  }
+}
+
+void inspect_ws_render(struct inspect_out *o, const struct inspect_ws_log *log) {
+  static const char *const names[] = {"continuation", "text", "binary", "", "", "", "", "",
+                                      "close",        "ping", "pong"};
+  inspect_out_puts(o, "[");
+  for (uint32_t i = 0; i < log->nframes; i++) {
+    const struct inspect_ws_frame *fr = &log->frames[i];
+    char head[160];
+    snprintf(head, sizeof head,
+             "%s{\"dir\":\"%s\",\"opcode\":%u,\"type\":\"%s\",\"fin\":%s,\"size\":%" PRIu64,
+             i ? "," : "", fr->dir ? "upstream" : "client", (unsigned)fr->opcode,
+             fr->opcode <= 10 ? names[fr->opcode] : "", fr->fin ? "true" : "false", fr->size);
+    inspect_out_puts(o, head);
+    if (fr->opcode == 1) {
+      inspect_out_puts(o, ",\"preview\":");
+      inspect_json_str(o, (struct slice){fr->preview, fr->npreview});
+    }
+    inspect_out_puts(o, "}");
+  }
+  inspect_out_puts(o, "]");
+}
+
+void inspect_tunnel_bytes(struct exchange *ex, int dir, const char *p, size_t n) {
+  struct inspect_ws_log *log = &ex->insp.ws;
+  if (ex->insp.ws_off)
+    return;
+  if (!log->frames) {
+    /* Arena memory is aligned to its block's data, not to 8 bytes: align here. */
+    char *mem = arena_alloc(&ex->arena, INSPECT_WS_MAX_FRAMES * sizeof *log->frames + 8);
+    log->frames =
+        mem ? (struct inspect_ws_frame *)(void *)(mem + ((8 - ((uintptr_t)mem & 7)) & 7)) : NULL;
+    if (!log->frames) {
+      ex->insp.ws_off = true; /* no room in this exchange's arena: frames are not shown */
+      return;
+    }
+    log->preview_left = ex->w->cfg->admin.inspect_body_bytes;
+    log->dir[0].frame = log->dir[1].frame = -1;
+  }
+  inspect_ws_feed(log, dir, p, n);
 }
 
 /* --- capture on the worker ------------------------------------------------- */
@@ -424,7 +544,19 @@ void inspect_capture(struct exchange *ex) {
       .redact = cfg->admin.redact ? cfg->admin.redact_headers : NULL,
       .nredact = cfg->admin.redact ? cfg->admin.nredact_headers : 0,
   };
+  struct inspect_out frames = {0};
+  if (ex->insp.ws.frames && (ex->insp.ws.nframes || ex->insp.ws.dropped)) {
+    inspect_ws_render(&frames, &ex->insp.ws);
+    if (ex->insp.ws.dropped) {
+      char more[64];
+      snprintf(more, sizeof more, ",\"frames_dropped\":%u", (unsigned)ex->insp.ws.dropped);
+      inspect_out_puts(&frames, more);
+    }
+    if (!frames.oom)
+      src.frames_json = (struct slice){frames.p, frames.n};
+  }
   struct inspect_rec *rec = inspect_rec_build(&src);
+  free(frames.p);
   if (!rec)
     return;
   struct inspect_batch *b = &w->insp_batch;
@@ -835,6 +967,10 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
     inspect_out_puts(o, ",\"response\":");
     json_str(o, r->body[1]);
     inspect_out_puts(o, "}");
+  }
+  if (r->frames_json.n) {
+    inspect_out_puts(o, ",\"frames\":");
+    inspect_out_put(o, r->frames_json.p, r->frames_json.n); /* rendered JSON (inspect_ws_render) */
   }
   json_head(o, "request_client", &r->heads[INSPECT_REQUEST_CLIENT]);
   json_head(o, "request_upstream", &r->heads[INSPECT_REQUEST_UPSTREAM]);

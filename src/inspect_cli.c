@@ -410,6 +410,14 @@ int inspect_cli_print(FILE *out, const char *json, size_t len, bool colour) {
   print_head(out, st, ">", "request as ferry forwarded it", ru, rc, false);
   print_head(out, st, "<", "response as the upstream sent it", pu, pc, true);
   print_head(out, st, "<", "response as ferry returned it", pc, pu, false);
+  const struct jval *fr = jget(&root, "frames");
+  for (size_t i = 0; fr && fr->kind == J_ARR && i < fr->n; i++) {
+    const struct jval *x = &fr->kids[i];
+    bool client = strcmp(jstr(x, "dir"), "client") == 0;
+    fprintf(out, "  %s %s%s%s %.0f bytes%s%s%s%s\n", client ? "=>" : "<=", st->bold,
+            jstr(x, "type"), st->off, jnum(x, "size", 0), jnum(x, "fin", 1) ? "" : " (more)",
+            *jstr(x, "preview") ? ": \"" : "", jstr(x, "preview"), *jstr(x, "preview") ? "\"" : "");
+  }
   fprintf(out, "\n");
   fflush(out);
   jfree(&root);

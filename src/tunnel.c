@@ -35,6 +35,8 @@ static int pump_to_upstream(struct exchange *ex) {
   if (!rx || !rx->in || rx->parse_off >= rx->in->len)
     return 0;
   size_t n = rx->in->len - rx->parse_off;
+  if (ex->insp.on) /* the inspector reads WebSocket frames; the pump never parses */
+    inspect_tunnel_bytes(ex, 0, rx->in->data + rx->parse_off, n);
   if (upconn_add(uc, rx->in->data + rx->parse_off, n, rx->in) != 0)
     return -1;
   rx->parse_off = rx->in->len;
@@ -49,6 +51,8 @@ static int pump_to_client(struct exchange *ex) {
   if (!uc->in || uc->parse_off >= uc->in->len)
     return 0;
   size_t n = uc->in->len - uc->parse_off;
+  if (ex->insp.on)
+    inspect_tunnel_bytes(ex, 1, uc->in->data + uc->parse_off, n);
   if (session_add(s, uc->in->data + uc->parse_off, n, uc->in) != 0)
     return -1;
   uc->parse_off = uc->in->len;

@@ -30,6 +30,7 @@ struct exchange;
 struct iobuf;
 struct worker;
 struct inspect_rec;
+struct inspect_out;
 struct filter;
 
 /* --- per-worker batch ------------------------------------------------------ *
@@ -48,6 +49,49 @@ struct inspect_batch {
 void inspect_batch_init(struct worker *w);
 void inspect_batch_close(struct worker *w);
 
+/* --- WebSocket frames of an upgraded exchange ------------------------------ *
+ * For a captured exchange that became a tunnel after a 101 (WebSocket), the
+ * bytes each way are read as WebSocket frames (RFC 6455 5.2): direction,
+ * opcode, FIN, payload size and the first bytes of text frames (unmasked).
+ * At most INSPECT_WS_MAX_FRAMES frames are kept (the rest are counted), and
+ * the text previews together stay within admin.inspect_body_bytes. The
+ * parser only reads; a stream that is not WebSocket framing stops it. */
+#define INSPECT_WS_MAX_FRAMES 100
+#define INSPECT_WS_PREVIEW 64
+
+struct inspect_ws_frame {
+  uint8_t dir;    /* 0: client -> upstream, 1: upstream -> client */
+  uint8_t opcode; /* 0 continuation, 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+  bool fin;
+  uint16_t npreview;
+  uint64_t size; /* payload bytes */
+  char preview[INSPECT_WS_PREVIEW];
+};
+
+/* One direction's frame parser. */
+struct inspect_ws_dir {
+  uint8_t hdr[14];
+  uint8_t hlen, need; /* header bytes held / needed (0: not started) */
+  bool broken;        /* not WebSocket framing: parsing stopped */
+  bool in_payload;
+  uint64_t left, done; /* payload bytes left / seen in the current frame */
+  int32_t frame;       /* the frame taking a preview, -1 none */
+};
+
+struct inspect_ws_log {
+  struct inspect_ws_dir dir[2];
+  struct inspect_ws_frame *frames; /* INSPECT_WS_MAX_FRAMES, the caller's memory */
+  uint32_t nframes, dropped;
+  uint64_t preview_left; /* bytes of preview still allowed */
+};
+
+/* Read n bytes going dir (0 client -> upstream, 1 upstream -> client).
+ * Pure: fills log->frames (which must point at INSPECT_WS_MAX_FRAMES
+ * entries). */
+void inspect_ws_feed(struct inspect_ws_log *log, int dir, const char *p, size_t n);
+/* log's frames as a JSON array (for the record and tests). */
+void inspect_ws_render(struct inspect_out *o, const struct inspect_ws_log *log);
+
 /* --- per-exchange capture state (embedded in struct exchange) ------------ */
 
 struct inspect_ex {
@@ -64,6 +108,8 @@ struct inspect_ex {
   /* first admin.inspect_body_bytes of each body, in the exchange's arena */
   char *body[2]; /* 0: request, 1: response */
   uint32_t body_n[2];
+  struct inspect_ws_log ws; /* after a 101: frames, in the arena (ws.frames NULL until then) */
+  bool ws_off;              /* no room for frames: not parsed */
 };
 
 /* Hooks for exchange.c. Each costs one test of ex->insp.on when the
@@ -92,6 +138,8 @@ void inspect_note_response(struct exchange *ex, struct iobuf *b, bool from_upstr
 void inspect_body(struct exchange *ex, int dir, const char *p, size_t n);
 /* The exchange ended: build its record and hand it to the admin thread. */
 void inspect_capture(struct exchange *ex);
+/* Tunnel bytes passing after a 101 (dir 0: client -> upstream, 1: back). */
+void inspect_tunnel_bytes(struct exchange *ex, int dir, const char *p, size_t n);
 /* Drop what inspect_note_response kept. Called from exchange_reset. */
 void inspect_release(struct exchange *ex);
 
@@ -126,6 +174,7 @@ struct inspect_rec {
   int route_line;
   struct slice route_label; /* e.g. "host api.example.com, path_prefix /api" */
   struct slice config_file; /* the configuration file the route is in (-c FILE) */
+  struct slice frames_json; /* WebSocket frames as a JSON array (inspect_ws_render); n == 0: none */
   struct slice skipped;     /* why this route: "INDEX LINE REASON\n" for each earlier route (every
                                route when none matched), as `ferry explain` says it */
   uint32_t skipped_more;    /* earlier routes left out of skipped to bound its size */
@@ -150,7 +199,7 @@ struct inspect_src {
   int64_t time_us;
   struct slice request_id, client, listener, method, target, host, version;
   int route_index, route_line;
-  struct slice route_label, config_file, skipped, upstream, server, error;
+  struct slice route_label, config_file, skipped, frames_json, upstream, server, error;
   uint32_t skipped_more;
   uint32_t attempts;
   int status;

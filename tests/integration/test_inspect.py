@@ -647,4 +647,72 @@ def test_edit_and_replay_sends_the_edited_request_and_links_it():
         check(b"give the body" in r.body, r.body)
 
 
+def ws_frame(opcode, payload, masked, fin=True):
+    """One WebSocket frame (RFC 6455 5.2); clients mask, servers do not."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    m = 0x80 if masked else 0
+    head += bytes([m | n]) if n < 126 else bytes([m | 126]) + n.to_bytes(2, "big")
+    if not masked:
+        return head + payload
+    key = b"\x12\x34\x56\x78"
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def websocket_echo(c):
+    """Answers the upgrade, then echoes each client frame's payload as a text
+    frame, and closes after a close frame."""
+    if c.read_request() is None:
+        return
+    c.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+    while True:
+        while len(c.buf) < 6:
+            if not c._fill():
+                return
+        n = c.buf[1] & 0x7f
+        hl = 2 + (2 if n == 126 else 0) + 4
+        if n == 126:
+            n = int.from_bytes(c.buf[2:4], "big")
+        while len(c.buf) < hl + n:
+            if not c._fill():
+                return
+        op, key, data = c.buf[0] & 0x0f, c.buf[hl - 4:hl], c.buf[hl:hl + n]
+        c.buf = c.buf[hl + n:]
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+        if op == 8:
+            c.send(ws_frame(8, payload, False))
+            return
+        c.send(ws_frame(1, b"echo: " + payload, False))
+
+
+def test_websocket_frames_of_an_inspected_upgrade_are_captured():
+    with Upstream(websocket_echo) as up, \
+            Ferry(config(up.address, admin_extra="  inspect_body_bytes: 16")) as f, open_stream(f) as st:
+        with Client(f.port) as c:
+            c.send(b"GET /api/chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            r = ft.read_message(c, is_request=False, head_only=True)
+            eq(r.status, 101, "upgraded")
+            for msg in (b"hello ferry", b"x" * 200):
+                c.send(ws_frame(1 if msg.startswith(b"h") else 2, msg, True))
+                want = ws_frame(1, b"echo: " + msg, False)
+                while len(c.buf) < len(want):
+                    check(c._fill(), "echo arrives")
+                eq(c.buf[:len(want)], want, "echoed through the tunnel")
+                c.buf = c.buf[len(want):]
+            c.send(ws_frame(8, b"\x03\xe8", True))
+            while len(c.buf) < 4:
+                check(c._fill(), "close frame arrives")
+        ex = st.event()
+        eq(ex["status"], 101, "captured when the tunnel ends")
+        frames = [(x["dir"], x["type"], x["size"], x.get("preview")) for x in ex["frames"]]
+        eq(frames, [("client", "text", 11, "hello ferry"), ("upstream", "text", 17, "echo:"),
+                    ("client", "binary", 200, None), ("upstream", "text", 206, ""),
+                    ("client", "close", 2, None), ("upstream", "close", 2, None)],
+           "frames each way; text previews share inspect_body_bytes (16 bytes)")
+        out = subprocess.run([ft.FERRY_BIN, "inspect", "--help"], capture_output=True).stdout
+        check(b"--filter" in out, "help")
+
+
 ft.main(globals())

@@ -86,3 +86,23 @@ Test(inspect_cli, rejects_what_is_not_an_exchange) {
   cr_assert_eq(inspect_cli_print(stdout, "{\"id\":", 6, false), -1);
   cr_assert_eq(inspect_cli_print(stdout, "{\"x\":1}", 7, false), -1);
 }
+
+/* WebSocket frames of an upgraded exchange, each way. */
+Test(inspect_cli, websocket_frames) {
+  static const char ev[] =
+      "{\"id\":9,\"time\":\"2026-11-25T19:35:18.464Z\",\"method\":\"GET\",\"target\":\"/ws\","
+      "\"host\":\"h\",\"route\":null,\"upstream\":\"api\",\"server\":\"s\",\"status\":101,"
+      "\"complete\":true,\"error\":null,\"timings_ms\":{},\"frames\":[{\"dir\":\"client\","
+      "\"opcode\":1,\"type\":\"text\",\"fin\":true,\"size\":5,\"preview\":\"hello\"},"
+      "{\"dir\":\"upstream\",\"opcode\":2,\"type\":\"binary\",\"fin\":false,\"size\":300}],"
+      "\"request_client\":null,\"request_upstream\":null,\"response_upstream\":null,"
+      "\"response_client\":null}";
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  cr_assert_eq(inspect_cli_print(f, ev, strlen(ev), false), 0);
+  fclose(f);
+  cr_assert_not_null(strstr(buf, "  => text 5 bytes: \"hello\"\n"), "%s", buf);
+  cr_assert_not_null(strstr(buf, "  <= binary 300 bytes (more)\n"), "%s", buf);
+  free(buf);
+}
