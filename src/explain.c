@@ -10,7 +10,6 @@
 #include "ferry/explain.h"
 
 #include <llhttp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,20 +32,6 @@ static char *dup_slice(struct slice s) {
     p[s.n] = '\0';
   }
   return p;
-}
-
-/* snprintf into out, returning the length written (at most cap - 1). */
-static size_t put(char *out, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static size_t put(char *out, size_t cap, const char *f, ...) {
-  va_list ap;
-  va_start(ap, f);
-  int k = vsnprintf(out, cap, f, ap);
-  va_end(ap);
-  if (k < 0) {
-    out[0] = '\0';
-    return 0;
-  }
-  return (size_t)k < cap ? (size_t)k : cap - 1;
 }
 
 /* llhttp's number for a method name (exact case), or -1. */
@@ -77,53 +62,120 @@ static void methods_text(uint64_t methods, char *out, size_t cap) {
   }
 }
 
+/* Appending to a bounded buffer without formatting: the inspector words
+ * these reasons for every captured exchange, so they cost memcpy only. */
+struct sbuf {
+  char *p;
+  size_t n, cap; /* cap >= 1; p[n] is kept NUL */
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n) {
+  size_t room = b->cap - 1 - b->n;
+  size_t k = n < room ? n : room;
+  if (k)
+    memcpy(b->p + b->n, s, k);
+  b->n += k;
+  b->p[b->n] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s) {
+  sb_add(b, s, strlen(s));
+}
+
+static void sb_slice(struct sbuf *b, struct slice s) {
+  sb_add(b, s.p, s.n);
+}
+
 size_t explain_skip_reason(char *out, size_t cap, const struct cfg_route *rt,
                            const struct route_query *q, enum router_skip why, size_t hi) {
-  const char *method = q->method >= 0 ? method_name(q->method) : "?";
-  const char *pk[] = {"", "path", "path_prefix", "path_regex"};
-  int pn = (int)q->path.n;
+  static const char *const pk[] = {"", "path", "path_prefix", "path_regex"};
+  struct sbuf b = {out, 0, cap};
+  if (cap == 0)
+    return 0;
+  out[0] = '\0';
   switch (why) {
   case ROUTER_SKIP_HOST:
-    if (q->host.n == 0)
-      return put(out, cap, "host: the request has no Host; this route wants %s%s",
-                 rt->host_wildcard ? "*" : "", rt->host);
-    if (rt->host_wildcard)
-      return put(out, cap, "host: %.*s is not a subdomain of %s (host *%s)", (int)q->host.n,
-                 q->host.p, rt->host[0] == '.' ? rt->host + 1 : rt->host, rt->host);
-    return put(out, cap, "host: %.*s is not %s", (int)q->host.n, q->host.p, rt->host);
-  case ROUTER_SKIP_PATH:
-    if (rt->path_kind == PATH_PREFIX) {
-      size_t m = strlen(rt->path);
-      if (m > 0 && rt->path[m - 1] == '/')
-        return put(out, cap, "path: %.*s does not start with %s (path_prefix)", pn, q->path.p,
-                   rt->path);
-      return put(out, cap, "path: %.*s is not %s or below it (path_prefix %s)", pn, q->path.p,
-                 rt->path, rt->path);
+    if (q->host.n == 0) {
+      sb_str(&b, "host: the request has no Host; this route wants ");
+      sb_str(&b, rt->host_wildcard ? "*" : "");
+      sb_str(&b, rt->host);
+    } else if (rt->host_wildcard) {
+      sb_str(&b, "host: ");
+      sb_slice(&b, q->host);
+      sb_str(&b, " is not a subdomain of ");
+      sb_str(&b, rt->host[0] == '.' ? rt->host + 1 : rt->host);
+      sb_str(&b, " (host *");
+      sb_str(&b, rt->host);
+      sb_str(&b, ")");
+    } else {
+      sb_str(&b, "host: ");
+      sb_slice(&b, q->host);
+      sb_str(&b, " is not ");
+      sb_str(&b, rt->host);
     }
-    if (rt->path_kind == PATH_EXACT)
-      return put(out, cap, "path: %.*s is not %s (path)", pn, q->path.p, rt->path);
-    return put(out, cap, "path: %.*s does not match %s %s", pn, q->path.p, pk[rt->path_kind],
-               rt->path);
+    return b.n;
+  case ROUTER_SKIP_PATH: {
+    sb_str(&b, "path: ");
+    sb_slice(&b, q->path);
+    size_t m = strlen(rt->path);
+    if (rt->path_kind == PATH_PREFIX && m > 0 && rt->path[m - 1] == '/') {
+      sb_str(&b, " does not start with ");
+      sb_str(&b, rt->path);
+      sb_str(&b, " (path_prefix)");
+    } else if (rt->path_kind == PATH_PREFIX) {
+      sb_str(&b, " is not ");
+      sb_str(&b, rt->path);
+      sb_str(&b, " or below it (path_prefix ");
+      sb_str(&b, rt->path);
+      sb_str(&b, ")");
+    } else if (rt->path_kind == PATH_EXACT) {
+      sb_str(&b, " is not ");
+      sb_str(&b, rt->path);
+      sb_str(&b, " (path)");
+    } else {
+      sb_str(&b, " does not match ");
+      sb_str(&b, pk[rt->path_kind]);
+      sb_str(&b, " ");
+      sb_str(&b, rt->path);
+    }
+    return b.n;
+  }
   case ROUTER_SKIP_METHOD: {
     char ms[512];
     methods_text(rt->methods, ms, sizeof ms);
-    return put(out, cap, "method: %s is not one of %s (methods)", method, ms);
+    sb_str(&b, "method: ");
+    sb_str(&b, q->method >= 0 ? method_name(q->method) : "?");
+    sb_str(&b, " is not one of ");
+    sb_str(&b, ms);
+    sb_str(&b, " (methods)");
+    return b.n;
   }
   case ROUTER_SKIP_HEADER: {
     const struct cfg_kv *want = &rt->headers[hi];
     const struct hdr *h = http_head_find(q->headers, slice_cstr(want->name));
-    if (!h)
-      return put(out, cap, "header: %s is missing (this route wants %s: %s)", want->name,
-                 want->name, want->value);
-    return put(out, cap, "header: %s is \"%.*s\", this route wants \"%s\"", want->name,
-               (int)h->value.n, h->value.p, want->value);
+    sb_str(&b, "header: ");
+    sb_str(&b, want->name);
+    if (!h) {
+      sb_str(&b, " is missing (this route wants ");
+      sb_str(&b, want->name);
+      sb_str(&b, ": ");
+      sb_str(&b, want->value);
+      sb_str(&b, ")");
+    } else {
+      sb_str(&b, " is \"");
+      sb_slice(&b, h->value);
+      sb_str(&b, "\", this route wants \"");
+      sb_str(&b, want->value);
+      sb_str(&b, "\"");
+    }
+    return b.n;
   }
   case ROUTER_SKIP_NONE:
     break;
   }
-  return put(out, cap,
-             "matches by its conditions, yet the router chose another route: please report "
+  sb_str(&b, "matches by its conditions, yet the router chose another route: please report "
              "this as a bug");
+  return b.n;
 }
 
 /* The head http_head_build_request made, split into the result's request

@@ -422,6 +422,19 @@ static int64_t span_us(uint64_t from, uint64_t to) {
   return (int64_t)((to - from) / 1000);
 }
 
+/* Decimal digits of v at out (at most 20); returns how many. */
+static size_t put_uint(char *out, uint64_t v) {
+  char tmp[20];
+  size_t k = 0;
+  do {
+    tmp[k++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < k; i++)
+    out[i] = tmp[k - 1 - i];
+  return k;
+}
+
 /* "Why this route": for each route before the one that matched (every
  * route when none did), the first condition the request fails, as
  * `ferry explain` words it, into out as "INDEX LINE REASON\n" lines. Runs
@@ -447,8 +460,10 @@ static size_t why_this_route(struct exchange *ex, char *out, size_t cap, uint32_
     }
     size_t hi;
     enum router_skip why = router_route_check(&cfg->routes[i], &q, &hi);
-    int k = snprintf(out + n, cap - n, "%zu %d ", i, cfg->routes[i].line);
-    n += (size_t)k;
+    n += put_uint(out + n, i);
+    out[n++] = ' ';
+    n += put_uint(out + n, (uint64_t)(cfg->routes[i].line > 0 ? cfg->routes[i].line : 0));
+    out[n++] = ' ';
     n += explain_skip_reason(out + n, cap - n - 1 < 256 ? cap - n - 1 : 256, &cfg->routes[i], &q,
                              why, hi);
     out[n++] = '\n';
