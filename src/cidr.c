@@ -69,8 +69,11 @@ int cidr_parse(const char *s, struct cidr *out, char *err, size_t errlen) {
   /* host bits must be zero: 10.1.2.3/8 most likely means 10.0.0.0/8 */
   struct cidr net = c;
   for (unsigned i = 0; i < 16; i++) {
-    unsigned keep = c.bits > i * 8 ? c.bits - i * 8 : 0;
-    net.addr[i] = keep >= 8 ? c.addr[i] : (uint8_t)(c.addr[i] & (0xff00u >> keep));
+    unsigned keep = c.bits > i * 8 ? (unsigned)c.bits - i * 8 : 0;
+    uint8_t mask = 0xff;
+    if (keep < 8)
+      mask = (uint8_t)(0xff00u >> keep);
+    net.addr[i] = (uint8_t)(c.addr[i] & mask);
   }
   if (memcmp(net.addr, c.addr, 16) != 0) {
     char text[INET6_ADDRSTRLEN];

@@ -314,6 +314,7 @@ void exchange_start(struct exchange *ex) {
   }
   ex->minor = v.minor;
   ex->host = v.host;
+  ex->norm = v.norm;
   struct slice host = v.host, target = v.path, norm = v.norm;
 
   struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
@@ -333,25 +334,13 @@ void exchange_start(struct exchange *ex) {
         slice_cstr(r->respond_body ? r->respond_body : ""), (struct slice){NULL, 0}, false);
     return;
   case ACTION_REDIRECT: {
-    /* Keep the query string unless the location has one. */
-    const char *loc = r->redirect_location;
-    size_t ll = strlen(loc);
-    struct slice query = {NULL, 0};
-    const char *qm = memchr(target.p, '?', target.n);
-    if (qm && !strchr(loc, '?'))
-      query = (struct slice){qm, (size_t)(target.p + target.n - qm)};
-    char *lb = arena_alloc(&ex->arena, ll + query.n + 1);
-    if (!lb) {
+    struct slice loc;
+    if (request_redirect_location(r, target, &ex->arena, &loc) != 0) {
       exchange_reply(ex, 414, NULL, true);
       return;
     }
-    memcpy(lb, loc, ll);
-    if (query.n)
-      memcpy(lb + ll, query.p, query.n);
-    char body[64];
-    snprintf(body, sizeof(body), "redirecting\n");
     exchange_reply_full(ex, r->redirect_status, SLICE_LIT("text/plain; charset=utf-8"),
-                        slice_cstr(body), (struct slice){lb, ll + query.n}, false);
+                        SLICE_LIT("redirecting\n"), loc, false);
     return;
   }
   case ACTION_UPSTREAM:
@@ -487,32 +476,20 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
     return;
   }
 
-  size_t tcap = target.n + (r->rewrite_prefix ? strlen(r->rewrite_prefix) : 0) + 2;
-  char *tbuf = r->rewrite_prefix ? arena_alloc(&ex->arena, tcap) : NULL;
   struct slice send_target;
-  if ((r->rewrite_prefix && !tbuf) ||
-      router_target(r, target, norm, tbuf, tcap, &send_target) != 0) {
+  if (request_upstream_target(r, target, norm, &ex->arena, &send_target) != 0) {
     exchange_reply(ex, 414, NULL, true);
     return;
   }
-  struct fwd_request fr = {
-      .method = slice_cstr(llhttp_method_name((llhttp_method_t)ex->method)),
-      .target = send_target,
-      .headers = &ex->req_hdrs,
-      .host = r->set_host ? slice_cstr(r->set_host) : (host.n ? host : slice_cstr(ex->srv->name)),
-      .client_ip = slice_cstr(ex->peer_ip),
-      .proto = SLICE_LIT("http"),
-      .fwd_host = host,
-      .keep_forwarded = ex->peer_trusted,
-      .request_id = ex->rid,
-      .client_minor = ex->minor,
-      .framing = ex->req_chunked      ? FRAMING_CHUNKED
-                 : ex->req_has_length ? FRAMING_LENGTH
-                                      : FRAMING_NONE,
-      .content_length = ex->req_length,
-      .upgrade = ex->upgrade_req,
-      .ops = &r->request_headers,
-  };
+  struct request_head rh = {.method = ex->method,
+                            .minor = ex->minor,
+                            .headers = &ex->req_hdrs,
+                            .chunked = ex->req_chunked,
+                            .has_length = ex->req_has_length};
+  struct fwd_request fr;
+  request_fwd_init(&fr, r, &rh, send_target, host, slice_cstr(ex->srv->name),
+                   slice_cstr(ex->peer_ip), ex->rid, ex->req_length, ex->upgrade_req,
+                   ex->peer_trusted);
   /* One pass into a standard block; a second only for a larger head. */
   struct iobuf *hb = iobuf_get(&w->bufs, IOBUF_SIZE);
   size_t need = hb ? http_head_build_request(hb->data, hb->cap, &fr) : 0;
@@ -903,7 +880,12 @@ static void tunnel_over(struct tunnel *t, const char *note, bool abort) {
     session_tunnel_end(s);
 }
 
-static const struct tunnel_cbs exchange_tunnel_cbs = {tunnel_activity, tunnel_over};
+/* The inspector reads WebSocket frames of captured upgrades. */
+static void tunnel_bytes(struct tunnel *t, bool to_client, const char *p, size_t n) {
+  inspect_tunnel_bytes(tunnel_exchange(t), to_client ? 1 : 0, p, n);
+}
+
+static const struct tunnel_cbs exchange_tunnel_cbs = {tunnel_activity, tunnel_over, tunnel_bytes};
 
 /* The 101 head is queued: bytes flow both ways from now on. */
 static void tunnel_begin(struct exchange *ex) {
@@ -916,7 +898,8 @@ static void tunnel_begin(struct exchange *ex) {
                             .upstream = &ex->uc->st,
                             .cbs = &exchange_tunnel_cbs,
                             .to_upstream = &ex->req_body_bytes,
-                            .to_client = &ex->resp_body_bytes};
+                            .to_client = &ex->resp_body_bytes,
+                            .observe = ex->insp.on};
   tunnel_start(&ex->tun);
   if (ex->state == EX_TUNNEL && !s->closing)
     session_tunnel_begin(s);

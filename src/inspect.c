@@ -16,7 +16,12 @@
 #include <time.h>
 
 #include "ferry/exchange.h"
+#include "ferry/explain.h"
+#include "ferry/filter.h"
 #include "ferry/inspector.h"
+#include "ferry/request.h"
+#include "ferry/router.h"
+#include "ferry/snapshot.h"
 #include "ferry/upstream.h"
 #include "ferry/wctx.h"
 
@@ -154,10 +159,11 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   uint32_t nfwd = src->fwd_head.n ? walk_head(src->fwd_head, NULL, NULL) : 0;
   uint32_t ncli = src->client_head.n ? walk_head(src->client_head, NULL, NULL) : 0;
   size_t nkv = (size_t)src->nreq + nfwd + src->nup + ncli;
-  struct slice strs[] = {src->request_id, src->client,   src->listener, src->method,
-                         src->target,     src->host,     src->version,  src->route_label,
-                         src->upstream,   src->server,   src->error,    src->body[0],
-                         src->body[1],    src->req_line, src->up_line};
+  struct slice strs[] = {src->request_id, src->client,     src->listener, src->method,
+                         src->target,     src->host,       src->version,  src->route_label,
+                         src->upstream,   src->server,     src->error,    src->body[0],
+                         src->body[1],    src->req_line,   src->up_line,  src->config_file,
+                         src->skipped,    src->frames_json};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -184,11 +190,16 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   r->route_index = src->route_index;
   r->route_line = src->route_line;
   r->route_label = fill_copy(&f, src->route_label);
+  r->config_file = fill_copy(&f, src->config_file);
+  r->skipped = fill_copy(&f, src->skipped);
+  r->frames_json = fill_copy(&f, src->frames_json);
+  r->skipped_more = src->skipped_more;
   r->upstream = fill_copy(&f, src->upstream);
   r->server = fill_copy(&f, src->server);
   r->error = fill_copy(&f, src->error);
   r->attempts = src->attempts;
   r->status = src->status;
+  r->complete = src->complete;
   r->req_head_bytes = src->req_head_bytes;
   r->req_body_bytes = src->req_body_bytes;
   r->resp_head_bytes = head_length(src->client_head);
@@ -213,6 +224,124 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   h[INSPECT_RESPONSE_CLIENT].h = kvs + src->nreq + nfwd + src->nup;
   fill_serialised(&h[INSPECT_RESPONSE_CLIENT], &f, src, src->client_head, &r->redacted);
   return r;
+}
+
+/* --- WebSocket frames -------------------------------------------------------- */
+
+/* The header's length once its first two bytes are known (RFC 6455 5.2). */
+static uint8_t ws_header_need(const uint8_t *h) {
+  uint8_t len7 = h[1] & 0x7f;
+  return (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0));
+}
+
+/* The header in d->hdr is complete: note the frame. */
+static void ws_frame_begin(struct inspect_ws_log *log, struct inspect_ws_dir *d, int dir) {
+  const uint8_t *h = d->hdr;
+  uint8_t len7 = h[1] & 0x7f;
+  uint64_t size = len7;
+  if (len7 == 126)
+    size = (uint64_t)h[2] << 8 | h[3];
+  else if (len7 == 127)
+    for (int i = 0; i < 8; i++)
+      size = size << 8 | h[2 + i];
+  uint8_t opcode = h[0] & 0x0f;
+  if ((h[0] & 0x70) || (opcode > 2 && opcode < 8) || opcode > 10 || (size >> 62)) {
+    d->broken = true; /* reserved bits or opcodes: not a WebSocket stream we can follow */
+    return;
+  }
+  d->in_payload = size > 0;
+  d->left = size;
+  d->done = 0;
+  d->frame = -1;
+  if (log->nframes == INSPECT_WS_MAX_FRAMES) {
+    log->dropped++;
+    return;
+  }
+  struct inspect_ws_frame *fr = &log->frames[log->nframes];
+  *fr = (struct inspect_ws_frame){(uint8_t)dir, opcode, (h[0] & 0x80) != 0, 0, size, {0}};
+  if (opcode == 1 && log->preview_left > 0)
+    d->frame = (int32_t)log->nframes;
+  log->nframes++;
+}
+
+void inspect_ws_feed(struct inspect_ws_log *log, int dir, const char *p, size_t n) {
+  struct inspect_ws_dir *d = &log->dir[dir ? 1 : 0];
+  const uint8_t *u = (const uint8_t *)p;
+  size_t i = 0;
+  while (i < n && !d->broken) {
+    if (d->in_payload) {
+      size_t k = n - i < d->left ? n - i : (size_t)d->left;
+      if (d->frame >= 0) {
+        struct inspect_ws_frame *fr = &log->frames[d->frame];
+        bool masked = (d->hdr[1] & 0x80) != 0;
+        const uint8_t *mask = d->hdr + d->need - 4;
+        for (size_t j = 0; j < k && fr->npreview < INSPECT_WS_PREVIEW && log->preview_left > 0;
+             j++) {
+          uint8_t c = u[i + j];
+          if (masked)
+            c ^= mask[(d->done + j) & 3];
+          fr->preview[fr->npreview++] = (char)c;
+          log->preview_left--;
+        }
+      }
+      i += k;
+      d->left -= k;
+      d->done += k;
+      if (d->left == 0) {
+        d->in_payload = false;
+        d->hlen = d->need = 0;
+      }
+      continue;
+    }
+    d->hdr[d->hlen++] = u[i++];
+    if (d->hlen == 2)
+      d->need = ws_header_need(d->hdr);
+    if (d->hlen >= 2 && d->hlen == d->need) {
+      ws_frame_begin(log, d, dir);
+      if (!d->in_payload)
+        d->hlen = d->need = 0;
+    }
+  }
+}
+
+void inspect_ws_render(struct inspect_out *o, const struct inspect_ws_log *log) {
+  static const char *const names[] = {"continuation", "text", "binary", "", "", "", "", "",
+                                      "close",        "ping", "pong"};
+  inspect_out_puts(o, "[");
+  for (uint32_t i = 0; i < log->nframes; i++) {
+    const struct inspect_ws_frame *fr = &log->frames[i];
+    char head[160];
+    snprintf(head, sizeof head,
+             "%s{\"dir\":\"%s\",\"opcode\":%u,\"type\":\"%s\",\"fin\":%s,\"size\":%" PRIu64,
+             i ? "," : "", fr->dir ? "upstream" : "client", (unsigned)fr->opcode,
+             fr->opcode <= 10 ? names[fr->opcode] : "", fr->fin ? "true" : "false", fr->size);
+    inspect_out_puts(o, head);
+    if (fr->opcode == 1) {
+      inspect_out_puts(o, ",\"preview\":");
+      inspect_json_str(o, (struct slice){fr->preview, fr->npreview});
+    }
+    inspect_out_puts(o, "}");
+  }
+  inspect_out_puts(o, "]");
+}
+
+void inspect_tunnel_bytes(struct exchange *ex, int dir, const char *p, size_t n) {
+  struct inspect_ws_log *log = &ex->insp.ws;
+  if (ex->insp.ws_off)
+    return;
+  if (!log->frames) {
+    /* Arena memory is aligned to its block's data, not to 8 bytes: align here. */
+    char *mem = arena_alloc(&ex->arena, INSPECT_WS_MAX_FRAMES * sizeof *log->frames + 8);
+    log->frames =
+        mem ? (struct inspect_ws_frame *)(void *)(mem + ((8 - ((uintptr_t)mem & 7)) & 7)) : NULL;
+    if (!log->frames) {
+      ex->insp.ws_off = true; /* no room in this exchange's arena: frames are not shown */
+      return;
+    }
+    log->preview_left = ex->w->cfg->admin.inspect_body_bytes;
+    log->dir[0].frame = log->dir[1].frame = -1;
+  }
+  inspect_ws_feed(log, dir, p, n);
 }
 
 /* --- capture on the worker ------------------------------------------------- */
@@ -291,19 +420,50 @@ static int64_t span_us(uint64_t from, uint64_t to) {
   return (int64_t)((to - from) / 1000);
 }
 
-/* "host api.example.com, path_prefix /api" */
-static size_t route_label(const struct cfg_route *r, char *out, size_t cap) {
-  static const char *const kinds[] = {"", "path", "path_prefix", "path_regex"};
-  int k = 0;
-  if (r->host)
-    k = snprintf(out, cap, "host %s%s", r->host_wildcard ? "*" : "", r->host);
-  if (r->path_kind != PATH_ANY && k >= 0 && (size_t)k < cap)
-    k += snprintf(out + k, cap - (size_t)k, "%s%s %s", k ? ", " : "", kinds[r->path_kind], r->path);
-  if (k == 0)
-    k = snprintf(out, cap, "any request");
-  if (k < 0)
+/* Decimal digits of v at out (at most 20); returns how many. */
+static size_t put_uint(char *out, uint64_t v) {
+  char tmp[20];
+  size_t k = 0;
+  do {
+    tmp[k++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < k; i++)
+    out[i] = tmp[k - 1 - i];
+  return k;
+}
+
+/* "Why this route": for each route before the one that matched (every
+ * route when none did), the first condition the request fails, as
+ * `ferry explain` words it, into out as "INDEX LINE REASON\n" lines. Runs
+ * the router's own check (router_route_check) on the host and path the
+ * exchange was matched with, only for captured exchanges. Returns the
+ * length; *more gets the routes left out when out is full. */
+static size_t why_this_route(struct exchange *ex, char *out, size_t cap, uint32_t *more) {
+  const struct config *cfg = ex->gen ? ex->gen->snap->cfg : ex->w->cfg;
+  size_t n = 0, upto = ex->route ? ex->route->index : cfg->nroutes;
+  *more = 0;
+  if (upto == 0)
     return 0;
-  return (size_t)k < cap ? (size_t)k : cap - 1;
+  if (!ex->norm.p)
+    return 0; /* refused before routing: no route was tried */
+  struct route_query q = {router_host_strip_port(ex->host), ex->norm, ex->method, &ex->req_hdrs};
+  for (size_t i = 0; i < upto; i++) {
+    if (cap - n < 320) {
+      *more = (uint32_t)(upto - i);
+      break;
+    }
+    size_t hi;
+    enum router_skip why = router_route_check(&cfg->routes[i], &q, &hi);
+    n += put_uint(out + n, i);
+    out[n++] = ' ';
+    n += put_uint(out + n, (uint64_t)(cfg->routes[i].line > 0 ? cfg->routes[i].line : 0));
+    out[n++] = ' ';
+    n += explain_skip_reason(out + n, cap - n - 1 < 256 ? cap - n - 1 : 256, &cfg->routes[i], &q,
+                             why, hi);
+    out[n++] = '\n';
+  }
+  return n;
 }
 
 void inspect_capture(struct exchange *ex) {
@@ -336,7 +496,10 @@ void inspect_capture(struct exchange *ex) {
                      ex->status, (int)(ex->reason.n > 256 ? 256 : ex->reason.n), ex->reason.p);
     up_line = (struct slice){upline, k > 0 ? (size_t)k : 0};
   }
-  size_t nlabel = ex->route ? route_label(ex->route, label, sizeof label) : 0;
+  size_t nlabel = ex->route ? router_route_label(ex->route, label, sizeof label) : 0;
+  char why[8192];
+  uint32_t why_more = 0;
+  size_t nwhy = why_this_route(ex, why, sizeof why, &why_more);
 
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -355,12 +518,16 @@ void inspect_capture(struct exchange *ex) {
       .route_index = ex->route ? (int)ex->route->index : -1,
       .route_line = ex->route ? ex->route->line : 0,
       .route_label = (struct slice){label, nlabel},
+      .config_file = slice_cstr(cfg->file),
+      .skipped = {why, nwhy},
+      .skipped_more = why_more,
       .upstream = ex->up ? slice_cstr(ex->up->cfg->name) : (struct slice){NULL, 0},
       .server = ex->srv ? slice_cstr(ex->srv->name) : (struct slice){NULL, 0},
       .error = slice_cstr(ex->error_note),
       /* servers tried, plus the keep-alive race retry on the same one */
       .attempts = ex->insp.t_connect ? ex->ntried + (ex->retried ? 1u : 0u) : 0u,
       .status = ex->resp_started ? ex->status : 0,
+      .complete = ex->resp_started && ex->resp_done,
       .req_head_bytes = ex->insp.req_head_bytes,
       .req_body_bytes = ex->req_body_bytes,
       .resp_body_bytes = ex->resp_body_bytes,
@@ -386,7 +553,19 @@ void inspect_capture(struct exchange *ex) {
       .redact = cfg->admin.redact ? cfg->admin.redact_headers : NULL,
       .nredact = cfg->admin.redact ? cfg->admin.nredact_headers : 0,
   };
+  struct inspect_out frames = {0};
+  if (ex->insp.ws.frames && (ex->insp.ws.nframes || ex->insp.ws.dropped)) {
+    inspect_ws_render(&frames, &ex->insp.ws);
+    if (ex->insp.ws.dropped) {
+      char more[64];
+      snprintf(more, sizeof more, ",\"frames_dropped\":%u", (unsigned)ex->insp.ws.dropped);
+      inspect_out_puts(&frames, more);
+    }
+    if (!frames.oom)
+      src.frames_json = (struct slice){frames.p, frames.n};
+  }
   struct inspect_rec *rec = inspect_rec_build(&src);
+  free(frames.p);
   if (!rec)
     return;
   struct inspect_batch *b = &w->insp_batch;
@@ -502,7 +681,7 @@ static bool query_decode(struct slice v, char *out, size_t cap) {
   return true;
 }
 
-int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, size_t errlen) {
+static int parse_query(struct slice q, struct inspect_filter *f, char *err, size_t errlen) {
   memset(f, 0, sizeof *f);
   f->limit = 100;
   if (q.n && q.p[0] == '?') {
@@ -517,8 +696,8 @@ int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, si
     const char *eq = memchr(pair.p, '=', pair.n);
     struct slice key = {pair.p, eq ? (size_t)(eq - pair.p) : pair.n};
     struct slice val = eq ? (struct slice){eq + 1, pair.n - key.n - 1} : (struct slice){"", 0};
-    char buf[256];
-    if (!query_decode(val, buf, sizeof buf)) {
+    char buf[1024];
+    if (!query_decode(val, buf, slice_eq(key, SLICE_LIT("filter")) ? sizeof buf : 256)) {
       snprintf(err, errlen, "query parameter \"%.*s\" is too long (at most 255 bytes)", (int)key.n,
                key.p);
       return -1;
@@ -552,9 +731,29 @@ int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, si
       memcpy(f->status, buf, n + 1);
     } else if (slice_eq(key, SLICE_LIT("path"))) {
       memcpy(f->path, buf, sizeof f->path); /* buf holds at most 255 bytes and a NUL */
+    } else if (slice_eq(key, SLICE_LIT("filter")) && buf[0]) {
+      char why[256];
+      filter_free(f->expr);
+      f->expr = filter_compile(buf, why, sizeof why);
+      if (!f->expr) {
+        snprintf(err, errlen, "filter=%.200s: %s", buf, why);
+        return -1;
+      }
     }
   }
   return 0;
+}
+
+int inspect_filter_parse(struct slice q, struct inspect_filter *f, char *err, size_t errlen) {
+  if (parse_query(q, f, err, errlen) == 0)
+    return 0;
+  inspect_filter_release(f);
+  return -1;
+}
+
+void inspect_filter_release(struct inspect_filter *f) {
+  filter_free(f->expr);
+  f->expr = NULL;
 }
 
 static bool contains(struct slice hay, const char *needle) {
@@ -585,7 +784,7 @@ bool inspect_filter_match(const struct inspect_filter *f, const struct inspect_r
   }
   if (f->path[0] && !contains(r->target, f->path))
     return false;
-  return true;
+  return !f->expr || filter_match(f->expr, r);
 }
 
 /* --- rendering --------------------------------------------------------------- */
@@ -651,6 +850,10 @@ static void json_str(struct inspect_out *o, struct slice s) {
   inspect_out_put(o, "\"", 1);
 }
 
+void inspect_json_str(struct inspect_out *o, struct slice s) {
+  json_str(o, s);
+}
+
 static void json_key_str(struct inspect_out *o, const char *key, struct slice v) {
   outf(o, ",\"%s\":", key);
   json_str(o, v);
@@ -710,11 +913,32 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   } else {
     outf(o, ",\"route\":{\"index\":%d,\"line\":%d,\"label\":", r->route_index, r->route_line);
     json_str(o, r->route_label);
+    inspect_out_puts(o, ",\"file\":");
+    json_str(o, r->config_file);
     inspect_out_put(o, "}", 1);
   }
+  inspect_out_puts(o, ",\"skipped\":[");
+  struct slice sk = r->skipped;
+  for (bool first = true; sk.n > 0; first = false) {
+    const char *nl = memchr(sk.p, '\n', sk.n);
+    struct slice line = {sk.p, nl ? (size_t)(nl - sk.p) : sk.n};
+    sk.p += line.n + (nl ? 1 : 0);
+    sk.n -= line.n + (nl ? 1 : 0);
+    char *end;
+    unsigned long idx = strtoul(line.p, &end, 10);
+    long ln = strtol(end, &end, 10);
+    size_t skip = (size_t)(end - line.p) + 1;
+    outf(o, "%s{\"index\":%lu,\"line\":%ld,\"reason\":", first ? "" : ",", idx, ln);
+    json_str(o, skip < line.n ? (struct slice){line.p + skip, line.n - skip} : SLICE_LIT(""));
+    inspect_out_put(o, "}", 1);
+  }
+  inspect_out_put(o, "]", 1);
+  if (r->skipped_more)
+    outf(o, ",\"skipped_more\":%u", (unsigned)r->skipped_more);
   json_key_str(o, "upstream", r->upstream);
   json_key_str(o, "server", r->server);
-  outf(o, ",\"attempts\":%u,\"status\":%d", (unsigned)r->attempts, r->status);
+  outf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts, r->status,
+       r->complete ? "true" : "false");
   if (r->error.n)
     json_key_str(o, "error", r->error);
   else
@@ -729,14 +953,33 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   json_ms(o, ",", "ttfb", r->ttfb_us);
   json_ms(o, ",", "total", r->total_us);
   inspect_out_puts(o, "}");
-  outf(o, ",\"redacted\":%s,\"has_body\":%s,\"replayable\":%s", r->redacted ? "true" : "false",
-       r->has_body ? "true" : "false", replay && inspect_replayable(r) ? "true" : "false");
+  outf(o, ",\"redacted\":%s,\"has_body\":%s,\"replayable\":%s,\"editable\":%s",
+       r->redacted ? "true" : "false", r->has_body ? "true" : "false",
+       replay && inspect_replayable(r) ? "true" : "false",
+       replay && r->heads[INSPECT_REQUEST_CLIENT].present ? "true" : "false");
+  /* A replay names its original: the page links the two. */
+  const struct inspect_head *ch = &r->heads[INSPECT_REQUEST_CLIENT];
+  for (uint32_t i = 0; i < ch->n; i++)
+    if (slice_ieq(ch->h[i].name, SLICE_LIT("x-ferry-replay-of")) && ch->h[i].value.n > 0 &&
+        ch->h[i].value.n < 20) {
+      uint64_t of = 0;
+      size_t d = 0;
+      while (d < ch->h[i].value.n && ch->h[i].value.p[d] >= '0' && ch->h[i].value.p[d] <= '9')
+        of = of * 10 + (uint64_t)(ch->h[i].value.p[d++] - '0');
+      if (d == ch->h[i].value.n)
+        outf(o, ",\"replay_of\":%" PRIu64, of);
+      break;
+    }
   if (r->body[0].n || r->body[1].n) {
     inspect_out_puts(o, ",\"body\":{\"request\":");
     json_str(o, r->body[0]);
     inspect_out_puts(o, ",\"response\":");
     json_str(o, r->body[1]);
     inspect_out_puts(o, "}");
+  }
+  if (r->frames_json.n) {
+    inspect_out_puts(o, ",\"frames\":");
+    inspect_out_put(o, r->frames_json.p, r->frames_json.n); /* rendered JSON (inspect_ws_render) */
   }
   json_head(o, "request_client", &r->heads[INSPECT_REQUEST_CLIENT]);
   json_head(o, "request_upstream", &r->heads[INSPECT_REQUEST_UPSTREAM]);
@@ -769,27 +1012,159 @@ void inspect_render_event(struct inspect_out *o, const struct inspect_rec *r, bo
   inspect_out_puts(o, "\n\n");
 }
 
-void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r) {
+static bool is_tchar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool all_tchar(struct slice s) {
+  for (size_t i = 0; i < s.n; i++)
+    if (!is_tchar(s.p[i]))
+      return false;
+  return s.n > 0;
+}
+
+int inspect_replay_edit_parse(struct slice q, struct inspect_replay_edit *e, char *err,
+                              size_t errlen) {
+  memset(e, 0, sizeof *e);
+  size_t nh = 0;
+  for (size_t i = 0; i < q.n; i++)
+    nh += q.p[i] == '&';
+  /* Every decoded value fits in the query's length; one buffer holds them all. */
+  e->mem = malloc(q.n + 1);
+  e->names = calloc(nh + 1, sizeof *e->names);
+  e->values = calloc(nh + 1, sizeof *e->values);
+  if (!e->mem || !e->names || !e->values) {
+    snprintf(err, errlen, "out of memory");
+    inspect_replay_edit_free(e);
+    return -1;
+  }
+  char *m = e->mem;
+  while (q.n > 0) {
+    const char *amp = memchr(q.p, '&', q.n);
+    struct slice pair = {q.p, amp ? (size_t)(amp - q.p) : q.n};
+    q.p += pair.n + (amp ? 1 : 0);
+    q.n -= pair.n + (amp ? 1 : 0);
+    const char *eq = memchr(pair.p, '=', pair.n);
+    struct slice key = {pair.p, eq ? (size_t)(eq - pair.p) : pair.n};
+    struct slice raw = eq ? (struct slice){eq + 1, pair.n - key.n - 1} : (struct slice){"", 0};
+    query_decode(raw, m, raw.n + 1); /* never longer than raw */
+    struct slice v = slice_cstr(m);
+    m += v.n + 1;
+    if (slice_eq(key, SLICE_LIT("method"))) {
+      e->method = v;
+    } else if (slice_eq(key, SLICE_LIT("target"))) {
+      e->target = v;
+    } else if (slice_eq(key, SLICE_LIT("headers"))) {
+      e->headers_given = true; /* headers=replace: h= entries (maybe none) are the list */
+    } else if (slice_eq(key, SLICE_LIT("h"))) {
+      const char *colon = memchr(v.p, ':', v.n);
+      struct slice name = {v.p, colon ? (size_t)(colon - v.p) : v.n};
+      if (!colon || !all_tchar(name)) {
+        snprintf(err, errlen,
+                 "h=%.100s: expected \"Name: value\" with a header name of token "
+                 "characters",
+                 v.p);
+        inspect_replay_edit_free(e);
+        return -1;
+      }
+      struct slice val = {colon + 1, v.n - name.n - 1};
+      while (val.n && (val.p[0] == ' ' || val.p[0] == '\t')) {
+        val.p++;
+        val.n--;
+      }
+      e->headers_given = true;
+      e->names[e->nheaders] = name;
+      e->values[e->nheaders++] = val;
+    } else if (slice_eq(key, SLICE_LIT("body"))) {
+      e->body_given = true;
+      e->body = v;
+    }
+  }
+  if (e->method.n && (!all_tchar(e->method) || e->method.n > 32)) {
+    snprintf(err, errlen, "method=%.40s: expected an HTTP method such as GET or POST", e->method.p);
+    inspect_replay_edit_free(e);
+    return -1;
+  }
+  for (size_t i = 0; i < e->target.n; i++)
+    if ((unsigned char)e->target.p[i] <= 0x20 || (unsigned char)e->target.p[i] >= 0x7f) {
+      snprintf(err, errlen, "target: only visible ASCII, no spaces (percent-encode the rest)");
+      inspect_replay_edit_free(e);
+      return -1;
+    }
+  if (e->target.n && e->target.p[0] != '/') {
+    snprintf(err, errlen, "target=%.100s: expected a path starting with /", e->target.p);
+    inspect_replay_edit_free(e);
+    return -1;
+  }
+  for (size_t i = 0; i < e->nheaders; i++)
+    for (size_t k = 0; k < e->values[i].n; k++)
+      if (e->values[i].p[k] == '\r' || e->values[i].p[k] == '\n' || e->values[i].p[k] == '\0') {
+        snprintf(err, errlen, "header %.*s: a value may not hold CR, LF or NUL", (int)e->names[i].n,
+                 e->names[i].p);
+        inspect_replay_edit_free(e);
+        return -1;
+      }
+  return 0;
+}
+
+void inspect_replay_edit_free(struct inspect_replay_edit *e) {
+  free(e->mem);
+  free(e->names);
+  free(e->values);
+  memset(e, 0, sizeof *e);
+}
+
+static bool replay_drops(struct slice name) {
   static const char *const drop[] = {
       "connection",     "keep-alive",        "proxy-connection", "te",
       "trailer",        "transfer-encoding", "upgrade",          "x-request-id",
       "content-length", "x-ferry-replay-of"};
+  for (size_t d = 0; d < sizeof drop / sizeof drop[0]; d++)
+    if (slice_ieq(name, slice_cstr(drop[d])))
+      return true;
+  return false;
+}
+
+int inspect_render_replay_edited(struct inspect_out *o, const struct inspect_rec *r,
+                                 const struct inspect_replay_edit *e, char *err, size_t errlen) {
   const struct inspect_head *h = &r->heads[INSPECT_REQUEST_CLIENT];
-  inspect_out_put(o, r->method.p, r->method.n);
+  if (!h->present) {
+    snprintf(err, errlen, "this exchange has no captured request to send again");
+    return -1;
+  }
+  if (r->has_body && !e->body_given) {
+    snprintf(err, errlen,
+             "this request carried a body, which the inspector does not keep whole: "
+             "give the body to send (body=...)");
+    return -1;
+  }
+  size_t n = e->headers_given ? e->nheaders : h->n;
+  for (size_t i = 0; i < n; i++) {
+    struct slice name = e->headers_given ? e->names[i] : h->h[i].name;
+    struct slice value = e->headers_given ? e->values[i] : h->h[i].value;
+    if (!replay_drops(name) && slice_eq(value, SLICE_LIT(redacted_text))) {
+      snprintf(err, errlen, "header %.*s has the redacted value: give its real value or remove it",
+               (int)name.n, name.p);
+      return -1;
+    }
+  }
+  struct slice method = e->method.n ? e->method : r->method;
+  struct slice target = e->target.n ? e->target : r->target;
+  inspect_out_put(o, method.p, method.n);
   inspect_out_put(o, " ", 1);
-  inspect_out_put(o, r->target.p, r->target.n);
+  inspect_out_put(o, target.p, target.n);
   inspect_out_puts(o, " HTTP/1.1\r\n");
   bool host = false;
-  for (uint32_t i = 0; i < h->n; i++) {
-    bool skip = false;
-    for (size_t d = 0; d < sizeof drop / sizeof drop[0] && !skip; d++)
-      skip = slice_ieq(h->h[i].name, slice_cstr(drop[d]));
-    if (skip)
+  for (size_t i = 0; i < n; i++) {
+    struct slice name = e->headers_given ? e->names[i] : h->h[i].name;
+    struct slice value = e->headers_given ? e->values[i] : h->h[i].value;
+    if (replay_drops(name))
       continue;
-    host = host || slice_ieq(h->h[i].name, SLICE_LIT("host"));
-    inspect_out_put(o, h->h[i].name.p, h->h[i].name.n);
+    host = host || slice_ieq(name, SLICE_LIT("host"));
+    inspect_out_put(o, name.p, name.n);
     inspect_out_puts(o, ": ");
-    inspect_out_put(o, h->h[i].value.p, h->h[i].value.n);
+    inspect_out_put(o, value.p, value.n);
     inspect_out_puts(o, "\r\n");
   }
   if (!host && r->host.n) {
@@ -797,5 +1172,16 @@ void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r) {
     inspect_out_put(o, r->host.p, r->host.n);
     inspect_out_puts(o, "\r\n");
   }
+  if (e->body_given)
+    outf(o, "Content-Length: %zu\r\n", e->body.n);
   outf(o, "X-Ferry-Replay-Of: %" PRIu64 "\r\nConnection: close\r\n\r\n", r->id);
+  if (e->body_given)
+    inspect_out_put(o, e->body.p, e->body.n);
+  return 0;
+}
+
+void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r) {
+  struct inspect_replay_edit none = {0};
+  char err[256];
+  inspect_render_replay_edited(o, r, &none, err, sizeof err);
 }

@@ -1,4 +1,5 @@
-/* inspect_cli: `ferry inspect [--admin ADDR] [--route R] [-c FILE]`.
+/* inspect_cli: `ferry inspect [-c FILE] [--admin ADDR] [--route R]
+ * [--filter EXPR] [--har FILE [--limit N]]`.
  *
  * Owns: one blocking socket to the admin listener, a small JSON reader for
  * the events it receives, and the terminal rendering. Runs in its own
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "ferry/config.h"
+#include "ferry/filter.h"
 
 /* --- a small JSON reader ---------------------------------------------------- */
 
@@ -320,7 +322,11 @@ static void print_head(FILE *out, const struct style *st, const char *arrow, con
   const struct jval *hs = jget(head, "headers");
   const struct jval *ohs = other && other->kind == J_OBJ ? jget(other, "headers") : NULL;
   fprintf(out, "  %s%s%s\n", st->dim, title, st->off);
-  fprintf(out, "  %s %s%s%s\n", arrow, st->bold, jstr(head, "line"), st->off);
+  /* The start line: a rewritten target or another version is a change. */
+  bool line_changed =
+      other && other->kind == J_OBJ && strcmp(jstr(head, "line"), jstr(other, "line")) != 0;
+  fprintf(out, "%c %s %s%s%s%s\n", line_changed ? '~' : ' ', arrow, line_changed ? st->yellow : "",
+          st->bold, jstr(head, "line"), st->off);
   for (size_t i = 0; hs && i < hs->n; i++) {
     const struct jval *h = &hs->kids[i];
     if (h->kind != J_ARR || h->n != 2 || h->kids[0].kind != J_STR || h->kids[1].kind != J_STR)
@@ -374,23 +380,44 @@ int inspect_cli_print(FILE *out, const char *json, size_t len, bool colour) {
   fprintf(out, "%s#%.0f%s %s %s%s %s%s%s -> %s%d%s", st->cyan, jnum(&root, "id", 0), st->off,
           strlen(time) >= 23 ? time + 11 : time, st->bold, jstr(&root, "method"),
           jstr(&root, "host"), jstr(&root, "target"), st->off, sc, status, st->off);
+  const struct jval *complete = jget(&root, "complete");
+  if (status && complete && complete->kind == J_BOOL && !complete->num)
+    fprintf(out, " %s(cut short)%s", st->red, st->off);
   if (*jstr(&root, "upstream"))
     fprintf(out, "  upstream %s (%s)", jstr(&root, "upstream"), jstr(&root, "server"));
   else
     fprintf(out, "  answered by ferry");
   if (route && route->kind == J_OBJ)
-    fprintf(out, "  route #%.0f (line %.0f)", jnum(route, "index", 0), jnum(route, "line", 0));
+    fprintf(out, "  route #%.0f (%s%sline %.0f)", jnum(route, "index", 0), jstr(route, "file"),
+            *jstr(route, "file") ? " " : "", jnum(route, "line", 0));
   fprintf(out, "  %s ms (connect %s, first byte %s)  id %s", total, connect, ttfb,
           jstr(&root, "request_id"));
   if (*jstr(&root, "error"))
     fprintf(out, "  %s%s%s", st->red, jstr(&root, "error"), st->off);
   fprintf(out, "\n");
+  /* Why this route: each earlier route and the condition it failed. */
+  const struct jval *sk = jget(&root, "skipped");
+  for (size_t i = 0; sk && sk->kind == J_ARR && i < sk->n; i++)
+    fprintf(out, "  %sroutes[%.0f] (line %.0f) skipped: %s%s\n", st->dim,
+            jnum(&sk->kids[i], "index", 0), jnum(&sk->kids[i], "line", 0),
+            jstr(&sk->kids[i], "reason"), st->off);
+  if (jnum(&root, "skipped_more", 0) > 0)
+    fprintf(out, "  %s... and %.0f more routes before it%s\n", st->dim,
+            jnum(&root, "skipped_more", 0), st->off);
   const struct jval *rc = jget(&root, "request_client"), *ru = jget(&root, "request_upstream");
   const struct jval *pu = jget(&root, "response_upstream"), *pc = jget(&root, "response_client");
   print_head(out, st, ">", "request as the client sent it", rc, ru, true);
   print_head(out, st, ">", "request as ferry forwarded it", ru, rc, false);
   print_head(out, st, "<", "response as the upstream sent it", pu, pc, true);
   print_head(out, st, "<", "response as ferry returned it", pc, pu, false);
+  const struct jval *fr = jget(&root, "frames");
+  for (size_t i = 0; fr && fr->kind == J_ARR && i < fr->n; i++) {
+    const struct jval *x = &fr->kids[i];
+    bool client = strcmp(jstr(x, "dir"), "client") == 0;
+    fprintf(out, "  %s %s%s%s %.0f bytes%s%s%s%s\n", client ? "=>" : "<=", st->bold,
+            jstr(x, "type"), st->off, jnum(x, "size", 0), jnum(x, "fin", 1) ? "" : " (more)",
+            *jstr(x, "preview") ? ": \"" : "", jstr(x, "preview"), *jstr(x, "preview") ? "\"" : "");
+  }
   fprintf(out, "\n");
   fflush(out);
   jfree(&root);
@@ -400,7 +427,8 @@ int inspect_cli_print(FILE *out, const char *json, size_t len, bool colour) {
 /* --- the stream --------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: ferry inspect [--admin ADDR] [--route R] [-c FILE]\n"
+  fprintf(f, "usage: ferry inspect [-c FILE] [--admin ADDR] [--route R] [--filter EXPR]\n"
+             "                     [--har FILE [--limit N]]\n"
              "\n"
              "  Follows the inspector of a running ferry and prints each captured exchange's\n"
              "  request and response headers (routes with inspect: true, or all routes with\n"
@@ -409,6 +437,10 @@ static void usage(FILE *f) {
              "  --admin ADDR  the admin listener, e.g. 127.0.0.1:9901 (default: admin.address\n"
              "                from FILE, else 127.0.0.1:9901)\n"
              "  --route R     only this route: its index in routes[] or its upstream's name\n"
+             "  --filter EXPR only exchanges EXPR matches, e.g. '~c 5..', '~m POST & ~u /api',\n"
+             "                '~h X-Env: prod', '!~s' (mitmproxy-like; README \"Debugging\")\n"
+             "  --har FILE    save the captured exchanges as HAR 1.2 to FILE (\"-\": stdout) and\n"
+             "                exit, instead of following; --limit N keeps the newest N\n"
              "  -c FILE       configuration to read admin.address from (default proxy.yaml)\n");
 }
 
@@ -468,21 +500,135 @@ static void qencode(const char *s, char *out, size_t cap) {
   out[n] = '\0';
 }
 
+/* Whether route (an index or an upstream name) names something in cfg. */
+static bool route_known(const struct config *cfg, const char *route) {
+  char *e;
+  unsigned long idx = strtoul(route, &e, 10);
+  if (route[0] >= '0' && route[0] <= '9' && !*e)
+    return idx < cfg->nroutes;
+  for (size_t i = 0; i < cfg->nupstreams; i++)
+    if (strcmp(cfg->upstreams[i].name, route) == 0)
+      return true;
+  return false;
+}
+
+/* GET path from the admin listener and read the whole answer (the admin
+ * closes after it). Returns the status, or -1 with a message in err;
+ * *body (malloc'd, NUL-terminated) and *blen get the body. */
+static int admin_get(const char *admin, const char *path, char **body, size_t *blen, char *err,
+                     size_t errlen) {
+  char host[INET6_ADDRSTRLEN + 16], req[4600];
+  int fd = connect_admin(admin, host, sizeof host, err, errlen);
+  if (fd < 0)
+    return -1;
+  int rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                    path, host);
+  if (rl < 0 || (size_t)rl >= sizeof req || write(fd, req, (size_t)rl) != rl) {
+    snprintf(err, errlen, "cannot send the request to %s: %s", admin, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  ssize_t k = 0;
+  while (buf) {
+    if (n + 1 >= cap) {
+      char *nb = cap < (512u << 20) ? realloc(buf, cap * 2) : NULL;
+      if (!nb) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    k = read(fd, buf + n, cap - n - 1);
+    if (k <= 0)
+      break;
+    n += (size_t)k;
+  }
+  close(fd);
+  if (!buf || k < 0) {
+    snprintf(err, errlen, "reading the answer from %s failed: %s", admin,
+             buf ? strerror(errno) : "out of memory");
+    free(buf);
+    return -1;
+  }
+  buf[n] = '\0';
+  char *end = strstr(buf, "\r\n\r\n");
+  int status = 0;
+  if (!end || sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
+    snprintf(err, errlen, "%s did not answer with HTTP", admin);
+    free(buf);
+    return -1;
+  }
+  size_t off = (size_t)(end + 4 - buf);
+  memmove(buf, buf + off, n - off + 1);
+  *body = buf;
+  *blen = n - off;
+  return status;
+}
+
+/* --har FILE: save the captured exchanges as HAR 1.2. */
+static int save_har(const char *admin, const char *query, const char *file) {
+  char path[4096], err[512];
+  char *body = NULL;
+  size_t blen = 0;
+  snprintf(path, sizeof path, "/inspect/har%s", query);
+  int status = admin_get(admin, path, &body, &blen, err, sizeof err);
+  if (status < 0) {
+    fprintf(stderr, "ferry inspect: %s\n", err);
+    return 2;
+  }
+  if (status != 200) {
+    fprintf(stderr, "ferry inspect: %s answered %d for %s: %s", admin, status, path, body);
+    free(body);
+    return 2;
+  }
+  bool to_stdout = strcmp(file, "-") == 0;
+  FILE *f = to_stdout ? stdout : fopen(file, "wb");
+  if (!f) {
+    fprintf(stderr, "ferry inspect: cannot write %s: %s\n", file, strerror(errno));
+    free(body);
+    return 1;
+  }
+  size_t entries = 0;
+  for (const char *p = body; (p = strstr(p, "{\"startedDateTime\":")) != NULL; p++)
+    entries++;
+  bool ok = fwrite(body, 1, blen, f) == blen;
+  if (!to_stdout)
+    ok = fclose(f) == 0 && ok;
+  free(body);
+  if (!ok) {
+    fprintf(stderr, "ferry inspect: writing %s failed: %s\n", file, strerror(errno));
+    return 1;
+  }
+  if (!to_stdout)
+    fprintf(stderr, "ferry inspect: wrote %zu exchange%s to %s (HAR 1.2)\n", entries,
+            entries == 1 ? "" : "s", file);
+  return 0;
+}
+
 int inspect_cli_main(int argc, char **argv) {
-  const char *admin = NULL, *route = NULL, *file = "proxy.yaml";
+  const char *admin = NULL, *route = NULL, *file = "proxy.yaml", *har = NULL, *limit = NULL,
+             *expr = NULL;
   bool file_given = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if ((strcmp(a, "--admin") == 0 || strcmp(a, "--route") == 0 || strcmp(a, "-c") == 0) &&
-        i + 1 < argc) {
-      if (a[2] == 'a')
-        admin = argv[++i];
-      else if (a[2] == 'r')
-        route = argv[++i];
-      else {
-        file = argv[++i];
-        file_given = true;
-      }
+    const char **opt = strcmp(a, "--admin") == 0    ? &admin
+                       : strcmp(a, "--route") == 0  ? &route
+                       : strcmp(a, "--har") == 0    ? &har
+                       : strcmp(a, "--limit") == 0  ? &limit
+                       : strcmp(a, "--filter") == 0 ? &expr
+                       : strcmp(a, "-c") == 0       ? &file
+                                                    : NULL;
+    if (opt && i + 1 < argc) {
+      *opt = argv[++i];
+      file_given = file_given || opt == &file;
+    } else if (opt) {
+      fprintf(stderr, "ferry inspect: %s needs a value\n", a);
+      usage(stderr);
+      return 1;
     } else if (strncmp(a, "--admin=", 8) == 0) {
       admin = a + 8;
     } else if (strncmp(a, "--route=", 8) == 0) {
@@ -496,27 +642,93 @@ int inspect_cli_main(int argc, char **argv) {
       return 1;
     }
   }
+  if (limit) {
+    char *e;
+    unsigned long v = strtoul(limit, &e, 10);
+    if (!limit[0] || *e || v == 0 || v > 100000) {
+      fprintf(stderr, "ferry inspect: --limit %s: expected a number of exchanges, 1 to 100000\n",
+              limit);
+      return 1;
+    }
+  }
   char addrbuf[256];
+  /* The configuration gives the admin address and the routes --route can
+   * name; without one, --route cannot be checked here. */
+  struct config *cfg = NULL;
+  struct config_diag diag = {0};
+  if (access(file, R_OK) == 0 && config_load_file(file, &cfg, &diag) != 0)
+    cfg = NULL;
+  if (!cfg && file_given) {
+    for (size_t i = 0; i < diag.n; i++)
+      fprintf(stderr, "%s\n", diag.msgs[i]);
+    fprintf(stderr, "ferry inspect: cannot use %s%s; fix it or pass --admin ADDR without -c\n",
+            file, access(file, R_OK) == 0 ? "" : " (cannot read it)");
+    config_diag_free(&diag);
+    return 1;
+  }
+  config_diag_free(&diag);
+  if (route && cfg && !route_known(cfg, route)) {
+    fprintf(stderr,
+            "ferry inspect: --route %s: %s has no route with that index and no upstream of that "
+            "name (routes 0 to %zu; upstreams:",
+            route, file, cfg->nroutes ? cfg->nroutes - 1 : 0);
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+      fprintf(stderr, " %s", cfg->upstreams[i].name);
+    fprintf(stderr, ")\n");
+    config_free(cfg);
+    return 1;
+  }
   if (!admin) {
-    struct config *cfg = NULL;
-    struct config_diag diag = {0};
-    if (access(file, R_OK) == 0 && config_load_file(file, &cfg, &diag) == 0 && cfg &&
-        cfg->admin.enabled) {
+    if (cfg && cfg->admin.enabled) {
       snprintf(addrbuf, sizeof addrbuf, "%s", cfg->admin.address);
       admin = addrbuf;
     } else if (file_given) {
-      for (size_t i = 0; i < diag.n; i++)
-        fprintf(stderr, "%s\n", diag.msgs[i]);
-      fprintf(stderr, "ferry inspect: %s has no usable admin: section; pass --admin ADDR\n", file);
-      config_diag_free(&diag);
+      fprintf(stderr, "ferry inspect: %s has no admin: section; pass --admin ADDR\n", file);
       config_free(cfg);
       return 1;
     } else {
       admin = "127.0.0.1:9901";
     }
-    config_diag_free(&diag);
-    config_free(cfg);
   }
+  bool route_checked = cfg != NULL;
+  config_free(cfg);
+  if (route && !route_checked)
+    fprintf(stderr,
+            "ferry inspect: note: no configuration to check --route %s against (pass -c FILE); "
+            "nothing is shown if no route or upstream has that name\n",
+            route);
+  if (expr) {
+    /* Checked here too, so a typo is an error at once rather than a 400 later. */
+    char why[256];
+    struct filter *fx = filter_compile(expr, why, sizeof why);
+    if (!fx) {
+      fprintf(stderr, "ferry inspect: --filter %s: %s\n", expr, why);
+      return 1;
+    }
+    filter_free(fx);
+    if (strlen(expr) > 1000) {
+      fprintf(stderr, "ferry inspect: --filter: at most 1000 bytes\n");
+      return 1;
+    }
+  }
+  char q[3600] = "";
+  {
+    char enc[3100];
+    size_t qn = 0;
+    if (route) {
+      qencode(route, enc, 180);
+      qn += (size_t)snprintf(q + qn, sizeof q - qn, "%sroute=%s", qn ? "&" : "?", enc);
+    }
+    if (expr && qn < sizeof q) {
+      qencode(expr, enc, sizeof enc);
+      qn += (size_t)snprintf(q + qn, sizeof q - qn, "%sfilter=%s", qn ? "&" : "?", enc);
+    }
+    if (har && qn < sizeof q)
+      qn += (size_t)snprintf(q + qn, sizeof q - qn, "%slimit=%s", qn ? "&" : "?",
+                             limit ? limit : "100000");
+  }
+  if (har)
+    return save_har(admin, q, har);
   signal(SIGPIPE, SIG_IGN);
   char err[512];
   char host[INET6_ADDRSTRLEN + 16];
@@ -525,12 +737,7 @@ int inspect_cli_main(int argc, char **argv) {
     fprintf(stderr, "ferry inspect: %s\n", err);
     return 2;
   }
-  char q[200] = "", req[600];
-  if (route) {
-    char enc[180];
-    qencode(route, enc, sizeof enc);
-    snprintf(q, sizeof q, "?route=%s", enc);
-  }
+  char req[4000];
   int rl = snprintf(
       req, sizeof req,
       "GET /inspect/stream%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", q, host);

@@ -1,4 +1,4 @@
-/* inspector: /inspect, /inspect/requests, /inspect/stream and replay on the
+/* inspector: /inspect, /inspect/requests, /inspect/stream, /inspect/har and replay on the
  * admin listener.
  *
  * Owns: the store of captured records, the list of Server-Sent Event
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ferry/har.h"
 #include "ferry/inspect.h"
 #include "ferry/err.h"
 #include "ferry/log.h"
@@ -132,9 +133,9 @@ static void reply_out(struct admin_reply *rep, int status, const char *ctype,
 static void reply_error(struct admin_reply *rep, int status, const char *msg) {
   admin_reply_status(rep, status, "application/json");
   struct inspect_out o = {0};
-  inspect_out_puts(&o, "{\"error\":\"");
-  inspect_out_puts(&o, msg); /* messages are ASCII without quotes */
-  inspect_out_puts(&o, "\"}\n");
+  inspect_out_puts(&o, "{\"error\":");
+  inspect_json_str(&o, slice_cstr(msg)); /* may quote what the client sent */
+  inspect_out_puts(&o, "}\n");
   admin_reply_append(rep, o.p ? o.p : "", o.n);
   free(o.p);
 }
@@ -149,12 +150,13 @@ static void page(void *ud, const struct admin_request *req, struct admin_reply *
     reply_error(rep, 405, "use GET for /inspect");
     return;
   }
+  /* The admin sends Cache-Control: no-store with every answer. */
   admin_reply_status(rep, 200, "text/html; charset=utf-8");
-  admin_reply_header(rep, "Cache-Control: no-store");
   admin_reply_append(rep, inspect_page_html, inspect_page_html_len);
 }
 
-static void replay(struct inspector *in, const struct inspect_rec *rec, struct admin_reply *rep);
+static void replay(struct inspector *in, const struct inspect_rec *rec,
+                   const struct admin_request *req, struct admin_reply *rep);
 
 static void requests(void *ud, const struct admin_request *req, struct admin_reply *rep) {
   struct inspector *in = ud;
@@ -173,6 +175,7 @@ static void requests(void *ud, const struct admin_request *req, struct admin_rep
     }
     struct inspect_out o = {0};
     inspect_render_list(&o, &in->store, &f, in->cfg->admin.replay);
+    inspect_filter_release(&f);
     inspect_out_puts(&o, "\n");
     reply_out(rep, 200, "application/json", &o);
     return;
@@ -211,7 +214,7 @@ static void requests(void *ud, const struct admin_request *req, struct admin_rep
       reply_error(rep, 403, "send the header X-Ferry-Replay: 1 with the POST to replay");
       return;
     }
-    replay(in, rec, rep);
+    replay(in, rec, req, rep);
     return;
   }
   if (!is_get(req)) {
@@ -224,10 +227,30 @@ static void requests(void *ud, const struct admin_request *req, struct admin_rep
   reply_out(rep, 200, "application/json", &o);
 }
 
+static void har(void *ud, const struct admin_request *req, struct admin_reply *rep) {
+  struct inspector *in = ud;
+  char err[256];
+  if (!is_get(req)) {
+    reply_error(rep, 405, "use GET for /inspect/har");
+    return;
+  }
+  struct inspect_filter f;
+  if (inspect_filter_parse(req->query, &f, err, sizeof err) != 0) {
+    reply_error(rep, 400, err);
+    return;
+  }
+  struct inspect_out o = {0};
+  har_render(&o, &in->store, &f);
+  inspect_filter_release(&f);
+  admin_reply_header(rep, "Content-Disposition: attachment; filename=\"ferry.har\"");
+  reply_out(rep, 200, "application/json", &o);
+}
+
 /* --- Server-Sent Events --------------------------------------------------------- */
 
 static void on_client_timer_closed(uv_handle_t *h) {
   struct sse_client *c = container_of(h, struct sse_client, heartbeat);
+  inspect_filter_release(&c->filter);
   free(c);
 }
 
@@ -276,6 +299,7 @@ static void stream(void *ud, const struct admin_request *req, struct admin_reply
     char *e;
     unsigned long v = strtoul(tmp, &e, 10);
     if (!tmp[0] || *e || v < 100 || v > 600000) {
+      inspect_filter_release(&c->filter);
       free(c);
       reply_error(rep, 400, "heartbeat: expected milliseconds between 100 and 600000");
       return;
@@ -297,6 +321,7 @@ static void stream(void *ud, const struct admin_request *req, struct admin_reply
   c->in = in;
   c->stream = admin_reply_stream(rep, "text/event-stream", STREAM_MAX_QUEUED, on_stream_closed, c);
   if (!c->stream) {
+    inspect_filter_release(&c->filter);
     free(c);
     return; /* the admin answers 500 */
   }
@@ -411,13 +436,21 @@ static int replay_target(const struct inspect_rec *rec, struct sockaddr_storage 
   return 0;
 }
 
-static void replay(struct inspector *in, const struct inspect_rec *rec, struct admin_reply *rep) {
+static void replay(struct inspector *in, const struct inspect_rec *rec,
+                   const struct admin_request *req, struct admin_reply *rep) {
   char msg[256];
   if (!in->cfg->admin.replay) {
     reply_error(rep, 403, "replay is off: set admin.replay: true in the configuration to allow it");
     return;
   }
-  if (!inspect_replayable(rec)) {
+  /* Edit and replay: method=, target=, h=, body= in the query. */
+  struct inspect_replay_edit edit;
+  if (req->query.n > 0) {
+    if (inspect_replay_edit_parse(req->query, &edit, msg, sizeof msg) != 0) {
+      reply_error(rep, 400, msg);
+      return;
+    }
+  } else if (!inspect_replayable(rec)) {
     reply_error(rep, 409,
                 rec->redacted ? "this request had redacted headers: replaying it would not send "
                                 "the same request"
@@ -425,18 +458,26 @@ static void replay(struct inspector *in, const struct inspect_rec *rec, struct a
                                 "it cannot be replayed");
     return;
   }
+  bool edited = req->query.n > 0;
   struct sockaddr_storage ss;
+  struct replay_conn *rc = NULL;
   if (in->stopping || replay_target(rec, &ss) != 0) {
     reply_error(rep, 409, "the listener this request came in on is not known");
-    return;
-  }
-  struct replay_conn *rc = calloc(1, sizeof *rc);
-  if (!rc) {
+  } else if ((rc = calloc(1, sizeof *rc)) == NULL) {
     reply_error(rep, 503, "out of memory: try again later");
-    return;
+  } else if (edited && inspect_render_replay_edited(&rc->head, rec, &edit, msg, sizeof msg) != 0) {
+    reply_error(rep, 409, msg);
+    free(rc->head.p);
+    free(rc);
+    rc = NULL;
+  } else if (!edited) {
+    inspect_render_replay(&rc->head, rec);
   }
+  if (edited)
+    inspect_replay_edit_free(&edit);
+  if (!rc)
+    return;
   rc->in = in;
-  inspect_render_replay(&rc->head, rec);
   uv_loop_t *loop = admin_loop(in->admin);
   uv_tcp_init(loop, &rc->tcp);
   uv_timer_init(loop, &rc->timer);
@@ -482,6 +523,7 @@ struct inspector *inspector_new(const struct config *cfg, struct admin *a) {
       admin_route(a, "/inspect", false, page, in) != 0 ||
       admin_route(a, "/inspect/requests", true, requests, in) != 0 ||
       admin_route(a, "/inspect/stream", false, stream, in) != 0 ||
+      admin_route(a, "/inspect/har", false, har, in) != 0 ||
       admin_on_stop(a, on_admin_stop, in) != 0) {
     inspector_free(in);
     return NULL;

@@ -18,9 +18,11 @@
 #include "ferry/inspect_cli.h"
 #include "ferry/inspector.h"
 #include "ferry/config.h"
+#include "ferry/explain.h"
 #include "ferry/log.h"
 #include "ferry/metrics.h"
 #include "ferry/router.h"
+#include "ferry/routetest.h"
 #include "ferry/snapshot.h"
 #include "ferry/upstream.h"
 #include "ferry/worker.h"
@@ -31,9 +33,9 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: ferry [-c FILE] [-w N] [-l ADDR]...   run (FILE defaults to ./proxy.yaml)\n"
              "       ferry -t [-c FILE]                    check the configuration and exit\n"
-             "       ferry inspect [--admin ADDR] [--route R] [-c FILE]\n"
-             "                                              follow the inspector in a terminal\n"
-             "                                              (the admin address from FILE)\n"
+             "       ferry inspect [-c FILE] [--admin ADDR] [--route R] [--filter E] [--har F]\n"
+             "       ferry explain [-c FILE] [--json] METHOD URL [-H 'N: v']... [--from IP]\n"
+             "       ferry test-routes [-c FILE] TESTS.yaml\n"
              "       ferry --version | -h | --help\n"
              "\n"
              "  -c FILE   configuration file (proxy.yaml)\n"
@@ -41,6 +43,11 @@ static void usage(FILE *f) {
              "  -w N      worker threads (overrides `workers:`; 0 = one per core)\n"
              "  -l ADDR   add a listener, e.g. 127.0.0.1:8080 or [::1]:8080\n"
              "  -v        debug logging on stderr\n"
+             "\n"
+             "  inspect      follow a running ferry's inspector, or save it as HAR\n"
+             "  explain      which route a request takes, why, and what goes upstream\n"
+             "  test-routes  run route test cases (CI for configuration files)\n"
+             "  (each takes -h)\n"
              "\n"
              "signals: SIGTERM/SIGINT drain and exit (a second one exits at once),\n"
              "         SIGQUIT exits at once, SIGHUP reloads FILE, SIGUSR1 reopens the\n"
@@ -324,6 +331,10 @@ static void fd_limit_check(const struct config *cfg, unsigned nworkers) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "inspect") == 0)
     return inspect_cli_main(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "explain") == 0)
+    return explain_main(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "test-routes") == 0)
+    return routetest_main(argc - 1, argv + 1);
   const char *file = "proxy.yaml";
   bool check = false;
   long workers_override = -1;

@@ -199,3 +199,57 @@ enum request_error request_check(const struct request_head *h, char *scratch, si
   v->norm = slice_make(scratch, nlen);
   return REQUEST_OK;
 }
+
+/* --- what a routed request becomes --------------------------------------- */
+
+int request_redirect_location(const struct cfg_route *r, struct slice target, struct arena *a,
+                              struct slice *out) {
+  /* Keep the query string unless the location has one. */
+  const char *loc = r->redirect_location;
+  size_t ll = strlen(loc);
+  struct slice query = {NULL, 0};
+  const char *qm = target.n ? memchr(target.p, '?', target.n) : NULL;
+  if (qm && !strchr(loc, '?'))
+    query = (struct slice){qm, (size_t)(target.p + target.n - qm)};
+  char *lb = arena_alloc(a, ll + query.n + 1);
+  if (!lb)
+    return -1;
+  memcpy(lb, loc, ll);
+  if (query.n)
+    memcpy(lb + ll, query.p, query.n);
+  *out = (struct slice){lb, ll + query.n};
+  return 0;
+}
+
+int request_upstream_target(const struct cfg_route *r, struct slice target, struct slice norm,
+                            struct arena *a, struct slice *out) {
+  size_t tcap = target.n + (r->rewrite_prefix ? strlen(r->rewrite_prefix) : 0) + 2;
+  char *tbuf = r->rewrite_prefix ? arena_alloc(a, tcap) : NULL;
+  if (r->rewrite_prefix && !tbuf)
+    return -1;
+  return router_target(r, target, norm, tbuf, tcap, out);
+}
+
+void request_fwd_init(struct fwd_request *fr, const struct cfg_route *r,
+                      const struct request_head *h, struct slice send_target, struct slice host,
+                      struct slice server_name, struct slice client_ip, struct slice request_id,
+                      uint64_t content_length, bool upgrade, bool keep_forwarded) {
+  *fr = (struct fwd_request){
+      .method = slice_cstr(llhttp_method_name((llhttp_method_t)h->method)),
+      .target = send_target,
+      .headers = h->headers,
+      .host = r->set_host ? slice_cstr(r->set_host) : (host.n ? host : server_name),
+      .client_ip = client_ip,
+      .proto = SLICE_LIT("http"),
+      .fwd_host = host,
+      .request_id = request_id,
+      .client_minor = h->minor,
+      .framing = h->chunked      ? FRAMING_CHUNKED
+                 : h->has_length ? FRAMING_LENGTH
+                                 : FRAMING_NONE,
+      .content_length = content_length,
+      .upgrade = upgrade,
+      .keep_forwarded = keep_forwarded,
+      .ops = &r->request_headers,
+  };
+}

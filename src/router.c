@@ -558,6 +558,60 @@ const struct cfg_route *router_match(const struct router *r, const struct route_
   return best == NONE ? NULL : &r->cfg->routes[best];
 }
 
+/* ---- explaining one route ------------------------------------------- */
+
+/* The host rule router_match() implements with its sets: an exact host
+ * equals the request's host (any case, one trailing '.' ignored); a
+ * wildcard suffix follows a '.' in the request's host that is not its
+ * first byte; a request without Host matches host-less routes only. */
+static bool host_matches(const struct cfg_route *rt, struct slice qhost) {
+  if (!rt->host)
+    return true;
+  if (qhost.n == 0)
+    return false;
+  struct slice host = host_key(qhost);
+  if (!rt->host_wildcard)
+    return slice_ieq(host, host_key(slice_cstr(rt->host)));
+  struct slice key = wildcard_key(rt->host);
+  if (key.n == 0 || host.n < key.n + 2)
+    return false;
+  size_t dot = host.n - key.n - 1;
+  return dot >= 1 && host.p[dot] == '.' && slice_ieq(slice_make(host.p + dot + 1, key.n), key);
+}
+
+enum router_skip router_route_check(const struct cfg_route *rt, const struct route_query *q,
+                                    size_t *header) {
+  *header = 0;
+  if (!host_matches(rt, q->host))
+    return ROUTER_SKIP_HOST;
+  if (!path_matches(rt, q->path))
+    return ROUTER_SKIP_PATH;
+  if (rt->methods && (q->method < 0 || q->method >= 64 || !(rt->methods & (1ull << q->method))))
+    return ROUTER_SKIP_METHOD;
+  for (size_t i = 0; i < rt->nheaders; i++) {
+    const struct hdr *h = http_head_find(q->headers, slice_cstr(rt->headers[i].name));
+    if (!h || !slice_eq(h->value, slice_cstr(rt->headers[i].value))) {
+      *header = i;
+      return ROUTER_SKIP_HEADER;
+    }
+  }
+  return ROUTER_SKIP_NONE;
+}
+
+size_t router_route_label(const struct cfg_route *r, char *out, size_t cap) {
+  static const char *const kinds[] = {"", "path", "path_prefix", "path_regex"};
+  int k = 0;
+  if (r->host)
+    k = snprintf(out, cap, "host %s%s", r->host_wildcard ? "*" : "", r->host);
+  if (r->path_kind != PATH_ANY && k >= 0 && (size_t)k < cap)
+    k += snprintf(out + k, cap - (size_t)k, "%s%s %s", k ? ", " : "", kinds[r->path_kind], r->path);
+  if (k == 0)
+    k = snprintf(out, cap, "any request");
+  if (k < 0)
+    return 0;
+  return (size_t)k < cap ? (size_t)k : cap - 1;
+}
+
 /* ---- shadowed routes -------------------------------------------------- */
 
 static bool host_covers(const struct cfg_route *a, const struct cfg_route *b) {

@@ -15,10 +15,12 @@ static void tunnel_end(struct tunnel *t, const char *note, bool abort) {
 }
 
 /* Unconsumed bytes of from's read block go to `to` as a slice. */
-static int pump(struct stream *from, struct stream *to, uint64_t *count) {
+static int pump(struct tunnel *t, struct stream *from, struct stream *to, uint64_t *count) {
   if (!stream_pending(from))
     return 0;
   size_t n = from->in->len - from->in_off;
+  if (t->observe)
+    t->cbs->bytes(t, to == t->client, from->in->data + from->in_off, n);
   if (stream_add(to, from->in->data + from->in_off, n, from->in) != 0)
     return -1;
   from->in_off = from->in->len;
@@ -27,11 +29,11 @@ static int pump(struct stream *from, struct stream *to, uint64_t *count) {
 }
 
 void tunnel_start(struct tunnel *t) {
-  if (pump(t->upstream, t->client, t->to_client) != 0) {
+  if (pump(t, t->upstream, t->client, t->to_client) != 0) {
     tunnel_end(t, "tunnel: client write failed", true);
     return;
   }
-  if (t->ended || pump(t->client, t->upstream, t->to_upstream) != 0) {
+  if (t->ended || pump(t, t->client, t->upstream, t->to_upstream) != 0) {
     tunnel_end(t, "tunnel: upstream write failed", true);
     return;
   }
@@ -54,7 +56,7 @@ void tunnel_client_read(struct tunnel *t, ssize_t nread) {
     return;
   }
   t->cbs->activity(t);
-  if (pump(t->client, t->upstream, t->to_upstream) != 0)
+  if (pump(t, t->client, t->upstream, t->to_upstream) != 0)
     tunnel_end(t, "tunnel: upstream write failed", true);
 }
 
@@ -67,7 +69,7 @@ void tunnel_upstream_read(struct tunnel *t, ssize_t nread) {
     return;
   }
   t->cbs->activity(t);
-  if (pump(t->upstream, t->client, t->to_client) != 0)
+  if (pump(t, t->upstream, t->client, t->to_client) != 0)
     tunnel_end(t, "tunnel: client write failed", true);
 }
 

@@ -376,9 +376,9 @@ static void sync_listeners(struct worker *w, const struct config *cfg) {
     for (size_t i = 0; i < cfg->nlisteners && !keep; i++)
       keep = same_listener(l->cfg, &cfg->listeners[i]);
     if (!keep) {
+      close_listener(l); /* first: whoever reads the line finds the port closed */
       if (w->id == 0)
-        log_info("reload: no longer listening on %s", l->cfg->address);
-      close_listener(l);
+        log_info("reload: no longer listening on %s", l->own.address);
     }
   }
 }

@@ -63,6 +63,7 @@ struct exchange {
   char request_id[24];
   struct slice rid;
   struct slice host; /* as sent by the client (with port), for logs */
+  struct slice norm; /* the normalised path routes were matched on; NULL before */
   /* The client address for logs and hashing, set when the head is
    * complete: the peer's, or the one a trusted proxy's X-Forwarded-For
    * names (src/forwarded.c); NULL before. peer_trusted: the peer is in the

@@ -30,6 +30,8 @@ struct exchange;
 struct iobuf;
 struct worker;
 struct inspect_rec;
+struct inspect_out;
+struct filter;
 
 /* --- per-worker batch ------------------------------------------------------ *
  * Records captured during one turn of a worker's loop go to the admin
@@ -47,6 +49,49 @@ struct inspect_batch {
 void inspect_batch_init(struct worker *w);
 void inspect_batch_close(struct worker *w);
 
+/* --- WebSocket frames of an upgraded exchange ------------------------------ *
+ * For a captured exchange that became a tunnel after a 101 (WebSocket), the
+ * bytes each way are read as WebSocket frames (RFC 6455 5.2): direction,
+ * opcode, FIN, payload size and the first bytes of text frames (unmasked).
+ * At most INSPECT_WS_MAX_FRAMES frames are kept (the rest are counted), and
+ * the text previews together stay within admin.inspect_body_bytes. The
+ * parser only reads; a stream that is not WebSocket framing stops it. */
+#define INSPECT_WS_MAX_FRAMES 100
+#define INSPECT_WS_PREVIEW 64
+
+struct inspect_ws_frame {
+  uint8_t dir;    /* 0: client -> upstream, 1: upstream -> client */
+  uint8_t opcode; /* 0 continuation, 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+  bool fin;
+  uint16_t npreview;
+  uint64_t size; /* payload bytes */
+  char preview[INSPECT_WS_PREVIEW];
+};
+
+/* One direction's frame parser. */
+struct inspect_ws_dir {
+  uint8_t hdr[14];
+  uint8_t hlen, need; /* header bytes held / needed (0: not started) */
+  bool broken;        /* not WebSocket framing: parsing stopped */
+  bool in_payload;
+  uint64_t left, done; /* payload bytes left / seen in the current frame */
+  int32_t frame;       /* the frame taking a preview, -1 none */
+};
+
+struct inspect_ws_log {
+  struct inspect_ws_dir dir[2];
+  struct inspect_ws_frame *frames; /* INSPECT_WS_MAX_FRAMES, the caller's memory */
+  uint32_t nframes, dropped;
+  uint64_t preview_left; /* bytes of preview still allowed */
+};
+
+/* Read n bytes going dir (0 client -> upstream, 1 upstream -> client).
+ * Pure: fills log->frames (which must point at INSPECT_WS_MAX_FRAMES
+ * entries). */
+void inspect_ws_feed(struct inspect_ws_log *log, int dir, const char *p, size_t n);
+/* log's frames as a JSON array (for the record and tests). */
+void inspect_ws_render(struct inspect_out *o, const struct inspect_ws_log *log);
+
 /* --- per-exchange capture state (embedded in struct exchange) ------------ */
 
 struct inspect_ex {
@@ -63,6 +108,8 @@ struct inspect_ex {
   /* first admin.inspect_body_bytes of each body, in the exchange's arena */
   char *body[2]; /* 0: request, 1: response */
   uint32_t body_n[2];
+  struct inspect_ws_log ws; /* after a 101: frames, in the arena (ws.frames NULL until then) */
+  bool ws_off;              /* no room for frames: not parsed */
 };
 
 /* Hooks for exchange.c. Each costs one test of ex->insp.on when the
@@ -91,6 +138,8 @@ void inspect_note_response(struct exchange *ex, struct iobuf *b, bool from_upstr
 void inspect_body(struct exchange *ex, int dir, const char *p, size_t n);
 /* The exchange ended: build its record and hand it to the admin thread. */
 void inspect_capture(struct exchange *ex);
+/* Tunnel bytes passing after a 101 (dir 0: client -> upstream, 1: back). */
+void inspect_tunnel_bytes(struct exchange *ex, int dir, const char *p, size_t n);
 /* Drop what inspect_note_response kept. Called from exchange_reset. */
 void inspect_release(struct exchange *ex);
 
@@ -124,9 +173,16 @@ struct inspect_rec {
   int route_index; /* -1: no route matched */
   int route_line;
   struct slice route_label; /* e.g. "host api.example.com, path_prefix /api" */
+  struct slice config_file; /* the configuration file the route is in (-c FILE) */
+  struct slice frames_json; /* WebSocket frames as a JSON array (inspect_ws_render); n == 0: none */
+  struct slice skipped;     /* why this route: "INDEX LINE REASON\n" for each earlier route (every
+                               route when none matched), as `ferry explain` says it */
+  uint32_t skipped_more;    /* earlier routes left out of skipped to bound its size */
   struct slice upstream, server, error;
   uint32_t attempts; /* upstream connections tried (0: answered by ferry itself) */
   int status;        /* 0: no response was sent */
+  bool complete;     /* the whole response reached the client's queue; false when it was
+                        cut short (client gone, upstream failed mid-body, a timeout) */
   uint64_t req_head_bytes, req_body_bytes;   /* from the client */
   uint64_t resp_head_bytes, resp_body_bytes; /* to the client (body: as received upstream) */
   /* microseconds; -1: that phase did not happen */
@@ -143,9 +199,11 @@ struct inspect_src {
   int64_t time_us;
   struct slice request_id, client, listener, method, target, host, version;
   int route_index, route_line;
-  struct slice route_label, upstream, server, error;
+  struct slice route_label, config_file, skipped, frames_json, upstream, server, error;
+  uint32_t skipped_more;
   uint32_t attempts;
   int status;
+  bool complete;
   uint64_t req_head_bytes, req_body_bytes, resp_body_bytes;
   int64_t queue_us, connect_us, ttfb_us, total_us;
   bool has_body;
@@ -196,17 +254,20 @@ void inspect_store_destroy(struct inspect_store *st);
 /* --- filters and renderings ----------------------------------------------- */
 
 struct inspect_filter {
-  uint32_t limit; /* default 100 */
-  char route[64]; /* "" any; a route index ("2") or an upstream name */
-  char status[8]; /* "" any; "200", or a class "5xx" / "5" */
-  char path[256]; /* "" any; a substring of the target */
-  uint64_t after; /* only ids greater than this (SSE Last-Event-ID) */
+  uint32_t limit;      /* default 100 */
+  char route[64];      /* "" any; a route index ("2") or an upstream name */
+  char status[8];      /* "" any; "200", or a class "5xx" / "5" */
+  char path[256];      /* "" any; a substring of the target */
+  uint64_t after;      /* only ids greater than this (SSE Last-Event-ID) */
+  struct filter *expr; /* filter=EXPR (src/filter.c), owned; NULL: none */
 };
 
-/* Parse a query string ("limit=10&route=api&status=5xx&path=%2Fapi"; the
- * leading '?' optional). Unknown keys are ignored. Returns 0, or -1 with a
- * message in err for a bad value. */
+/* Parse a query string ("limit=10&route=api&status=5xx&path=%2Fapi&
+ * filter=~c%205.."; the leading '?' optional). Unknown keys are ignored.
+ * Returns 0, or -1 with a message in err for a bad value (nothing to
+ * release then). After 0, inspect_filter_release frees what f holds. */
 int inspect_filter_parse(struct slice query, struct inspect_filter *f, char *err, size_t errlen);
+void inspect_filter_release(struct inspect_filter *f);
 bool inspect_filter_match(const struct inspect_filter *f, const struct inspect_rec *r);
 
 /* A growable output buffer; oom is set (and writes stop) on allocation
@@ -218,6 +279,10 @@ struct inspect_out {
 };
 void inspect_out_put(struct inspect_out *o, const char *p, size_t n);
 void inspect_out_puts(struct inspect_out *o, const char *s);
+
+/* s as a JSON string (quotes included): ASCII only, bytes >= 0x80 and '<'
+ * as \u00XX, so it is valid JSON and safe inside HTML. */
+void inspect_json_str(struct inspect_out *o, struct slice s);
 
 /* Whether the inspector may resend this record (admin.replay must be on
  * too): not redacted, no request body, and a client request head. */
@@ -236,6 +301,35 @@ void inspect_render_event(struct inspect_out *o, const struct inspect_rec *r, bo
  * the client's headers minus hop-by-hop ones and X-Request-Id, plus
  * "X-Ferry-Replay-Of: ID" and "Connection: close"). */
 void inspect_render_replay(struct inspect_out *o, const struct inspect_rec *r);
+
+/* Edits for a replay ("edit and replay"), from the query string of
+ * POST /inspect/requests/ID/replay: method=, target=, h=Name: value
+ * (repeatable; any h= or headers=replace makes them the whole header
+ * list), body=. Values are percent-decoded into mem (owned). */
+struct inspect_replay_edit {
+  struct slice method, target; /* n == 0: as captured */
+  bool headers_given;
+  struct slice *names, *values;
+  size_t nheaders;
+  bool body_given;
+  struct slice body;
+  char *mem;
+};
+
+/* Parse and check (method a token, target a path of visible ASCII, header
+ * names tokens and values without CR/LF/NUL). Returns 0 (free with
+ * inspect_replay_edit_free), or -1 with a sentence in err. */
+int inspect_replay_edit_parse(struct slice query, struct inspect_replay_edit *e, char *err,
+                              size_t errlen);
+void inspect_replay_edit_free(struct inspect_replay_edit *e);
+
+/* The request to resend for r with edits e: as inspect_render_replay,
+ * with e's method, target and headers in place of the captured ones and
+ * e's body (with Content-Length). Returns 0, or -1 with a sentence in err
+ * when what would be sent is not a real request: a header left with the
+ * redacted value, or a request that had a body and no body given. */
+int inspect_render_replay_edited(struct inspect_out *o, const struct inspect_rec *r,
+                                 const struct inspect_replay_edit *e, char *err, size_t errlen);
 
 /* The self-contained /inspect page (HTML, CSS and script inline). */
 extern const char inspect_page_html[];

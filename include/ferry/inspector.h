@@ -1,11 +1,15 @@
 /* inspector: the inspector's surfaces on the admin listener.
  *
  *   GET  /inspect                      the page (self-contained HTML)
- *   GET  /inspect/requests?limit=N&route=R&status=S&path=P   JSON, newest first
+ *   GET  /inspect/requests?limit=N&route=R&status=S&path=P&filter=EXPR
+ *                                      JSON, newest first (EXPR: src/filter.h;
+ *                                      every surface below takes the same)
  *   GET  /inspect/requests/ID          one exchange as JSON
- *   POST /inspect/requests/ID/replay   resend a captured request head through
+ *   POST /inspect/requests/ID/replay[?method=&target=&h=&body=]
+ *                                      resend a captured request (edited) through
  *                                      ferry's listener (admin.replay only)
  *   GET  /inspect/stream[?route=&status=&path=&heartbeat=MS]  Server-Sent Events
+ *   GET  /inspect/har?limit=N&route=R&status=S&path=P  HAR 1.2 (src/har.c)
  *
  * Owns the record store (src/inspect.c), the stream clients and replay
  * connections, all on the admin thread. Workers only call inspector_post.

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ferry/buf.h"
+#include "ferry/config.h"
 #include "ferry/http_head.h"
 #include "ferry/slice.h"
 
@@ -114,5 +116,25 @@ enum request_error request_check_host(struct slice v, bool allow_empty);
 /* Every byte of the target is visible ASCII (0x21..0x7e): raw UTF-8,
  * other bytes >= 0x80 and control characters are REQUEST_E_TARGET_BYTES. */
 enum request_error request_check_target_bytes(struct slice t);
+
+/* --- what a routed request becomes (shared by the exchange and by
+ * `ferry explain`, so both build exactly the same thing) --------------- */
+
+/* A redirect route's Location: the route's, with the client's query
+ * string kept unless the location has one; in arena a. 0 or -1 (no room). */
+int request_redirect_location(const struct cfg_route *r, struct slice target, struct arena *a,
+                              struct slice *out);
+/* The target sent upstream: target with the route's rewrite_prefix
+ * applied (router_target), in arena a when rewritten. 0 or -1. */
+int request_upstream_target(const struct cfg_route *r, struct slice target, struct slice norm,
+                            struct arena *a, struct slice *out);
+/* The forwarding description of a request routed by r (headers and
+ * rewrite rules, forwarding headers, framing): http_head_build_request
+ * serialises it. server_name is the Host sent when the client sent none
+ * and the route sets none; keep_forwarded: the peer is a trusted proxy. */
+void request_fwd_init(struct fwd_request *fr, const struct cfg_route *r,
+                      const struct request_head *h, struct slice send_target, struct slice host,
+                      struct slice server_name, struct slice client_ip, struct slice request_id,
+                      uint64_t content_length, bool upgrade, bool keep_forwarded);
 
 #endif

@@ -31,6 +31,30 @@ void router_free(struct router *r);
 /* The first route matching q, or NULL (the caller answers 404). */
 const struct cfg_route *router_match(const struct router *r, const struct route_query *q);
 
+/* Why one route does not match a request, for `ferry explain`: the first
+ * condition that fails, checked in the order host, path, methods, headers. */
+enum router_skip {
+  ROUTER_SKIP_NONE = 0, /* the route matches */
+  ROUTER_SKIP_HOST,
+  ROUTER_SKIP_PATH,
+  ROUTER_SKIP_METHOD,
+  ROUTER_SKIP_HEADER
+};
+
+/* Checks route rt alone against q with the same rules router_match()
+ * applies (exact and wildcard hosts, the segment-boundary prefix, exact
+ * paths, regexes, methods, headers). *header gets the index in rt->headers
+ * of the failing header condition (ROUTER_SKIP_HEADER). A linear,
+ * explanatory check for tools and tests; the request path uses
+ * router_match() only. */
+enum router_skip router_route_check(const struct cfg_route *rt, const struct route_query *q,
+                                    size_t *header);
+
+/* A short description of route r's conditions for people, e.g.
+ * "host api.example.com, path_prefix /api" or "any request"; at most cap-1
+ * bytes and a NUL. Returns the length written. */
+size_t router_route_label(const struct cfg_route *r, char *out, size_t cap);
+
 /* Whether route a matches every request that route b matches, so that b
  * can never match when a comes first in the file: a's host is the same as
  * b's or wider (no host; a wildcard covering b's host or wildcard), a's path

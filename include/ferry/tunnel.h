@@ -15,6 +15,7 @@
 #define FERRY_TUNNEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -28,6 +29,10 @@ struct tunnel_cbs {
    * otherwise the client gets what is queued, then the close. note: why,
    * for the log (NULL for a plain close by either side). */
   void (*end)(struct tunnel *t, const char *note, bool abort);
+  /* Bytes about to be forwarded (to_client: upstream -> client), shown
+   * to an observer (the inspector's WebSocket frames); only while
+   * t->observe. The pump never parses them. */
+  void (*bytes)(struct tunnel *t, bool to_client, const char *p, size_t n);
 };
 
 struct tunnel {
@@ -36,6 +41,7 @@ struct tunnel {
   uint64_t *to_upstream; /* byte counters the owner keeps (for the access log) */
   uint64_t *to_client;
   bool client_eof; /* client closed: end once the upstream queue drained */
+  bool observe;    /* call cbs->bytes */
   bool ended;
 };
 

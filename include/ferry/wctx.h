@@ -106,7 +106,7 @@ struct worker {
   /* The Date value (IMF-fixdate) for every response of this worker: made
    * at most once per wall-clock second, when the loop's cached time
    * passes date_next (wctx_http_date). */
-  char date[32];
+  char date[64];      /* 29 used; room for what snprintf could write in theory */
   uint64_t date_next; /* loop ms when the next second begins; 0: not made yet */
 
   /* counters (this worker only) */

@@ -267,7 +267,7 @@ def test_start_up_line_names_every_admin_path_and_help_names_inspect_options():
     p = subprocess.run([ft.FERRY_BIN, "-h"], capture_output=True, timeout=30)
     eq(p.returncode, 0, "ferry -h exit code")
     text = p.stdout.decode()
-    check("ferry inspect [--admin ADDR] [--route R] [-c FILE]" in text, f"ferry -h:\n{text}")
+    check("ferry inspect [-c FILE] [--admin ADDR] [--route R] [--filter E] [--har F]" in text, f"ferry -h:\n{text}")
 
 
 ft.main(globals())

@@ -5,6 +5,8 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
+import urllib.parse
 import threading
 import time
 
@@ -41,8 +43,9 @@ def admin_get(f, path, method="GET", headers=()):
     return ft.admin_request(f.ports["admin"], method=method, target=path, headers=headers)
 
 
-def replay(f, id_, headers=(("X-Ferry-Replay", "1"),)):
-    return admin_get(f, f"/inspect/requests/{id_}/replay", method="POST", headers=headers)
+def replay(f, id_, headers=(("X-Ferry-Replay", "1"),), query=""):
+    path = f"/inspect/requests/{id_}/replay" + (f"?{query}" if query else "")
+    return admin_get(f, path, method="POST", headers=headers)
 
 
 def admin_json(f, path, want_status=200):
@@ -463,6 +466,253 @@ def test_terminal_view_explains_a_wrong_address():
     eq(p.returncode, 2, "exit code")
     check(b"cannot connect to the admin listener" in p.stderr and b"--admin" in p.stderr,
           f"message says what to do: {p.stderr!r}")
+
+
+def test_page_sends_cache_control_once():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        port = f.ports["admin"]
+        raw = ft.raw_exchange(port, f"GET /inspect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        head = raw.split(b"\r\n\r\n", 1)[0].decode().lower().split("\r\n")
+        eq(head[0], "http/1.1 200 ok", "status")
+        eq([h for h in head if h.startswith("cache-control:")], ["cache-control: no-store"],
+           "one Cache-Control header on /inspect")
+
+
+def test_route_names_the_configuration_file_it_is_in():
+    with Upstream() as up:
+        ports = {"http": ft.free_port(), "admin": ft.free_port()}
+        d = tempfile.mkdtemp(prefix="ferry-test-")
+        path = os.path.join(d, "gateway.yaml")
+        with open(path, "w") as fh:
+            fh.write(config(up.address).replace("{port:http}", str(ports["http"]))
+                     .replace("{port:admin}", str(ports["admin"])))
+        # The last -c wins: ferry runs gateway.yaml, not the helper's proxy.yaml.
+        with Ferry("", ports=ports, args=("-c", path)) as f, open_stream(f) as st:
+            eq(ft.request(f.port, target="/api/x").status, 200, "proxied")
+            ex = st.event()
+            eq(ex["route"]["file"], path, "the route names the file ferry runs")
+            eq(ex["route"]["line"], 14, "and its line there")
+
+
+def upstream_that_sends_half(c):
+    m = c.read_request()
+    if m is None:
+        return
+    # A long body, sent until ferry closes this connection because its
+    # client went away (bounded: at most 50 MB of the declared 100 MB).
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+    try:
+        for _ in range(5000):
+            c.send(b"x" * 10000)
+    except OSError:
+        pass
+
+
+def test_a_response_cut_short_by_the_client_is_not_a_plain_200():
+    with Upstream(upstream_that_sends_half) as up, Ferry(config(up.address)) as f, open_stream(f) as st:
+        with Client(f.port) as c:
+            c.send(b"GET /api/big HTTP/1.1\r\nHost: t.test\r\n\r\n")
+            while b"\r\n\r\n" not in c.received:
+                check(c._fill(), "response head arrives")
+        ex = st.event()
+        eq(ex["status"], 200, "status sent")
+        eq(ex["complete"], False, "the response did not reach the client whole")
+        eq(ex["error"], "client closed the connection", "why")
+        with Client(f.port) as c:
+            c.send(b"GET /ping HTTP/1.1\r\nHost: t.test\r\n\r\n")
+            while b"pong" not in c.received:
+                check(c._fill(), "pong arrives")
+        eq(st.event()["complete"], True, "a whole response is complete")
+
+
+def test_rewritten_request_line_is_captured_on_both_sides():
+    routes = "  - path_prefix: /rw\n    rewrite_prefix: /v2\n    upstream: api\n    inspect: true\n"
+    with Upstream() as up, Ferry(config(up.address, routes_extra=routes)) as f, open_stream(f) as st:
+        ft.request(f.port, target="/rw/a?b=1")
+        ex = st.event()
+        eq(ex["request_client"]["line"], "GET /rw/a?b=1 HTTP/1.1", "as sent")
+        eq(ex["request_upstream"]["line"], "GET /v2/a?b=1 HTTP/1.1", "as forwarded")
+        out = subprocess.run([ft.FERRY_BIN, "inspect", "--help"], capture_output=True).stdout
+        check(b"--har" in out, "help mentions --har")
+
+
+def test_terminal_refuses_a_route_the_configuration_does_not_have():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        p = subprocess.run([ft.FERRY_BIN, "inspect", "-c", f.config_path, "--route", "nosuch"],
+                           capture_output=True, timeout=ft.IO_TIMEOUT)
+        eq(p.returncode, 1, "exit code")
+        err = p.stderr.decode()
+        check("--route nosuch" in err and "no route with that index and no upstream of that name" in err
+              and "routes 0 to 2" in err and "upstreams: api" in err, f"message: {err!r}")
+        p = subprocess.run([ft.FERRY_BIN, "inspect", "-c", f.config_path, "--route", "7"],
+                           capture_output=True, timeout=ft.IO_TIMEOUT)
+        eq(p.returncode, 1, "an index past the last route")
+
+
+def test_filter_expressions_on_every_surface():
+    with Upstream() as up, Ferry(config(up.address, admin_extra="  inspect_all: true")) as f, open_stream(f) as st:
+        ft.request(f.port, target="/api/a", headers=[("Host", "x.test"), ("X-Env", "prod")])
+        ft.request(f.port, method="POST", target="/api/b", headers=[("Host", "x.test"), ("Content-Length", "0")])
+        ft.request(f.port, target="/nowhere")
+        for _ in range(3):
+            st.event()
+        q = lambda e: urllib.parse.quote(e)
+        targets = lambda path: [x["target"] for x in admin_json(f, path)["requests"]]
+        eq(targets("/inspect/requests?filter=" + q("~c 4..")), ["/nowhere"], "~c 4..")
+        eq(targets("/inspect/requests?filter=" + q("~m POST | ~h X-Env: prod")), ["/api/b", "/api/a"], "| and ~h")
+        eq(targets("/inspect/requests?filter=" + q("~s & !~m POST")), ["/api/a"], "~s & !")
+        eq(targets("/inspect/requests?filter=" + q("~u /api (~c 200)")), ["/api/b", "/api/a"], "juxtaposition")
+        err = admin_json(f, "/inspect/requests?filter=" + q("~c 5.. &"), 400)
+        check(err["error"].startswith("filter=~c 5.. &: at column 9: the expression ends"), f"error: {err}")
+        har = json.loads(admin_get(f, "/inspect/har?filter=" + q("~m POST")).body)
+        eq([e["request"]["url"] for e in har["log"]["entries"]], ["http://x.test/api/b"], "HAR takes the filter")
+        with open_stream(f, "?filter=" + q("~c 404")) as st2:
+            ft.request(f.port, target="/api/c", headers=[("Host", "x.test")])
+            ft.request(f.port, target="/nowhere/2")
+            eq(st2.event()["target"], "/nowhere/2", "the stream takes the filter")
+
+
+def test_terminal_filter():
+    with Upstream() as up, Ferry(config(up.address)) as f:
+        p = subprocess.run([ft.FERRY_BIN, "inspect", "--admin", f"127.0.0.1:{f.ports['admin']}", "--filter", "~c 5.. &"],
+                           capture_output=True, timeout=ft.IO_TIMEOUT)
+        eq(p.returncode, 1, "a malformed filter is a usage error")
+        check(b"--filter ~c 5.. &: at column 9: the expression ends" in p.stderr, p.stderr)
+        out = os.path.join(tempfile.mkdtemp(prefix="ferry-har-"), "f.har")
+        with open_stream(f) as st:
+            ft.request(f.port, target="/api/one", headers=[("Host", "t.test"), ("X-Seen", "yes")])
+            ft.request(f.port, target="/api/two", headers=[("Host", "t.test")])
+            st.event()
+            st.event()
+        p = subprocess.run([ft.FERRY_BIN, "inspect", "--admin", f"127.0.0.1:{f.ports['admin']}", "--filter",
+                            "~h X-Seen: yes", "--har", out], capture_output=True, timeout=ft.IO_TIMEOUT)
+        eq(p.returncode, 0, f"exit code {p.stderr!r}")
+        with open(out) as fh:
+            eq([e["request"]["url"] for e in json.load(fh)["log"]["entries"]], ["http://t.test/api/one"],
+               "--filter with --har")
+
+
+def test_why_this_route_is_what_explain_says():
+    with Upstream() as up, Ferry(config(up.address, admin_extra="  inspect_all: true")) as f, open_stream(f) as st:
+        for target in ("/ping", "/nowhere", "/api/x"):
+            ft.request(f.port, target=target, headers=[("Host", "why.test"), ("X-A", "1")])
+            ex = st.event()
+            p = subprocess.run([ft.FERRY_BIN, "explain", "-c", f.config_path, "--json", "GET",
+                                "http://why.test" + target, "-H", "X-A: 1"], capture_output=True, timeout=30)
+            exp = json.loads(p.stdout)
+            eq(ex["skipped"], exp["skipped"], f"why {target}: the capture says what explain says")
+            eq(ex["route"] and ex["route"]["index"], exp["route"] and exp["route"]["index"], f"route of {target}")
+        eq([s["reason"] for s in ex["skipped"]], [], "the first route matched: nothing skipped")
+        ft.request(f.port, target="/ping")
+        eq(st.event()["skipped"][1]["reason"], "path: /ping is not /plain or below it (path_prefix /plain)",
+           "a skip reason")
+
+
+def test_edit_and_replay_sends_the_edited_request_and_links_it():
+    cfg = config("{up}", "  replay: true")
+    with Upstream() as up, Ferry(cfg.replace("{up}", up.address)) as f, open_stream(f) as st:
+        ft.request(f.port, target="/api/orig", headers=[("Host", "shop.test"), ("Cookie", "sid=1"),
+                                                         ("X-Old", "1")])
+        ex = st.event()
+        eq((ex["replayable"], ex["editable"]), (False, True), "redacted: not replayable as is, but editable")
+        q = urllib.parse.urlencode([("method", "PUT"), ("target", "/api/edited?x=1"), ("headers", "replace"),
+                                    ("h", "Host: shop.test"), ("h", "Cookie: sid=2"), ("h", "X-New: a b"),
+                                    ("body", "hello+world")], quote_via=urllib.parse.quote)
+        r = replay(f, ex["id"], query=q)
+        eq(r.status, 202, f"edited replay accepted ({r.body!r})")
+        again = st.event()
+        eq(again["replay_of"], ex["id"], "the new capture links to the original")
+        eq(again["request_client"]["line"], "PUT /api/edited?x=1 HTTP/1.1", "edited request line")
+        got = up.wait_requests(2)[1]
+        eq(got.start, "PUT /api/edited?x=1 HTTP/1.1", "the upstream got the edited request")
+        eq(got.header("X-New"), "a b", "edited header")
+        eq(got.header("Cookie"), "sid=2", "the redacted header given again")
+        eq(got.header("X-Old"), None, "a header left out of the edited list is not sent")
+        eq(got.body, b"hello+world", "edited body")
+        eq(got.header("X-Ferry-Replay-Of"), str(ex["id"]), "marked as a replay")
+        # What would not be a real request is refused, saying why.
+        for query, status, words in [
+                ("method=G%20T", 400, "method=G T: expected an HTTP method"),
+                ("h=Bad%20Name%3A%201", 400, "expected \"Name: value\""),
+                ("h=X%3A%20a%0D%0AEvil%3A%201", 400, "header X: a value may not hold CR, LF or NUL"),
+                ("target=nopath", 400, "target=nopath: expected a path starting with /"),
+                ("method=POST", 409, "header Cookie has the redacted value")]:
+            r = replay(f, ex["id"], query=query)
+            eq(r.status, status, f"status for {query}")
+            check(words in json.loads(r.body)["error"], f"message for {query}: {r.body!r}")
+        ft.request(f.port, method="POST", target="/api/post", headers=[("Host", "h")], body=b"data")
+        post = st.event()
+        r = replay(f, post["id"], query="method=POST")
+        eq(r.status, 409, "a request with a body needs the body given")
+        check(b"give the body" in r.body, r.body)
+
+
+def ws_frame(opcode, payload, masked, fin=True):
+    """One WebSocket frame (RFC 6455 5.2); clients mask, servers do not."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    m = 0x80 if masked else 0
+    head += bytes([m | n]) if n < 126 else bytes([m | 126]) + n.to_bytes(2, "big")
+    if not masked:
+        return head + payload
+    key = b"\x12\x34\x56\x78"
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def websocket_echo(c):
+    """Answers the upgrade, then echoes each client frame's payload as a text
+    frame, and closes after a close frame."""
+    if c.read_request() is None:
+        return
+    c.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+    while True:
+        while len(c.buf) < 6:
+            if not c._fill():
+                return
+        n = c.buf[1] & 0x7f
+        hl = 2 + (2 if n == 126 else 0) + 4
+        if n == 126:
+            n = int.from_bytes(c.buf[2:4], "big")
+        while len(c.buf) < hl + n:
+            if not c._fill():
+                return
+        op, key, data = c.buf[0] & 0x0f, c.buf[hl - 4:hl], c.buf[hl:hl + n]
+        c.buf = c.buf[hl + n:]
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+        if op == 8:
+            c.send(ws_frame(8, payload, False))
+            return
+        c.send(ws_frame(1, b"echo: " + payload, False))
+
+
+def test_websocket_frames_of_an_inspected_upgrade_are_captured():
+    with Upstream(websocket_echo) as up, \
+            Ferry(config(up.address, admin_extra="  inspect_body_bytes: 16")) as f, open_stream(f) as st:
+        with Client(f.port) as c:
+            c.send(b"GET /api/chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            r = ft.read_message(c, is_request=False, head_only=True)
+            eq(r.status, 101, "upgraded")
+            for msg in (b"hello ferry", b"x" * 200):
+                c.send(ws_frame(1 if msg.startswith(b"h") else 2, msg, True))
+                want = ws_frame(1, b"echo: " + msg, False)
+                while len(c.buf) < len(want):
+                    check(c._fill(), "echo arrives")
+                eq(c.buf[:len(want)], want, "echoed through the tunnel")
+                c.buf = c.buf[len(want):]
+            c.send(ws_frame(8, b"\x03\xe8", True))
+            while len(c.buf) < 4:
+                check(c._fill(), "close frame arrives")
+        ex = st.event()
+        eq(ex["status"], 101, "captured when the tunnel ends")
+        frames = [(x["dir"], x["type"], x["size"], x.get("preview")) for x in ex["frames"]]
+        eq(frames, [("client", "text", 11, "hello ferry"), ("upstream", "text", 17, "echo:"),
+                    ("client", "binary", 200, None), ("upstream", "text", 206, ""),
+                    ("client", "close", 2, None), ("upstream", "close", 2, None)],
+           "frames each way; text previews share inspect_body_bytes (16 bytes)")
+        out = subprocess.run([ft.FERRY_BIN, "inspect", "--help"], capture_output=True).stdout
+        check(b"--filter" in out, "help")
 
 
 ft.main(globals())

@@ -47,10 +47,12 @@ static struct inspect_src sample(void) {
       .route_index = 2,
       .route_line = 14,
       .route_label = SLICE_LIT("path_prefix /users"),
+      .config_file = SLICE_LIT("conf/edge.yaml"),
       .upstream = SLICE_LIT("api"),
       .server = SLICE_LIT("127.0.0.1:9001"),
       .attempts = 1,
       .status = 200,
+      .complete = true,
       .req_head_bytes = 90,
       .resp_body_bytes = 2,
       .queue_us = 5,
@@ -137,6 +139,57 @@ Test(inspect, absent_heads_render_as_null) {
   free(r);
 }
 
+Test(inspect, a_response_cut_short_is_not_complete) {
+  struct inspect_src src = sample();
+  src.complete = false;
+  src.error = SLICE_LIT("client closed the connection");
+  struct inspect_rec *r = inspect_rec_build(&src);
+  struct inspect_out o = {0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p, "\"status\":200,\"complete\":false"), "%s", o.p);
+  cr_assert_not_null(strstr(o.p, "\"error\":\"client closed the connection\""), "%s", o.p);
+  free(o.p);
+  free(r);
+}
+
+Test(inspect, why_this_route_renders_as_explain_does) {
+  struct inspect_src src = sample();
+  src.skipped = SLICE_LIT("0 9 host: a.test is not b.test\n1 12 header: X-A is missing \"q\"\n");
+  src.skipped_more = 3;
+  struct inspect_rec *r = inspect_rec_build(&src);
+  struct inspect_out o = {0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p,
+                            "\"skipped\":[{\"index\":0,\"line\":9,\"reason\":\"host: a.test is not "
+                            "b.test\"},{\"index\":1,\"line\":12,\"reason\":\"header: X-A is "
+                            "missing \\\"q\\\"\"}],\"skipped_more\":3"),
+                     "%s", o.p);
+  free(o.p);
+  free(r);
+  src.skipped = (struct slice){NULL, 0};
+  src.skipped_more = 0;
+  r = inspect_rec_build(&src);
+  o = (struct inspect_out){0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p, "\"skipped\":[],\"upstream\""), "%s", o.p);
+  free(o.p);
+  free(r);
+}
+
+Test(inspect, websocket_frames_are_copied_into_the_record) {
+  struct inspect_src src = sample();
+  src.frames_json = SLICE_LIT("[{\"dir\":\"client\",\"opcode\":1,\"type\":\"text\",\"fin\":true,"
+                              "\"size\":2,\"preview\":\"hi\"}]");
+  struct inspect_rec *r = inspect_rec_build(&src);
+  cr_assert(r->frames_json.p > (const char *)r &&
+            r->frames_json.p + r->frames_json.n <= (const char *)r + r->size);
+  struct inspect_out o = {0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p, ",\"frames\":[{\"dir\":\"client\""), "%s", o.p);
+  free(o.p);
+  free(r);
+}
+
 Test(inspect, json_fields_and_escaping) {
   struct inspect_src src = sample();
   struct inspect_rec *r = inspect_rec_build(&src);
@@ -147,7 +200,9 @@ Test(inspect, json_fields_and_escaping) {
       strstr(o.p, "{\"id\":7,\"request_id\":\"r1\",\"time\":\"2025-11-25T19:00:00.123Z\""), "%s",
       o.p);
   cr_assert_not_null(strstr(o.p, "\"route\":{\"index\":2,\"line\":14,\"label\":\"path_prefix "
-                                 "/users\"}"));
+                                 "/users\",\"file\":\"conf/edge.yaml\"}"),
+                     "the route names the configuration file it is in: %s", o.p);
+  cr_assert_not_null(strstr(o.p, "\"status\":200,\"complete\":true"), "%s", o.p);
   cr_assert_not_null(
       strstr(o.p, "\"timings_ms\":{\"queue\":0.005,\"connect\":1.500,\"ttfb\":2.000,\"total\":"
                   "4.000}"));
@@ -274,4 +329,90 @@ Test(inspect, replay_head) {
                         "Connection: close\r\n\r\n");
   free(o.p);
   free(r);
+}
+
+/* --- WebSocket frames ---------------------------------------------------- */
+
+static struct inspect_ws_frame ws_frames[INSPECT_WS_MAX_FRAMES];
+
+static void ws_init(struct inspect_ws_log *log, uint64_t preview) {
+  memset(log, 0, sizeof *log);
+  log->frames = ws_frames;
+  log->preview_left = preview;
+  log->dir[0].frame = log->dir[1].frame = -1;
+}
+
+/* A frame as a client (masked) or a server (unmasked) sends it. */
+static size_t ws_frame(char *out, uint8_t b0, const char *payload, size_t n, bool masked) {
+  static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+  size_t k = 0;
+  out[k++] = (char)b0;
+  uint8_t m = masked ? 0x80 : 0;
+  if (n < 126) {
+    out[k++] = (char)(m | n);
+  } else {
+    out[k++] = (char)(m | 126);
+    out[k++] = (char)(n >> 8);
+    out[k++] = (char)(n & 0xff);
+  }
+  if (masked)
+    for (int i = 0; i < 4; i++)
+      out[k++] = (char)key[i];
+  for (size_t i = 0; i < n; i++)
+    out[k++] = (char)(payload[i] ^ (masked ? key[i & 3] : 0));
+  return k;
+}
+
+Test(inspect, websocket_frames_each_way_split_anywhere) {
+  char buf[1024], big[300];
+  memset(big, 'b', sizeof big);
+  size_t n = ws_frame(buf, 0x81, "Hello ferry", 11, true); /* client text */
+  n += ws_frame(buf + n, 0x82, big, sizeof big, true);     /* client binary, 16-bit length */
+  n += ws_frame(buf + n, 0x88, "\x03\xe8", 2, true);       /* close */
+  struct inspect_ws_log log;
+  ws_init(&log, 8);
+  for (size_t i = 0; i < n; i++) /* one byte at a time: every split */
+    inspect_ws_feed(&log, 0, buf + i, 1);
+  char sb[64];
+  size_t m = ws_frame(sb, 0x01, "part", 4, false); /* server text, not final */
+  m += ws_frame(sb + m, 0x80, "!", 1, false);      /* continuation, final */
+  inspect_ws_feed(&log, 1, sb, m);
+  cr_assert_eq(log.nframes, 5);
+  cr_assert_eq(log.frames[0].dir, 0);
+  cr_assert_eq(log.frames[0].opcode, 1);
+  cr_assert(log.frames[0].fin);
+  cr_assert_eq(log.frames[0].size, 11);
+  cr_assert_eq(log.frames[0].npreview, 8, "previews stay within inspect_body_bytes");
+  cr_assert(memcmp(log.frames[0].preview, "Hello fe", 8) == 0, "unmasked");
+  cr_assert_eq(log.frames[1].opcode, 2);
+  cr_assert_eq(log.frames[1].size, 300);
+  cr_assert_eq(log.frames[1].npreview, 0, "no preview of binary frames");
+  cr_assert_eq(log.frames[2].opcode, 8);
+  cr_assert_eq(log.frames[3].dir, 1);
+  cr_assert_not(log.frames[3].fin);
+  cr_assert_eq(log.frames[3].npreview, 0, "the preview budget is spent");
+  cr_assert_eq(log.frames[4].opcode, 0);
+  struct inspect_out o = {0};
+  inspect_ws_render(&o, &log);
+  cr_assert_not_null(strstr(o.p, "{\"dir\":\"client\",\"opcode\":1,\"type\":\"text\",\"fin\":true,"
+                                 "\"size\":11,\"preview\":\"Hello fe\"}"),
+                     "%s", o.p);
+  cr_assert_not_null(strstr(o.p, "{\"dir\":\"upstream\",\"opcode\":0,\"type\":\"continuation\""),
+                     "%s", o.p);
+  free(o.p);
+}
+
+Test(inspect, websocket_frames_are_bounded_and_garbage_stops_the_parser) {
+  struct inspect_ws_log log;
+  ws_init(&log, 0);
+  char f[8];
+  size_t k = ws_frame(f, 0x89, "", 0, false); /* ping */
+  for (int i = 0; i < INSPECT_WS_MAX_FRAMES + 5; i++)
+    inspect_ws_feed(&log, 1, f, k);
+  cr_assert_eq(log.nframes, INSPECT_WS_MAX_FRAMES);
+  cr_assert_eq(log.dropped, 5);
+  ws_init(&log, 100);
+  inspect_ws_feed(&log, 0, "GET / HTTP/1.1\r\n", 16); /* reserved bits set: not framing */
+  cr_assert(log.dir[0].broken);
+  cr_assert_eq(log.nframes, 0);
 }
