@@ -1,6 +1,7 @@
 """PROXY protocol v1/v2 on listeners with proxy_protocol: true, and
 limits.max_connections (issue 6)."""
 import socket
+import time
 import struct
 
 import ferrytest as ft
@@ -160,12 +161,15 @@ def test_over_max_connections_gets_503_and_close():
         m = ft.admin_request(f.ports["admin"], target="/metrics").body.decode()
         check("ferry_client_connections_rejected_total 1" in m.splitlines(), "rejection counted")
         a.close()
-        # a slot is free again once a connection closes
-        for _ in range(200):
-            with Client(f.ports["plain"]) as d:
-                r = d.request(target="/4")
-            if r.status == 200:
-                break
+        # a slot is free again once ferry has seen that connection close
+        # (its gauge says so: an event, awaited with a deadline)
+        deadline = time.monotonic() + ft.IO_TIMEOUT
+        while "ferry_client_connections 1" not in \
+                ft.admin_request(f.ports["admin"], target="/metrics").body.decode().splitlines():
+            check(time.monotonic() < deadline, "ferry never saw the first connection close")
+            time.sleep(0.01)
+        with Client(f.ports["plain"]) as d:
+            r = d.request(target="/4")
         eq(r.status, 200, "a new connection after one closed")
         b.close()
         eq(len([q for q in up.requests if q.target == "/3"]), 0, "the rejected request was not forwarded")
