@@ -491,7 +491,7 @@ void worker_run(struct worker *w) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-void worker_destroy(struct worker *w) {
+int worker_destroy(struct worker *w) {
   int r = uv_loop_close(&w->loop);
   if (r != 0)
     log_error("worker %u: event loop still had open handles at exit", w->id);
@@ -515,4 +515,5 @@ void worker_destroy(struct worker *w) {
   exchange_free_all(w);
   session_rx_free_all(w);
   bufpool_destroy(&w->bufs);
+  return r;
 }
