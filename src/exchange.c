@@ -31,6 +31,7 @@
 #include "ferry/stream.h"
 #include "ferry/upclient.h"
 #include "ferry/log.h"
+#include "ferry/reply.h"
 #include "ferry/request.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
@@ -141,60 +142,6 @@ static void exchange_log(struct exchange *ex) {
   accesslog_write(ex->w->log, ex, uv_now(&ex->w->loop));
 }
 
-static const char *default_body(int status) {
-  switch (status) {
-  case 400:
-    return "bad request\n";
-  case 404:
-    return "no route\n";
-  case 405:
-    return "method not allowed\n";
-  case 408:
-    return "request timeout: the request head did not arrive in time\n";
-  case 413:
-    return "request body too large\n";
-  case 414:
-    return "request target too long\n";
-  case 431:
-    return "request header fields too large\n";
-  case 501:
-    return "not implemented\n";
-  case 502:
-    return "bad gateway: the upstream server failed to answer\n";
-  case 503:
-    return "service unavailable\n";
-  case 504:
-    return "gateway timeout: the upstream server did not answer in time\n";
-  case 505:
-    return "HTTP version not supported\n";
-  default:
-    return "";
-  }
-}
-
-/* The header lines a respond or redirect route adds to the response ferry
- * makes for it: response_headers set, then add (remove has nothing to act
- * on there). Writes them to out unless it is NULL; returns their length. */
-static size_t route_reply_headers(const struct cfg_route *r, char *out) {
-  const struct cfg_header_ops *ops = &r->response_headers;
-  size_t n = 0;
-  for (int pass = 0; pass < 2; pass++) {
-    const struct cfg_kv *kv = pass ? ops->add : ops->set;
-    size_t count = pass ? ops->nadd : ops->nset;
-    for (size_t i = 0; i < count; i++) {
-      size_t a = strlen(kv[i].name), v = strlen(kv[i].value);
-      if (out) {
-        memcpy(out + n, kv[i].name, a);
-        memcpy(out + n + a, ": ", 2);
-        memcpy(out + n + a + 2, kv[i].value, v);
-        memcpy(out + n + a + 2 + v, "\r\n", 2);
-      }
-      n += a + v + 4;
-    }
-  }
-  return n;
-}
-
 /* Send a complete response ferry makes itself and end the exchange. */
 static void exchange_reply_full(struct exchange *ex, int status, struct slice content_type,
                                 struct slice body, struct slice location, bool close) {
@@ -219,34 +166,26 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
     ex->rid = slice_cstr(ex->request_id);
   }
   bool head_only = ex->method == HTTP_HEAD;
-  size_t need = http_head_build_simple(NULL, 0, status, content_type, body, location, ex->rid,
-                                       ex->minor, keep, head_only);
-  char ra[96]; /* Date (RFC 9110 6.6.1), then Retry-After */
-  struct slice date = wctx_http_date(ex->w);
-  memcpy(ra, "Date: ", 6);
-  memcpy(ra + 6, date.p, date.n);
-  memcpy(ra + 6 + date.n, "\r\n", 2);
-  int ral = (int)date.n + 8;
-  if (ex->retry_after)
-    ral += snprintf(ra + ral, sizeof(ra) - (size_t)ral, "Retry-After: %u\r\n", ex->retry_after);
-  size_t rhl =
-      ex->route && ex->route->action != ACTION_UPSTREAM ? route_reply_headers(ex->route, NULL) : 0;
-  struct iobuf *b = iobuf_get(&ex->w->bufs, need + (size_t)ral + rhl);
+  struct reply rp = {.status = status,
+                     .content_type = content_type,
+                     .body = body,
+                     .location = location,
+                     .request_id = ex->rid,
+                     .date = wctx_http_date(ex->w),
+                     .minor = ex->minor,
+                     .keep_alive = keep,
+                     .head_only = head_only,
+                     .retry_after = ex->retry_after,
+                     .route_hdrs = ex->route && ex->route->action != ACTION_UPSTREAM
+                                       ? &ex->route->response_headers
+                                       : NULL};
+  size_t need = reply_build(NULL, 0, &rp);
+  struct iobuf *b = iobuf_get(&ex->w->bufs, need);
   if (!b) {
     session_close(s);
     return;
   }
-  http_head_build_simple(b->data, need, status, content_type, body, location, ex->rid, ex->minor,
-                         keep, head_only);
-  const char *eol = ral > 0 || rhl > 0 ? memchr(b->data, '\n', need) : NULL;
-  if (eol) { /* Date, Retry-After and the route's headers right after the status line */
-    size_t at = (size_t)(eol + 1 - b->data);
-    memmove(b->data + at + ral + rhl, b->data + at, need - at);
-    memcpy(b->data + at, ra, (size_t)ral);
-    if (rhl)
-      route_reply_headers(ex->route, b->data + at + ral);
-    need += (size_t)ral + rhl;
-  }
+  reply_build(b->data, need, &rp);
   b->len = (uint32_t)need;
   int r = stream_add(&s->st, b->data, need, b);
   if (ex->insp.on)
@@ -267,7 +206,7 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
 
 void exchange_reply(struct exchange *ex, int status, const char *body, bool close) {
   exchange_reply_full(ex, status, SLICE_LIT("text/plain; charset=utf-8"),
-                      slice_cstr(body ? body : default_body(status)), (struct slice){NULL, 0},
+                      slice_cstr(body ? body : reply_default_body(status)), (struct slice){NULL, 0},
                       close);
 }
 
