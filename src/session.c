@@ -20,9 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "ferry/addrtext.h"
 #include "ferry/chunked.h"
 #include "ferry/exchange.h"
 #include "ferry/h1parse.h"
@@ -226,43 +226,6 @@ static const llhttp_settings_t request_settings = {
 
 /* --- the client address ------------------------------------------------ */
 
-/* Decimal text of each byte value: up to three digits, then the count. */
-#define OCT_LEN(v) ((v) >= 100 ? 3 : (v) >= 10 ? 2 : 1)
-#define OCT_POW(v, i) (OCT_LEN(v) - 1 - (i) == 2 ? 100 : OCT_LEN(v) - 1 - (i) == 1 ? 10 : 1)
-#define OCT_DIGIT(v, i) (char)((i) < OCT_LEN(v) ? '0' + (v) / OCT_POW(v, i) % 10 : 0)
-#define OCT(v)                                                                                     \
-  { OCT_DIGIT(v, 0), OCT_DIGIT(v, 1), OCT_DIGIT(v, 2), (char)OCT_LEN(v) }
-#define OCT4(v) OCT(v), OCT((v) + 1), OCT((v) + 2), OCT((v) + 3)
-#define OCT16(v) OCT4(v), OCT4((v) + 4), OCT4((v) + 8), OCT4((v) + 12)
-#define OCT64(v) OCT16(v), OCT16((v) + 16), OCT16((v) + 32), OCT16((v) + 48)
-static const char octet_text[256][4] = {OCT64(0), OCT64(64), OCT64(128), OCT64(192)};
-
-/* A dotted quad by table (this runs whenever a keep-alive connection's
- * next request arrives), uv_inet_ntop for IPv6. */
-void session_format_addr(char *out, const uint8_t addr[16], bool v6) {
-  if (v6) {
-    if (uv_inet_ntop(AF_INET6, addr, out, INET6_ADDRSTRLEN) != 0)
-      strcpy(out, "-");
-    return;
-  }
-  /* Each octet's 4 table bytes are copied whole; the count byte is then
-   * overwritten by the dot (or the final NUL). */
-  const char *t0 = octet_text[addr[0]], *t1 = octet_text[addr[1]];
-  const char *t2 = octet_text[addr[2]], *t3 = octet_text[addr[3]];
-  char *o = out;
-  memcpy(o, t0, 4);
-  o += t0[3];
-  *o++ = '.';
-  memcpy(o, t1, 4);
-  o += t1[3];
-  *o++ = '.';
-  memcpy(o, t2, 4);
-  o += t2[3];
-  *o++ = '.';
-  memcpy(o, t3, 4);
-  o[(unsigned char)t3[3]] = '\0';
-}
-
 /* The client address as text, "-" when unknown. */
 static void format_client_ip(const struct session *s, char *out) {
   if (!s->client_known) {
@@ -270,7 +233,7 @@ static void format_client_ip(const struct session *s, char *out) {
     out[1] = '\0';
     return;
   }
-  session_format_addr(out, s->client_addr, s->client_v6);
+  addrtext_format(out, s->client_addr, s->client_v6);
 }
 
 /* Record a socket address as the client's. */
@@ -996,35 +959,7 @@ void session_tunnel_end(struct session *s) {
 
 /* --- accept ------------------------------------------------------------- */
 
-#define OVER_LIMIT_BODY "service unavailable: too many connections (limits.max_connections)\n"
-#define OVER_LIMIT_BODY_LEN "67"
-_Static_assert(sizeof(OVER_LIMIT_BODY) - 1 == 67, "OVER_LIMIT_BODY_LEN is its length");
-
-/* A connection over limits.max_connections is answered straight from the
- * accept: whatever request bytes are already there are read and dropped
- * (so the close does not turn into a reset that could hide the answer), a
- * fixed 503 is written and the fd is closed. It never becomes a session,
- * so the surplus holds no fd and no memory, whatever the client does. */
-static void session_refuse(int fd) {
-  static const char reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                              "Content-Type: text/plain; charset=utf-8\r\n"
-                              "Retry-After: 1\r\n"
-                              "Connection: close\r\n"
-                              "Content-Length: " OVER_LIMIT_BODY_LEN "\r\n"
-                              "\r\n" OVER_LIMIT_BODY;
-  char scratch[4096];
-  for (int i = 0; i < 4 && recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
-    ;
-  (void)!send(fd, reply, sizeof(reply) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-  close(fd);
-}
-
 void session_accept(struct worker *w, const struct cfg_listener *lc, int fd) {
-  if (!wctx_conn_opened(w)) {
-    session_refuse(fd);
-    wctx_conn_closed(w);
-    return;
-  }
   struct session *s = calloc(1, sizeof(*s));
   if (!s) {
     log_error("out of memory accepting a connection on %s: connection closed", lc->address);

@@ -207,6 +207,29 @@ static void accept_failed(struct worker_listener *l, int err) {
   }
 }
 
+#define OVER_LIMIT_BODY "service unavailable: too many connections (limits.max_connections)\n"
+#define OVER_LIMIT_BODY_LEN "67"
+_Static_assert(sizeof(OVER_LIMIT_BODY) - 1 == 67, "OVER_LIMIT_BODY_LEN is its length");
+
+/* A connection over limits.max_connections is answered straight from the
+ * accept: whatever request bytes are already there are read and dropped
+ * (so the close does not turn into a reset that could hide the answer), a
+ * fixed 503 is written and the fd is closed. It never becomes a session,
+ * so the surplus holds no fd and no memory, whatever the client does. */
+static void refuse(int fd) {
+  static const char reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                              "Content-Type: text/plain; charset=utf-8\r\n"
+                              "Retry-After: 1\r\n"
+                              "Connection: close\r\n"
+                              "Content-Length: " OVER_LIMIT_BODY_LEN "\r\n"
+                              "\r\n" OVER_LIMIT_BODY;
+  char scratch[4096];
+  for (int i = 0; i < 4 && recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
+    ;
+  (void)!send(fd, reply, sizeof(reply) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  close(fd);
+}
+
 static void on_listener_ready(uv_poll_t *p, int status, int events) {
   (void)events;
   struct worker_listener *l = p->data;
@@ -224,6 +247,11 @@ static void on_listener_ready(uv_poll_t *p, int status, int events) {
         continue; /* that connection is gone; the next may be fine */
       accept_failed(l, -e);
       return;
+    }
+    if (!wctx_conn_opened(l->w)) { /* over limits.max_connections */
+      refuse(fd);
+      wctx_conn_closed(l->w);
+      continue;
     }
     session_accept(l->w, l->cfg, fd);
   }

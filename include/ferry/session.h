@@ -97,10 +97,6 @@ static inline const struct cfg_listener *session_listener(const struct session *
   return (const struct cfg_listener *)s->st.tcp.data;
 }
 
-/* addr (network order; IPv4 in the first 4 bytes) as inet_ntop writes
- * it, into out (INET6_ADDRSTRLEN bytes). */
-void session_format_addr(char *out, const uint8_t addr[16], bool v6);
-
 /* The client address as text (X-Forwarded-For, logs, hashing). Only while
  * s->rx is attached, which it is whenever s->ex is set. */
 static inline const char *session_client_ip(const struct session *s) {
@@ -108,9 +104,9 @@ static inline const char *session_client_ip(const struct session *s) {
 }
 
 /* A connection accepted on worker w's listener lc (fd: non-blocking,
- * close-on-exec) becomes a session, or is answered 503 and closed at
- * once past limits.max_connections. The fd is always taken over; lc must
- * outlive the session (the worker keeps its listeners until it exits). */
+ * close-on-exec, already counted with wctx_conn_opened) becomes a
+ * session. The fd is always taken over; lc must outlive the session (the
+ * worker keeps its listeners until it exits). */
 void session_accept(struct worker *w, const struct cfg_listener *lc, int fd);
 
 /* --- used by exchange -------------------------------------------------- */

@@ -1,22 +1,22 @@
-/* session_format_addr: the client address text written into
+/* addrtext_format: the client address text written into
  * X-Forwarded-For, the access log and hash keys must be exactly what
  * inet_ntop writes. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "ferry/session.h"
+#include "ferry/addrtext.h"
 
 static void expect_v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
   uint8_t addr[16] = {a, b, c, d};
   char got[INET6_ADDRSTRLEN], want[INET6_ADDRSTRLEN];
   memset(got, 'x', sizeof got);
-  session_format_addr(got, addr, false);
+  addrtext_format(got, addr, false);
   cr_assert_not_null(inet_ntop(AF_INET, addr, want, sizeof want));
   cr_assert_str_eq(got, want);
 }
 
-Test(session, ipv4_text_matches_inet_ntop_for_every_octet_value_in_every_position) {
+Test(addrtext, ipv4_text_matches_inet_ntop_for_every_octet_value_in_every_position) {
   for (unsigned v = 0; v < 256; v++) {
     expect_v4((uint8_t)v, 0, 0, 0);
     expect_v4(0, (uint8_t)v, 0, 0);
@@ -29,7 +29,7 @@ Test(session, ipv4_text_matches_inet_ntop_for_every_octet_value_in_every_positio
   expect_v4(10, 100, 9, 99);
 }
 
-Test(session, ipv6_text_matches_inet_ntop) {
+Test(addrtext, ipv6_text_matches_inet_ntop) {
   const char *in[] = {"::1",
                       "::",
                       "2001:db8::8a2e:370:7334",
@@ -40,7 +40,7 @@ Test(session, ipv6_text_matches_inet_ntop) {
     uint8_t addr[16];
     cr_assert_eq(inet_pton(AF_INET6, in[i], addr), 1);
     char got[INET6_ADDRSTRLEN], want[INET6_ADDRSTRLEN];
-    session_format_addr(got, addr, true);
+    addrtext_format(got, addr, true);
     cr_assert_not_null(inet_ntop(AF_INET6, addr, want, sizeof want));
     cr_assert_str_eq(got, want, "%s", in[i]);
   }
