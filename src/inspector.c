@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "ferry/har.h"
-#include "ferry/inspect.h"
+#include "ferry/insprec.h"
 #include "ferry/err.h"
 #include "ferry/log.h"
 

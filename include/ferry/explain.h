@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 #include "ferry/config.h"
-#include "ferry/inspect.h"
+#include "ferry/insprec.h"
 #include "ferry/router.h"
 
 struct explain_header {

@@ -8,7 +8,7 @@
 #ifndef FERRY_HAR_H
 #define FERRY_HAR_H
 
-#include "ferry/inspect.h"
+#include "ferry/insprec.h"
 
 /* {"log":{"version":"1.2","creator":{"name":"ferry","version":...},
  * "pages":[],"entries":[...]}}: the newest f->limit records that pass f,
