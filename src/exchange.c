@@ -393,7 +393,7 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
     if (exchange_retry(ex, false))
       return 0;
     ex->error_note = "upstream connect failed";
-    exchange_reply(ex, 502, NULL, !ex->req_done);
+    exchange_reply(ex, ferry_err_http_status(err), NULL, !ex->req_done);
     return -1;
   }
   w->upstream_connects++;
@@ -411,7 +411,8 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
     upstream_count_no_server(ex->up);
     ex->retry_after = upstream_retry_after(ex->up);
     ex->error_note = "no healthy upstream server";
-    exchange_reply(ex, 503, "service unavailable: no server of this upstream is up\n", false);
+    exchange_reply(ex, ferry_err_http_status(FERRY_E_NO_SERVER),
+                   "service unavailable: no server of this upstream is up\n", false);
     return;
   }
 
@@ -471,7 +472,7 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
     if (exchange_retry(ex, false))
       return;
     ex->error_note = "upstream connect failed";
-    exchange_reply(ex, 502, NULL, !ex->req_done);
+    exchange_reply(ex, ferry_err_http_status(status), NULL, !ex->req_done);
     return;
   }
   session_timer(s, ST_NONE);
@@ -894,7 +895,7 @@ void exchange_upstream_error(struct exchange *ex, int error) {
              : error == UV_EPROTO ? "invalid response"
                                   : uv_strerror(error));
     ex->error_note = error == UV_EPROTO ? "invalid upstream response" : "upstream failed";
-    exchange_reply(ex, 502, NULL, !ex->req_done);
+    exchange_reply(ex, ferry_err_http_status(error), NULL, !ex->req_done);
     return;
   }
   ex->error_note = "upstream closed mid-response";
@@ -952,7 +953,10 @@ void exchange_timeout(struct exchange *ex, int kind) {
     break;
   }
   if (!ex->resp_started) {
-    exchange_reply(ex, 504, NULL, !ex->req_done);
+    exchange_reply(ex,
+                   ferry_err_http_status(kind == ST_CONNECT ? FERRY_E_CONNECT_TIMEOUT
+                                                            : FERRY_E_RESPONSE_TIMEOUT),
+                   NULL, !ex->req_done);
     return;
   }
   exchange_log(ex);
