@@ -95,6 +95,8 @@ routes: [{path_prefix: /, upstream: app}]
         s.close()
         grown = vm_kib(pid, "VmHWM") - hwm_before
         served = len(up.requests) - 1
+        print(f"pipelining without reading: {sent[0]} requests sent, {served} reached the upstream, "
+              f"peak RSS +{grown} KiB")
         check(grown < 4096, f"peak RSS grew {grown} KiB for {sent[0]} pipelined requests (bound: 4 MiB)")
         check(served < n // 10, f"ferry stopped starting requests: {served} of {sent[0]} reached the upstream")
         # the process is fine afterwards
