@@ -290,10 +290,13 @@ static bool at_and(struct parser *ps) {
   return *ps->p == '~' || *ps->p == '!' || *ps->p == '(';
 }
 
-static struct filter *parse_and(struct parser *ps) {
-  struct filter *f = parse_unary(ps);
-  while (f && at_and(ps)) {
-    struct filter *g = parse_unary(ps), *n = g ? node_new(F_AND, f, g) : NULL;
+/* A chain of `next` operands joined by what `at` recognises, as nodes of
+ * kind (left-associative). */
+static struct filter *parse_chain(struct parser *ps, struct filter *(*next)(struct parser *),
+                                  bool (*at)(struct parser *), enum fop kind) {
+  struct filter *f = next(ps);
+  while (f && at(ps)) {
+    struct filter *g = next(ps), *n = g ? node_new(kind, f, g) : NULL;
     if (!n) {
       if (g)
         fail(ps, ps->p, "out of memory");
@@ -304,6 +307,10 @@ static struct filter *parse_and(struct parser *ps) {
     f = n;
   }
   return f;
+}
+
+static struct filter *parse_and(struct parser *ps) {
+  return parse_chain(ps, parse_unary, at_and, F_AND);
 }
 
 static bool at_or(struct parser *ps) {
@@ -320,19 +327,7 @@ static bool at_or(struct parser *ps) {
 }
 
 static struct filter *parse_or(struct parser *ps) {
-  struct filter *f = parse_and(ps);
-  while (f && at_or(ps)) {
-    struct filter *g = parse_and(ps), *n = g ? node_new(F_OR, f, g) : NULL;
-    if (!n) {
-      if (g)
-        fail(ps, ps->p, "out of memory");
-      filter_free(f);
-      filter_free(g);
-      return NULL;
-    }
-    f = n;
-  }
-  return f;
+  return parse_chain(ps, parse_and, at_or, F_OR);
 }
 
 struct filter *filter_compile(const char *expr, char *err, size_t errlen) {

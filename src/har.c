@@ -22,23 +22,12 @@ static void str(struct inspect_out *o, struct slice s) {
   inspect_json_str(o, s);
 }
 
-static void putf(struct inspect_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct inspect_out *o, const char *fmt, ...) {
-  char buf[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int k = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (k > 0)
-    inspect_out_put(o, buf, (size_t)k < sizeof buf ? (size_t)k : sizeof buf - 1);
-}
-
 /* Milliseconds as a JSON number with three decimals. */
 static void ms(struct inspect_out *o, int64_t us) {
   if (us < 0)
     put(o, "-1");
   else
-    putf(o, "%" PRId64 ".%03" PRId64, us / 1000, us % 1000);
+    inspect_out_printf(o, "%" PRId64 ".%03" PRId64, us / 1000, us % 1000);
 }
 
 static struct slice header(const struct inspect_head *h, const char *name) {
@@ -250,11 +239,11 @@ void har_render_entry(struct inspect_out *o, const struct inspect_rec *r) {
     str(o, r->body[0]);
     put(o, "}");
   }
-  putf(o, ",\"headersSize\":%" PRIu64 ",\"bodySize\":%" PRIu64 "}", r->req_head_bytes,
-       r->req_body_bytes);
+  inspect_out_printf(o, ",\"headersSize\":%" PRIu64 ",\"bodySize\":%" PRIu64 "}", r->req_head_bytes,
+                     r->req_body_bytes);
 
   /* response, as ferry returned it */
-  putf(o, ",\"response\":{\"status\":%d,\"statusText\":", r->status);
+  inspect_out_printf(o, ",\"response\":{\"status\":%d,\"statusText\":", r->status);
   str(o, reason_of(rs));
   put(o, ",\"httpVersion\":");
   str(o, version_of(rs, true));
@@ -262,7 +251,7 @@ void har_render_entry(struct inspect_out *o, const struct inspect_rec *r) {
   cookies(o, rs, "set-cookie", true);
   put(o, ",\"headers\":");
   headers(o, rs);
-  putf(o, ",\"content\":{\"size\":%" PRIu64 ",\"mimeType\":", r->resp_body_bytes);
+  inspect_out_printf(o, ",\"content\":{\"size\":%" PRIu64 ",\"mimeType\":", r->resp_body_bytes);
   str(o, header(rs, "content-type"));
   if (r->body[1].n) {
     put(o, ",\"text\":");
@@ -270,8 +259,8 @@ void har_render_entry(struct inspect_out *o, const struct inspect_rec *r) {
   }
   put(o, "},\"redirectURL\":");
   str(o, header(rs, "location"));
-  putf(o, ",\"headersSize\":%" PRIu64 ",\"bodySize\":%" PRIu64 "}",
-       rs->present ? r->resp_head_bytes : (uint64_t)0, r->resp_body_bytes);
+  inspect_out_printf(o, ",\"headersSize\":%" PRIu64 ",\"bodySize\":%" PRIu64 "}",
+                     rs->present ? r->resp_head_bytes : (uint64_t)0, r->resp_body_bytes);
 
   put(o, ",\"cache\":{},\"timings\":{\"blocked\":");
   ms(o, blocked);
@@ -292,12 +281,13 @@ void har_render_entry(struct inspect_out *o, const struct inspect_rec *r) {
   }
 
   /* ferry's view: the route and the upstream side of the exchange */
-  putf(o, ",\"_ferry\":{\"id\":%" PRIu64 ",\"request_id\":", r->id);
+  inspect_out_printf(o, ",\"_ferry\":{\"id\":%" PRIu64 ",\"request_id\":", r->id);
   str(o, r->request_id);
   if (r->route_index < 0) {
     put(o, ",\"route\":null");
   } else {
-    putf(o, ",\"route\":{\"index\":%d,\"line\":%d,\"label\":", r->route_index, r->route_line);
+    inspect_out_printf(o, ",\"route\":{\"index\":%d,\"line\":%d,\"label\":", r->route_index,
+                       r->route_line);
     str(o, r->route_label);
     put(o, "}");
   }
@@ -305,7 +295,7 @@ void har_render_entry(struct inspect_out *o, const struct inspect_rec *r) {
   str(o, r->upstream);
   put(o, ",\"server\":");
   str(o, r->server);
-  putf(o, ",\"complete\":%s,\"error\":", r->complete ? "true" : "false");
+  inspect_out_printf(o, ",\"complete\":%s,\"error\":", r->complete ? "true" : "false");
   if (r->error.n)
     str(o, r->error);
   else

@@ -552,8 +552,7 @@ void inspect_out_puts(struct inspect_out *o, const char *s) {
   inspect_out_put(o, s, strlen(s));
 }
 
-static void outf(struct inspect_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void outf(struct inspect_out *o, const char *fmt, ...) {
+void inspect_out_printf(struct inspect_out *o, const char *fmt, ...) {
   char buf[256];
   va_list ap;
   va_start(ap, fmt);
@@ -594,20 +593,20 @@ void inspect_json_str(struct inspect_out *o, struct slice s) {
 }
 
 static void json_key_str(struct inspect_out *o, const char *key, struct slice v) {
-  outf(o, ",\"%s\":", key);
+  inspect_out_printf(o, ",\"%s\":", key);
   json_str(o, v);
 }
 
 /* "key":milliseconds with three decimals, or null; sep is "" or ",". */
 static void json_ms(struct inspect_out *o, const char *sep, const char *key, int64_t us) {
   if (us < 0)
-    outf(o, "%s\"%s\":null", sep, key);
+    inspect_out_printf(o, "%s\"%s\":null", sep, key);
   else
-    outf(o, "%s\"%s\":%" PRId64 ".%03" PRId64, sep, key, us / 1000, us % 1000);
+    inspect_out_printf(o, "%s\"%s\":%" PRId64 ".%03" PRId64, sep, key, us / 1000, us % 1000);
 }
 
 static void json_head(struct inspect_out *o, const char *key, const struct inspect_head *h) {
-  outf(o, ",\"%s\":", key);
+  inspect_out_printf(o, ",\"%s\":", key);
   if (!h->present) {
     inspect_out_puts(o, "null");
     return;
@@ -637,10 +636,10 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(when + k, sizeof when - k, ".%03dZ", (int)((r->time_us / 1000) % 1000));
 
-  outf(o, "{\"id\":%" PRIu64, r->id);
+  inspect_out_printf(o, "{\"id\":%" PRIu64, r->id);
   json_key_str(o, "request_id", r->request_id);
   json_key_str(o, "time", slice_cstr(when));
-  outf(o, ",\"time_us\":%" PRId64, r->time_us);
+  inspect_out_printf(o, ",\"time_us\":%" PRId64, r->time_us);
   json_key_str(o, "client", r->client);
   json_key_str(o, "listener", r->listener);
   json_key_str(o, "method", r->method);
@@ -650,7 +649,8 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   if (r->route_index < 0) {
     inspect_out_puts(o, ",\"route\":null");
   } else {
-    outf(o, ",\"route\":{\"index\":%d,\"line\":%d,\"label\":", r->route_index, r->route_line);
+    inspect_out_printf(o, ",\"route\":{\"index\":%d,\"line\":%d,\"label\":", r->route_index,
+                       r->route_line);
     json_str(o, r->route_label);
     inspect_out_puts(o, ",\"file\":");
     json_str(o, r->config_file);
@@ -667,35 +667,35 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
     unsigned long idx = strtoul(line.p, &end, 10);
     long ln = strtol(end, &end, 10);
     size_t skip = (size_t)(end - line.p) + 1;
-    outf(o, "%s{\"index\":%lu,\"line\":%ld,\"reason\":", first ? "" : ",", idx, ln);
+    inspect_out_printf(o, "%s{\"index\":%lu,\"line\":%ld,\"reason\":", first ? "" : ",", idx, ln);
     json_str(o, skip < line.n ? (struct slice){line.p + skip, line.n - skip} : SLICE_LIT(""));
     inspect_out_put(o, "}", 1);
   }
   inspect_out_put(o, "]", 1);
   if (r->skipped_more)
-    outf(o, ",\"skipped_more\":%u", (unsigned)r->skipped_more);
+    inspect_out_printf(o, ",\"skipped_more\":%u", (unsigned)r->skipped_more);
   json_key_str(o, "upstream", r->upstream);
   json_key_str(o, "server", r->server);
-  outf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts, r->status,
-       r->complete ? "true" : "false");
+  inspect_out_printf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts,
+                     r->status, r->complete ? "true" : "false");
   if (r->error.n)
     json_key_str(o, "error", r->error);
   else
     inspect_out_puts(o, ",\"error\":null");
-  outf(o,
-       ",\"bytes\":{\"request_head\":%" PRIu64 ",\"request_body\":%" PRIu64
-       ",\"response_head\":%" PRIu64 ",\"response_body\":%" PRIu64 "}",
-       r->req_head_bytes, r->req_body_bytes, r->resp_head_bytes, r->resp_body_bytes);
+  inspect_out_printf(o,
+                     ",\"bytes\":{\"request_head\":%" PRIu64 ",\"request_body\":%" PRIu64
+                     ",\"response_head\":%" PRIu64 ",\"response_body\":%" PRIu64 "}",
+                     r->req_head_bytes, r->req_body_bytes, r->resp_head_bytes, r->resp_body_bytes);
   inspect_out_puts(o, ",\"timings_ms\":{");
   json_ms(o, "", "queue", r->queue_us);
   json_ms(o, ",", "connect", r->connect_us);
   json_ms(o, ",", "ttfb", r->ttfb_us);
   json_ms(o, ",", "total", r->total_us);
   inspect_out_puts(o, "}");
-  outf(o, ",\"redacted\":%s,\"has_body\":%s,\"replayable\":%s,\"editable\":%s",
-       r->redacted ? "true" : "false", r->has_body ? "true" : "false",
-       replay && inspect_replayable(r) ? "true" : "false",
-       replay && r->heads[INSPECT_REQUEST_CLIENT].present ? "true" : "false");
+  inspect_out_printf(o, ",\"redacted\":%s,\"has_body\":%s,\"replayable\":%s,\"editable\":%s",
+                     r->redacted ? "true" : "false", r->has_body ? "true" : "false",
+                     replay && inspect_replayable(r) ? "true" : "false",
+                     replay && r->heads[INSPECT_REQUEST_CLIENT].present ? "true" : "false");
   /* A replay names its original: the page links the two. */
   const struct inspect_head *ch = &r->heads[INSPECT_REQUEST_CLIENT];
   for (uint32_t i = 0; i < ch->n; i++)
@@ -706,7 +706,7 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
       while (d < ch->h[i].value.n && ch->h[i].value.p[d] >= '0' && ch->h[i].value.p[d] <= '9')
         of = of * 10 + (uint64_t)(ch->h[i].value.p[d++] - '0');
       if (d == ch->h[i].value.n)
-        outf(o, ",\"replay_of\":%" PRIu64, of);
+        inspect_out_printf(o, ",\"replay_of\":%" PRIu64, of);
       break;
     }
   if (r->body[0].n || r->body[1].n) {
@@ -741,12 +741,12 @@ void inspect_render_list(struct inspect_out *o, const struct inspect_store *st,
       inspect_out_put(o, ",", 1);
     inspect_render_json(o, r, replay);
   }
-  outf(o, "],\"count\":%u,\"kept\":%u,\"evicted\":%" PRIu64 "}", (unsigned)count, (unsigned)st->n,
-       st->evicted);
+  inspect_out_printf(o, "],\"count\":%u,\"kept\":%u,\"evicted\":%" PRIu64 "}", (unsigned)count,
+                     (unsigned)st->n, st->evicted);
 }
 
 void inspect_render_event(struct inspect_out *o, const struct inspect_rec *r, bool replay) {
-  outf(o, "id: %" PRIu64 "\nevent: exchange\ndata: ", r->id);
+  inspect_out_printf(o, "id: %" PRIu64 "\nevent: exchange\ndata: ", r->id);
   inspect_render_json(o, r, replay); /* one line: the JSON has no raw newline */
   inspect_out_puts(o, "\n\n");
 }
@@ -907,8 +907,8 @@ int inspect_render_replay_edited(struct inspect_out *o, const struct inspect_rec
     inspect_out_puts(o, "\r\n");
   }
   if (e->body_given)
-    outf(o, "Content-Length: %zu\r\n", e->body.n);
-  outf(o, "X-Ferry-Replay-Of: %" PRIu64 "\r\nConnection: close\r\n\r\n", r->id);
+    inspect_out_printf(o, "Content-Length: %zu\r\n", e->body.n);
+  inspect_out_printf(o, "X-Ferry-Replay-Of: %" PRIu64 "\r\nConnection: close\r\n\r\n", r->id);
   if (e->body_given)
     inspect_out_put(o, e->body.p, e->body.n);
   return 0;

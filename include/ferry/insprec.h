@@ -196,6 +196,9 @@ struct inspect_out {
 };
 void inspect_out_put(struct inspect_out *o, const char *p, size_t n);
 void inspect_out_puts(struct inspect_out *o, const char *s);
+/* printf into o (at most 255 bytes per call). */
+void inspect_out_printf(struct inspect_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* s as a JSON string (quotes included): ASCII only, bytes >= 0x80 and '<'
  * as \u00XX, so it is valid JSON and safe inside HTML. */
