@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds ferry's libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined).
 # Usage: tests/fuzz/build.sh [OUTDIR]   (default: build-fuzz/ in the repository)
-# Each target links only the pure modules it exercises, so it does not need
-# libuv. llhttp comes from the system library or Debian's node-llhttp sources.
+# Each target links only the pure modules it exercises (and libuv, which the
+# buffer module refers to). llhttp comes from the system library or Debian's node-llhttp sources.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${1:-$root/build-fuzz}"
@@ -23,13 +23,16 @@ else
   done
 fi
 yaml=($(pkg-config --cflags --libs yaml-0.1))
+uv=($(pkg-config --cflags --libs libuv)) # buf.c (arenas) refers to uv_try_write
 src="$root/src"
+# The configuration loader in its parts (YAML tree, typed values, schema).
+config=("$src/config.c" "$src/ydoc.c" "$src/cfgval.c" "$src/cfgroute.c" "$src/cidr.c")
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/router.c" \
-  "$src/config.c" "$src/request.c" "$src/chunked.c" "${llhttp[@]}" "${yaml[@]}" \
-  -o "$out/fuzz_request"
+  "${config[@]}" "$src/request.c" "$src/chunked.c" "$src/buf.c" "${llhttp[@]}" "${yaml[@]}" \
+  "${uv[@]}" -o "$out/fuzz_request"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_response.c" "$src/http_head.c" "${llhttp[@]}" \
   -o "$out/fuzz_response"
-"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_config.c" "$src/config.c" "$src/router.c" \
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_config.c" "${config[@]}" "$src/router.c" \
   "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" -o "$out/fuzz_config"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_h1parse.c" "$src/h1parse.c" "$src/http_head.c" \
   "${llhttp[@]}" -o "$out/fuzz_h1parse"
