@@ -29,7 +29,7 @@
 #             pid in pid_file and the old process's exit; skipped, saying so,
 #             when this ferry has no SIGUSR2 upgrade
 #   reload    new config (a changed response header) for all three, SIGHUP to
-#             each, wait for "generation 2 published"
+#             each, wait for "configuration generation N published" in its log
 # For each phase: requests, socket errors (connect/read/write/timeout),
 # non-2xx responses and responses whose upstream saw the wrong client
 # address. Exit 0 when every phase that ran has zero of all three.
@@ -136,7 +136,8 @@ def until(fn, timeout, what):
         time.sleep(0.05)
     sys.exit(f"cluster: timed out after {timeout}s waiting for {what}")
 
-def haproxy_state(sock, server):
+def haproxy_stat(sock, proxy, server, field):
+    """One field of HAProxy's "show stat" CSV (17: status, 4: scur)."""
     s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sock)
     s.sendall(b"show stat\n")
     data = b""
@@ -146,8 +147,8 @@ def haproxy_state(sock, server):
         data += b
     for line in data.decode().splitlines():
         f = line.split(",")
-        if len(f) > 17 and f[0] == "ferries" and f[1] == server:
-            return f[17]
+        if len(f) > 17 and f[0] == proxy and f[1] == server:
+            return f[field]
     return "?"
 
 cmd = sys.argv[1]
@@ -159,8 +160,12 @@ elif cmd == "wait-status":          # PORT PATH STATUS TIMEOUT
           f"{path} on port {port} to answer {want}")
 elif cmd == "wait-lb":              # SOCK SERVER STATE TIMEOUT
     sock, srv, want, t = sys.argv[2:6]
-    until(lambda: haproxy_state(sock, srv).startswith(want), float(t),
+    until(lambda: haproxy_stat(sock, "ferries", srv, 17).startswith(want), float(t),
           f"HAProxy to see {srv} {want}")
+elif cmd == "wait-clients":         # SOCK N TIMEOUT: N client connections open
+    sock, n, t = sys.argv[2:5]
+    until(lambda: int(haproxy_stat(sock, "fe", "FRONTEND", 4)) >= int(n), float(t),
+          f"{n} client connections on HAProxy")
 elif cmd == "probe":                # PORT SOURCE: print the response
     print(http_get(sys.argv[2], "/probe", src=sys.argv[3]))
 EOF
@@ -329,9 +334,8 @@ wrk_start() {
   wrk -t1 -c"$CONNS" -d"$MAX_SECONDS"s --timeout 5s -s "$tmp/count.lua" \
     "http://127.0.0.1:$FE/" >"$tmp/wrk-$1.out" 2>&1 &
   wrk_pid=$!
-  # Traffic flowing before the action starts: wait for the first responses
-  # to show on the ferries' upstreams (1 s is plenty and bounded).
-  sleep 1
+  # The action starts once all of wrk's connections are open.
+  helper wait-clients "$tmp/haproxy.sock" "$CONNS" 20 || die "wrk did not open its $CONNS connections"
 }
 
 # wrk_stop PHASE NOTE [HELD]: ends the phase's traffic and records its row;
@@ -409,13 +413,14 @@ fi
 
 # --- reload: new config, SIGHUP to each ---------------------------------
 wrk_start reload
+published='configuration generation [0-9]* published'
 for n in 1 2 3; do
-  gens_before=$(grep -c 'generation 2 published' "$tmp/ferry-$n.log")
+  before=$(grep -c "$published" "$tmp/ferry-$n.log")
   write_config "$n" 2
   kill -HUP "${FPID[$n]}"
   deadline=$((SECONDS + 20))
-  until [ "$(grep -c 'generation 2 published' "$tmp/ferry-$n.log")" -gt "$gens_before" ]; do
-    [ $SECONDS -ge $deadline ] && die "ferry-$n did not log 'generation 2 published' after SIGHUP"
+  until [ "$(grep -c "$published" "$tmp/ferry-$n.log")" -gt "$before" ]; do
+    [ $SECONDS -ge $deadline ] && die "ferry-$n did not log a new configuration generation after SIGHUP"
     sleep 0.05
   done
 done
