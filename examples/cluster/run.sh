@@ -207,7 +207,7 @@ if grep -q 'USR2' <<<"$help_text" && [ $have_pidfile = 1 ]; then
 fi
 
 # --- Start everything ----------------------------------------------------
-read -r FE STATS_UNUSED E1 E2 P1 P2 P3 A1 A2 A3 <<<"$(helper ports 10)" || die "cannot pick free ports"
+read -r FE E1 E2 P1 P2 P3 A1 A2 A3 <<<"$(helper ports 9)" || die "cannot pick free ports"
 P=("" "$P1" "$P2" "$P3")
 A=("" "$A1" "$A2" "$A3")
 FPID=("" "" "" "")
