@@ -264,8 +264,13 @@ cat >"$tmp/haproxy.cfg" <<EOF
 global
     maxconn 4096
     stats socket $tmp/haproxy.sock mode 600 level admin
+    # One line per client session in haproxy.log (KEEP_TMP=1 keeps it): the
+    # termination flags say which side ended a failed one.
+    log stdout format raw local0
 defaults
     mode tcp
+    log global
+    option tcplog
     timeout connect 2s
     timeout client 30s
     timeout server 30s
