@@ -30,6 +30,11 @@
 #             when this ferry has no SIGUSR2 upgrade
 #   reload    new config (a changed response header) for all three, SIGHUP to
 #             each, wait for "configuration generation N published" in its log
+#             (under --watch: SIGHUP reloads the unchanged file, see watch)
+#   watch     when this ferry has --watch (they all run with it then): the
+#             config's ..data symlink is swapped to a new directory, as
+#             Kubernetes updates a mounted ConfigMap, and each ferry must log
+#             a new generation by itself; skipped, saying so, otherwise
 # For each phase: requests, socket errors (connect/read/write/timeout),
 # non-2xx responses and responses whose upstream saw the wrong client
 # address. Exit 0 when every phase that ran has zero of all three.
@@ -205,6 +210,12 @@ have_usr2=0
 if grep -q 'USR2' <<<"$help_text" && [ $have_pidfile = 1 ]; then
   have_usr2=1
 fi
+have_watch=0
+watch_arg=()
+if grep -q -- '--watch' <<<"$help_text"; then
+  have_watch=1
+  watch_arg=(--watch)
+fi
 
 # --- Start everything ----------------------------------------------------
 read -r FE E1 E2 P1 P2 P3 A1 A2 A3 <<<"$(helper ports 9)" || die "cannot pick free ports"
@@ -217,9 +228,12 @@ started+=($!)
 "$FERRY_ECHO_BIN" -n e2 "127.0.0.1:$E2" >"$tmp/echo-e2.log" 2>&1 &
 started+=($!)
 
-# write_config N GENERATION: ferry-N's proxy.yaml, replaced atomically.
+# write_config N GENERATION: ferry-N's proxy.yaml, laid out as Kubernetes
+# mounts a ConfigMap: ferry-N/proxy.yaml -> ..data/proxy.yaml, and ..data a
+# symlink to the current ..genG directory, swapped atomically (rename).
 write_config() {
-  local n=$1 gen=$2 f="$tmp/ferry-$1.yaml"
+  local n=$1 gen=$2 d="$tmp/ferry-$1"
+  mkdir -p "$d/..gen$gen"
   {
     echo "# ferry-$n of the cluster rehearsal, generation $gen"
     echo "listeners:"
@@ -243,12 +257,36 @@ write_config() {
     echo "    upstream: echo"
     echo "    response_headers:"
     echo "      set: {X-Ferry: \"ferry-$n gen-$gen\"}"
-  } >"$f.new" && mv "$f.new" "$f"
+  } >"$d/..gen$gen/proxy.yaml" || die "cannot write $d/..gen$gen/proxy.yaml"
+  ln -sfn "..gen$gen" "$d/..data.new" && mv -T "$d/..data.new" "$d/..data" ||
+    die "cannot swap $d/..data"
+  [ -L "$d/proxy.yaml" ] || ln -s ..data/proxy.yaml "$d/proxy.yaml"
+}
+
+# probe_gen G: several requests through HAProxy all answer X-Ferry ... gen-G.
+probe_gen() {
+  local out
+  for _ in 1 2 3 4 5 6; do
+    out=$(helper probe "$FE" 127.0.0.9) || die "probe through HAProxy failed"
+    grep -q "^X-Ferry: ferry-[123] gen-$1" <<<"$out" ||
+      die "a response lacks X-Ferry: ferry-N gen-$1 (the new configuration): $out"
+  done
+}
+
+# wait_published N BEFORE WHAT: ferry-N's log gets a new "configuration
+# generation ... published" line (more than BEFORE).
+published='configuration generation [0-9]* published'
+wait_published() {
+  local deadline=$((SECONDS + 20))
+  until [ "$(grep -c "$published" "$tmp/ferry-$1.log")" -gt "$2" ]; do
+    [ $SECONDS -ge $deadline ] && die "ferry-$1 did not log a new configuration generation after $3"
+    sleep 0.05
+  done
 }
 
 start_ferry() {
   local n=$1
-  "$FERRY_BIN" -c "$tmp/ferry-$n.yaml" >>"$tmp/ferry-$n.log" 2>&1 &
+  "$FERRY_BIN" "${watch_arg[@]}" -c "$tmp/ferry-$n/proxy.yaml" >>"$tmp/ferry-$n.log" 2>&1 &
   FPID[$n]=$!
   started+=($!)
   helper wait-status "${A[$n]}" /readyz 200 20 || die "ferry-$n did not become ready; its log: $tmp/ferry-$n.log"
@@ -256,7 +294,7 @@ start_ferry() {
 
 for n in 1 2 3; do
   write_config "$n" 1
-  "$FERRY_BIN" -t -c "$tmp/ferry-$n.yaml" >/dev/null || die "ferry-$n's configuration is refused"
+  "$FERRY_BIN" -t -c "$tmp/ferry-$n/proxy.yaml" >/dev/null || die "ferry-$n's configuration is refused"
   start_ferry "$n"
 done
 
@@ -416,22 +454,37 @@ else
   skip upgrade "this ferry has no SIGUSR2 binary upgrade (ferry -h does not mention USR2 or pid_file is refused)"
 fi
 
-# --- reload: new config, SIGHUP to each ---------------------------------
+# --- reload: SIGHUP to each ---------------------------------------------
+# Under --watch a changed file reloads by itself, so the SIGHUP phase then
+# reloads the same file (a new generation all the same) and the change of
+# content is left to the watch phase.
 wrk_start reload
-published='configuration generation [0-9]* published'
 for n in 1 2 3; do
   before=$(grep -c "$published" "$tmp/ferry-$n.log")
-  write_config "$n" 2
+  [ $have_watch = 0 ] && write_config "$n" 2
   kill -HUP "${FPID[$n]}"
-  deadline=$((SECONDS + 20))
-  until [ "$(grep -c "$published" "$tmp/ferry-$n.log")" -gt "$before" ]; do
-    [ $SECONDS -ge $deadline ] && die "ferry-$n did not log a new configuration generation after SIGHUP"
-    sleep 0.05
-  done
+  wait_published "$n" "$before" SIGHUP
 done
-wrk_stop reload "all three on generation 2"
-probe=$(helper probe "$FE" 127.0.0.9) || die "probe after the reload failed"
-grep -q '^X-Ferry: ferry-[123] gen-2' <<<"$probe" || die "after the reload a response lacks X-Ferry: ... gen-2: $probe"
+if [ $have_watch = 0 ]; then
+  wrk_stop reload "all three on a new configuration (gen-2)"
+  probe_gen 2
+else
+  wrk_stop reload "all three reloaded the same file"
+fi
+
+# --- watch: a ConfigMap-style symlink swap, no signal -------------------
+if [ $have_watch = 1 ]; then
+  wrk_start watch
+  for n in 1 2 3; do
+    before=$(grep -c "$published" "$tmp/ferry-$n.log")
+    write_config "$n" 2
+    wait_published "$n" "$before" "the ..data symlink swap (--watch)"
+  done
+  wrk_stop watch "all three on gen-2 after a ..data symlink swap"
+  probe_gen 2
+else
+  skip watch "this ferry has no --watch (ferry -h does not mention it)"
+fi
 
 echo
 printf '%-9s %9s %7s %7s %7s %7s %8s %13s %9s\n' phase requests errors connect read write non-2xx wrong-client duration

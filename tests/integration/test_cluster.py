@@ -1,7 +1,8 @@
 """The cluster rehearsal (examples/cluster/run.sh) in its short mode: HAProxy
 in TCP mode with send-proxy-v2 and /readyz checks in front of three ferries,
 wrk through it while they are rolled, upgraded (SIGUSR2, when this ferry
-has it) and reloaded. Zero socket errors, zero non-2xx and the real client
+has it), reloaded (SIGHUP) and, under --watch when this ferry has it,
+reloaded by a ConfigMap-style symlink swap. Zero socket errors, zero non-2xx and the real client
 address upstream in every phase the script holds to that bar (issue 17).
 
 haproxy and wrk come from Debian (scripts/deps.sh --test, run by make test)."""
@@ -31,12 +32,13 @@ def test_cluster_roll_upgrade_reload_without_a_failed_request():
     check("cluster: PASS" in out, "no PASS line")
     rows = {}
     for line in out.splitlines():
-        m = re.match(r"^(baseline|roll|upgrade|reload)\s+(\d+)\s+(\d+)\s+\d+\s+\d+\s+\d+\s+(\d+)\s+(\d+)\s", line)
+        m = re.match(r"^(baseline|roll|upgrade|reload|watch)\s+(\d+)\s+(\d+)\s+\d+\s+\d+\s+\d+\s+(\d+)\s+(\d+)\s", line)
         if m:
             rows[m.group(1)] = tuple(int(x) for x in m.groups()[1:])
-        elif re.match(r"^upgrade\s+skipped: ", line):
-            rows["upgrade"] = None
-    for phase in ("baseline", "roll", "upgrade", "reload"):
+        m = re.match(r"^(upgrade|watch)\s+skipped: ", line)
+        if m:
+            rows[m.group(1)] = None
+    for phase in ("baseline", "roll", "upgrade", "reload", "watch"):
         check(phase in rows, f"phase {phase} missing from the table")
     for phase, row in rows.items():
         if row is None:
