@@ -300,7 +300,7 @@ done
 
 cat >"$tmp/haproxy.cfg" <<EOF
 global
-    maxconn 4096
+    maxconn 256
     stats socket $tmp/haproxy.sock mode 600 level admin
     # One line per client session in haproxy.log (KEEP_TMP=1 keeps it): the
     # termination flags say which side ended a failed one.
