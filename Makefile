@@ -3,16 +3,23 @@
 #   make run            build, start the demo upstreams and ferry with ./proxy.yaml
 #   make test           build and run every test through ctest
 #   make sanitize-test  the same suite in a second build with ASan + UBSan
+#   make install        build and install under PREFIX (default /usr/local), staged
+#                       under DESTDIR when set: bin/ferry, etc/ferry/proxy.yaml (an
+#                       existing one is kept), the systemd unit, logrotate, man pages
+#   make deb            a Debian package (CPack) in $(DEB_BUILD)/, prefix /usr
 #   make build | clean
 # WERROR=1 turns compiler warnings into errors (CI sets it).
 
 BUILD      ?= build
 SAN_BUILD  ?= build-sanitize
+DEB_BUILD  ?= build-deb
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 WERROR     ?= 0
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS = -DFERRY_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
-.PHONY: all deps test-deps build run test sanitize-test clean
+.PHONY: all deps test-deps build run test sanitize-test install deb clean
 
 all: build
 
@@ -39,5 +46,21 @@ sanitize-test: test-deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# The install paths (unit, config) are fixed when CMake configures, so
+# PREFIX is passed at configure time, not to `cmake --install`.
+install: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# A build of its own with prefix /usr and no tests; dpkg-dev provides
+# dpkg-shlibdeps, which fills in the package's library dependencies.
+deb: deps
+	@scripts/deps.sh dpkg-dev
+	@cmake -S . -B $(DEB_BUILD) $(CMAKE_FLAGS) -DCMAKE_INSTALL_PREFIX=/usr -DFERRY_TESTS=OFF >/dev/null
+	@cmake --build $(DEB_BUILD) -j $(JOBS)
+	@cd $(DEB_BUILD) && cpack -G DEB
+	@ls $(DEB_BUILD)/*.deb
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(DEB_BUILD)

@@ -3,7 +3,9 @@
 # is missing. Uses sudo only when not root.
 #   scripts/deps.sh [--test] [PACKAGE...]
 # --test adds what only the test suite needs (chromium and node for the
-# inspector's browser test, prometheus for promtool); extra package names are
+# inspector's browser test, prometheus for promtool, haproxy and wrk for the
+# cluster rehearsal, python3-yaml for the Kubernetes manifests' test,
+# dpkg-dev for the Debian package's dependencies); extra package names are
 # installed too (bench/run.sh passes its peers this way).
 set -euo pipefail
 with_test=0
@@ -18,7 +20,7 @@ need=(cmake make gcc pkg-config python3 libuv1-dev libyaml-dev libcriterion-dev 
 # packages: a machine may have them from another source, and installing
 # Debian's nodejs over that would conflict.
 if [ "$with_test" = 1 ]; then
-  need+=(chromium prometheus)
+  need+=(chromium prometheus haproxy wrk python3-yaml dpkg-dev)
   command -v node >/dev/null 2>&1 || need+=(nodejs)
   command -v npm >/dev/null 2>&1 || need+=(npm)
 fi
