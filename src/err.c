@@ -6,6 +6,24 @@
 #include <string.h>
 #include <uv.h>
 
+/* The request checks' rows, by index (code FERRY_E_REQUEST_BASE - 1 - i). */
+static const struct {
+  const char *name;
+  int status;
+  const char *text;
+} request_rows[] = {
+#define FERRY_REQUEST_ROW(name, status, text) {"FERRY_E_REQUEST_" #name, status, text},
+    FERRY_REQUEST_ERRORS(FERRY_REQUEST_ROW)
+#undef FERRY_REQUEST_ROW
+};
+#define NREQUEST (sizeof request_rows / sizeof request_rows[0])
+
+/* The row of a request-check code, or -1. */
+static int request_row(int err) {
+  int i = FERRY_E_REQUEST_BASE - 1 - err;
+  return i >= 0 && (size_t)i < NREQUEST ? i : -1;
+}
+
 /* libuv allocates (and never frees) a string for codes it does not know;
  * ask with the _r variant first so that never happens. */
 static bool uv_knows(int err) {
@@ -15,6 +33,8 @@ static bool uv_knows(int err) {
 }
 
 const char *ferry_err_name(int err) {
+  if (request_row(err) >= 0)
+    return request_rows[request_row(err)].name;
   switch (err) {
   case 0:
     return "OK";
@@ -29,6 +49,8 @@ const char *ferry_err_name(int err) {
 }
 
 const char *ferry_strerror(int err) {
+  if (request_row(err) >= 0)
+    return request_rows[request_row(err)].text;
   switch (err) {
   case 0:
     return "ok";
@@ -59,6 +81,8 @@ bool ferry_err_is_local(int err) {
 int ferry_err_http_status(int err) {
   if (err >= 0)
     return 0;
+  if (request_row(err) >= 0)
+    return request_rows[request_row(err)].status;
   switch (err) {
 #define FERRY_ERR_STATUS(name, code, status, text)                                                 \
   case code:                                                                                       \

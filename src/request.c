@@ -1,7 +1,7 @@
 /* request: pure checks and normalisation of a parsed request head (see
  * the header). No allocation, no state: the caller's scratch buffer holds
- * what is rebuilt, and the error table in request.h is the one place that
- * turns a failed check into a status and a message. */
+ * what is rebuilt; a failed check's status and message come from err.h's
+ * one table of errors. */
 #include "ferry/request.h"
 
 #include <llhttp.h>
@@ -9,26 +9,18 @@
 
 #include "ferry/router.h"
 
-static const struct {
-  int status;
-  const char *name;
-  const char *message;
-} errors[REQUEST_E__COUNT] = {[REQUEST_OK] = {0, "OK", ""},
-#define REQUEST_ROW_(n, st, msg) [REQUEST_E_##n] = {st, #n, msg},
-                              REQUEST_ERRORS(REQUEST_ROW_)
-#undef REQUEST_ROW_
-};
-
 int request_status(enum request_error e) {
-  return (unsigned)e < REQUEST_E__COUNT ? errors[e].status : 400;
+  return ferry_err_http_status(request_err_code(e));
 }
 
 const char *request_message(enum request_error e) {
-  return (unsigned)e < REQUEST_E__COUNT ? errors[e].message : "bad request\n";
+  return e == REQUEST_OK ? "" : ferry_strerror(request_err_code(e));
 }
 
 const char *request_error_name(enum request_error e) {
-  return (unsigned)e < REQUEST_E__COUNT ? errors[e].name : "?";
+  if (e == REQUEST_OK)
+    return "OK";
+  return ferry_err_name(request_err_code(e)) + sizeof("FERRY_E_REQUEST_") - 1;
 }
 
 enum request_error request_check_version(int major, int minor, int *minor_out) {

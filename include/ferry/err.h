@@ -38,6 +38,34 @@
   X(PP_V2_VERSION, -10044, 400, "unsupported PROXY v2 version or command")                         \
   X(PP_V2_LENGTH, -10045, 400, "PROXY v2 address block shorter than its family needs")
 
+/* X(name, status, message): every way a request head can fail (src/request.c).
+ * Their codes are FERRY_E_REQUEST_BASE - 1 - index, in this order. */
+#define FERRY_REQUEST_ERRORS(X)                                                                    \
+  X(CONNECT, 405, "method not allowed: ferry is not a forward proxy\n")                            \
+  X(VERSION, 505,                                                                                  \
+    "HTTP version not supported: ferry speaks HTTP/1.0 and HTTP/1.1; send HTTP/1.1\n")             \
+  X(CL_AND_TE, 400,                                                                                \
+    "bad request: Content-Length together with Transfer-Encoding; send one of them\n")             \
+  X(TE_CODING, 501,                                                                                \
+    "not implemented: ferry accepts no Transfer-Encoding but chunked; send the body with "         \
+    "Content-Length or chunked alone\n")                                                           \
+  X(TE_FRAMING, 400,                                                                               \
+    "bad request: Transfer-Encoding must be chunked, once, as the final coding, in an HTTP/1.1 "   \
+    "request\n")                                                                                   \
+  X(HOST_MANY, 400, "bad request: more than one Host header; send exactly one\n")                  \
+  X(HOST_MISSING, 400, "bad request: HTTP/1.1 requests must carry a Host header\n")                \
+  X(HOST_BAD, 400,                                                                                 \
+    "bad request: the Host header must be host[:port] (no user@, path, list or empty value)\n")    \
+  X(TARGET_BYTES, 400,                                                                             \
+    "bad request: the request target has bytes outside visible ASCII; percent-encode them\n")      \
+  X(TARGET_STAR, 400, "bad request: only OPTIONS may use the target *\n")                          \
+  X(TARGET_FORM, 400, "bad request: the request target is not a path or an http URL\n")            \
+  X(AUTHORITY_BAD, 400, "bad request: the URL's authority must be a host[:port]\n")                \
+  X(PATH_BAD, 400, "bad request: malformed request path\n")                                        \
+  X(TOO_LONG, 414, "request target too long\n")
+
+#define FERRY_E_REQUEST_BASE (-10100)
+
 enum ferry_err {
 #define FERRY_ERR_ENUM(name, code, status, text) FERRY_E_##name = code,
   FERRY_ERRORS(FERRY_ERR_ENUM)

@@ -18,33 +18,15 @@
 
 #include "ferry/buf.h"
 #include "ferry/config.h"
+#include "ferry/err.h"
 #include "ferry/http_head.h"
 #include "ferry/slice.h"
 
-/* X(name, status, message): every way a request head can fail. */
-#define REQUEST_ERRORS(X)                                                                          \
-  X(CONNECT, 405, "method not allowed: ferry is not a forward proxy\n")                            \
-  X(VERSION, 505,                                                                                  \
-    "HTTP version not supported: ferry speaks HTTP/1.0 and HTTP/1.1; send HTTP/1.1\n")             \
-  X(CL_AND_TE, 400,                                                                                \
-    "bad request: Content-Length together with Transfer-Encoding; send one of them\n")             \
-  X(TE_CODING, 501,                                                                                \
-    "not implemented: ferry accepts no Transfer-Encoding but chunked; send the body with "         \
-    "Content-Length or chunked alone\n")                                                           \
-  X(TE_FRAMING, 400,                                                                               \
-    "bad request: Transfer-Encoding must be chunked, once, as the final coding, in an HTTP/1.1 "   \
-    "request\n")                                                                                   \
-  X(HOST_MANY, 400, "bad request: more than one Host header; send exactly one\n")                  \
-  X(HOST_MISSING, 400, "bad request: HTTP/1.1 requests must carry a Host header\n")                \
-  X(HOST_BAD, 400,                                                                                 \
-    "bad request: the Host header must be host[:port] (no user@, path, list or empty value)\n")    \
-  X(TARGET_BYTES, 400,                                                                             \
-    "bad request: the request target has bytes outside visible ASCII; percent-encode them\n")      \
-  X(TARGET_STAR, 400, "bad request: only OPTIONS may use the target *\n")                          \
-  X(TARGET_FORM, 400, "bad request: the request target is not a path or an http URL\n")            \
-  X(AUTHORITY_BAD, 400, "bad request: the URL's authority must be a host[:port]\n")                \
-  X(PATH_BAD, 400, "bad request: malformed request path\n")                                        \
-  X(TOO_LONG, 414, "request target too long\n")
+/* Every way a request head can fail is in err.h's table of ferry's
+ * errors (FERRY_REQUEST_ERRORS: name, status, message): one vocabulary,
+ * statuses mapped in one place (src/err.c). REQUEST_E_x is the check's
+ * index; request_err_code() its ferry error code. */
+#define REQUEST_ERRORS FERRY_REQUEST_ERRORS
 
 enum request_error {
   REQUEST_OK = 0,
@@ -53,6 +35,11 @@ enum request_error {
 #undef REQUEST_ENUM_
       REQUEST_E__COUNT
 };
+
+/* The ferry error code of a failed check (0 for REQUEST_OK). */
+static inline int request_err_code(enum request_error e) {
+  return e == REQUEST_OK ? 0 : FERRY_E_REQUEST_BASE - (int)e;
+}
 
 /* The HTTP status a failed check is answered with (0 for REQUEST_OK). */
 int request_status(enum request_error e);

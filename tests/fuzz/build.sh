@@ -28,7 +28,7 @@ src="$root/src"
 # The configuration loader in its parts (YAML tree, typed values, schema).
 config=("$src/config.c" "$src/ydoc.c" "$src/cfgval.c" "$src/cfgroute.c" "$src/cidr.c")
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/router.c" \
-  "${config[@]}" "$src/request.c" "$src/chunked.c" "$src/buf.c" "${llhttp[@]}" "${yaml[@]}" \
+  "${config[@]}" "$src/request.c" "$src/err.c" "$src/chunked.c" "$src/buf.c" "${llhttp[@]}" "${yaml[@]}" \
   "${uv[@]}" -o "$out/fuzz_request"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_response.c" "$src/http_head.c" "${llhttp[@]}" \
   -o "$out/fuzz_response"

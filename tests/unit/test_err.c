@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "ferry/err.h"
+#include "ferry/request.h"
 #include "leak_check.h"
 
 static const struct {
@@ -100,4 +101,18 @@ Test(err, local_shortages_are_not_the_peers_fault) {
   cr_assert_not(ferry_err_is_local(UV_ETIMEDOUT));
   cr_assert_not(ferry_err_is_local(FERRY_E_INVALID_RESPONSE));
   cr_assert_not(ferry_err_is_local(0));
+}
+
+Test(err, request_checks_share_the_one_table) {
+  cr_assert_eq(ferry_err_http_status(request_err_code(REQUEST_E_HOST_BAD)), 400);
+  cr_assert_eq(ferry_err_http_status(request_err_code(REQUEST_E_TE_CODING)), 501);
+  cr_assert_eq(ferry_err_http_status(request_err_code(REQUEST_E_VERSION)), 505);
+  cr_assert_eq(request_status(REQUEST_E_TOO_LONG), 414);
+  cr_assert_str_eq(ferry_err_name(request_err_code(REQUEST_E_HOST_BAD)),
+                   "FERRY_E_REQUEST_HOST_BAD");
+  cr_assert_str_eq(request_message(REQUEST_E_CONNECT),
+                   ferry_strerror(request_err_code(REQUEST_E_CONNECT)));
+  cr_assert_eq(request_err_code(REQUEST_OK), 0);
+  /* no overlap with ferry's other codes or libuv's */
+  cr_assert_lt(request_err_code(REQUEST_E_CONNECT), FERRY_E_PP_V2_LENGTH);
 }
