@@ -285,18 +285,19 @@ static void load_limits(struct ctx *c, const struct ynode *n) {
 
 static void load_timeouts(struct ctx *c, const struct ynode *n) {
   static const char *const keys[] = {
-      "client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle",
-      "drain",         NULL};
-  const struct ynode *v[6], *k[6];
+      "client_header", "client_idle", "upstream_connect", "upstream_response",
+      "upstream_idle", "drain",       "drain_grace",      NULL};
+  const struct ynode *v[7], *k[7];
   struct config *cfg = c->cfg;
-  uint64_t *dst[6] = {&cfg->timeouts.client_header_ms,    &cfg->timeouts.client_idle_ms,
+  uint64_t *dst[7] = {&cfg->timeouts.client_header_ms,    &cfg->timeouts.client_idle_ms,
                       &cfg->timeouts.upstream_connect_ms, &cfg->timeouts.upstream_response_ms,
-                      &cfg->timeouts.upstream_idle_ms,    &cfg->timeouts.drain_ms};
+                      &cfg->timeouts.upstream_idle_ms,    &cfg->timeouts.drain_ms,
+                      &cfg->timeouts.drain_grace_ms};
   char sub[YDOC_KEYPATH_MAX];
   if (!cfgval_fields(c->y, n, "timeouts", keys, v, k))
     return;
-  for (size_t i = 0; i < 6; i++) /* drain may be 0: exit without waiting */
-    cfgval_duration(c->y, v[i], ydoc_kp_key(sub, "timeouts", keys[i]), i == 5 ? 0 : 1, dst[i]);
+  for (size_t i = 0; i < 7; i++) /* drain and drain_grace may be 0: no wait */
+    cfgval_duration(c->y, v[i], ydoc_kp_key(sub, "timeouts", keys[i]), i >= 5 ? 0 : 1, dst[i]);
 }
 
 /* Server address: "host:port" or "[v6]:port"; names resolved now. */

@@ -22,6 +22,7 @@
 static void on_stop(uv_async_t *a);
 static void on_reload(uv_async_t *a);
 static void on_drain_timeout(uv_timer_t *t);
+static void on_grace_over(uv_timer_t *t);
 
 /* --- configuration generations ------------------------------------------ */
 
@@ -160,6 +161,8 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
   w->reload_async.data = w;
   uv_timer_init(&w->loop, &w->drain_timer);
   w->drain_timer.data = w;
+  uv_timer_init(&w->loop, &w->grace_timer);
+  w->grace_timer.data = w;
   uv_timer_init(&w->loop, &w->accept_timer);
   w->accept_timer.data = w;
   uv_timer_init(&w->loop, &w->metrics_timer);
@@ -188,8 +191,7 @@ static void listeners_poll(struct worker *w, bool on);
 
 static void on_accept_resume(uv_timer_t *t) {
   struct worker *w = t->data;
-  if (!w->stopping)
-    listeners_poll(w, true);
+  listeners_poll(w, true); /* only those still open: none once a drain closed them */
 }
 
 static void accept_failed(struct worker_listener *l, int err) {
@@ -422,9 +424,25 @@ static void on_reload(uv_async_t *a) {
   gen_retire(w);
 }
 
-/* Graceful stop: no new connections, idle ones closed, requests in flight
- * finish (their connections close after the response) until
- * timeouts.drain, then everything is closed. */
+/* Listeners close; requests in flight get timeouts.drain to finish. The
+ * drain timer does not keep the loop alive: the loop ends with the last
+ * session. */
+static void stop_accepting(struct worker *w) {
+  close_listeners(w);
+  if (w->nsessions) {
+    uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain_ms, 0);
+    uv_unref((uv_handle_t *)&w->drain_timer);
+  }
+}
+
+/* Graceful stop: idle connections closed, requests in flight finish
+ * (their connections close after the response). Listeners keep accepting
+ * for timeouts.drain_grace (a load balancer still sending traffic until
+ * its health check sees /readyz 503): those connections are served with
+ * Connection: close, as w->stopping makes every response the last of its
+ * connection. Then listeners close and timeouts.drain bounds the rest.
+ * A handover (binary upgrade: the same sockets stay open in the new
+ * process) skips the grace. */
 static void on_stop(uv_async_t *a) {
   struct worker *w = a->data;
   if (w->stopping) {
@@ -433,7 +451,6 @@ static void on_stop(uv_async_t *a) {
     return;
   }
   w->stopping = true;
-  close_listeners(w);
   close_idle_all(w);
   if (atomic_load(&w->stop_now)) {
     session_close_all(w);
@@ -443,12 +460,24 @@ static void on_stop(uv_async_t *a) {
   /* The session timer must not keep the loop alive once no session has a
    * deadline (session_close keeps checking while stopping). */
   deadlines_quiesce(&w->dl);
-  if (w->nsessions) {
-    uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain_ms, 0);
-    uv_unref((uv_handle_t *)&w->drain_timer);
+  uint64_t grace = w->cfg->timeouts.drain_grace_ms;
+  if (grace > 0 && !atomic_load(&w->stop_now) && !atomic_load(&w->handover)) {
+    if (w->id == 0)
+      log_info("drain: still accepting connections for %" PRIu64 " ms (timeouts.drain_grace)",
+               grace);
+    uv_timer_start(&w->grace_timer, on_grace_over, grace, 0); /* keeps the loop alive */
+  } else {
+    stop_accepting(w);
   }
   uv_close((uv_handle_t *)&w->stop_async, NULL); /* worker_stop is called once */
   uv_close((uv_handle_t *)&w->reload_async, NULL);
+}
+
+static void on_grace_over(uv_timer_t *t) {
+  struct worker *w = t->data;
+  stop_accepting(w);
+  if (w->id == 0)
+    log_info("drain: timeouts.drain_grace is over: no longer accepting connections");
 }
 
 static void on_drain_timeout(uv_timer_t *t) {
@@ -462,6 +491,11 @@ static void on_drain_timeout(uv_timer_t *t) {
 void worker_stop(struct worker *w, bool now) {
   if (now)
     atomic_store(&w->stop_now, true);
+  uv_async_send(&w->stop_async);
+}
+
+void worker_handover(struct worker *w) {
+  atomic_store(&w->handover, true);
   uv_async_send(&w->stop_async);
 }
 
@@ -482,6 +516,8 @@ void worker_run(struct worker *w) {
     uv_close((uv_handle_t *)&w->reload_async, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  if (!uv_is_closing((uv_handle_t *)&w->grace_timer))
+    uv_close((uv_handle_t *)&w->grace_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->accept_timer))
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))

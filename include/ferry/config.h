@@ -162,6 +162,7 @@ struct config {
     uint64_t upstream_response_ms; /* 30s */
     uint64_t upstream_idle_ms;     /* 60s */
     uint64_t drain_ms;             /* 30s */
+    uint64_t drain_grace_ms;       /* 0: keep accepting this long after SIGTERM */
   } timeouts;
 
   struct cfg_upstream *upstreams;

@@ -72,6 +72,8 @@ struct worker {
   size_t nlisteners;
   uv_async_t stop_async;
   uv_timer_t drain_timer;
+  uv_timer_t grace_timer;     /* timeouts.drain_grace: listeners close when it fires */
+  _Atomic bool handover;      /* set by worker_handover before the async send: no grace */
   uv_timer_t accept_timer;    /* resumes accepting after a lack of fds */
   struct log_rate accept_log; /* accept failures */
   struct log_rate local_log;  /* upstream connects failed for want of a local resource */

@@ -42,10 +42,14 @@ void worker_reload(struct worker *w, struct snapshot *snap);
 int worker_listen(struct worker *w);
 /* Run the loop until worker_stop; then close every handle and free. */
 void worker_run(struct worker *w);
-/* Thread-safe: ask the worker to stop. Gracefully (now == false): stop
- * accepting, close idle connections, let requests in flight finish up to
- * timeouts.drain. At once (now == true): close everything. */
+/* Thread-safe: ask the worker to stop. Gracefully (now == false): close
+ * idle connections, keep accepting for timeouts.drain_grace (answering
+ * with Connection: close), then stop accepting and let requests in flight
+ * finish up to timeouts.drain. At once (now == true): close everything. */
 void worker_stop(struct worker *w, bool now);
+/* Thread-safe: a graceful stop without the grace, for a binary upgrade
+ * (another process serves the same listening sockets from now on). */
+void worker_handover(struct worker *w);
 /* Release what worker_init allocated; the loop must have stopped.
  * Returns what uv_loop_close said: 0, or UV_EBUSY when a handle was
  * left open (a bug, also logged; tests assert 0). */
