@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "ferry/accesslog.h"
@@ -21,6 +22,7 @@
 #include "ferry/explain.h"
 #include "ferry/log.h"
 #include "ferry/metrics.h"
+#include "ferry/pidfile.h"
 #include "ferry/router.h"
 #include "ferry/routetest.h"
 #include "ferry/snapshot.h"
@@ -76,6 +78,7 @@ struct app {
   struct config *boot_cfg; /* ferry's start-up configuration: admin and inspector use it */
   uint64_t gen;
   _Atomic uint64_t conns; /* open client connections, all workers */
+  bool pid_written;       /* boot_cfg->pid_file holds this process's pid */
   struct snapshot_reaper reaper;
   uv_async_t reap_async;
 };
@@ -274,6 +277,9 @@ static void reload(struct app *a) {
   }
   if (cfg->workers != old->workers)
     log_warn("reload: `workers` changed: the number of workers changes only on restart");
+  if ((cfg->pid_file == NULL) != (old->pid_file == NULL) ||
+      (cfg->pid_file && strcmp(cfg->pid_file, old->pid_file) != 0))
+    log_warn("reload: `pid_file` changed: the pid file changes only on restart or upgrade");
   if (cfg->admin.enabled != old->admin.enabled ||
       (cfg->admin.enabled && (strcmp(cfg->admin.address, old->admin.address) != 0 ||
                               !same_names(cfg->admin.allowed_hosts, cfg->admin.nallowed_hosts,
@@ -505,6 +511,17 @@ int main(int argc, char **argv) {
     }
   }
 
+  /* Listening (the sockets are bound and listen): the pid file tells
+   * service managers and scripts that this process serves. */
+  if (cfg->pid_file) {
+    if (pidfile_write(cfg->pid_file, getpid(), err, sizeof(err)) != 0) {
+      fprintf(stderr, "ferry: %s\n", err);
+      exit_code = EXIT_START;
+      goto out;
+    }
+    app.pid_written = true;
+  }
+
   uv_loop_init(&app.loop);
   uv_async_init(&app.loop, &app.done_async, on_worker_done);
   app.done_async.data = &app;
@@ -548,6 +565,8 @@ int main(int argc, char **argv) {
    * no worker posts to it any more. */
   admin_stop(app.admin);
   admin_join(app.admin);
+  if (app.pid_written)
+    pidfile_remove_own(cfg->pid_file, getpid()); /* a newer process may own it by now */
   if (exit_code == 0)
     log_info("stopped");
 

@@ -124,6 +124,7 @@ struct config {
   struct cfg_listener *listeners;
   size_t nlisteners; /* >= 1 */
   uint32_t workers;  /* 0 = auto (number of cores) */
+  char *pid_file;    /* NULL = none (default); else where the pid is written */
 
   struct {
     bool enabled;
