@@ -26,6 +26,7 @@
 #include "ferry/router.h"
 #include "ferry/routetest.h"
 #include "ferry/snapshot.h"
+#include "ferry/upgrade.h"
 #include "ferry/upstream.h"
 #include "ferry/worker.h"
 
@@ -53,14 +54,16 @@ static void usage(FILE *f) {
              "\n"
              "signals: SIGTERM/SIGINT drain and exit (a second one exits at once),\n"
              "         SIGQUIT exits at once, SIGHUP reloads FILE, SIGUSR1 reopens the\n"
-             "         access log\n");
+             "         access log, SIGUSR2 upgrades the binary (starts the installed one,\n"
+             "         hands it the listening sockets, then drains)\n");
 }
 
 struct app {
   uv_loop_t loop;
   uv_async_t done_async; /* a worker thread finished */
   _Atomic unsigned finished;
-  uv_signal_t sig_int, sig_term, sig_quit, sig_hup, sig_usr1;
+  uv_signal_t sig_int, sig_term, sig_quit, sig_hup, sig_usr1, sig_usr2;
+  struct upgrade upg; /* SIGUSR2 */
   struct worker *workers;
   unsigned nworkers;
   int stops;
@@ -93,7 +96,9 @@ static void close_signals(struct app *a) {
   uv_close((uv_handle_t *)&a->sig_quit, NULL);
   uv_close((uv_handle_t *)&a->sig_hup, NULL);
   uv_close((uv_handle_t *)&a->sig_usr1, NULL);
+  uv_close((uv_handle_t *)&a->sig_usr2, NULL);
   uv_close((uv_handle_t *)&a->reap_async, NULL);
+  upgrade_close(&a->upg);
 }
 
 static void on_reap(uv_async_t *h) {
@@ -101,8 +106,67 @@ static void on_reap(uv_async_t *h) {
   snapshot_reap(&a->reaper);
 }
 
+/* SIGUSR2: hand every listening socket (each worker's, and the admin's)
+ * to a new process started from the same executable. The workers' lists
+ * of listeners change only when they apply a reload or stop, both started
+ * from this thread: once every worker reports the current generation and
+ * none is stopping, reading them here is safe. */
+static void upgrade(struct app *a) {
+  if (a->stops > 0) {
+    log_warn("SIGUSR2 ignored: this process is draining");
+    return;
+  }
+  for (unsigned i = 0; i < a->nworkers; i++)
+    if (mc_get(&a->workers[i].metrics.config_gen) != a->cur->gen) {
+      log_warn("SIGUSR2 ignored: the workers are still applying a reload; send it again");
+      return;
+    }
+  int fds[UPGRADE_MAX_FDS];
+  size_t n = 0;
+  for (unsigned i = 0; i < a->nworkers; i++)
+    n += worker_listen_fds(&a->workers[i], fds + n, UPGRADE_MAX_FDS - 1 - n);
+  int afd = admin_listen_fd(a->admin);
+  if (afd >= 0)
+    fds[n++] = afd;
+  char err[600];
+  if (upgrade_start(&a->upg, fds, n, err, sizeof(err)) != 0) {
+    log_error("upgrade failed: %s; still serving with this process (pid %d)", err, (int)getpid());
+    return;
+  }
+  log_info("SIGUSR2: started %s (pid %d) with %zu listening sockets; this process serves until "
+           "it is ready",
+           a->upg.exe, a->upg.pid, n);
+}
+
+static void on_upgrade_done(struct upgrade *u, bool ok, int pid, const char *why) {
+  struct app *a = u->data;
+  if (!ok) {
+    log_error("upgrade failed: the new process (pid %d) did not take over: %s; still serving "
+              "with this process (pid %d)",
+              pid, why, (int)getpid());
+    return;
+  }
+  if (a->stops > 0) {
+    log_info("upgrade: the new process (pid %d) serves; this one was already draining", pid);
+    return;
+  }
+  a->stops++;
+  mc_set(&a->proc.draining, 1);
+  /* /readyz stays 200: the port is served, by the new process from now on
+   * (it answers on the same admin socket). */
+  log_info("upgrade: the new process (pid %d) serves; this one (pid %d) stops accepting, lets "
+           "requests in flight finish and exits",
+           pid, (int)getpid());
+  for (unsigned i = 0; i < a->nworkers; i++)
+    worker_handover(&a->workers[i]);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct app *a = h->data;
+  if (signum == SIGUSR2) {
+    upgrade(a);
+    return;
+  }
   if (signum == SIGHUP) {
     if (a->stops == 0)
       reload(a);
@@ -191,14 +255,15 @@ static int probe_listener(const struct sockaddr_storage *addr) {
 
 static bool listener_known(const struct config *cfg, const struct cfg_listener *l);
 
-/* Probes every listener of cfg that old (NULL at start) does not have.
+/* Probes every listener of cfg that old (NULL at start) does not have and
+ * that no inherited socket (inh, may be NULL) serves.
  * 0, or -1 with "cannot listen on ADDRESS: why (what to do)" in what. */
-static int probe_new_listeners(const struct config *cfg, const struct config *old, char *what,
-                               size_t len) {
+static int probe_new_listeners(const struct config *cfg, const struct config *old,
+                               const struct upgrade_inherit *inh, char *what, size_t len) {
   for (size_t i = 0; i < cfg->nlisteners; i++) {
     const struct cfg_listener *l = &cfg->listeners[i];
-    if (old && listener_known(old, l))
-      continue;
+    if ((old && listener_known(old, l)) || (inh && upgrade_inherit_has(inh, &l->addr)))
+      continue; /* ours already, or handed over by the process this one upgrades */
     int r = probe_listener(&l->addr);
     if (r < 0) {
       snprintf(what, len, "cannot listen on %s: %s%s", l->address, uv_strerror(r),
@@ -270,7 +335,7 @@ static void reload(struct app *a) {
   if (a->workers_override >= 0)
     cfg->workers = (uint32_t)a->workers_override;
   const struct config *old = a->cur->cfg;
-  if (probe_new_listeners(cfg, old, what, sizeof(what)) != 0) {
+  if (probe_new_listeners(cfg, old, NULL, what, sizeof(what)) != 0) {
     config_free(cfg);
     reload_failed(a, what);
     return;
@@ -422,13 +487,22 @@ int main(int argc, char **argv) {
   /* Until the main loop handles SIGHUP/SIGUSR1, an early one must not kill ferry. */
   signal(SIGHUP, SIG_IGN);
   signal(SIGUSR1, SIG_IGN);
+  signal(SIGUSR2, SIG_IGN);
   int exit_code = 0;
   struct accesslog alog;
   char err[512];
   /* A port another process listens on (another ferry included) is an
    * error here, before the workers bind it with SO_REUSEPORT. */
-  if (probe_new_listeners(cfg, NULL, err, sizeof(err)) != 0) {
+  /* Started by a binary upgrade: the old process's listening sockets. */
+  struct upgrade_inherit inh;
+  if (upgrade_inherit_load(&inh, err, sizeof(err)) != 0) {
     fprintf(stderr, "ferry: %s\n", err);
+    config_free(cfg);
+    return EXIT_START;
+  }
+  if (probe_new_listeners(cfg, NULL, &inh, err, sizeof(err)) != 0) {
+    fprintf(stderr, "ferry: %s\n", err);
+    upgrade_inherit_release(&inh);
     config_free(cfg);
     return EXIT_START;
   }
@@ -471,6 +545,12 @@ int main(int argc, char **argv) {
     struct worker *w = &app.workers[inited];
     int r = worker_init(w, inited, app.cur, &alog);
     w->proc_conns = &app.conns;
+    for (size_t l = 0; r == 0 && l < cfg->nlisteners; l++) {
+      int fd;
+      while (r == 0 &&
+             (fd = upgrade_inherit_next(&inh, &cfg->listeners[l].addr, inited, app.nworkers)) >= 0)
+        r = worker_adopt(w, &cfg->listeners[l], fd);
+    }
     if (r == 0)
       r = worker_listen(w);
     if (r != 0) {
@@ -485,6 +565,9 @@ int main(int argc, char **argv) {
   app.msrc = (struct metrics_source){app.workers, app.nworkers, &app.proc, &alog, NULL};
   if (cfg->admin.enabled) {
     app.admin = admin_new(&cfg->admin.addr, cfg->admin.address);
+    int afd = app.admin ? upgrade_inherit_next(&inh, &cfg->admin.addr, 0, 1) : -1;
+    if (afd >= 0)
+      admin_adopt_fd(app.admin, afd);
     if (!app.admin ||
         admin_set_allowed_hosts(app.admin, cfg->admin.allowed_hosts, cfg->admin.nallowed_hosts) !=
             0 ||
@@ -511,6 +594,7 @@ int main(int argc, char **argv) {
     }
   }
 
+  upgrade_inherit_release(&inh); /* sockets for listeners this configuration dropped */
   /* Listening (the sockets are bound and listen): the pid file tells
    * service managers and scripts that this process serves. */
   if (cfg->pid_file) {
@@ -528,9 +612,11 @@ int main(int argc, char **argv) {
   uv_async_init(&app.loop, &app.reap_async, on_reap);
   app.reap_async.data = &app;
   app.reaper.wake = &app.reap_async;
-  uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit, &app.sig_hup, &app.sig_usr1};
-  int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
-  for (int i = 0; i < 5; i++) {
+  upgrade_init(&app.upg, &app.loop, argv, on_upgrade_done, &app);
+  uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit,
+                         &app.sig_hup, &app.sig_usr1, &app.sig_usr2};
+  int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
+  for (int i = 0; i < 6; i++) {
     uv_signal_init(&app.loop, sigs[i]);
     sigs[i]->data = &app;
     uv_signal_start(sigs[i], on_signal, signums[i]);
@@ -553,6 +639,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < cfg->nlisteners; i++)
       log_info("listening on %s (%u worker%s)", cfg->listeners[i].address, app.nworkers,
                app.nworkers == 1 ? "" : "s");
+    if (inh.ready_fd >= 0) {
+      upgrade_inherit_ready(&inh);
+      log_info("upgrade: this process (pid %d) serves; the old one drains", (int)getpid());
+    }
   }
   /* Runs until every worker has finished (after a stop signal). */
   uv_run(&app.loop, UV_RUN_DEFAULT);
@@ -571,6 +661,7 @@ int main(int argc, char **argv) {
     log_info("stopped");
 
 out:
+  upgrade_inherit_release(&inh); /* a start that failed before taking them */
   for (unsigned i = 0; i < inited; i++) {
     if (i >= started) {
       /* Never ran: close its handles on its own loop. */

@@ -4,6 +4,7 @@
 #include "ferry/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -279,9 +280,11 @@ static bool same_listener(const struct cfg_listener *a, const struct cfg_listene
 
 static void close_listener(struct worker_listener *l);
 
-/* Open one listener for lc. Returns 0, or a negative uv error with
- * start_error_msg filled (the listener is then closed). */
-static int open_listener(struct worker *w, const struct cfg_listener *lc) {
+/* Open one listener for lc on a new socket (fd < 0), or on fd, a
+ * listening socket handed over by a binary upgrade (taken over, closed on
+ * failure). Returns 0, or a negative uv error with start_error_msg filled
+ * (the listener is then closed). */
+static int open_listener(struct worker *w, const struct cfg_listener *lc, int fd) {
   struct worker_listener *l = calloc(1, sizeof(*l));
   char *addr = strdup(lc->address ? lc->address : "-");
   size_t tsize = lc->ntrusted_proxies * sizeof(struct cidr);
@@ -303,11 +306,23 @@ static int open_listener(struct worker *w, const struct cfg_listener *lc) {
   w->listeners = l;
   w->nlisteners++;
   l->fd = -1;
-  int fd = listen_socket(&lc->addr);
-  int r = fd;
-  if (fd >= 0 && listen(fd, 1024) != 0) {
-    r = -errno;
-    close(fd);
+  int r;
+  if (fd >= 0) {
+    /* inherited without FD_CLOEXEC; the file status is shared with the old
+     * process, which also wants it non-blocking */
+    r = fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 &&
+                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0
+            ? 0
+            : -errno;
+    if (r < 0)
+      close(fd);
+  } else {
+    fd = listen_socket(&lc->addr);
+    r = fd;
+    if (fd >= 0 && listen(fd, 1024) != 0) {
+      r = -errno;
+      close(fd);
+    }
   }
   if (r >= 0) {
     r = uv_poll_init_socket(&w->loop, &l->poll, fd);
@@ -345,10 +360,26 @@ static void close_listener(struct worker_listener *l) {
   }
 }
 
+int worker_adopt(struct worker *w, const struct cfg_listener *lc, int fd) {
+  int r = open_listener(w, lc, fd);
+  if (r < 0)
+    w->start_error = r;
+  return r;
+}
+
+static bool has_listener(const struct worker *w, const struct cfg_listener *lc) {
+  for (const struct worker_listener *l = w->listeners; l; l = l->next)
+    if (l->open && same_listener(l->cfg, lc))
+      return true;
+  return false;
+}
+
 int worker_listen(struct worker *w) {
   const struct config *cfg = w->cfg;
   for (size_t i = 0; i < cfg->nlisteners; i++) {
-    int r = open_listener(w, &cfg->listeners[i]);
+    if (has_listener(w, &cfg->listeners[i]))
+      continue; /* adopted from the process this one upgrades */
+    int r = open_listener(w, &cfg->listeners[i], -1);
     if (r < 0) {
       w->start_error = r;
       return r;
@@ -365,7 +396,7 @@ static void sync_listeners(struct worker *w, const struct config *cfg) {
     for (struct worker_listener *l = w->listeners; l && !have; l = l->next)
       have = l->open && same_listener(l->cfg, &cfg->listeners[i]);
     if (!have) {
-      if (open_listener(w, &cfg->listeners[i]) < 0)
+      if (open_listener(w, &cfg->listeners[i], -1) < 0)
         log_error("worker %u: reload: %s", w->id, w->start_error_msg);
       else if (w->id == 0)
         log_info("reload: listening on %s", cfg->listeners[i].address);
@@ -389,6 +420,14 @@ static void close_listeners(struct worker *w) {
   uv_timer_stop(&w->accept_timer);
   for (struct worker_listener *l = w->listeners; l; l = l->next)
     close_listener(l);
+}
+
+size_t worker_listen_fds(const struct worker *w, int *fds, size_t max) {
+  size_t n = 0;
+  for (const struct worker_listener *l = w->listeners; l; l = l->next)
+    if (l->open && l->fd >= 0 && n < max)
+      fds[n++] = l->fd;
+  return n;
 }
 
 void worker_reload(struct worker *w, struct snapshot *snap) {
