@@ -28,6 +28,7 @@
 #include "ferry/snapshot.h"
 #include "ferry/upgrade.h"
 #include "ferry/upstream.h"
+#include "ferry/watch.h"
 #include "ferry/worker.h"
 
 #define EXIT_USAGE 1
@@ -36,6 +37,8 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: ferry [-c FILE] [-w N] [-l ADDR]...   run (FILE defaults to ./proxy.yaml)\n"
              "       ferry -t [-c FILE]                    check the configuration and exit\n"
+             "       ferry --watch [-c FILE] [-w N] [-l ADDR]...\n"
+             "                    run, and reload (as on SIGHUP) whenever FILE's content changes\n"
              "       ferry inspect [-c FILE] [--admin ADDR] [--route R] [--filter E] [--har F]\n"
              "       ferry explain [-c FILE] [--json] METHOD URL [-H 'N: v']... [--from IP]\n"
              "       ferry test-routes [-c FILE] TESTS.yaml\n"
@@ -64,6 +67,8 @@ struct app {
   _Atomic unsigned finished;
   uv_signal_t sig_int, sig_term, sig_quit, sig_hup, sig_usr1, sig_usr2;
   struct upgrade upg; /* SIGUSR2 */
+  struct watch watch; /* --watch */
+  bool watching;
   struct worker *workers;
   unsigned nworkers;
   int stops;
@@ -87,7 +92,7 @@ struct app {
 };
 
 static int add_listener(struct config *cfg, const char *addr);
-static void reload(struct app *a);
+static void reload(struct app *a, const char *why);
 
 static void close_signals(struct app *a) {
   uv_close((uv_handle_t *)&a->done_async, NULL);
@@ -99,6 +104,8 @@ static void close_signals(struct app *a) {
   uv_close((uv_handle_t *)&a->sig_usr2, NULL);
   uv_close((uv_handle_t *)&a->reap_async, NULL);
   upgrade_close(&a->upg);
+  if (a->watching)
+    watch_close(&a->watch);
 }
 
 static void on_reap(uv_async_t *h) {
@@ -169,7 +176,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   }
   if (signum == SIGHUP) {
     if (a->stops == 0)
-      reload(a);
+      reload(a, "SIGHUP");
     return;
   }
   if (signum == SIGUSR1) {
@@ -190,6 +197,13 @@ static void on_signal(uv_signal_t *h, int signum) {
   log_info("%s: draining (send it again to exit at once)", signum == SIGINT ? "SIGINT" : "SIGTERM");
   for (unsigned i = 0; i < a->nworkers; i++)
     worker_stop(&a->workers[i], false);
+}
+
+/* --watch: the file's content changed (a touch does not get here). */
+static void on_file_changed(struct watch *w) {
+  struct app *a = w->data;
+  if (a->stops == 0)
+    reload(a, "watch: the file changed");
 }
 
 static void on_worker_done(uv_async_t *h) {
@@ -307,11 +321,11 @@ static void reload_failed(struct app *a, const char *what) {
             what, a->cur->gen);
 }
 
-/* SIGHUP, on the main thread (no client traffic runs here): read,
+/* SIGHUP or --watch, on the main thread (no client traffic runs here): read,
  * validate and compile the file, then publish it to every worker. On any
  * error the running configuration stays. */
-static void reload(struct app *a) {
-  log_info("SIGHUP: reloading %s", a->file);
+static void reload(struct app *a, const char *why) {
+  log_info("%s: reloading %s", why, a->file);
   struct config *cfg = NULL;
   struct config_diag diag = {0};
   int rc = config_load_file(a->file, &cfg, &diag);
@@ -407,12 +421,14 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "test-routes") == 0)
     return routetest_main(argc - 1, argv + 1);
   const char *file = "proxy.yaml";
-  bool check = false;
+  bool check = false, watch = false;
   long workers_override = -1;
   const char *extra_listeners[16];
   unsigned nextra = 0;
-  static const struct option longopts[] = {
-      {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"version", no_argument, NULL, 'V'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {"watch", no_argument, NULL, 'W'},
+                                           {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "c:tw:l:hv", longopts, NULL)) != -1) {
     switch (opt) {
@@ -441,6 +457,9 @@ int main(int argc, char **argv) {
       break;
     case 'v':
       log_set_level(LOG_DEBUG);
+      break;
+    case 'W':
+      watch = true;
       break;
     case 'V':
       printf("ferry %s\n", FERRY_VERSION);
@@ -613,6 +632,12 @@ int main(int argc, char **argv) {
   app.reap_async.data = &app;
   app.reaper.wake = &app.reap_async;
   upgrade_init(&app.upg, &app.loop, argv, on_upgrade_done, &app);
+  if (watch) {
+    if (watch_start(&app.watch, &app.loop, file, on_file_changed, &app, err, sizeof(err)) != 0)
+      log_warn("%s; reload with SIGHUP instead", err);
+    else
+      app.watching = true;
+  }
   uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit,
                          &app.sig_hup, &app.sig_usr1, &app.sig_usr2};
   int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
