@@ -463,25 +463,26 @@ static void on_reload(uv_async_t *a) {
   gen_retire(w);
 }
 
-/* Listeners close; requests in flight get timeouts.drain to finish. The
- * drain timer does not keep the loop alive: the loop ends with the last
- * session. */
+/* Listeners close and idle keep-alive connections with them; requests in
+ * flight get timeouts.drain to finish. The drain timer does not keep the
+ * loop alive: the loop ends with the last session. */
 static void stop_accepting(struct worker *w) {
   close_listeners(w);
+  session_close_idle(w);
   if (w->nsessions) {
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain_ms, 0);
     uv_unref((uv_handle_t *)&w->drain_timer);
   }
 }
 
-/* Graceful stop: idle connections closed, requests in flight finish
- * (their connections close after the response). Listeners keep accepting
- * for timeouts.drain_grace (a load balancer still sending traffic until
- * its health check sees /readyz 503): those connections are served with
- * Connection: close, as w->stopping makes every response the last of its
- * connection. Then listeners close and timeouts.drain bounds the rest.
- * A handover (binary upgrade: the same sockets stay open in the new
- * process) skips the grace. */
+/* Graceful stop: requests in flight finish (their connections close after
+ * the response, as w->stopping makes every response the last of its
+ * connection). Listeners keep accepting for timeouts.drain_grace (a load
+ * balancer still sends traffic until its health check sees /readyz 503),
+ * and idle keep-alive connections stay open as long: a request on either
+ * is served with Connection: close. Then listeners and idle connections
+ * close, and timeouts.drain bounds the rest. A handover (binary upgrade:
+ * the same sockets stay open in the new process) skips the grace. */
 static void on_stop(uv_async_t *a) {
   struct worker *w = a->data;
   if (w->stopping) {
@@ -491,11 +492,8 @@ static void on_stop(uv_async_t *a) {
   }
   w->stopping = true;
   close_idle_all(w);
-  if (atomic_load(&w->stop_now)) {
+  if (atomic_load(&w->stop_now))
     session_close_all(w);
-  } else {
-    session_close_idle(w);
-  }
   /* The session timer must not keep the loop alive once no session has a
    * deadline (session_close keeps checking while stopping). */
   deadlines_quiesce(&w->dl);

@@ -150,8 +150,10 @@ def test_drain_timeout_cuts_requests_still_in_flight():
 
 def test_drain_grace_keeps_accepting_with_connection_close_then_refuses():
     with SlowUpstream() as up, Ferry(config(up.address, grace="3s")) as f:
+        kept = Client(f.port)
+        eq(kept.request(target="/fast").status, 200, "warm-up on a keep-alive connection")
         idle = Client(f.port)
-        eq(idle.request(target="/fast").status, 200, "warm-up on a keep-alive connection")
+        eq(idle.request(target="/fast").status, 200, "warm-up on a second one, left idle")
         # a request in flight keeps ferry alive past the grace, so the refusal can be seen
         busy = Client(f.port)
         busy.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -160,8 +162,12 @@ def test_drain_grace_keeps_accepting_with_connection_close_then_refuses():
         f.signal(signal.SIGTERM)
         f.wait_stderr(r"drain: still accepting connections for 3000 ms")
         eq(ft.admin_request(f.ports["admin"], target="/readyz").status, 503, "/readyz at once")
-        check(idle.is_closed(), "the idle keep-alive connection is closed at the stop")
-        idle.close()
+        # a keep-alive connection's next request during the grace: answered, told to close
+        r = kept.request(target="/next-on-kept")
+        eq((r.status, r.header("connection", "").lower()), (200, "close"),
+           "the next response on a keep-alive connection during the grace")
+        check(kept.is_closed(), "that connection closes after it")
+        kept.close()
         # during the grace: new connections are accepted and served, each told to close
         for i in range(3):
             with Client(f.port) as c:
@@ -175,6 +181,8 @@ def test_drain_grace_keeps_accepting_with_connection_close_then_refuses():
               "the grace was still running while the requests above were served")
 
         f.wait_stderr(r"drain_grace is over: no longer accepting")
+        check(idle.is_closed(), "the idle keep-alive connection is closed when the grace ends")
+        idle.close()
         check(connect_refused(f.port), "connections are refused after the grace")
         eq(ft.admin_request(f.ports["admin"], target="/readyz").status, 503, "/readyz after the grace")
         check(f.proc.poll() is None, "ferry still waits for the request in flight")
