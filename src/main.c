@@ -137,6 +137,7 @@ static void upgrade(struct app *a) {
     fds[n++] = afd;
   char err[600];
   if (upgrade_start(&a->upg, fds, n, err, sizeof(err)) != 0) {
+    mc_add(&a->proc.upgrades_failed, 1);
     log_error("upgrade failed: %s; still serving with this process (pid %d)", err, (int)getpid());
     return;
   }
@@ -147,6 +148,7 @@ static void upgrade(struct app *a) {
 
 static void on_upgrade_done(struct upgrade *u, bool ok, int pid, const char *why) {
   struct app *a = u->data;
+  mc_add(ok ? &a->proc.upgrades_ok : &a->proc.upgrades_failed, 1);
   if (!ok) {
     log_error("upgrade failed: the new process (pid %d) did not take over: %s; still serving "
               "with this process (pid %d)",

@@ -236,6 +236,9 @@ def test_sigusr2_with_a_broken_config_keeps_the_old_process_serving():
             eq(ft.request(f.port).status, 200, "the old process still answers")
             eq(ft.admin_request(f.ports["admin"], target="/readyz").status, 200, "/readyz still 200")
             eq(read_pid(path), f.proc.pid, "pid_file still holds the old pid")
+            m = ft.admin_request(f.ports["admin"], target="/metrics").body.decode()
+            check('ferry_upgrades_total{result="failure"} 1' in m, "the failure is counted")
+            check('ferry_upgrades_total{result="success"} 0' in m, "and no success")
             # fixed file: a second SIGUSR2 works
             with open(f.config_path, "w") as cf:
                 cf.write(good)
