@@ -1,7 +1,10 @@
 /* main: command line, configuration check, signals, start and stop.
  * Owns the process: loads the configuration, starts the worker threads,
- * turns signals into worker stops, and maps failures to exit codes
- * (0 clean, 1 bad configuration or usage, 2 could not start). */
+ * turns signals into worker stops, reloads (SIGHUP, --watch) and binary
+ * upgrades (SIGUSR2: which sockets to hand over, what to do with the
+ * outcome; the mechanics are src/upgrade.c), writes the pid file, and maps
+ * failures to exit codes (0 clean, 1 bad configuration or usage, 2 could
+ * not start). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdatomic.h>
