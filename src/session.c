@@ -865,7 +865,12 @@ static void session_finish_exchange(struct session *s, struct exchange *ex) {
   exchange_free(w, ex);
   if (s->closing)
     return;
-  if (!keep_alive || s->peer_eof || s->close_after || w->stopping) {
+  /* While stopping, a response whose head promised keep-alive (it went out
+   * before the stop) leaves the connection idle rather than closing it
+   * under the client's next request; that request is answered with
+   * Connection: close, and the drain closes idle connections when its
+   * grace ends (w->drain_idle_closed: from then on, at once). */
+  if (!keep_alive || s->peer_eof || s->close_after || (w->stopping && w->drain_idle_closed)) {
     if (s->rx)
       http_head_scan_reset(&s->rx->scan);
     s->close_after = true;

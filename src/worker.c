@@ -25,6 +25,10 @@ static void on_reload(uv_async_t *a);
 static void on_drain_timeout(uv_timer_t *t);
 static void on_grace_over(uv_timer_t *t);
 
+/* Without a drain grace, idle keep-alive connections stay open this long
+ * after a stop (see on_stop). */
+#define DRAIN_IDLE_LINGER_MS 1000u
+
 /* --- configuration generations ------------------------------------------ */
 
 static void close_idle_of(struct upstream_rt *ups, size_t nups) {
@@ -463,12 +467,11 @@ static void on_reload(uv_async_t *a) {
   gen_retire(w);
 }
 
-/* Listeners close and idle keep-alive connections with them; requests in
- * flight get timeouts.drain to finish. The drain timer does not keep the
- * loop alive: the loop ends with the last session. */
+/* Listeners close; requests in flight get timeouts.drain to finish. The
+ * drain timer does not keep the loop alive: the loop ends with the last
+ * session. */
 static void stop_accepting(struct worker *w) {
   close_listeners(w);
-  session_close_idle(w);
   if (w->nsessions) {
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain_ms, 0);
     uv_unref((uv_handle_t *)&w->drain_timer);
@@ -477,12 +480,20 @@ static void stop_accepting(struct worker *w) {
 
 /* Graceful stop: requests in flight finish (their connections close after
  * the response, as w->stopping makes every response the last of its
- * connection). Listeners keep accepting for timeouts.drain_grace (a load
- * balancer still sends traffic until its health check sees /readyz 503),
- * and idle keep-alive connections stay open as long: a request on either
- * is served with Connection: close. Then listeners and idle connections
- * close, and timeouts.drain bounds the rest. A handover (binary upgrade:
- * the same sockets stay open in the new process) skips the grace. */
+ * connection).
+ *
+ * Listeners keep accepting for timeouts.drain_grace (a load balancer
+ * still sends traffic until its health check sees /readyz 503), and idle
+ * keep-alive connections stay open as long: a request on either is served
+ * with Connection: close. Then listeners and idle connections close, and
+ * timeouts.drain bounds the rest.
+ *
+ * Without a grace (or for a handover: a binary upgrade, where the same
+ * sockets stay open in the new process) listeners close at once, and idle
+ * keep-alive connections are given DRAIN_IDLE_LINGER_MS: a client that
+ * keeps its connection busy sends its next request within it and gets a
+ * response with Connection: close (then reconnects), rather than seeing
+ * its connection closed under a request it was sending. */
 static void on_stop(uv_async_t *a) {
   struct worker *w = a->data;
   if (w->stopping) {
@@ -492,8 +503,10 @@ static void on_stop(uv_async_t *a) {
   }
   w->stopping = true;
   close_idle_all(w);
-  if (atomic_load(&w->stop_now))
+  if (atomic_load(&w->stop_now)) {
+    w->drain_idle_closed = true;
     session_close_all(w);
+  }
   /* The session timer must not keep the loop alive once no session has a
    * deadline (session_close keeps checking while stopping). */
   deadlines_quiesce(&w->dl);
@@ -505,16 +518,29 @@ static void on_stop(uv_async_t *a) {
     uv_timer_start(&w->grace_timer, on_grace_over, grace, 0); /* keeps the loop alive */
   } else {
     stop_accepting(w);
+    if (w->nsessions) {
+      uv_timer_start(&w->grace_timer, on_grace_over, DRAIN_IDLE_LINGER_MS, 0);
+      uv_unref((uv_handle_t *)&w->grace_timer); /* the sessions keep the loop up */
+    }
   }
   uv_close((uv_handle_t *)&w->stop_async, NULL); /* worker_stop is called once */
   uv_close((uv_handle_t *)&w->reload_async, NULL);
 }
 
+/* The grace (or the idle linger) is over: idle keep-alive connections
+ * close, and listeners still open close. */
 static void on_grace_over(uv_timer_t *t) {
   struct worker *w = t->data;
-  stop_accepting(w);
-  if (w->id == 0)
-    log_info("drain: timeouts.drain_grace is over: no longer accepting connections");
+  w->drain_idle_closed = true;
+  session_close_idle(w);
+  bool accepting = false;
+  for (struct worker_listener *l = w->listeners; l && !accepting; l = l->next)
+    accepting = l->open;
+  if (accepting) {
+    stop_accepting(w);
+    if (w->id == 0)
+      log_info("drain: timeouts.drain_grace is over: no longer accepting connections");
+  }
 }
 
 static void on_drain_timeout(uv_timer_t *t) {

@@ -97,6 +97,7 @@ struct worker {
   struct session_rx *free_rx; /* recycled session_rx (parser.data links them) */
   unsigned nfree_rx;
   bool stopping;
+  bool drain_idle_closed; /* stopping, and the grace for idle connections is over */
   /* Set by the worker: the oldest generation lost its last reference. */
   void (*gen_idle)(struct worker *w);
 

@@ -148,6 +148,45 @@ def test_drain_timeout_cuts_requests_still_in_flight():
         f.stop()
 
 
+def test_response_begun_before_the_stop_keeps_its_connection_for_the_next_request():
+    # The head of a keep-alive response went out before SIGTERM and its body
+    # after: the client was promised keep-alive, so it sends its next request;
+    # that request is answered (with Connection: close), not cut.
+    body_rest = threading.Event()
+    head_sent = threading.Event()
+
+    def serve(c):
+        while True:
+            m = c.read_request()
+            if m is None:
+                return
+            if m.target == "/split":
+                c.send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
+                head_sent.set()
+                check(body_rest.wait(ft.IO_TIMEOUT), "test never released the body")
+                c.send("-half")
+            else:
+                c.respond(200, "next")
+
+    with Upstream(handler=serve) as up, Ferry(config(up.address)) as f:
+        c = Client(f.port)
+        c.send("GET /split HTTP/1.1\r\nHost: t\r\n\r\n")
+        check(head_sent.wait(ft.IO_TIMEOUT), "the upstream sent the head")
+        head = ft.read_message(c, is_request=False, head_only=True)
+        eq(head.header("connection"), None, "the head promised keep-alive (no Connection: close)")
+        f.signal(signal.SIGTERM)
+        f.wait_stderr(r"SIGTERM: draining")
+        body_rest.set()
+        eq(ft._read_n(c, 10), b"first-half", "the rest of the body")
+        r = c.request(target="/next")
+        eq((r.status, r.body), (200, b"next"), "the next request on that connection is served")
+        eq(r.header("connection", "").lower(), "close", "and told to close")
+        check(c.is_closed(), "closed after it")
+        c.close()
+        eq(f.proc.wait(30), 0, "exit code")
+        f.stop()
+
+
 def test_drain_grace_keeps_accepting_with_connection_close_then_refuses():
     with SlowUpstream() as up, Ferry(config(up.address, grace="3s")) as f:
         kept = Client(f.port)
