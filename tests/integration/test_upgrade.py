@@ -74,8 +74,10 @@ class LoadLoop:
     until stopped or `limit` requests or `seconds` have passed (bounded
     either way). Counts successes and keeps every failure."""
 
-    def __init__(self, port, limit=5000, seconds=60):
+    def __init__(self, port, limit=5000, seconds=60, keepalive=False):
         self.port, self.limit, self.seconds = port, limit, seconds
+        self.keepalive = keepalive  # reuse a connection until told to close
+        self.told_to_close = 0
         self.ok = 0
         self.failures = []
         self.stop = threading.Event()
@@ -85,21 +87,35 @@ class LoadLoop:
 
     def run(self):
         end = time.monotonic() + self.seconds
+        conn = None
         for i in range(self.limit):
             if self.stop.is_set() or time.monotonic() > end:
                 break
             try:
-                r = ft.request(self.port, target=f"/load/{i}")
+                if not self.keepalive:
+                    r = ft.request(self.port, target=f"/load/{i}")
+                else:
+                    conn = conn or ft.Client(self.port)
+                    r = conn.request(target=f"/load/{i}")
+                    if r.header("connection", "").lower() == "close":
+                        self.told_to_close += 1
+                        conn.close()
+                        conn = None
                 good = r.status == 200
                 err = None if good else f"request {i}: status {r.status}"
             except Exception as e:  # refused, reset, closed early: all failures
                 good, err = False, f"request {i}: {e!r}"
+                if conn:
+                    conn.close()
+                    conn = None
             with self.cv:
                 if good:
                     self.ok += 1
                 else:
                     self.failures.append(err)
                 self.cv.notify_all()
+        if conn:
+            conn.close()
         with self.cv:
             self.stop.set()
             self.cv.notify_all()
@@ -146,7 +162,9 @@ def test_sigusr2_under_load_no_request_fails_and_pid_file_follows():
             path = os.path.join(f.tmp, "ferry.pid")
             old_pid = f.proc.pid
             eq(read_pid(path), old_pid, "pid_file before the upgrade")
-            loops = [LoadLoop(f.port) for _ in range(4)]  # 4 clients at once
+            # 4 clients at once: two open a connection per request, two keep theirs
+            # until a response says Connection: close
+            loops = [LoadLoop(f.port, keepalive=k) for k in (False, False, True, True)]
             for l in loops:
                 l.wait_ok(50)
             f.signal(signal.SIGUSR2)
@@ -170,6 +188,9 @@ def test_sigusr2_under_load_no_request_fails_and_pid_file_follows():
                 l.wait_ok(l.ok + 50)
             eq(read_pid(path), third, "pid_file rewritten by the second upgrade")
             results = [l.finish() for l in loops]
+            for l in loops[2:]:
+                check(l.told_to_close >= 2, "each keep-alive client was told to close by both old "
+                                            f"processes (got {l.told_to_close})")
             failures = [e for _, fl in results for e in fl]
             eq(failures, [], f"failed requests during two upgrades "
                              f"({sum(ok for ok, _ in results)} succeeded)")
