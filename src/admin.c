@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ferry/log.h"
 
@@ -82,6 +83,7 @@ struct admin {
   uv_async_t stop_req; /* admin_stop */
   uv_thread_t thread;
   bool started, loop_inited, stopping;
+  int adopt_fd; /* a listening socket handed over by a binary upgrade; -1: bind */
   struct sockaddr_storage addr;
   char *address;
 
@@ -737,6 +739,7 @@ struct admin *admin_new(const struct sockaddr_storage *addr, const char *address
   if (!a)
     return NULL;
   a->addr = *addr;
+  a->adopt_fd = -1;
   a->address = strdup(address ? address : "admin");
   if (!a->address) {
     free(a);
@@ -823,7 +826,14 @@ int admin_start(struct admin *a, char *msg, size_t msglen) {
   a->wake.data = a;
   uv_async_init(&a->loop, &a->stop_req, on_stop_req);
   a->stop_req.data = a;
-  r = uv_tcp_bind(&a->listener, (const struct sockaddr *)&a->addr, 0);
+  if (a->adopt_fd >= 0) {
+    r = uv_tcp_open(&a->listener, a->adopt_fd);
+    if (r < 0)
+      close(a->adopt_fd);
+    a->adopt_fd = -1; /* the handle owns it now (or it is closed) */
+  } else {
+    r = uv_tcp_bind(&a->listener, (const struct sockaddr *)&a->addr, 0);
+  }
   if (r == 0)
     r = uv_listen((uv_stream_t *)&a->listener, 128, on_connection);
   if (r == 0)
@@ -859,6 +869,17 @@ int admin_start(struct admin *a, char *msg, size_t msglen) {
   return 0;
 }
 
+void admin_adopt_fd(struct admin *a, int fd) {
+  a->adopt_fd = fd;
+}
+
+int admin_listen_fd(const struct admin *a) {
+  uv_os_fd_t fd;
+  if (!a || !a->started || uv_fileno((const uv_handle_t *)&a->listener, &fd) != 0)
+    return -1;
+  return fd;
+}
+
 void admin_stop(struct admin *a) {
   if (a && a->started)
     uv_async_send(&a->stop_req);
@@ -874,6 +895,8 @@ void admin_join(struct admin *a) {
 void admin_free(struct admin *a) {
   if (!a)
     return;
+  if (a->adopt_fd >= 0)
+    close(a->adopt_fd); /* never started */
   if (a->loop_inited && uv_loop_close(&a->loop) != 0)
     log_error("admin: event loop still had open handles at exit");
   for (size_t i = 0; i < a->nroutes; i++)

@@ -285,18 +285,19 @@ static void load_limits(struct ctx *c, const struct ynode *n) {
 
 static void load_timeouts(struct ctx *c, const struct ynode *n) {
   static const char *const keys[] = {
-      "client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle",
-      "drain",         NULL};
-  const struct ynode *v[6], *k[6];
+      "client_header", "client_idle", "upstream_connect", "upstream_response",
+      "upstream_idle", "drain",       "drain_grace",      NULL};
+  const struct ynode *v[7], *k[7];
   struct config *cfg = c->cfg;
-  uint64_t *dst[6] = {&cfg->timeouts.client_header_ms,    &cfg->timeouts.client_idle_ms,
+  uint64_t *dst[7] = {&cfg->timeouts.client_header_ms,    &cfg->timeouts.client_idle_ms,
                       &cfg->timeouts.upstream_connect_ms, &cfg->timeouts.upstream_response_ms,
-                      &cfg->timeouts.upstream_idle_ms,    &cfg->timeouts.drain_ms};
+                      &cfg->timeouts.upstream_idle_ms,    &cfg->timeouts.drain_ms,
+                      &cfg->timeouts.drain_grace_ms};
   char sub[YDOC_KEYPATH_MAX];
   if (!cfgval_fields(c->y, n, "timeouts", keys, v, k))
     return;
-  for (size_t i = 0; i < 6; i++) /* drain may be 0: exit without waiting */
-    cfgval_duration(c->y, v[i], ydoc_kp_key(sub, "timeouts", keys[i]), i == 5 ? 0 : 1, dst[i]);
+  for (size_t i = 0; i < 7; i++) /* drain and drain_grace may be 0: no wait */
+    cfgval_duration(c->y, v[i], ydoc_kp_key(sub, "timeouts", keys[i]), i >= 5 ? 0 : 1, dst[i]);
 }
 
 /* Server address: "host:port" or "[v6]:port"; names resolved now. */
@@ -527,9 +528,21 @@ static void load_upstreams(struct ctx *c, const struct ynode *n) {
     load_upstream(c, up, v, ydoc_kp_key(path, "upstreams", k->s));
   }
 }
+/* pid_file: a file path; absent = no pid file. */
+static void load_pid_file(struct ctx *c, const struct ynode *n) {
+  const char *s;
+  if (n == NULL || n->kind == Y_BAD)
+    return;
+  if (n->kind != Y_SCALAR || n->len == 0 || cfgval_has_space_or_ctl(n->s) ||
+      n->s[n->len - 1] == '/')
+    cfgval_err_type(c->y, n, "pid_file", "a file path such as /run/ferry.pid");
+  else if (cfgval_text(c->y, n, "pid_file", &s))
+    ydoc_set_str(c->y, &c->cfg->pid_file, s);
+}
+
 static void load_root(struct ctx *c, const struct ynode *root) {
   static const char *const keys[] = {"listeners", "workers",   "admin",  "access_log", "limits",
-                                     "timeouts",  "upstreams", "routes", NULL};
+                                     "timeouts",  "upstreams", "routes", "pid_file",   NULL};
   enum {
     K_LISTENERS,
     K_WORKERS,
@@ -539,6 +552,7 @@ static void load_root(struct ctx *c, const struct ynode *root) {
     K_TIMEOUTS,
     K_UPSTREAMS,
     K_ROUTES,
+    K_PID_FILE,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N];
@@ -558,6 +572,7 @@ static void load_root(struct ctx *c, const struct ynode *root) {
   cfgval_fields(c->y, root, "", keys, v, k);
   load_listeners(c, root, v[K_LISTENERS]);
   load_workers(c, v[K_WORKERS]);
+  load_pid_file(c, v[K_PID_FILE]);
   if (v[K_ADMIN] != NULL)
     load_admin(c, v[K_ADMIN]);
   if (v[K_ACCESS_LOG] != NULL)
@@ -738,6 +753,7 @@ void config_free(struct config *cfg) {
     free(cfg->admin.allowed_hosts[i]);
   free(cfg->admin.allowed_hosts);
   free(cfg->access_log.path);
+  free(cfg->pid_file);
   for (size_t i = 0; i < cfg->nupstreams; i++) {
     struct cfg_upstream *up = &cfg->upstreams[i];
     for (size_t j = 0; j < up->nservers; j++) {

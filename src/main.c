@@ -1,7 +1,10 @@
 /* main: command line, configuration check, signals, start and stop.
  * Owns the process: loads the configuration, starts the worker threads,
- * turns signals into worker stops, and maps failures to exit codes
- * (0 clean, 1 bad configuration or usage, 2 could not start). */
+ * turns signals into worker stops, reloads (SIGHUP, --watch) and binary
+ * upgrades (SIGUSR2: which sockets to hand over, what to do with the
+ * outcome; the mechanics are src/upgrade.c), writes the pid file, and maps
+ * failures to exit codes (0 clean, 1 bad configuration or usage, 2 could
+ * not start). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -11,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "ferry/accesslog.h"
@@ -21,10 +25,13 @@
 #include "ferry/explain.h"
 #include "ferry/log.h"
 #include "ferry/metrics.h"
+#include "ferry/pidfile.h"
 #include "ferry/router.h"
 #include "ferry/routetest.h"
 #include "ferry/snapshot.h"
+#include "ferry/upgrade.h"
 #include "ferry/upstream.h"
+#include "ferry/watch.h"
 #include "ferry/worker.h"
 
 #define EXIT_USAGE 1
@@ -33,6 +40,8 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: ferry [-c FILE] [-w N] [-l ADDR]...   run (FILE defaults to ./proxy.yaml)\n"
              "       ferry -t [-c FILE]                    check the configuration and exit\n"
+             "       ferry --watch [-c FILE] [-w N] [-l ADDR]...\n"
+             "                    run, and reload (as on SIGHUP) whenever FILE's content changes\n"
              "       ferry inspect [-c FILE] [--admin ADDR] [--route R] [--filter E] [--har F]\n"
              "       ferry explain [-c FILE] [--json] METHOD URL [-H 'N: v']... [--from IP]\n"
              "       ferry test-routes [-c FILE] TESTS.yaml\n"
@@ -51,14 +60,18 @@ static void usage(FILE *f) {
              "\n"
              "signals: SIGTERM/SIGINT drain and exit (a second one exits at once),\n"
              "         SIGQUIT exits at once, SIGHUP reloads FILE, SIGUSR1 reopens the\n"
-             "         access log\n");
+             "         access log, SIGUSR2 upgrades the binary (starts the installed one,\n"
+             "         hands it the listening sockets, then drains)\n");
 }
 
 struct app {
   uv_loop_t loop;
   uv_async_t done_async; /* a worker thread finished */
   _Atomic unsigned finished;
-  uv_signal_t sig_int, sig_term, sig_quit, sig_hup, sig_usr1;
+  uv_signal_t sig_int, sig_term, sig_quit, sig_hup, sig_usr1, sig_usr2;
+  struct upgrade upg; /* SIGUSR2 */
+  struct watch watch; /* --watch */
+  bool watching;
   struct worker *workers;
   unsigned nworkers;
   int stops;
@@ -76,12 +89,13 @@ struct app {
   struct config *boot_cfg; /* ferry's start-up configuration: admin and inspector use it */
   uint64_t gen;
   _Atomic uint64_t conns; /* open client connections, all workers */
+  bool pid_written;       /* boot_cfg->pid_file holds this process's pid */
   struct snapshot_reaper reaper;
   uv_async_t reap_async;
 };
 
 static int add_listener(struct config *cfg, const char *addr);
-static void reload(struct app *a);
+static void reload(struct app *a, const char *why);
 
 static void close_signals(struct app *a) {
   uv_close((uv_handle_t *)&a->done_async, NULL);
@@ -90,7 +104,11 @@ static void close_signals(struct app *a) {
   uv_close((uv_handle_t *)&a->sig_quit, NULL);
   uv_close((uv_handle_t *)&a->sig_hup, NULL);
   uv_close((uv_handle_t *)&a->sig_usr1, NULL);
+  uv_close((uv_handle_t *)&a->sig_usr2, NULL);
   uv_close((uv_handle_t *)&a->reap_async, NULL);
+  upgrade_close(&a->upg);
+  if (a->watching)
+    watch_close(&a->watch);
 }
 
 static void on_reap(uv_async_t *h) {
@@ -98,11 +116,72 @@ static void on_reap(uv_async_t *h) {
   snapshot_reap(&a->reaper);
 }
 
+/* SIGUSR2: hand every listening socket (each worker's, and the admin's)
+ * to a new process started from the same executable. The workers' lists
+ * of listeners change only when they apply a reload or stop, both started
+ * from this thread: once every worker reports the current generation and
+ * none is stopping, reading them here is safe. */
+static void upgrade(struct app *a) {
+  if (a->stops > 0) {
+    log_warn("SIGUSR2 ignored: this process is draining");
+    return;
+  }
+  for (unsigned i = 0; i < a->nworkers; i++)
+    if (mc_get(&a->workers[i].metrics.config_gen) != a->cur->gen) {
+      log_warn("SIGUSR2 ignored: the workers are still applying a reload; send it again");
+      return;
+    }
+  int fds[UPGRADE_MAX_FDS];
+  size_t n = 0;
+  for (unsigned i = 0; i < a->nworkers; i++)
+    n += worker_listen_fds(&a->workers[i], fds + n, UPGRADE_MAX_FDS - 1 - n);
+  int afd = admin_listen_fd(a->admin);
+  if (afd >= 0)
+    fds[n++] = afd;
+  char err[600];
+  if (upgrade_start(&a->upg, fds, n, err, sizeof(err)) != 0) {
+    mc_add(&a->proc.upgrades_failed, 1);
+    log_error("upgrade failed: %s; still serving with this process (pid %d)", err, (int)getpid());
+    return;
+  }
+  log_info("SIGUSR2: started %s (pid %d) with %zu listening sockets; this process serves until "
+           "it is ready",
+           a->upg.exe, a->upg.pid, n);
+}
+
+static void on_upgrade_done(struct upgrade *u, bool ok, int pid, const char *why) {
+  struct app *a = u->data;
+  mc_add(ok ? &a->proc.upgrades_ok : &a->proc.upgrades_failed, 1);
+  if (!ok) {
+    log_error("upgrade failed: the new process (pid %d) did not take over: %s; still serving "
+              "with this process (pid %d)",
+              pid, why, (int)getpid());
+    return;
+  }
+  if (a->stops > 0) {
+    log_info("upgrade: the new process (pid %d) serves; this one was already draining", pid);
+    return;
+  }
+  a->stops++;
+  mc_set(&a->proc.draining, 1);
+  /* /readyz stays 200: the port is served, by the new process from now on
+   * (it answers on the same admin socket). */
+  log_info("upgrade: the new process (pid %d) serves; this one (pid %d) stops accepting, lets "
+           "requests in flight finish and exits",
+           pid, (int)getpid());
+  for (unsigned i = 0; i < a->nworkers; i++)
+    worker_handover(&a->workers[i]);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct app *a = h->data;
+  if (signum == SIGUSR2) {
+    upgrade(a);
+    return;
+  }
   if (signum == SIGHUP) {
     if (a->stops == 0)
-      reload(a);
+      reload(a, "SIGHUP");
     return;
   }
   if (signum == SIGUSR1) {
@@ -123,6 +202,13 @@ static void on_signal(uv_signal_t *h, int signum) {
   log_info("%s: draining (send it again to exit at once)", signum == SIGINT ? "SIGINT" : "SIGTERM");
   for (unsigned i = 0; i < a->nworkers; i++)
     worker_stop(&a->workers[i], false);
+}
+
+/* --watch: the file's content changed (a touch does not get here). */
+static void on_file_changed(struct watch *w) {
+  struct app *a = w->data;
+  if (a->stops == 0)
+    reload(a, "watch: the file changed");
 }
 
 static void on_worker_done(uv_async_t *h) {
@@ -188,14 +274,15 @@ static int probe_listener(const struct sockaddr_storage *addr) {
 
 static bool listener_known(const struct config *cfg, const struct cfg_listener *l);
 
-/* Probes every listener of cfg that old (NULL at start) does not have.
+/* Probes every listener of cfg that old (NULL at start) does not have and
+ * that no inherited socket (inh, may be NULL) serves.
  * 0, or -1 with "cannot listen on ADDRESS: why (what to do)" in what. */
-static int probe_new_listeners(const struct config *cfg, const struct config *old, char *what,
-                               size_t len) {
+static int probe_new_listeners(const struct config *cfg, const struct config *old,
+                               const struct upgrade_inherit *inh, char *what, size_t len) {
   for (size_t i = 0; i < cfg->nlisteners; i++) {
     const struct cfg_listener *l = &cfg->listeners[i];
-    if (old && listener_known(old, l))
-      continue;
+    if ((old && listener_known(old, l)) || (inh && upgrade_inherit_has(inh, &l->addr)))
+      continue; /* ours already, or handed over by the process this one upgrades */
     int r = probe_listener(&l->addr);
     if (r < 0) {
       snprintf(what, len, "cannot listen on %s: %s%s", l->address, uv_strerror(r),
@@ -239,11 +326,11 @@ static void reload_failed(struct app *a, const char *what) {
             what, a->cur->gen);
 }
 
-/* SIGHUP, on the main thread (no client traffic runs here): read,
+/* SIGHUP or --watch, on the main thread (no client traffic runs here): read,
  * validate and compile the file, then publish it to every worker. On any
  * error the running configuration stays. */
-static void reload(struct app *a) {
-  log_info("SIGHUP: reloading %s", a->file);
+static void reload(struct app *a, const char *why) {
+  log_info("%s: reloading %s", why, a->file);
   struct config *cfg = NULL;
   struct config_diag diag = {0};
   int rc = config_load_file(a->file, &cfg, &diag);
@@ -267,13 +354,16 @@ static void reload(struct app *a) {
   if (a->workers_override >= 0)
     cfg->workers = (uint32_t)a->workers_override;
   const struct config *old = a->cur->cfg;
-  if (probe_new_listeners(cfg, old, what, sizeof(what)) != 0) {
+  if (probe_new_listeners(cfg, old, NULL, what, sizeof(what)) != 0) {
     config_free(cfg);
     reload_failed(a, what);
     return;
   }
   if (cfg->workers != old->workers)
     log_warn("reload: `workers` changed: the number of workers changes only on restart");
+  if ((cfg->pid_file == NULL) != (old->pid_file == NULL) ||
+      (cfg->pid_file && strcmp(cfg->pid_file, old->pid_file) != 0))
+    log_warn("reload: `pid_file` changed: the pid file changes only on restart or upgrade");
   if (cfg->admin.enabled != old->admin.enabled ||
       (cfg->admin.enabled && (strcmp(cfg->admin.address, old->admin.address) != 0 ||
                               !same_names(cfg->admin.allowed_hosts, cfg->admin.nallowed_hosts,
@@ -336,12 +426,14 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "test-routes") == 0)
     return routetest_main(argc - 1, argv + 1);
   const char *file = "proxy.yaml";
-  bool check = false;
+  bool check = false, watch = false;
   long workers_override = -1;
   const char *extra_listeners[16];
   unsigned nextra = 0;
-  static const struct option longopts[] = {
-      {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"version", no_argument, NULL, 'V'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {"watch", no_argument, NULL, 'W'},
+                                           {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "c:tw:l:hv", longopts, NULL)) != -1) {
     switch (opt) {
@@ -370,6 +462,9 @@ int main(int argc, char **argv) {
       break;
     case 'v':
       log_set_level(LOG_DEBUG);
+      break;
+    case 'W':
+      watch = true;
       break;
     case 'V':
       printf("ferry %s\n", FERRY_VERSION);
@@ -416,13 +511,22 @@ int main(int argc, char **argv) {
   /* Until the main loop handles SIGHUP/SIGUSR1, an early one must not kill ferry. */
   signal(SIGHUP, SIG_IGN);
   signal(SIGUSR1, SIG_IGN);
+  signal(SIGUSR2, SIG_IGN);
   int exit_code = 0;
   struct accesslog alog;
   char err[512];
   /* A port another process listens on (another ferry included) is an
    * error here, before the workers bind it with SO_REUSEPORT. */
-  if (probe_new_listeners(cfg, NULL, err, sizeof(err)) != 0) {
+  /* Started by a binary upgrade: the old process's listening sockets. */
+  struct upgrade_inherit inh;
+  if (upgrade_inherit_load(&inh, err, sizeof(err)) != 0) {
     fprintf(stderr, "ferry: %s\n", err);
+    config_free(cfg);
+    return EXIT_START;
+  }
+  if (probe_new_listeners(cfg, NULL, &inh, err, sizeof(err)) != 0) {
+    fprintf(stderr, "ferry: %s\n", err);
+    upgrade_inherit_release(&inh);
     config_free(cfg);
     return EXIT_START;
   }
@@ -465,6 +569,12 @@ int main(int argc, char **argv) {
     struct worker *w = &app.workers[inited];
     int r = worker_init(w, inited, app.cur, &alog);
     w->proc_conns = &app.conns;
+    for (size_t l = 0; r == 0 && l < cfg->nlisteners; l++) {
+      int fd;
+      while (r == 0 &&
+             (fd = upgrade_inherit_next(&inh, &cfg->listeners[l].addr, inited, app.nworkers)) >= 0)
+        r = worker_adopt(w, &cfg->listeners[l], fd);
+    }
     if (r == 0)
       r = worker_listen(w);
     if (r != 0) {
@@ -479,6 +589,9 @@ int main(int argc, char **argv) {
   app.msrc = (struct metrics_source){app.workers, app.nworkers, &app.proc, &alog, NULL};
   if (cfg->admin.enabled) {
     app.admin = admin_new(&cfg->admin.addr, cfg->admin.address);
+    int afd = app.admin ? upgrade_inherit_next(&inh, &cfg->admin.addr, 0, 1) : -1;
+    if (afd >= 0)
+      admin_adopt_fd(app.admin, afd);
     if (!app.admin ||
         admin_set_allowed_hosts(app.admin, cfg->admin.allowed_hosts, cfg->admin.nallowed_hosts) !=
             0 ||
@@ -505,15 +618,35 @@ int main(int argc, char **argv) {
     }
   }
 
+  upgrade_inherit_release(&inh); /* sockets for listeners this configuration dropped */
+  /* Listening (the sockets are bound and listen): the pid file tells
+   * service managers and scripts that this process serves. */
+  if (cfg->pid_file) {
+    if (pidfile_write(cfg->pid_file, getpid(), err, sizeof(err)) != 0) {
+      fprintf(stderr, "ferry: %s\n", err);
+      exit_code = EXIT_START;
+      goto out;
+    }
+    app.pid_written = true;
+  }
+
   uv_loop_init(&app.loop);
   uv_async_init(&app.loop, &app.done_async, on_worker_done);
   app.done_async.data = &app;
   uv_async_init(&app.loop, &app.reap_async, on_reap);
   app.reap_async.data = &app;
   app.reaper.wake = &app.reap_async;
-  uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit, &app.sig_hup, &app.sig_usr1};
-  int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
-  for (int i = 0; i < 5; i++) {
+  upgrade_init(&app.upg, &app.loop, argv, on_upgrade_done, &app);
+  if (watch) {
+    if (watch_start(&app.watch, &app.loop, file, on_file_changed, &app, err, sizeof(err)) != 0)
+      log_warn("%s; reload with SIGHUP instead", err);
+    else
+      app.watching = true;
+  }
+  uv_signal_t *sigs[] = {&app.sig_int, &app.sig_term, &app.sig_quit,
+                         &app.sig_hup, &app.sig_usr1, &app.sig_usr2};
+  int signums[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
+  for (int i = 0; i < 6; i++) {
     uv_signal_init(&app.loop, sigs[i]);
     sigs[i]->data = &app;
     uv_signal_start(sigs[i], on_signal, signums[i]);
@@ -536,6 +669,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < cfg->nlisteners; i++)
       log_info("listening on %s (%u worker%s)", cfg->listeners[i].address, app.nworkers,
                app.nworkers == 1 ? "" : "s");
+    if (inh.ready_fd >= 0) {
+      upgrade_inherit_ready(&inh);
+      log_info("upgrade: this process (pid %d) serves; the old one drains", (int)getpid());
+    }
   }
   /* Runs until every worker has finished (after a stop signal). */
   uv_run(&app.loop, UV_RUN_DEFAULT);
@@ -548,10 +685,13 @@ int main(int argc, char **argv) {
    * no worker posts to it any more. */
   admin_stop(app.admin);
   admin_join(app.admin);
+  if (app.pid_written)
+    pidfile_remove_own(cfg->pid_file, getpid()); /* a newer process may own it by now */
   if (exit_code == 0)
     log_info("stopped");
 
 out:
+  upgrade_inherit_release(&inh); /* a start that failed before taking them */
   for (unsigned i = 0; i < inited; i++) {
     if (i >= started) {
       /* Never ran: close its handles on its own loop. */

@@ -479,6 +479,13 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
                        "ferry_reloads_total{result=\"success\"} %" PRIu64 "\n"
                        "ferry_reloads_total{result=\"failure\"} %" PRIu64 "\n",
                        mc_get(&p->reloads_ok), mc_get(&p->reloads_failed));
+    admin_reply_printf(rep,
+                       "# HELP ferry_upgrades_total Binary upgrades (SIGUSR2) started by this "
+                       "process, by result.\n"
+                       "# TYPE ferry_upgrades_total counter\n"
+                       "ferry_upgrades_total{result=\"success\"} %" PRIu64 "\n"
+                       "ferry_upgrades_total{result=\"failure\"} %" PRIu64 "\n",
+                       mc_get(&p->upgrades_ok), mc_get(&p->upgrades_failed));
     gauge(rep, "ferry_reload_last_success",
           "1 when the last reload succeeded, 0 when it failed (1 before any reload).",
           mc_get(&p->last_reload_time) ? mc_get(&p->last_reload_ok) : 1);

@@ -366,14 +366,17 @@ void session_close_all(struct worker *w) {
   }
 }
 
+/* Only keep-alive connections between requests (ST_IDLE): a request
+ * already begun (even a partial head) may finish, and so may a connection
+ * just accepted whose first request has not been read yet (the client sent
+ * it to a listening socket; closing it would fail a request that a drain
+ * or an upgrade promises to serve). */
 void session_close_idle(struct worker *w) {
-  for (int k = 0; k < ST_KINDS; k++) {
-    struct deadline_link *l = &w->dl.lists[k];
-    for (struct deadline_link *n = l->next, *next; n != l; n = next) {
-      next = n->next;
-      if (!link_session(n)->ex) /* idle; a request already begun (even a partial head) may finish */
-        session_close(link_session(n));
-    }
+  struct deadline_link *l = &w->dl.lists[ST_IDLE];
+  for (struct deadline_link *n = l->next, *next; n != l; n = next) {
+    next = n->next;
+    if (!link_session(n)->ex)
+      session_close(link_session(n));
   }
 }
 
@@ -825,7 +828,12 @@ static void session_finish_exchange(struct session *s, struct exchange *ex) {
   exchange_free(w, ex);
   if (s->closing)
     return;
-  if (!keep_alive || s->peer_eof || s->close_after || w->stopping) {
+  /* While stopping, a response whose head promised keep-alive (it went out
+   * before the stop) leaves the connection idle rather than closing it
+   * under the client's next request; that request is answered with
+   * Connection: close, and the drain closes idle connections when its
+   * grace ends (w->drain_idle_closed: from then on, at once). */
+  if (!keep_alive || s->peer_eof || s->close_after || (w->stopping && w->drain_idle_closed)) {
     if (s->rx)
       http_head_scan_reset(&s->rx->scan);
     s->close_after = true;

@@ -4,6 +4,7 @@
 #include "ferry/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -22,6 +23,11 @@
 static void on_stop(uv_async_t *a);
 static void on_reload(uv_async_t *a);
 static void on_drain_timeout(uv_timer_t *t);
+static void on_grace_over(uv_timer_t *t);
+
+/* Without a drain grace, idle keep-alive connections stay open this long
+ * after a stop (see on_stop). */
+#define DRAIN_IDLE_LINGER_MS 1000u
 
 /* --- configuration generations ------------------------------------------ */
 
@@ -160,6 +166,8 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
   w->reload_async.data = w;
   uv_timer_init(&w->loop, &w->drain_timer);
   w->drain_timer.data = w;
+  uv_timer_init(&w->loop, &w->grace_timer);
+  w->grace_timer.data = w;
   uv_timer_init(&w->loop, &w->accept_timer);
   w->accept_timer.data = w;
   uv_timer_init(&w->loop, &w->metrics_timer);
@@ -188,8 +196,7 @@ static void listeners_poll(struct worker *w, bool on);
 
 static void on_accept_resume(uv_timer_t *t) {
   struct worker *w = t->data;
-  if (!w->stopping)
-    listeners_poll(w, true);
+  listeners_poll(w, true); /* only those still open: none once a drain closed them */
 }
 
 static void accept_failed(struct worker_listener *l, int err) {
@@ -305,9 +312,11 @@ static bool same_listener(const struct cfg_listener *a, const struct cfg_listene
 
 static void close_listener(struct worker_listener *l);
 
-/* Open one listener for lc. Returns 0, or a negative uv error with
- * start_error_msg filled (the listener is then closed). */
-static int open_listener(struct worker *w, const struct cfg_listener *lc) {
+/* Open one listener for lc on a new socket (fd < 0), or on fd, a
+ * listening socket handed over by a binary upgrade (taken over, closed on
+ * failure). Returns 0, or a negative uv error with start_error_msg filled
+ * (the listener is then closed). */
+static int open_listener(struct worker *w, const struct cfg_listener *lc, int fd) {
   struct worker_listener *l = calloc(1, sizeof(*l));
   char *addr = strdup(lc->address ? lc->address : "-");
   size_t tsize = lc->ntrusted_proxies * sizeof(struct cidr);
@@ -329,11 +338,23 @@ static int open_listener(struct worker *w, const struct cfg_listener *lc) {
   w->listeners = l;
   w->nlisteners++;
   l->fd = -1;
-  int fd = listen_socket(&lc->addr);
-  int r = fd;
-  if (fd >= 0 && listen(fd, 1024) != 0) {
-    r = -errno;
-    close(fd);
+  int r;
+  if (fd >= 0) {
+    /* inherited without FD_CLOEXEC; the file status is shared with the old
+     * process, which also wants it non-blocking */
+    r = fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 &&
+                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0
+            ? 0
+            : -errno;
+    if (r < 0)
+      close(fd);
+  } else {
+    fd = listen_socket(&lc->addr);
+    r = fd;
+    if (fd >= 0 && listen(fd, 1024) != 0) {
+      r = -errno;
+      close(fd);
+    }
   }
   if (r >= 0) {
     r = uv_poll_init_socket(&w->loop, &l->poll, fd);
@@ -371,10 +392,26 @@ static void close_listener(struct worker_listener *l) {
   }
 }
 
+int worker_adopt(struct worker *w, const struct cfg_listener *lc, int fd) {
+  int r = open_listener(w, lc, fd);
+  if (r < 0)
+    w->start_error = r;
+  return r;
+}
+
+static bool has_listener(const struct worker *w, const struct cfg_listener *lc) {
+  for (const struct worker_listener *l = w->listeners; l; l = l->next)
+    if (l->open && same_listener(l->cfg, lc))
+      return true;
+  return false;
+}
+
 int worker_listen(struct worker *w) {
   const struct config *cfg = w->cfg;
   for (size_t i = 0; i < cfg->nlisteners; i++) {
-    int r = open_listener(w, &cfg->listeners[i]);
+    if (has_listener(w, &cfg->listeners[i]))
+      continue; /* adopted from the process this one upgrades */
+    int r = open_listener(w, &cfg->listeners[i], -1);
     if (r < 0) {
       w->start_error = r;
       return r;
@@ -391,7 +428,7 @@ static void sync_listeners(struct worker *w, const struct config *cfg) {
     for (struct worker_listener *l = w->listeners; l && !have; l = l->next)
       have = l->open && same_listener(l->cfg, &cfg->listeners[i]);
     if (!have) {
-      if (open_listener(w, &cfg->listeners[i]) < 0)
+      if (open_listener(w, &cfg->listeners[i], -1) < 0)
         log_error("worker %u: reload: %s", w->id, w->start_error_msg);
       else if (w->id == 0)
         log_info("reload: listening on %s", cfg->listeners[i].address);
@@ -415,6 +452,14 @@ static void close_listeners(struct worker *w) {
   uv_timer_stop(&w->accept_timer);
   for (struct worker_listener *l = w->listeners; l; l = l->next)
     close_listener(l);
+}
+
+size_t worker_listen_fds(const struct worker *w, int *fds, size_t max) {
+  size_t n = 0;
+  for (const struct worker_listener *l = w->listeners; l; l = l->next)
+    if (l->open && l->fd >= 0 && n < max)
+      fds[n++] = l->fd;
+  return n;
 }
 
 void worker_reload(struct worker *w, struct snapshot *snap) {
@@ -450,9 +495,33 @@ static void on_reload(uv_async_t *a) {
   gen_retire(w);
 }
 
-/* Graceful stop: no new connections, idle ones closed, requests in flight
- * finish (their connections close after the response) until
- * timeouts.drain, then everything is closed. */
+/* Listeners close; requests in flight get timeouts.drain to finish. The
+ * drain timer does not keep the loop alive: the loop ends with the last
+ * session. */
+static void stop_accepting(struct worker *w) {
+  close_listeners(w);
+  if (w->nsessions) {
+    uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain_ms, 0);
+    uv_unref((uv_handle_t *)&w->drain_timer);
+  }
+}
+
+/* Graceful stop: requests in flight finish (their connections close after
+ * the response, as w->stopping makes every response the last of its
+ * connection).
+ *
+ * Listeners keep accepting for timeouts.drain_grace (a load balancer
+ * still sends traffic until its health check sees /readyz 503), and idle
+ * keep-alive connections stay open as long: a request on either is served
+ * with Connection: close. Then listeners and idle connections close, and
+ * timeouts.drain bounds the rest.
+ *
+ * Without a grace (or for a handover: a binary upgrade, where the same
+ * sockets stay open in the new process) listeners close at once, and idle
+ * keep-alive connections are given DRAIN_IDLE_LINGER_MS: a client that
+ * keeps its connection busy sends its next request within it and gets a
+ * response with Connection: close (then reconnects), rather than seeing
+ * its connection closed under a request it was sending. */
 static void on_stop(uv_async_t *a) {
   struct worker *w = a->data;
   if (w->stopping) {
@@ -461,22 +530,45 @@ static void on_stop(uv_async_t *a) {
     return;
   }
   w->stopping = true;
-  close_listeners(w);
   close_idle_all(w);
   if (atomic_load(&w->stop_now)) {
+    w->drain_idle_closed = true;
     session_close_all(w);
-  } else {
-    session_close_idle(w);
   }
   /* The session timer must not keep the loop alive once no session has a
    * deadline (session_close keeps checking while stopping). */
   deadlines_quiesce(&w->dl);
-  if (w->nsessions) {
-    uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain_ms, 0);
-    uv_unref((uv_handle_t *)&w->drain_timer);
+  uint64_t grace = w->cfg->timeouts.drain_grace_ms;
+  if (grace > 0 && !atomic_load(&w->stop_now) && !atomic_load(&w->handover)) {
+    if (w->id == 0)
+      log_info("drain: still accepting connections for %" PRIu64 " ms (timeouts.drain_grace)",
+               grace);
+    uv_timer_start(&w->grace_timer, on_grace_over, grace, 0); /* keeps the loop alive */
+  } else {
+    stop_accepting(w);
+    if (w->nsessions) {
+      uv_timer_start(&w->grace_timer, on_grace_over, DRAIN_IDLE_LINGER_MS, 0);
+      uv_unref((uv_handle_t *)&w->grace_timer); /* the sessions keep the loop up */
+    }
   }
   uv_close((uv_handle_t *)&w->stop_async, NULL); /* worker_stop is called once */
   uv_close((uv_handle_t *)&w->reload_async, NULL);
+}
+
+/* The grace (or the idle linger) is over: idle keep-alive connections
+ * close, and listeners still open close. */
+static void on_grace_over(uv_timer_t *t) {
+  struct worker *w = t->data;
+  w->drain_idle_closed = true;
+  session_close_idle(w);
+  bool accepting = false;
+  for (struct worker_listener *l = w->listeners; l && !accepting; l = l->next)
+    accepting = l->open;
+  if (accepting) {
+    stop_accepting(w);
+    if (w->id == 0)
+      log_info("drain: timeouts.drain_grace is over: no longer accepting connections");
+  }
 }
 
 static void on_drain_timeout(uv_timer_t *t) {
@@ -490,6 +582,11 @@ static void on_drain_timeout(uv_timer_t *t) {
 void worker_stop(struct worker *w, bool now) {
   if (now)
     atomic_store(&w->stop_now, true);
+  uv_async_send(&w->stop_async);
+}
+
+void worker_handover(struct worker *w) {
+  atomic_store(&w->handover, true);
   uv_async_send(&w->stop_async);
 }
 
@@ -510,6 +607,8 @@ void worker_run(struct worker *w) {
     uv_close((uv_handle_t *)&w->reload_async, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  if (!uv_is_closing((uv_handle_t *)&w->grace_timer))
+    uv_close((uv_handle_t *)&w->grace_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->accept_timer))
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&w->metrics_timer))

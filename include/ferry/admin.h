@@ -175,6 +175,13 @@ int admin_start(struct admin *a, char *msg, size_t msglen);
 /* Any thread: /readyz answers 200 (ready) or 503 (not ready). */
 void admin_set_ready(struct admin *a, bool ready);
 bool admin_is_ready(const struct admin *a);
+/* Before admin_start: listen on fd (a listening socket for the admin
+ * address, handed over by a binary upgrade) instead of binding. The admin
+ * owns fd from now on. */
+void admin_adopt_fd(struct admin *a, int fd);
+/* The listening socket while the admin runs (for a binary upgrade to hand
+ * over), or -1. */
+int admin_listen_fd(const struct admin *a);
 /* Ask the admin loop to stop: streams end, connections close. */
 void admin_stop(struct admin *a);
 /* Wait for the admin thread after admin_stop (no-op if never started). */

@@ -124,6 +124,7 @@ struct config {
   struct cfg_listener *listeners;
   size_t nlisteners; /* >= 1 */
   uint32_t workers;  /* 0 = auto (number of cores) */
+  char *pid_file;    /* NULL = none (default); else where the pid is written */
 
   struct {
     bool enabled;
@@ -162,6 +163,7 @@ struct config {
     uint64_t upstream_response_ms; /* 30s */
     uint64_t upstream_idle_ms;     /* 60s */
     uint64_t drain_ms;             /* 30s */
+    uint64_t drain_grace_ms;       /* 0: keep accepting this long after SIGTERM */
   } timeouts;
 
   struct cfg_upstream *upstreams;

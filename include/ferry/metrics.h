@@ -121,10 +121,11 @@ struct metrics_worker {
  * Written by the main thread (reloads), read by the admin thread. */
 struct metrics_process {
   mcount reloads_ok, reloads_failed;
-  mcount last_reload_ok;   /* 1 success, 0 failure (only meaningful after one) */
-  mcount last_reload_time; /* unix seconds; 0 = never */
-  mcount start_time;       /* unix seconds */
-  mcount draining;         /* 1 once a stop signal arrived */
+  mcount last_reload_ok;               /* 1 success, 0 failure (only meaningful after one) */
+  mcount last_reload_time;             /* unix seconds; 0 = never */
+  mcount start_time;                   /* unix seconds */
+  mcount draining;                     /* 1 once a stop signal arrived */
+  mcount upgrades_ok, upgrades_failed; /* SIGUSR2 outcomes in this process */
 };
 
 struct worker;

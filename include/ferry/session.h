@@ -134,7 +134,8 @@ void session_tunnel_end(struct session *s);
 void session_close(struct session *s);
 /* Close all sessions of the worker (shutdown). */
 void session_close_all(struct worker *w);
-/* Close the sessions with no exchange (graceful stop). */
+/* Close the keep-alive connections idle between requests (graceful
+ * stop); connections with a request begun or not yet read stay. */
 void session_close_idle(struct worker *w);
 
 /* --- the worker's deadline lists (used by worker) ---------------------- */

@@ -72,6 +72,8 @@ struct worker {
   size_t nlisteners;
   uv_async_t stop_async;
   uv_timer_t drain_timer;
+  uv_timer_t grace_timer;     /* timeouts.drain_grace: listeners close when it fires */
+  _Atomic bool handover;      /* set by worker_handover before the async send: no grace */
   uv_timer_t accept_timer;    /* resumes accepting after a lack of fds */
   struct log_rate accept_log; /* accept failures */
   struct log_rate local_log;  /* upstream connects failed for want of a local resource */
@@ -95,6 +97,7 @@ struct worker {
   struct session_rx *free_rx; /* recycled session_rx (parser.data links them) */
   unsigned nfree_rx;
   bool stopping;
+  bool drain_idle_closed; /* stopping, and the grace for idle connections is over */
   /* Set by the worker: the oldest generation lost its last reference. */
   void (*gen_idle)(struct worker *w);
 

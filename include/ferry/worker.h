@@ -37,15 +37,29 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
  * match snap's configuration. A newer call before the worker got to it
  * replaces it. */
 void worker_reload(struct worker *w, struct snapshot *snap);
-/* Bind and listen on every listener (SO_REUSEPORT). Returns 0, or a
- * negative uv error with start_error_msg filled. */
+/* Bind and listen on every listener (SO_REUSEPORT) that has no socket
+ * yet (see worker_adopt). Returns 0, or a negative uv error with
+ * start_error_msg filled. */
 int worker_listen(struct worker *w);
+/* Before worker_run: serve lc on fd, a listening socket inherited from the
+ * process this one upgrades (the worker owns fd from now on; a worker may
+ * adopt several for one listener). Returns 0, or a negative uv error with
+ * start_error_msg filled. */
+int worker_adopt(struct worker *w, const struct cfg_listener *lc, int fd);
+/* The listening sockets of w's open listeners, for a binary upgrade to
+ * hand over: up to max into fds; returns how many. Main thread, only while
+ * the worker does not change its listeners (no reload pending, no stop). */
+size_t worker_listen_fds(const struct worker *w, int *fds, size_t max);
 /* Run the loop until worker_stop; then close every handle and free. */
 void worker_run(struct worker *w);
-/* Thread-safe: ask the worker to stop. Gracefully (now == false): stop
- * accepting, close idle connections, let requests in flight finish up to
- * timeouts.drain. At once (now == true): close everything. */
+/* Thread-safe: ask the worker to stop. Gracefully (now == false): close
+ * idle connections, keep accepting for timeouts.drain_grace (answering
+ * with Connection: close), then stop accepting and let requests in flight
+ * finish up to timeouts.drain. At once (now == true): close everything. */
 void worker_stop(struct worker *w, bool now);
+/* Thread-safe: a graceful stop without the grace, for a binary upgrade
+ * (another process serves the same listening sockets from now on). */
+void worker_handover(struct worker *w);
 /* Release what worker_init allocated; the loop must have stopped.
  * Returns what uv_loop_close said: 0, or UV_EBUSY when a handle was
  * left open (a bug, also logged; tests assert 0). */

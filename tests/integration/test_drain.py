@@ -1,6 +1,8 @@
 """Graceful drain on SIGTERM/SIGINT (issue 6): /readyz 503, listeners close,
 idle keep-alive connections close, requests in flight finish with
-Connection: close, exit 0; timeouts.drain bounds the wait."""
+Connection: close, exit 0; timeouts.drain bounds the wait. With
+timeouts.drain_grace (issue 17) listeners keep accepting for the grace,
+answering with Connection: close, before they close."""
 import signal
 import socket
 import threading
@@ -10,7 +12,7 @@ import ferrytest as ft
 from ferrytest import Ferry, Upstream, Client, eq, check
 
 
-def config(up, drain="30s", workers=1):
+def config(up, drain="30s", workers=1, grace="0s"):
     return f"""
 listeners:
   - address: 127.0.0.1:{{port:http}}
@@ -20,6 +22,7 @@ admin:
 access_log: {{path: "-"}}
 timeouts:
   drain: {drain}
+  drain_grace: {grace}
 upstreams:
   api:
     servers:
@@ -142,6 +145,91 @@ def test_drain_timeout_cuts_requests_still_in_flight():
         busy.close()
         up.release.set()
         eq(f.proc.wait(30), 0, "exit code after a drain timeout")
+        f.stop()
+
+
+def test_response_begun_before_the_stop_keeps_its_connection_for_the_next_request():
+    # The head of a keep-alive response went out before SIGTERM and its body
+    # after: the client was promised keep-alive, so it sends its next request;
+    # that request is answered (with Connection: close), not cut.
+    body_rest = threading.Event()
+    head_sent = threading.Event()
+
+    def serve(c):
+        while True:
+            m = c.read_request()
+            if m is None:
+                return
+            if m.target == "/split":
+                c.send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
+                head_sent.set()
+                check(body_rest.wait(ft.IO_TIMEOUT), "test never released the body")
+                c.send("-half")
+            else:
+                c.respond(200, "next")
+
+    with Upstream(handler=serve) as up, Ferry(config(up.address)) as f:
+        c = Client(f.port)
+        c.send("GET /split HTTP/1.1\r\nHost: t\r\n\r\n")
+        check(head_sent.wait(ft.IO_TIMEOUT), "the upstream sent the head")
+        head = ft.read_message(c, is_request=False, head_only=True)
+        eq(head.header("connection"), None, "the head promised keep-alive (no Connection: close)")
+        f.signal(signal.SIGTERM)
+        f.wait_stderr(r"SIGTERM: draining")
+        body_rest.set()
+        eq(ft._read_n(c, 10), b"first-half", "the rest of the body")
+        r = c.request(target="/next")
+        eq((r.status, r.body), (200, b"next"), "the next request on that connection is served")
+        eq(r.header("connection", "").lower(), "close", "and told to close")
+        check(c.is_closed(), "closed after it")
+        c.close()
+        eq(f.proc.wait(30), 0, "exit code")
+        f.stop()
+
+
+def test_drain_grace_keeps_accepting_with_connection_close_then_refuses():
+    with SlowUpstream() as up, Ferry(config(up.address, grace="3s")) as f:
+        kept = Client(f.port)
+        eq(kept.request(target="/fast").status, 200, "warm-up on a keep-alive connection")
+        idle = Client(f.port)
+        eq(idle.request(target="/fast").status, 200, "warm-up on a second one, left idle")
+        # a request in flight keeps ferry alive past the grace, so the refusal can be seen
+        busy = Client(f.port)
+        busy.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        check(up.slow_arrived.wait(ft.IO_TIMEOUT), "slow request reached the upstream")
+
+        f.signal(signal.SIGTERM)
+        f.wait_stderr(r"drain: still accepting connections for 3000 ms")
+        eq(ft.admin_request(f.ports["admin"], target="/readyz").status, 503, "/readyz at once")
+        # a keep-alive connection's next request during the grace: answered, told to close
+        r = kept.request(target="/next-on-kept")
+        eq((r.status, r.header("connection", "").lower()), (200, "close"),
+           "the next response on a keep-alive connection during the grace")
+        check(kept.is_closed(), "that connection closes after it")
+        kept.close()
+        # during the grace: new connections are accepted and served, each told to close
+        for i in range(3):
+            with Client(f.port) as c:
+                r = c.request(target=f"/during-grace-{i}")
+                eq(r.status, 200, f"request {i} on a connection accepted during the grace")
+                eq(r.header("connection", "").lower(), "close", f"Connection header on response {i}")
+                check(c.is_closed(), f"connection {i} closes after its response")
+            eq(ft.admin_request(f.ports["admin"], target="/readyz").status, 503,
+               f"/readyz during the grace ({i})")
+        check(not any("drain_grace is over" in l for l in f.stderr_text().splitlines()),
+              "the grace was still running while the requests above were served")
+
+        f.wait_stderr(r"drain_grace is over: no longer accepting")
+        check(idle.is_closed(), "the idle keep-alive connection is closed when the grace ends")
+        idle.close()
+        check(connect_refused(f.port), "connections are refused after the grace")
+        eq(ft.admin_request(f.ports["admin"], target="/readyz").status, 503, "/readyz after the grace")
+        check(f.proc.poll() is None, "ferry still waits for the request in flight")
+        up.release.set()
+        r = busy.response()
+        eq((r.status, r.header("connection", "").lower()), (200, "close"), "the request in flight")
+        busy.close()
+        eq(f.proc.wait(30), 0, "exit code after the drain")
         f.stop()
 
 

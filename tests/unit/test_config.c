@@ -220,7 +220,32 @@ CONFIG_TEST(zero_timeout_is_an_error_but_zero_drain_is_not) {
                 "proxy.yaml:4:16: timeouts.client_idle: must be greater than 0, found \"0s\"");
   struct config *cfg = load_ok(LISTEN "timeouts:\n  drain: 0\n");
   cr_assert_eq(cfg->timeouts.drain_ms, 0);
+  cr_assert_eq(cfg->timeouts.drain_grace_ms, 0, "drain_grace defaults to 0");
   config_free(cfg);
+}
+
+CONFIG_TEST(pid_file_is_off_by_default_and_a_path_when_set) {
+  struct config *cfg = load_ok(LISTEN);
+  cr_assert_null(cfg->pid_file);
+  config_free(cfg);
+  cfg = load_ok(LISTEN "pid_file: /run/ferry/ferry.pid\n");
+  cr_assert_str_eq(cfg->pid_file, "/run/ferry/ferry.pid");
+  config_free(cfg);
+  EXPECT_ERRORS(LISTEN "pid_file: [a, b]\n",
+                "proxy.yaml:3:11: pid_file: expected a file path such as /run/ferry.pid, found a "
+                "list");
+}
+
+CONFIG_TEST(drain_grace_is_a_duration_that_may_be_zero) {
+  struct config *cfg = load_ok(LISTEN "timeouts:\n  drain_grace: 0s\n");
+  cr_assert_eq(cfg->timeouts.drain_grace_ms, 0);
+  config_free(cfg);
+  cfg = load_ok(LISTEN "timeouts:\n  drain_grace: 1500ms\n");
+  cr_assert_eq(cfg->timeouts.drain_grace_ms, 1500);
+  config_free(cfg);
+  EXPECT_ERRORS(LISTEN "timeouts:\n  drain_grace: later\n",
+                "proxy.yaml:4:16: timeouts.drain_grace: invalid duration \"later\" (expected e.g. "
+                "250ms, 10s, 2m, 1h or a number of seconds)");
 }
 
 CONFIG_TEST(bad_size) {

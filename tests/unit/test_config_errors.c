@@ -108,7 +108,7 @@ CONFIG_TEST(list_where_a_string_is_expected) {
 CONFIG_TEST(unknown_top_level_key_without_close_match_lists_keys) {
   EXPECT_ERRORS(LISTEN "colour: red\n",
                 "proxy.yaml:3:1: unknown key \"colour\" (expected listeners, workers, admin, "
-                "access_log, limits, timeouts, upstreams or routes)");
+                "access_log, limits, timeouts, upstreams, routes or pid_file)");
 }
 
 CONFIG_TEST(access_log_path_true_is_not_a_path) {
