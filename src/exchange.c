@@ -450,6 +450,8 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
   request_fwd_init(&fr, r, &rh, send_target, host, slice_cstr(ex->srv->name),
                    slice_cstr(ex->peer_ip), ex->rid, ex->req_length, ex->upgrade_req,
                    ex->peer_trusted);
+  policy_trace(ex);
+  fr.traceparent = slice_make(ex->traceparent, 55);
   /* One pass into a standard block; a second only for a larger head. */
   struct iobuf *hb = iobuf_get(&w->bufs, IOBUF_SIZE);
   size_t need = hb ? http_head_build_request(hb->data, hb->cap, &fr) : 0;

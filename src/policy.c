@@ -6,6 +6,7 @@
 
 #include "ferry/exchange.h"
 #include "ferry/snapshot.h"
+#include "ferry/trace.h"
 #include "ferry/traffic.h"
 #include "ferry/wctx.h"
 
@@ -57,4 +58,19 @@ const char *policy_message(int status) {
   default:
     return "refused\n";
   }
+}
+
+void policy_trace(struct exchange *ex) {
+  struct worker *w = ex->w;
+  char flags[2] = {'0', '0'};
+  if (!w->trace_rng)
+    w->trace_rng = w->reqid_seed ^ 0x5deece66dull;
+  const struct hdr *h = http_head_find_tok(&ex->req_hdrs, HDR_TRACEPARENT);
+  if (!h || !trace_parse(h->value, ex->trace_id, flags)) {
+    trace_hex64(ex->trace_id, trace_random(&w->trace_rng));
+    trace_hex64(ex->trace_id + 16, trace_random(&w->trace_rng));
+  }
+  ex->trace_id[32] = '\0';
+  trace_format(ex->traceparent, ex->trace_id, trace_random(&w->trace_rng), flags);
+  ex->traceparent[TRACE_PARENT_LEN] = '\0';
 }

@@ -20,6 +20,11 @@ int policy_admit(struct exchange *ex);
  * route's one, or the next of its weighted split. */
 size_t policy_upstream(struct exchange *ex);
 
+/* W3C Trace Context: ex->traceparent for the upstream, with the client's
+ * trace id (a valid traceparent) or a new one, and a new span id of
+ * ferry's own; ex->trace_id set. */
+void policy_trace(struct exchange *ex);
+
 /* The body of ferry's answer for a status from policy_admit, or for -503:
  * the upstream's max_requests are all in flight. */
 const char *policy_message(int status);

@@ -244,4 +244,50 @@ def test_rate_limit_keys_are_separate():
         eq([get("198.51.100.1"), get("198.51.100.2")], [200, 429], "one bucket for the route")
 
 
+TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_traceparent_kept_reparented_generated_or_replaced():
+    cfg = """
+listeners:
+  - address: 127.0.0.1:{port:http}
+access_log: {path: "-", format: json}
+upstreams:
+  api: {servers: [{address: "127.0.0.1:{port:a}"}]}
+routes:
+  - upstream: api
+"""
+    import json
+    import re
+    with ScriptedUpstream("a") as a, Ferry(cfg, ports={"a": a.port}) as f:
+        hexre = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+        ft.request(f.port, target="/kept", headers=(("Host", "t"), ("traceparent", TP),
+                                                    ("tracestate", "vendor=a,other=b")))
+        m = a.wait_requests(1)[-1]
+        eq(len(m.header_all("traceparent")), 1, "one traceparent upstream")
+        g = hexre.match(m.header("traceparent"))
+        check(g, "traceparent sent: " + m.header("traceparent"))
+        eq(g.group(1), "4bf92f3577b34da6a3ce929d0e0e4736", "trace id kept")
+        check(g.group(2) != "00f067aa0ba902b7", "a new parent id: ferry's own span")
+        eq(g.group(3), "01", "flags kept")
+        eq(m.header("tracestate"), "vendor=a,other=b", "tracestate carried unchanged")
+        line = f.wait_access_log(r"/kept")
+        eq(json.loads(line)["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "trace id in the log")
+
+        ft.request(f.port, target="/none")
+        m = a.wait_requests(2)[-1]
+        g = hexre.match(m.header("traceparent", ""))
+        check(g, "generated when missing: " + str(m.header("traceparent")))
+        check(g.group(1) != "0" * 32, "a trace id that is not zero")
+        line = f.wait_access_log(r"/none")
+        eq(json.loads(line)["trace_id"], g.group(1), "generated trace id in the log")
+
+        bad = "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"
+        ft.request(f.port, target="/bad", headers=(("Host", "t"), ("traceparent", bad)))
+        m = a.wait_requests(3)[-1]
+        eq(len(m.header_all("traceparent")), 1, "the malformed one is not forwarded")
+        g = hexre.match(m.header("traceparent", ""))
+        check(g and g.group(2) != "0" * 16, "malformed replaced: " + str(m.header("traceparent")))
+
+
 ft.main(globals())
