@@ -423,6 +423,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
                                      "allow",
                                      "deny",
                                      "rate_limit",
+                                     "timeout",
                                      NULL};
   enum {
     K_HOST,
@@ -443,6 +444,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
     K_ALLOW,
     K_DENY,
     K_RATE,
+    K_TIMEOUT,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N];
@@ -556,7 +558,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
   cfgval_bool(c->y, v[K_INSPECT], ydoc_kp_key(sub, path, "inspect"), &r->inspect);
 
   /* traffic control: only where a request goes upstream */
-  for (int i = K_ALLOW; i <= K_RATE; i++)
+  for (int i = K_ALLOW; i <= K_TIMEOUT; i++)
     if (k[i] != NULL && r->action != ACTION_UPSTREAM)
       ydoc_err(c->y, k[i]->mark, path, "%s only applies to routes with upstream or upstreams",
                keys[i]);
@@ -566,6 +568,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
   cfgval_cidrs(c->y, v[K_DENY], ydoc_kp_key(sub, path, "deny"), &r->deny, &r->ndeny);
   if (v[K_RATE] != NULL)
     load_rate_limit(c, r, v[K_RATE], ydoc_kp_key(sub, path, "rate_limit"));
+  cfgval_duration(c->y, v[K_TIMEOUT], ydoc_kp_key(sub, path, "timeout"), 1, &r->timeout_ms);
 }
 
 void cfgroute_load(struct ydoc *y, struct config *cfg, bool upstreams_bad, const struct ynode *n) {

@@ -510,7 +510,7 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
     if (ex->req_chunked)
       exchange_send_last_chunk(ex);
     stream_flush(up);
-    session_timer(s, ST_RESPONSE);
+    policy_response_timer(ex);
     return;
   }
   exchange_arm_timer(ex);
@@ -570,7 +570,7 @@ void exchange_request_done(struct exchange *ex) {
   if (ex->uc && ex->req_chunked)
     exchange_send_last_chunk(ex);
   if (!ex->resp_started)
-    session_timer(ex->s, ST_RESPONSE);
+    policy_response_timer(ex);
 }
 
 /* --- flow control: the one place ----------------------------------------- */
@@ -810,7 +810,7 @@ void exchange_arm_timer(struct exchange *ex) {
   else if (ex->state == EX_FORWARDING && !ex->req_done)
     session_timer(s, ST_BODY);
   else if (ex->state == EX_FORWARDING && s->timer_kind != ST_RESPONSE)
-    session_timer(s, ST_RESPONSE);
+    policy_response_timer(ex);
 }
 
 /* --- tunnel ----------------------------------------------------------------- */

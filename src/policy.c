@@ -1,10 +1,13 @@
 /* policy: the route's traffic control before forwarding
- * (include/ferry/policy.h). Owns the order of the checks and what each
- * refusal says; reads the exchange and the worker's current generation
- * (whose router matched the route), never answers or frees anything. */
+ * (include/ferry/policy.h). Owns the order of the checks, what each
+ * refusal says, the traceparent sent upstream and the choice of the
+ * response deadline; reads the exchange and the worker's current
+ * generation (whose router matched the route), never answers or frees
+ * anything. */
 #include "ferry/policy.h"
 
 #include "ferry/exchange.h"
+#include "ferry/session.h"
 #include "ferry/snapshot.h"
 #include "ferry/trace.h"
 #include "ferry/traffic.h"
@@ -73,4 +76,12 @@ void policy_trace(struct exchange *ex) {
   ex->trace_id[32] = '\0';
   trace_format(ex->traceparent, ex->trace_id, trace_random(&w->trace_rng), flags);
   ex->traceparent[TRACE_PARENT_LEN] = '\0';
+}
+
+void policy_response_timer(struct exchange *ex) {
+  uint64_t ms = ex->route ? ex->route->timeout_ms : 0;
+  if (ms)
+    session_timer_ms(ex->s, ST_RESPONSE, ms);
+  else
+    session_timer(ex->s, ST_RESPONSE);
 }

@@ -138,7 +138,8 @@ struct cfg_route {
   bool inspect;
 
   /* traffic control (SPEC §8); absent = off */
-  struct cidr *allow; /* when set, only these client addresses */
+  uint64_t timeout_ms; /* this route's upstream_response; 0 = timeouts.upstream_response */
+  struct cidr *allow;  /* when set, only these client addresses */
   size_t nallow;
   struct cidr *deny; /* checked first */
   size_t ndeny;

@@ -2,9 +2,10 @@
  * forwarding (SPEC §8): allow/deny, rate limit, which upstream of a
  * weighted split. The shared state (split order, buckets) is in
  * src/traffic.c; this module only reads the exchange's request and the
- * worker's current configuration generation. Must not answer the client,
- * touch connections or the event loop: the exchange does that with the
- * status returned here. */
+ * worker's current configuration generation, and arms the response
+ * deadline with the route's `timeout`. Must not answer the client or
+ * touch connections: the exchange does that with the status returned
+ * here. */
 #ifndef FERRY_POLICY_H
 #define FERRY_POLICY_H
 
@@ -24,6 +25,10 @@ size_t policy_upstream(struct exchange *ex);
  * trace id (a valid traceparent) or a new one, and a new span id of
  * ferry's own; ex->trace_id set. */
 void policy_trace(struct exchange *ex);
+
+/* Arm the session's response deadline (ST_RESPONSE): the route's
+ * `timeout`, else timeouts.upstream_response. */
+void policy_response_timer(struct exchange *ex);
 
 /* The body of ferry's answer for a status from policy_admit, or for -503:
  * the upstream's max_requests are all in flight. */

@@ -290,4 +290,31 @@ routes:
         check(g and g.group(2) != "0" * 16, "malformed replaced: " + str(m.header("traceparent")))
 
 
+def test_route_timeout_overrides_upstream_response():
+    cfg = """
+listeners:
+  - address: 127.0.0.1:{port:http}
+access_log: {path: "-"}
+timeouts: {upstream_response: 30s}
+upstreams:
+  api: {servers: [{address: "127.0.0.1:{port:a}"}]}
+routes:
+  - path_prefix: /fast
+    upstream: api
+    timeout: 300ms
+"""
+    with ScriptedUpstream("a") as a, Ferry(cfg, ports={"a": a.port}) as f:
+        a.mode = "stall"
+        t0 = time.monotonic()
+        r = ft.request(f.port, target="/fast/x")
+        took = time.monotonic() - t0
+        eq(r.status, 504, "the route's timeout, not upstream_response (30 s)")
+        check(0.25 <= took < 5, f"answered after {took:.2f}s")
+        a.release()
+    rc, out, _ = ft.ferry_check(cfg.replace("{port:http}", "8080").replace("{port:a}", "9")
+                                .replace("timeout: 300ms", "timeout: soon"))
+    eq(rc, 1, out)
+    check("routes[0].timeout" in out, out)
+
+
 ft.main(globals())
