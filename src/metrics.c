@@ -75,7 +75,8 @@ static struct metrics_req_slot *req_slot(struct metrics_worker *m, const char *r
 void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, uint64_t now_ms) {
   const char *up = ex->up && ex->up->cfg ? ex->up->cfg->name : "";
   int c = ex->status >= 100 && ex->status < 600 ? ex->status / 100 : 0;
-  size_t mi = (((uintptr_t)ex->route >> 4) ^ (uintptr_t)c) & 15u;
+  /* the upstream too: a route split over upstreams alternates them */
+  size_t mi = (((uintptr_t)ex->route >> 4) ^ ((uintptr_t)up >> 4) ^ (uintptr_t)c) & 15u;
   struct metrics_req_slot *s = NULL;
   /* Keyed by the worker's configuration generation, not a pointer: route
    * and upstream pointers are unique among live generations, and a

@@ -6,6 +6,10 @@
  * anything. */
 #include "ferry/policy.h"
 
+#include <string.h>
+
+#include "ferry/cidr.h"
+
 #include "ferry/exchange.h"
 #include "ferry/session.h"
 #include "ferry/snapshot.h"
@@ -27,8 +31,18 @@ int policy_admit(struct exchange *ex) {
   uint32_t wait_s = 0;
   if ((!r->nallow && !r->ndeny && !r->rate_limit.enabled) || !(tr = route_traffic(ex)))
     return 0;
-  switch (traffic_admit(tr, r, slice_cstr(ex->client_ip ? ex->client_ip : ""), &ex->req_hdrs,
-                        uv_now(&ex->w->loop) * 1000, &wait_s)) {
+  /* The peer's binary address when it is the client (no trusted proxy
+   * named another): no text to parse. */
+  struct traffic_client c;
+  c.text = slice_cstr(ex->client_ip ? ex->client_ip : "");
+  if (ex->client_ip == ex->peer_ip && ex->s->client_known) {
+    memcpy(c.addr, ex->s->client_addr, 16);
+    c.v6 = ex->s->client_v6;
+    c.ok = true;
+  } else {
+    c.ok = cidr_parse_ip(c.text.p, c.text.n, c.addr, &c.v6);
+  }
+  switch (traffic_admit(tr, r, &c, &ex->req_hdrs, uv_now(&ex->w->loop) * 1000, &wait_s)) {
   case TRAFFIC_PASS:
     return 0;
   case TRAFFIC_FORBIDDEN:

@@ -44,8 +44,10 @@ bool trace_parse(struct slice v, char trace_id[32], char flags[2]) {
 
 void trace_hex64(char out[16], uint64_t v) {
   static const char hx[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; i--, v >>= 4)
-    out[i] = hx[v & 15];
+  for (int i = 14; i >= 0; i -= 2, v >>= 8) { /* a byte per step */
+    out[i] = hx[(v >> 4) & 15];
+    out[i + 1] = hx[v & 15];
+  }
 }
 
 void trace_format(char out[TRACE_PARENT_LEN], const char trace_id[32], uint64_t span,

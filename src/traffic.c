@@ -110,14 +110,11 @@ bool traffic_rate_take(struct traffic_route *tr, uint64_t key, uint64_t now_us,
 }
 
 enum traffic_verdict traffic_admit(struct traffic_route *tr, const struct cfg_route *r,
-                                   struct slice client_ip, const struct hdr_list *hdrs,
+                                   const struct traffic_client *c, const struct hdr_list *hdrs,
                                    uint64_t now_us, uint32_t *retry_after_s) {
   if (r->nallow || r->ndeny) {
-    uint8_t addr[16];
-    bool v6 = false;
-    bool ip = cidr_parse_ip(client_ip.p, client_ip.n, addr, &v6);
-    if ((ip && cidr_list_match(r->deny, r->ndeny, addr, v6)) ||
-        (r->nallow && (!ip || !cidr_list_match(r->allow, r->nallow, addr, v6)))) {
+    if ((c->ok && cidr_list_match(r->deny, r->ndeny, c->addr, c->v6)) ||
+        (r->nallow && (!c->ok || !cidr_list_match(r->allow, r->nallow, c->addr, c->v6)))) {
       atomic_fetch_add_explicit(&tr->forbidden, 1, memory_order_relaxed);
       return TRAFFIC_FORBIDDEN;
     }
@@ -125,7 +122,8 @@ enum traffic_verdict traffic_admit(struct traffic_route *tr, const struct cfg_ro
   if (tr->nbuckets) {
     uint64_t key = 1;
     if (r->rate_limit.key == RATE_KEY_CLIENT_IP) {
-      key = traffic_hash(client_ip);
+      key = c->ok ? traffic_hash(slice_make((const char *)c->addr, c->v6 ? 16 : 4))
+                  : traffic_hash(c->text);
     } else if (r->rate_limit.key == RATE_KEY_HEADER) {
       const struct hdr *h = http_head_find(hdrs, slice_cstr(r->rate_limit.header));
       if (!h)

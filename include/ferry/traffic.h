@@ -89,12 +89,20 @@ bool traffic_rate_take(struct traffic_route *tr, uint64_t key, uint64_t now_us,
  * free slot). */
 uint64_t traffic_hash(struct slice s);
 
+/* The client address a route's checks see: binary when known (ok), and
+ * as text (for a rate key when it is not). */
+struct traffic_client {
+  uint8_t addr[16]; /* network order; IPv4 in the first 4 bytes */
+  bool v6, ok;      /* ok false: not an IP address (matches no range) */
+  struct slice text;
+};
+
 /* The route's request checks, cheapest first: deny/allow on the client
- * address (text; one that is not an IP address matches no range, so an
- * allow list refuses it), then the rate limit. */
+ * address (one that is not an IP address matches no range, so an allow
+ * list refuses it), then the rate limit. */
 enum traffic_verdict { TRAFFIC_PASS, TRAFFIC_FORBIDDEN, TRAFFIC_LIMITED };
 enum traffic_verdict traffic_admit(struct traffic_route *tr, const struct cfg_route *r,
-                                   struct slice client_ip, const struct hdr_list *hdrs,
+                                   const struct traffic_client *c, const struct hdr_list *hdrs,
                                    uint64_t now_us, uint32_t *retry_after_s);
 
 #endif

@@ -105,6 +105,14 @@ Test(traffic, bucket_table_is_bounded_and_forgets_full_buckets_first) {
   free(tr.buckets);
 }
 
+static const struct traffic_client *client(const char *text) {
+  static struct traffic_client c;
+  memset(&c, 0, sizeof c);
+  c.text = slice_cstr(text);
+  c.ok = cidr_parse_ip(c.text.p, c.text.n, c.addr, &c.v6);
+  return &c;
+}
+
 Test(traffic, admit_deny_first_then_allow_then_rate) {
   struct cfg_route r;
   memset(&r, 0, sizeof r);
@@ -122,12 +130,13 @@ Test(traffic, admit_deny_first_then_allow_then_rate) {
   struct hdr store[1];
   struct hdr_list h = {store, 0, 1};
   uint32_t ra;
-  cr_assert_eq(traffic_admit(&tr, &r, slice_cstr("10.1.2.3"), &h, 0, &ra), TRAFFIC_FORBIDDEN);
-  cr_assert_eq(traffic_admit(&tr, &r, slice_cstr("192.0.2.1"), &h, 0, &ra), TRAFFIC_FORBIDDEN);
-  cr_assert_eq(traffic_admit(&tr, &r, slice_cstr("not-an-ip"), &h, 0, &ra), TRAFFIC_FORBIDDEN);
-  cr_assert_eq(traffic_admit(&tr, &r, slice_cstr("10.2.0.1"), &h, 0, &ra), TRAFFIC_PASS);
-  cr_assert_eq(traffic_admit(&tr, &r, slice_cstr("10.2.0.1"), &h, 0, &ra), TRAFFIC_PASS);
-  cr_assert_eq(traffic_admit(&tr, &r, slice_cstr("10.2.0.2"), &h, 0, &ra), TRAFFIC_LIMITED);
-  cr_assert_eq(atomic_load(&tr.forbidden), 3);
+  cr_assert_eq(traffic_admit(&tr, &r, client("10.1.2.3"), &h, 0, &ra), TRAFFIC_FORBIDDEN);
+  cr_assert_eq(traffic_admit(&tr, &r, client("192.0.2.1"), &h, 0, &ra), TRAFFIC_FORBIDDEN);
+  cr_assert_eq(traffic_admit(&tr, &r, client("not-an-ip"), &h, 0, &ra), TRAFFIC_FORBIDDEN);
+  cr_assert_eq(traffic_admit(&tr, &r, client("::ffff:10.1.0.9"), &h, 0, &ra), TRAFFIC_FORBIDDEN);
+  cr_assert_eq(traffic_admit(&tr, &r, client("10.2.0.1"), &h, 0, &ra), TRAFFIC_PASS);
+  cr_assert_eq(traffic_admit(&tr, &r, client("10.2.0.1"), &h, 0, &ra), TRAFFIC_PASS);
+  cr_assert_eq(traffic_admit(&tr, &r, client("10.2.0.2"), &h, 0, &ra), TRAFFIC_LIMITED);
+  cr_assert_eq(atomic_load(&tr.forbidden), 4);
   free(tr.buckets);
 }
