@@ -441,6 +441,8 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     json_escape(&o, header_value(ex, "User-Agent"), CAP_HEADER);
     puts_(&o, "\",\"request_id\":\"");
     json_escape(&o, ex->rid, CAP_RID);
+    puts_(&o, "\",\"trace_id\":\"");
+    puts_(&o, ex->trace_id);
     puts_(&o, "\",\"upstream\":\"");
     puts_(&o, ex->srv ? server : "");
     snprintf(tmp, sizeof(tmp), "\",\"ms\":%llu", (unsigned long long)ms);

@@ -288,6 +288,121 @@ static const struct ynode *earliest(const struct ynode *a, const struct ynode *b
   return b->mark.index < a->mark.index ? b : a;
 }
 
+/* name -> index in cfg->upstreams; an unknown name is an error with a
+ * did-you-mean (unless the upstreams section itself was bad). Returns
+ * cfg->nupstreams when unknown. */
+static size_t find_upstream(struct ctx *c, const struct ynode *n, const char *path, const char *s) {
+  struct config *cfg = c->cfg;
+  struct ydoc_suggest sg = {s, NULL, 0};
+  char qb[YDOC_QBUF];
+  size_t j;
+  for (j = 0; j < cfg->nupstreams; j++) {
+    if (cfg->upstreams[j].name != NULL && strcmp(cfg->upstreams[j].name, s) == 0)
+      return j;
+    if (cfg->upstreams[j].name != NULL)
+      ydoc_suggest_try(&sg, cfg->upstreams[j].name);
+  }
+  if (c->upstreams_bad)
+    return j;
+  const char *best = ydoc_suggest_get(&sg);
+  if (best != NULL)
+    ydoc_err(c->y, n->mark, path, "unknown upstream %s (did you mean \"%s\"?)",
+             ydoc_quote(s, qb, sizeof qb), best);
+  else if (cfg->nupstreams == 0)
+    ydoc_err(c->y, n->mark, path, "unknown upstream %s (no upstreams are defined)",
+             ydoc_quote(s, qb, sizeof qb));
+  else
+    ydoc_err(c->y, n->mark, path, "unknown upstream %s", ydoc_quote(s, qb, sizeof qb));
+  return j;
+}
+
+/* `upstreams: [{name, weight}]`: a weighted split (SPEC §8). */
+#define SPLIT_MAX 64
+static void load_split(struct ctx *c, struct cfg_route *r, const struct ynode *n,
+                       const char *path) {
+  static const char *const keys[] = {"name", "weight", NULL};
+  size_t count;
+  char qb[YDOC_QBUF];
+  if (!cfgval_seq(c->y, n, path, &count))
+    return;
+  if (count == 0 || count > SPLIT_MAX) {
+    ydoc_err(c->y, n->mark, path, "expected 1 to %d upstreams, each {name: NAME, weight: 1..1000}",
+             SPLIT_MAX);
+    return;
+  }
+  if ((r->split = ydoc_calloc(c->y, count, sizeof *r->split)) == NULL)
+    return;
+  for (size_t i = 0; i < count; i++) {
+    const struct ynode *item = n->kids[i], *v[2], *k[2];
+    char ipath[YDOC_KEYPATH_MAX], sub[YDOC_KEYPATH_MAX];
+    const char *s;
+    ydoc_kp_index(ipath, path, i);
+    if (!cfgval_fields(c->y, item, ipath, keys, v, k))
+      continue;
+    struct cfg_split *sp = &r->split[r->nsplit];
+    sp->weight = 1;
+    if (v[0] == NULL) {
+      ydoc_err(c->y, item->mark, ipath, "missing required key \"name\" (an upstream's name)");
+      continue;
+    }
+    if (!cfgval_text(c->y, v[0], ydoc_kp_key(sub, ipath, "name"), &s))
+      continue;
+    size_t j = find_upstream(c, v[0], sub, s);
+    for (size_t d = 0; d < r->nsplit; d++)
+      if (strcmp(r->split[d].name, s) == 0) {
+        ydoc_err(c->y, v[0]->mark, sub, "upstream %s is listed twice (add up the weights)",
+                 ydoc_quote(s, qb, sizeof qb));
+        j = SIZE_MAX;
+      }
+    cfgval_u32(c->y, v[1], ydoc_kp_key(sub, ipath, "weight"), 1, 1000, &sp->weight);
+    if (j >= c->cfg->nupstreams)
+      continue;
+    sp->name = ydoc_strdup(c->y, s);
+    sp->upstream_index = j;
+    r->nsplit++;
+  }
+  if (r->nsplit > 0) {
+    ydoc_set_str(c->y, &r->upstream, r->split[0].name);
+    r->upstream_index = r->split[0].upstream_index;
+  }
+}
+
+/* `rate_limit: {requests, per, burst, key}`. */
+static void load_rate_limit(struct ctx *c, struct cfg_route *r, const struct ynode *n,
+                            const char *path) {
+  static const char *const keys[] = {"requests", "per", "burst", "key", NULL};
+  enum { K_REQ, K_PER, K_BURST, K_KEY, K_N };
+  const struct ynode *v[K_N], *k[K_N];
+  char sub[YDOC_KEYPATH_MAX], qb[YDOC_QBUF];
+  const char *s;
+  struct cfg_rate_limit *rl = &r->rate_limit;
+  if (!cfgval_fields(c->y, n, path, keys, v, k))
+    return;
+  rl->enabled = true;
+  rl->per_ms = 1000;
+  rl->key = RATE_KEY_CLIENT_IP;
+  if (v[K_REQ] == NULL)
+    ydoc_err(c->y, n->mark, path, "missing required key \"requests\" (e.g. requests: 100)");
+  else
+    cfgval_u32(c->y, v[K_REQ], ydoc_kp_key(sub, path, "requests"), 1, 100000000, &rl->requests);
+  cfgval_duration(c->y, v[K_PER], ydoc_kp_key(sub, path, "per"), 1, &rl->per_ms);
+  rl->burst = rl->requests;
+  cfgval_u32(c->y, v[K_BURST], ydoc_kp_key(sub, path, "burst"), 1, 100000000, &rl->burst);
+  if (cfgval_text(c->y, v[K_KEY], ydoc_kp_key(sub, path, "key"), &s)) {
+    if (strcmp(s, "client_ip") == 0)
+      rl->key = RATE_KEY_CLIENT_IP;
+    else if (strcmp(s, "route") == 0)
+      rl->key = RATE_KEY_ROUTE;
+    else if (strncmp(s, "header:", 7) == 0 && cfgval_is_token(s + 7)) {
+      rl->key = RATE_KEY_HEADER;
+      ydoc_set_str(c->y, &rl->header, s + 7);
+    } else
+      ydoc_err(c->y, v[K_KEY]->mark, sub,
+               "invalid key %s (expected client_ip, header:NAME or route)",
+               ydoc_quote(s, qb, sizeof qb));
+  }
+}
+
 static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n,
                        const char *path) {
   static const char *const keys[] = {"host",
@@ -304,6 +419,11 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
                                      "request_headers",
                                      "response_headers",
                                      "inspect",
+                                     "upstreams",
+                                     "allow",
+                                     "deny",
+                                     "rate_limit",
+                                     "timeout",
                                      NULL};
   enum {
     K_HOST,
@@ -320,6 +440,11 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
     K_REQ_HEADERS,
     K_RESP_HEADERS,
     K_INSPECT,
+    K_SPLIT,
+    K_ALLOW,
+    K_DENY,
+    K_RATE,
+    K_TIMEOUT,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N];
@@ -375,44 +500,27 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
            MANAGED_NONE);
 
   /* exactly one action; with several, the first one in the file counts */
-  const struct ynode *act = earliest(earliest(k[K_UPSTREAM], k[K_REDIRECT]), k[K_RESPOND]);
+  const struct ynode *act =
+      earliest(earliest(earliest(k[K_UPSTREAM], k[K_REDIRECT]), k[K_RESPOND]), k[K_SPLIT]);
   if (act == NULL) {
     ydoc_err(c->y, n->mark, path,
-             "no action (expected exactly one of upstream, redirect or respond)");
+             "no action (expected exactly one of upstream, upstreams, redirect or respond)");
     return;
   }
-  for (int i = K_UPSTREAM; i <= K_RESPOND; i++)
-    if (k[i] != NULL && k[i] != act)
+  for (int i = K_UPSTREAM; i <= K_SPLIT; i++)
+    if ((i <= K_RESPOND || i == K_SPLIT) && k[i] != NULL && k[i] != act)
       ydoc_err(c->y, k[i]->mark, path,
-               "%s conflicts with %s (a route has exactly one of upstream, "
+               "%s conflicts with %s (a route has exactly one of upstream, upstreams, "
                "redirect or respond)",
                keys[i], act->s);
-  if (act == k[K_UPSTREAM]) {
+  if (act == k[K_SPLIT]) {
+    r->action = ACTION_UPSTREAM;
+    load_split(c, r, v[K_SPLIT], ydoc_kp_key(sub, path, "upstreams"));
+  } else if (act == k[K_UPSTREAM]) {
     r->action = ACTION_UPSTREAM;
     if (cfgval_text(c->y, v[K_UPSTREAM], ydoc_kp_key(sub, path, "upstream"), &s)) {
-      struct config *cfg = c->cfg;
-      struct ydoc_suggest sg = {s, NULL, 0};
-      size_t j;
-      for (j = 0; j < cfg->nupstreams; j++) {
-        if (cfg->upstreams[j].name != NULL && strcmp(cfg->upstreams[j].name, s) == 0)
-          break;
-        if (cfg->upstreams[j].name != NULL)
-          ydoc_suggest_try(&sg, cfg->upstreams[j].name);
-      }
       ydoc_set_str(c->y, &r->upstream, s);
-      r->upstream_index = j;
-      if (j == cfg->nupstreams && !c->upstreams_bad) {
-        const char *best = ydoc_suggest_get(&sg);
-        if (best != NULL)
-          ydoc_err(c->y, v[K_UPSTREAM]->mark, sub, "unknown upstream %s (did you mean \"%s\"?)",
-                   ydoc_quote(s, qb, sizeof qb), best);
-        else if (cfg->nupstreams == 0)
-          ydoc_err(c->y, v[K_UPSTREAM]->mark, sub, "unknown upstream %s (no upstreams are defined)",
-                   ydoc_quote(s, qb, sizeof qb));
-        else
-          ydoc_err(c->y, v[K_UPSTREAM]->mark, sub, "unknown upstream %s",
-                   ydoc_quote(s, qb, sizeof qb));
-      }
+      r->upstream_index = find_upstream(c, v[K_UPSTREAM], sub, s);
     }
   } else if (act == k[K_REDIRECT]) {
     r->action = ACTION_REDIRECT;
@@ -448,6 +556,19 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
   load_header_ops(c, &r->response_headers, v[K_RESP_HEADERS],
                   ydoc_kp_key(sub, path, "response_headers"), false);
   cfgval_bool(c->y, v[K_INSPECT], ydoc_kp_key(sub, path, "inspect"), &r->inspect);
+
+  /* traffic control: only where a request goes upstream */
+  for (int i = K_ALLOW; i <= K_TIMEOUT; i++)
+    if (k[i] != NULL && r->action != ACTION_UPSTREAM)
+      ydoc_err(c->y, k[i]->mark, path, "%s only applies to routes with upstream or upstreams",
+               keys[i]);
+  if (r->action != ACTION_UPSTREAM)
+    return;
+  cfgval_cidrs(c->y, v[K_ALLOW], ydoc_kp_key(sub, path, "allow"), &r->allow, &r->nallow);
+  cfgval_cidrs(c->y, v[K_DENY], ydoc_kp_key(sub, path, "deny"), &r->deny, &r->ndeny);
+  if (v[K_RATE] != NULL)
+    load_rate_limit(c, r, v[K_RATE], ydoc_kp_key(sub, path, "rate_limit"));
+  cfgval_duration(c->y, v[K_TIMEOUT], ydoc_kp_key(sub, path, "timeout"), 1, &r->timeout_ms);
 }
 
 void cfgroute_load(struct ydoc *y, struct config *cfg, bool upstreams_bad, const struct ynode *n) {

@@ -565,3 +565,25 @@ bool cfgval_listen_address(struct ydoc *c, const struct ynode *n, const char *pa
   ydoc_set_str(c, text, s);
   return true;
 }
+
+/* A list of CIDRs into *list (allocated, count items). */
+void cfgval_cidrs(struct ydoc *c, const struct ynode *n, const char *path, struct cidr **list,
+                  size_t *count) {
+  size_t items;
+  if (!cfgval_seq(c, n, path, &items) || items == 0)
+    return;
+  if ((*list = ydoc_calloc(c, items, sizeof **list)) == NULL)
+    return;
+  for (size_t i = 0; i < items; i++) {
+    const struct ynode *item = n->kids[i];
+    char ipath[YDOC_KEYPATH_MAX], e[256];
+    const char *s;
+    if (!cfgval_text(c, item, ydoc_kp_index(ipath, path, i), &s))
+      continue;
+    if (cidr_parse(s, &(*list)[*count], e, sizeof e) != 0) {
+      ydoc_err(c, item->mark, ipath, "invalid address range: %s", e);
+      continue;
+    }
+    (*count)++;
+  }
+}

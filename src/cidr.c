@@ -86,10 +86,8 @@ int cidr_parse(const char *s, struct cidr *out, char *err, size_t errlen) {
   return 0;
 }
 
-bool cidr_match(const struct cidr *c, const uint8_t addr[16], bool v6) {
-  uint8_t a[16];
-  memcpy(a, addr, 16);
-  unmap_v4(a, &v6);
+/* c against an address already unmapped (unmap_v4). */
+static bool match_unmapped(const struct cidr *c, const uint8_t a[16], bool v6) {
   if (v6 != c->v6)
     return false;
   unsigned full = c->bits / 8, rest = c->bits % 8;
@@ -101,9 +99,21 @@ bool cidr_match(const struct cidr *c, const uint8_t addr[16], bool v6) {
   return (a[full] & mask) == c->addr[full];
 }
 
+bool cidr_match(const struct cidr *c, const uint8_t addr[16], bool v6) {
+  uint8_t a[16];
+  memcpy(a, addr, 16);
+  unmap_v4(a, &v6);
+  return match_unmapped(c, a, v6);
+}
+
 bool cidr_list_match(const struct cidr *list, size_t n, const uint8_t addr[16], bool v6) {
+  if (n == 0)
+    return false;
+  uint8_t a[16];
+  memcpy(a, addr, 16);
+  unmap_v4(a, &v6); /* once for the whole list */
   for (size_t i = 0; i < n; i++)
-    if (cidr_match(&list[i], addr, v6))
+    if (match_unmapped(&list[i], a, v6))
       return true;
   return false;
 }

@@ -46,27 +46,6 @@ struct ctx {
 /* ---- sections ---------------------------------------------------------- */
 
 /* A list of address ranges ("10.0.0.0/8", "192.0.2.7", "fd00::/8"). */
-static void load_cidrs(struct ctx *c, const struct ynode *n, const char *path, struct cidr **list,
-                       size_t *count) {
-  size_t items;
-  if (!cfgval_seq(c->y, n, path, &items) || items == 0)
-    return;
-  if ((*list = ydoc_calloc(c->y, items, sizeof **list)) == NULL)
-    return;
-  for (size_t i = 0; i < items; i++) {
-    const struct ynode *item = n->kids[i];
-    char ipath[YDOC_KEYPATH_MAX], e[256];
-    const char *s;
-    if (!cfgval_text(c->y, item, ydoc_kp_index(ipath, path, i), &s))
-      continue;
-    if (cidr_parse(s, &(*list)[*count], e, sizeof e) != 0) {
-      ydoc_err(c->y, item->mark, ipath, "invalid address range: %s", e);
-      continue;
-    }
-    (*count)++;
-  }
-}
-
 static void load_listeners(struct ctx *c, const struct ynode *top, const struct ynode *n) {
   static const char *const keys[] = {"address", "proxy_protocol", "trusted_proxies", NULL};
   enum { K_ADDRESS, K_PROXY_PROTOCOL, K_TRUSTED, K_N };
@@ -95,8 +74,8 @@ static void load_listeners(struct ctx *c, const struct ynode *top, const struct 
     cfgval_bool(c->y, v[K_PROXY_PROTOCOL], ydoc_kp_key(sub, path, "proxy_protocol"),
                 &l->proxy_protocol);
     if (v[K_TRUSTED] != NULL)
-      load_cidrs(c, v[K_TRUSTED], ydoc_kp_key(sub, path, "trusted_proxies"), &l->trusted_proxies,
-                 &l->ntrusted_proxies);
+      cfgval_cidrs(c->y, v[K_TRUSTED], ydoc_kp_key(sub, path, "trusted_proxies"),
+                   &l->trusted_proxies, &l->ntrusted_proxies);
     if (v[K_ADDRESS] == NULL) {
       ydoc_err(c->y, item->mark, path, "missing required key \"address\"");
       continue;
@@ -408,9 +387,9 @@ static void load_health_check(struct ctx *c, struct cfg_health_check *hc, const 
 
 static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct ynode *n,
                           const char *path) {
-  static const char *const keys[] = {"servers",   "balance",          "hash_key",
-                                     "keepalive", "health_check",     "retries",
-                                     "passive",   "resolve_interval", NULL};
+  static const char *const keys[] = {"servers",      "balance", "hash_key", "keepalive",
+                                     "health_check", "retries", "passive",  "resolve_interval",
+                                     "max_requests", NULL};
   static const char *const passive_keys[] = {"consecutive_failures", "eject_for", NULL};
   static const char *const balances[] = {"round_robin", "least_conn", "random2", "hash"};
   static const char *const ka_keys[] = {"max_idle", "idle_timeout", NULL};
@@ -423,6 +402,7 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
     K_RETRIES,
     K_PASSIVE,
     K_RESOLVE,
+    K_MAX_REQUESTS,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N], *kv[2], *kk[2];
@@ -471,6 +451,8 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
   }
   load_health_check(c, &up->health_check, v[K_HEALTH], ydoc_kp_key(sub, path, "health_check"));
   cfgval_u32(c->y, v[K_RETRIES], ydoc_kp_key(sub, path, "retries"), 0, 100, &up->retries);
+  cfgval_u32(c->y, v[K_MAX_REQUESTS], ydoc_kp_key(sub, path, "max_requests"), 0, 10000000,
+             &up->max_requests);
   ydoc_kp_key(sub, path, "passive");
   if (cfgval_fields(c->y, v[K_PASSIVE], sub, passive_keys, kv, kk)) {
     cfgval_u32(c->y, kv[0], ydoc_kp_key(sub2, sub, "consecutive_failures"), 0, 1000,
@@ -781,6 +763,12 @@ void config_free(struct config *cfg) {
     free(r->respond_content_type);
     free(r->rewrite_prefix);
     free(r->set_host);
+    for (size_t j = 0; j < r->nsplit; j++)
+      free(r->split[j].name);
+    free(r->split);
+    free(r->allow);
+    free(r->deny);
+    free(r->rate_limit.header);
     free_header_ops(&r->request_headers);
     free_header_ops(&r->response_headers);
   }

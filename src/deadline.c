@@ -90,6 +90,10 @@ void deadline_add(struct deadlines *d, struct deadline_link *l) {
 }
 
 void deadline_set(struct deadlines *d, struct deadline_link *n, unsigned kind) {
+  deadline_set_ms(d, n, kind, d->ms[kind]);
+}
+
+void deadline_set_ms(struct deadlines *d, struct deadline_link *n, unsigned kind, uint64_t ms) {
   struct deadline_link *l = &d->lists[kind];
   n->prev->next = n->next;
   n->next->prev = n->prev;
@@ -99,7 +103,6 @@ void deadline_set(struct deadlines *d, struct deadline_link *n, unsigned kind) {
   }
   /* The loop's cached time, read as uv_now() returns it without a call:
    * requests move through several deadlines each. */
-  uint64_t ms = d->ms[kind];
   uint64_t due = d->loop->time + ms;
   n->due = due;
   if (l->prev->due <= due)

@@ -11,7 +11,9 @@
  * session or the upstream connection: it asks session_close / connpool_*.
  *
  * Flow: exchange_start (head parsed) -> request_check (src/request.c:
- * what is refused and with which status) -> route -> direct reply, or pick a
+ * what is refused and with which status) -> route -> direct reply, or the
+ * route's traffic control (src/policy.c: allow/deny, rate limit, split,
+ * max_requests) and pick a
  * server, build the upstream head and get a connection -> connected: head
  * and body flow upstream (session_unblock lets the parser go on) -> the
  * upclient parses the response and hands it here piece by piece -> the
@@ -35,6 +37,7 @@
 #include "ferry/request.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
+#include "ferry/policy.h"
 #include "ferry/tunnel.h"
 #include "ferry/upstream.h"
 #include "ferry/wctx.h"
@@ -100,6 +103,10 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
 }
 
 void exchange_reset(struct exchange *ex) {
+  if (ex->up_held) {
+    upstream_leave(ex->up);
+    ex->up_held = false;
+  }
   if (ex->srv_counted) {
     upstream_attempt_end(ex->srv);
     ex->srv_counted = false;
@@ -290,6 +297,12 @@ void exchange_start(struct exchange *ex) {
     exchange_reply(ex, 413, NULL, true);
     return;
   }
+  int refused = policy_admit(ex);
+  if (refused) {
+    ex->refused = refused;
+    exchange_reply(ex, refused, policy_message(refused), false);
+    return;
+  }
   (void)s;
   exchange_forward(ex, target, norm, host);
 }
@@ -406,7 +419,14 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
                              struct slice host) {
   const struct cfg_route *r = ex->route;
   struct worker *w = ex->w;
-  ex->up = &w->ups[r->upstream_index];
+  ex->up = &w->ups[policy_upstream(ex)];
+  if (!upstream_enter(ex->up)) {
+    ex->error_note = "circuit open: upstream max_requests in flight";
+    ex->refused = 503;
+    exchange_reply(ex, 503, policy_message(-503), !ex->req_done);
+    return;
+  }
+  ex->up_held = true;
   if (!exchange_next_server(ex)) {
     upstream_count_no_server(ex->up);
     ex->retry_after = upstream_retry_after(ex->up);
@@ -430,6 +450,8 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
   request_fwd_init(&fr, r, &rh, send_target, host, slice_cstr(ex->srv->name),
                    slice_cstr(ex->peer_ip), ex->rid, ex->req_length, ex->upgrade_req,
                    ex->peer_trusted);
+  policy_trace(ex);
+  fr.traceparent = slice_make(ex->traceparent, 55);
   /* One pass into a standard block; a second only for a larger head. */
   struct iobuf *hb = iobuf_get(&w->bufs, IOBUF_SIZE);
   size_t need = hb ? http_head_build_request(hb->data, hb->cap, &fr) : 0;
@@ -488,7 +510,7 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
     if (ex->req_chunked)
       exchange_send_last_chunk(ex);
     stream_flush(up);
-    session_timer(s, ST_RESPONSE);
+    policy_response_timer(ex);
     return;
   }
   exchange_arm_timer(ex);
@@ -548,7 +570,7 @@ void exchange_request_done(struct exchange *ex) {
   if (ex->uc && ex->req_chunked)
     exchange_send_last_chunk(ex);
   if (!ex->resp_started)
-    session_timer(ex->s, ST_RESPONSE);
+    policy_response_timer(ex);
 }
 
 /* --- flow control: the one place ----------------------------------------- */
@@ -788,7 +810,7 @@ void exchange_arm_timer(struct exchange *ex) {
   else if (ex->state == EX_FORWARDING && !ex->req_done)
     session_timer(s, ST_BODY);
   else if (ex->state == EX_FORWARDING && s->timer_kind != ST_RESPONSE)
-    session_timer(s, ST_RESPONSE);
+    policy_response_timer(ex);
 }
 
 /* --- tunnel ----------------------------------------------------------------- */

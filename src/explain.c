@@ -18,6 +18,7 @@
 
 #include "ferry/buf.h"
 #include "ferry/request.h"
+#include "ferry/trace.h"
 
 #define EXPLAIN_MAX_HEADERS 128
 #define EXPLAIN_ARENA (1u << 20)
@@ -389,6 +390,18 @@ int explain_run(const struct config *cfg, const struct router *router,
   request_fwd_init(
       &fr, route, &rh, send_target, rq.host, slice_cstr(up->nservers ? up->servers[0].address : ""),
       slice_cstr(q->client_ip ? q->client_ip : "127.0.0.1"), request_id, length, upgrade, false);
+  /* traceparent as ferry makes it: the client's trace kept, a span of its own */
+  char trace_id[32], flags[2] = {'0', '0'}, traceparent[TRACE_PARENT_LEN];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
+  const struct hdr *ctp = http_head_find_tok(&hl, HDR_TRACEPARENT);
+  if (!ctp || !trace_parse(ctp->value, trace_id, flags)) {
+    trace_hex64(trace_id, trace_random(&seed));
+    trace_hex64(trace_id + 16, trace_random(&seed));
+  }
+  trace_format(traceparent, trace_id, trace_random(&seed), flags);
+  fr.traceparent = slice_make(traceparent, TRACE_PARENT_LEN);
   size_t need = http_head_build_request(NULL, 0, &fr);
   head = malloc(need + 1);
   if (!head)

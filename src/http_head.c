@@ -146,6 +146,8 @@ enum hdr_token http_head_token(const char *name, size_t len) {
     if (TOK_IS("connection"))
       return HDR_CONNECTION;
     return TOK_IS("keep-alive") ? HDR_KEEP_ALIVE : HDR_OTHER;
+  case 11:
+    return TOK_IS("traceparent") ? HDR_TRACEPARENT : HDR_OTHER;
   case 12:
     return TOK_IS("x-request-id") ? HDR_X_REQUEST_ID : HDR_OTHER;
   case 14:
@@ -624,6 +626,10 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
     case HDR_VIA:
     case HDR_X_REQUEST_ID:
       continue;
+    case HDR_TRACEPARENT:
+      if (r->traceparent.n > 0)
+        continue;
+      break;
     default:
       break;
     }
@@ -644,6 +650,8 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
                r->client_minor == 0 ? SLICE_LIT("1.0 ferry") : SLICE_LIT("1.1 ferry"));
   if (r->request_id.n > 0 && own_header_wanted(r->ops, "X-Request-Id"))
     put_header(&w, SLICE_LIT("X-Request-Id"), r->request_id);
+  if (r->traceparent.n > 0 && own_header_wanted(r->ops, "traceparent"))
+    put_header(&w, SLICE_LIT("traceparent"), r->traceparent);
   if (r->upgrade)
     put_upgrade(&w, l);
   put_ops(&w, r->ops);

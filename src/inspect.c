@@ -209,6 +209,7 @@ void inspect_capture(struct exchange *ex) {
   struct inspect_src src = {
       .time_us = wall_us - (total_us > 0 ? total_us : 0),
       .request_id = ex->rid,
+      .trace_id = slice_cstr(ex->trace_id),
       .client = slice_cstr(client),
       .listener = slice_cstr(ex->listener),
       .method = slice_cstr(method),

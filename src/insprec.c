@@ -154,11 +154,11 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   uint32_t nfwd = src->fwd_head.n ? walk_head(src->fwd_head, NULL, NULL) : 0;
   uint32_t ncli = src->client_head.n ? walk_head(src->client_head, NULL, NULL) : 0;
   size_t nkv = (size_t)src->nreq + nfwd + src->nup + ncli;
-  struct slice strs[] = {src->request_id, src->client,     src->listener, src->method,
-                         src->target,     src->host,       src->version,  src->route_label,
-                         src->upstream,   src->server,     src->error,    src->body[0],
-                         src->body[1],    src->req_line,   src->up_line,  src->config_file,
-                         src->skipped,    src->frames_json};
+  struct slice strs[] = {src->request_id, src->client,      src->listener, src->method,
+                         src->target,     src->host,        src->version,  src->route_label,
+                         src->upstream,   src->server,      src->error,    src->body[0],
+                         src->body[1],    src->req_line,    src->up_line,  src->config_file,
+                         src->skipped,    src->frames_json, src->trace_id};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -176,6 +176,7 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   struct fill f = {(char *)(kvs + nkv), (char *)r + size};
   r->time_us = src->time_us;
   r->request_id = fill_copy(&f, src->request_id);
+  r->trace_id = fill_copy(&f, src->trace_id);
   r->client = fill_copy(&f, src->client);
   r->listener = fill_copy(&f, src->listener);
   r->method = fill_copy(&f, src->method);
@@ -676,6 +677,7 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
     inspect_out_printf(o, ",\"skipped_more\":%u", (unsigned)r->skipped_more);
   json_key_str(o, "upstream", r->upstream);
   json_key_str(o, "server", r->server);
+  json_key_str(o, "trace_id", r->trace_id);
   inspect_out_printf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts,
                      r->status, r->complete ? "true" : "false");
   if (r->error.n)

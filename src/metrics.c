@@ -75,7 +75,8 @@ static struct metrics_req_slot *req_slot(struct metrics_worker *m, const char *r
 void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, uint64_t now_ms) {
   const char *up = ex->up && ex->up->cfg ? ex->up->cfg->name : "";
   int c = ex->status >= 100 && ex->status < 600 ? ex->status / 100 : 0;
-  size_t mi = (((uintptr_t)ex->route >> 4) ^ (uintptr_t)c) & 15u;
+  /* the upstream too: a route split over upstreams alternates them */
+  size_t mi = (((uintptr_t)ex->route >> 4) ^ ((uintptr_t)up >> 4) ^ (uintptr_t)c) & 15u;
   struct metrics_req_slot *s = NULL;
   /* Keyed by the worker's configuration generation, not a pointer: route
    * and upstream pointers are unique among live generations, and a
@@ -111,6 +112,10 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
     mc_add(&s->count, 1);
     mc_add(&s->lat_bucket[b], 1);
     mc_add(&s->lat_sum_ms, ms);
+    if (ex->refused == 429)
+      mc_add(&s->rate_limited, 1);
+    else if (ex->refused == 503)
+      mc_add(&s->circuit_open, 1);
   }
   uint64_t retries = (ex->ntried > 1 ? ex->ntried - 1 : 0) + (ex->retried ? 1 : 0);
   if (retries)
@@ -445,6 +450,53 @@ static void render_servers(struct admin_reply *rep, const struct metrics_source 
   free(ix.idx);
 }
 
+/* ferry_rate_limited_total{route} (by_upstream false) or
+ * ferry_circuit_open_total{upstream}: the request slots' refusal counts
+ * summed by the one label over every worker. */
+static void render_refusals(struct admin_reply *rep, const struct metrics_source *src,
+                            bool by_upstream) {
+  enum { ROWS = 256 };
+  static const char *const name[2] = {"ferry_rate_limited_total", "ferry_circuit_open_total"};
+  static const char *const help[2] = {
+      "Requests answered 429 by a route's rate_limit.",
+      "Requests answered 503 at once because the upstream's max_requests were in flight."};
+  struct {
+    const char *label;
+    uint64_t n;
+  } rows[ROWS];
+  size_t n = 0;
+  for (unsigned w = 0; w < src->nworkers; w++) {
+    const struct metrics_worker *m = &src->workers[w].metrics;
+    for (uint32_t i = 0; i < METRICS_REQ_SLOTS; i++) {
+      const struct metrics_req_slot *s = &m->req[i];
+      if (atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&s->state, memory_order_acquire) == 0)
+        continue;
+      uint64_t v = mc_get(by_upstream ? &s->circuit_open : &s->rate_limited);
+      const char *label = by_upstream ? s->upstream : s->route;
+      if (!v)
+        continue;
+      size_t k = 0;
+      while (k < n && strcmp(rows[k].label, label) != 0)
+        k++;
+      if (k == n) {
+        if (n == ROWS)
+          continue;
+        rows[n].label = label;
+        rows[n++].n = 0;
+      }
+      rows[k].n += v;
+    }
+  }
+  admin_reply_printf(rep, "# HELP %s %s\n# TYPE %s counter\n", name[by_upstream], help[by_upstream],
+                     name[by_upstream]);
+  for (size_t k = 0; k < n; k++) {
+    char esc[2 * METRICS_LABEL_MAX];
+    metrics_escape_label(rows[k].label, esc, sizeof esc);
+    admin_reply_printf(rep, "%s{%s=\"%s\"} %" PRIu64 "\n", name[by_upstream],
+                       by_upstream ? "upstream" : "route", esc, rows[k].n);
+  }
+}
+
 void metrics_admin_handler(void *ud, const struct admin_request *req, struct admin_reply *rep) {
   const struct metrics_source *src = ud;
   (void)req;
@@ -467,6 +519,8 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
           "descriptors, memory, ephemeral ports); answered 503, not held against the server.",
           SUM(local_errors));
   render_servers(rep, src);
+  render_refusals(rep, src, false);
+  render_refusals(rep, src, true);
   counter(rep, "ferry_bytes_received_total", "Bytes read from clients.", SUM(bytes_in));
   counter(rep, "ferry_bytes_sent_total", "Bytes written to clients.", SUM(bytes_out));
   counter(rep, "ferry_retries_total", "Requests retried on a new upstream connection.",

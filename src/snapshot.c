@@ -11,6 +11,7 @@
 
 #include "ferry/config.h"
 #include "ferry/router.h"
+#include "ferry/traffic.h"
 #include "ferry/upstream.h"
 
 struct snapshot *snapshot_new(struct config *cfg, struct router *router, struct upstreams *ups,
@@ -57,14 +58,17 @@ struct snapshot *snapshot_build(struct config *cfg, struct snapshot *prev,
     if (prev)
       upstreams_inherit(ups, prev->ups); /* health and ejections of kept addresses */
   }
-  struct snapshot *s = snapshot_new(cfg, router, ups, owner, reaper, gen);
+  struct traffic *traffic = traffic_new(cfg);
+  struct snapshot *s = traffic ? snapshot_new(cfg, router, ups, owner, reaper, gen) : NULL;
   if (!s) {
+    traffic_free(traffic);
     if (!owner)
       upstreams_free(ups);
     router_free(router);
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
+  s->traffic = traffic;
   return s;
 }
 
@@ -74,6 +78,7 @@ void snapshot_ref(struct snapshot *s) {
 
 static void snapshot_free(struct snapshot *s) {
   router_free(s->router);
+  traffic_free(s->traffic);
   if (s->ups_owner)
     snapshot_unref(s->ups_owner);
   else
@@ -126,7 +131,8 @@ static bool upstream_eq(const struct cfg_upstream *a, const struct cfg_upstream 
       a->keepalive_idle_timeout_ms != b->keepalive_idle_timeout_ms ||
       a->passive.consecutive_failures != b->passive.consecutive_failures ||
       a->passive.eject_for_ms != b->passive.eject_for_ms ||
-      a->resolve_interval_ms != b->resolve_interval_ms || a->retries != b->retries)
+      a->resolve_interval_ms != b->resolve_interval_ms || a->retries != b->retries ||
+      a->max_requests != b->max_requests)
     return false;
   const struct cfg_health_check *ha = &a->health_check, *hb = &b->health_check;
   if (ha->enabled != hb->enabled ||

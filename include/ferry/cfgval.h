@@ -84,4 +84,10 @@ int cfgval_split_host_port(const char *s, char *host, size_t hostsize, uint16_t 
                            bool *bracketed, char *err, size_t errlen);
 bool cfgval_same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
+struct cidr;
+/* A sequence of address ranges ("10.0.0.0/8", "::1") into *list
+ * (allocated, *count parsed); each bad one is an error. */
+void cfgval_cidrs(struct ydoc *c, const struct ynode *n, const char *path, struct cidr **list,
+                  size_t *count);
+
 #endif

@@ -63,6 +63,7 @@ struct cfg_upstream {
   } passive;
   uint64_t resolve_interval_ms; /* re-resolve server names; default 30s */
   uint32_t retries;             /* default 1 */
+  uint32_t max_requests;        /* circuit breaker: in flight per process; 0 = no cap */
   int line;
 };
 
@@ -78,6 +79,25 @@ struct cfg_header_ops {
   size_t nadd;
   char **remove;
   size_t nremove;
+};
+
+/* One upstream of a route's weighted split (`upstreams:`). */
+struct cfg_split {
+  char *name;
+  size_t upstream_index; /* in config.upstreams */
+  uint32_t weight;       /* 1..1000 */
+};
+
+/* `rate_limit`: a token bucket per key; `burst` tokens at most, refilled
+ * at `requests` per `per_ms`. */
+enum cfg_rate_key { RATE_KEY_CLIENT_IP, RATE_KEY_HEADER, RATE_KEY_ROUTE };
+struct cfg_rate_limit {
+  bool enabled;
+  uint32_t requests; /* >= 1 */
+  uint64_t per_ms;   /* >= 1 */
+  uint32_t burst;    /* >= 1; default requests */
+  enum cfg_rate_key key;
+  char *header; /* RATE_KEY_HEADER: the header's name */
 };
 
 enum cfg_path_kind { PATH_ANY, PATH_EXACT, PATH_PREFIX, PATH_REGEX };
@@ -101,8 +121,10 @@ struct cfg_route {
   size_t nheaders;
 
   enum cfg_action action;
-  char *upstream;             /* ACTION_UPSTREAM: name ... */
-  size_t upstream_index;      /* ... and its index in config.upstreams */
+  char *upstream;          /* ACTION_UPSTREAM: name (with `upstreams:`, the first) ... */
+  size_t upstream_index;   /* ... and its index in config.upstreams */
+  struct cfg_split *split; /* `upstreams:` (weighted split); NULL with `upstream:` */
+  size_t nsplit;
   char *redirect_location;    /* ACTION_REDIRECT */
   int redirect_status;        /* 301, 302, 303, 307, 308; default 302 */
   int respond_status;         /* ACTION_RESPOND; default 200 */
@@ -114,6 +136,14 @@ struct cfg_route {
   struct cfg_header_ops request_headers;
   struct cfg_header_ops response_headers; /* add is allowed too */
   bool inspect;
+
+  /* traffic control (SPEC §8); absent = off */
+  uint64_t timeout_ms; /* this route's upstream_response; 0 = timeouts.upstream_response */
+  struct cidr *allow;  /* when set, only these client addresses */
+  size_t nallow;
+  struct cidr *deny; /* checked first */
+  size_t ndeny;
+  struct cfg_rate_limit rate_limit;
 };
 
 enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON };

@@ -49,6 +49,9 @@ static inline void deadlines_configure(struct deadlines *d, unsigned kind, uint6
 void deadline_add(struct deadlines *d, struct deadline_link *l);
 /* Move l to kind's list, due its duration from now (kind 0: none). */
 void deadline_set(struct deadlines *d, struct deadline_link *l, unsigned kind);
+/* The same with a duration of its own (a route's `timeout`): a member
+ * due before the list's tail is inserted in order, O(list) then. */
+void deadline_set_ms(struct deadlines *d, struct deadline_link *l, unsigned kind, uint64_t ms);
 /* Take l out of every list (the member is going away). */
 void deadline_remove(struct deadline_link *l);
 /* Stop the timer when no deadline is left (a stopping worker's loop must

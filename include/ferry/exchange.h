@@ -81,6 +81,12 @@ struct exchange {
 
   const struct cfg_route *route;
   struct upstream_rt *up;
+  bool up_held; /* holds a max_requests place of up (upstream_enter) */
+  /* W3C trace context (src/trace.c): the traceparent sent upstream and
+   * its trace id; trace_id[0] == 0 until the request is forwarded */
+  char traceparent[56];
+  char trace_id[33];
+  int refused; /* status of a traffic-control refusal (403, 429; 503 circuit open), 0 none */
   struct server_rt *srv;
   struct upclient *uc; /* the upstream connection, while attached */
   bool uc_reused;      /* uc came from the idle pool */

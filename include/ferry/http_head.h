@@ -50,6 +50,7 @@ enum hdr_token {
   HDR_X_REQUEST_ID,
   HDR_EXPECT,
   HDR_DATE,
+  HDR_TRACEPARENT,
   HDR__COUNT
 };
 
@@ -117,6 +118,7 @@ struct fwd_request {
                                      X-Forwarded-Host are kept (proto and fwd_host are sent only
                                      when it sent none) */
   struct slice request_id;        /* X-Request-Id to send */
+  struct slice traceparent;       /* n > 0: sent in place of the client's (src/trace.c) */
   int client_minor;               /* client's HTTP/1.x minor: Via "1.0 ferry" / "1.1 ferry" */
   enum body_framing framing;
   uint64_t content_length; /* with FRAMING_LENGTH */
@@ -134,7 +136,8 @@ struct fwd_request {
  *   then framing (Content-Length: N or Transfer-Encoding: chunked),
  *   X-Forwarded-For (existing values joined with ", ", then client_ip),
  *   X-Forwarded-Proto, X-Forwarded-Host, Via (existing values, then
- *   "1.x ferry"), X-Request-Id, "Connection: upgrade" + Upgrade when
+ *   "1.x ferry"), X-Request-Id, traceparent (when given, the client's is
+ *   dropped), "Connection: upgrade" + Upgrade when
  *   upgrading, ops->set entries, ops->add entries; CRLF.
  * Returns the full length needed; when it is > cap nothing useful was
  * written and the caller must retry with a larger buffer. */

@@ -56,6 +56,9 @@ struct metrics_req_slot {
   mcount count;
   mcount lat_bucket[METRICS_LAT_NBUCKETS]; /* not cumulative; rendered cumulative */
   mcount lat_sum_ms;
+  /* traffic control refusals (SPEC §8), counted by route / upstream */
+  mcount rate_limited; /* 429 by rate_limit */
+  mcount circuit_open; /* 503 at the upstream's max_requests */
 };
 
 /* How one attempt on an upstream server ended (label `result` of

@@ -121,6 +121,13 @@ static inline void session_timer(struct session *s, enum session_timer kind) {
   s->timer_kind = (uint8_t)kind;
   deadline_set(&session_worker(s)->dl, &s->tl, kind);
 }
+/* The same with a duration of its own instead of the kind's. */
+static inline void session_timer_ms(struct session *s, enum session_timer kind, uint64_t ms) {
+  if (s->closing)
+    return;
+  s->timer_kind = (uint8_t)kind;
+  deadline_set_ms(&session_worker(s)->dl, &s->tl, kind, ms);
+}
 /* The exchange finished (response fully queued). keep_alive false closes
  * the connection once the queue drains. The session frees the exchange
  * and starts the next request later, from the loop's check phase: the

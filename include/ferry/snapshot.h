@@ -25,6 +25,7 @@
 struct config;
 struct router;
 struct upstreams;
+struct traffic;
 
 struct snapshot_reaper {
   _Atomic(struct snapshot *) head; /* snapshots whose count reached 0 */
@@ -39,6 +40,7 @@ struct snapshot {
   struct router *router;
   struct upstreams *ups;      /* owned unless ups_owner is set */
   struct snapshot *ups_owner; /* the snapshot the shared pools belong to */
+  struct traffic *traffic;    /* routes' split order and rate buckets (src/traffic.c) */
   struct snapshot_reaper *reaper;
   struct snapshot *reap_next;
 };

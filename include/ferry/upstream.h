@@ -73,10 +73,12 @@ struct uppool {
   const struct cfg_upstream *cfg;
   struct upslot *slots;
   size_t cap;
-  _Atomic size_t nslots;      /* slots [0, nslots) are published */
-  _Atomic uint32_t gen;       /* bumped on every membership change */
-  _Atomic uint64_t retries;   /* requests moved to another server */
-  _Atomic uint64_t no_server; /* requests answered 503: no server up */
+  _Atomic size_t nslots;         /* slots [0, nslots) are published */
+  _Atomic uint32_t gen;          /* bumped on every membership change */
+  _Atomic uint64_t retries;      /* requests moved to another server */
+  _Atomic uint64_t no_server;    /* requests answered 503: no server up */
+  _Atomic uint32_t inflight;     /* requests in flight, all workers (max_requests) */
+  _Atomic uint64_t circuit_open; /* requests refused at max_requests */
   uv_mutex_t mu;
 };
 
@@ -190,6 +192,23 @@ void upstream_report_status(struct server_rt *s, int status);
 void upstream_report_failure(struct server_rt *s, bool connect_failed, const char *why);
 void upstream_count_retry(struct upstream_rt *u);
 void upstream_count_no_server(struct upstream_rt *u);
+
+/* `max_requests` (circuit breaking): take one of the upstream's
+ * in-flight places, false (counted) when all are taken; a taken place is
+ * given back with upstream_leave. Always true without a cap. */
+static inline bool upstream_enter(struct upstream_rt *u) {
+  uint32_t cap = u->cfg->max_requests;
+  if (cap == 0)
+    return true;
+  if (atomic_fetch_add_explicit(&u->pool->inflight, 1, memory_order_relaxed) < cap)
+    return true;
+  atomic_fetch_sub_explicit(&u->pool->inflight, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&u->pool->circuit_open, 1, memory_order_relaxed);
+  return false;
+}
+static inline void upstream_leave(struct upstream_rt *u) {
+  atomic_fetch_sub_explicit(&u->pool->inflight, 1, memory_order_relaxed);
+}
 
 /* Seconds for Retry-After when no server is up: until the earliest
  * ejection ends, or one check interval; at least 1. */

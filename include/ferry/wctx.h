@@ -105,6 +105,7 @@ struct worker {
 
   uint64_t reqid_seed;
   uint64_t reqid_counter;
+  uint64_t trace_rng; /* span and trace ids (src/trace.c); seeded from reqid_seed */
 
   /* The Date value (IMF-fixdate) for every response of this worker: made
    * at most once per wall-clock second, when the loop's cached time

@@ -3,6 +3,7 @@ route did not match, and the request exactly as ferry forwards it --
 checked against what a running ferry really sends the upstream."""
 import json
 import os
+import re
 import subprocess
 import tempfile
 
@@ -87,7 +88,14 @@ def test_explain_tells_exactly_what_ferry_forwards():
         eq(j["action"], "upstream", "action")
         eq(j["upstream"], "api", "upstream")
         eq(j["request_line"], got.start, "request line as the upstream received it")
-        eq([tuple(h) for h in j["headers"]], got.headers, "headers as the upstream received them")
+        # traceparent: a new trace each time (the client sent none); same shape
+        def no_tp(hs):
+            return [tuple(h) for h in hs if h[0] != "traceparent"]
+        eq(no_tp(j["headers"]), no_tp(got.headers), "headers as the upstream received them")
+        tps = [h[1] for h in j["headers"] if h[0] == "traceparent"]
+        eq(len(tps), 1, "explain shows the traceparent ferry adds")
+        check(re.match(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-00$", tps[0]), tps[0])
+        eq([h[0] for h in j["headers"]], [h[0] for h in got.headers], "header order")
         check(("X-Env", "prod") in got.headers and ("X-Via-Route", "users") in got.headers,
               f"route headers added: {got.headers}")
         eq(got.header("X-Debug"), None, "X-Debug removed")

@@ -356,9 +356,10 @@ CONFIG_TEST(parse_listen_address_errors) {
 /* ---- routes ------------------------------------------------------------ */
 
 CONFIG_TEST(route_with_no_action) {
-  EXPECT_ERRORS(LISTEN "routes:\n  - path: /ping\n",
-                "proxy.yaml:4:5: routes[0]: no action (expected exactly one of upstream, redirect "
-                "or respond)");
+  EXPECT_ERRORS(
+      LISTEN "routes:\n  - path: /ping\n",
+      "proxy.yaml:4:5: routes[0]: no action (expected exactly one of upstream, upstreams, redirect "
+      "or respond)");
 }
 
 CONFIG_TEST(route_with_two_actions) {
@@ -367,7 +368,7 @@ CONFIG_TEST(route_with_two_actions) {
                                     "    upstream: api\n"
                                     "    respond: {status: 204}\n",
                 "proxy.yaml:10:5: routes[0]: respond conflicts with upstream (a route has exactly "
-                "one of upstream, redirect or respond)");
+                "one of upstream, upstreams, redirect or respond)");
 }
 
 CONFIG_TEST(route_naming_unknown_upstream_suggests) {
@@ -739,28 +740,29 @@ CONFIG_TEST(nul_byte_in_a_string_is_an_error) {
 }
 
 CONFIG_TEST(multiple_errors_are_all_reported_in_file_order) {
-  EXPECT_ERRORS("routes:\n"                /* 1 */
-                "  - path: nope\n"         /* 2 */
-                "timeouts:\n"              /* 3 */
-                "  drain: soon\n"          /* 4 */
-                "listeners:\n"             /* 5 */
-                "  - address: 0.0.0.0:0\n" /* 6 */
-                "workers: 0\n"             /* 7 */
-                "upstreams:\n"             /* 8 */
-                "  api:\n"                 /* 9 */
-                "    servers: []\n"        /* 10 */
-                "    balanse: hash\n",     /* 11 */
-                "proxy.yaml:2:5: routes[0]: no action (expected exactly one of upstream, redirect "
-                "or respond)",
-                "proxy.yaml:2:11: routes[0].path: must start with \"/\", found \"nope\"",
-                "proxy.yaml:4:10: timeouts.drain: invalid duration \"soon\" (expected e.g. 250ms, "
-                "10s, 2m, 1h or a number of seconds)",
-                "proxy.yaml:6:14: listeners[0].address: invalid address \"0.0.0.0:0\": port 0 is "
-                "out of range (expected 1..65535)",
-                "proxy.yaml:7:10: workers: 0 is out of range (expected \"auto\" or 1..256)",
-                "proxy.yaml:10:14: upstreams.api.servers: at least one server is required",
-                "proxy.yaml:11:5: upstreams.api: unknown key \"balanse\" (did you mean "
-                "\"balance\"?)");
+  EXPECT_ERRORS(
+      "routes:\n"                /* 1 */
+      "  - path: nope\n"         /* 2 */
+      "timeouts:\n"              /* 3 */
+      "  drain: soon\n"          /* 4 */
+      "listeners:\n"             /* 5 */
+      "  - address: 0.0.0.0:0\n" /* 6 */
+      "workers: 0\n"             /* 7 */
+      "upstreams:\n"             /* 8 */
+      "  api:\n"                 /* 9 */
+      "    servers: []\n"        /* 10 */
+      "    balanse: hash\n",     /* 11 */
+      "proxy.yaml:2:5: routes[0]: no action (expected exactly one of upstream, upstreams, redirect "
+      "or respond)",
+      "proxy.yaml:2:11: routes[0].path: must start with \"/\", found \"nope\"",
+      "proxy.yaml:4:10: timeouts.drain: invalid duration \"soon\" (expected e.g. 250ms, "
+      "10s, 2m, 1h or a number of seconds)",
+      "proxy.yaml:6:14: listeners[0].address: invalid address \"0.0.0.0:0\": port 0 is "
+      "out of range (expected 1..65535)",
+      "proxy.yaml:7:10: workers: 0 is out of range (expected \"auto\" or 1..256)",
+      "proxy.yaml:10:14: upstreams.api.servers: at least one server is required",
+      "proxy.yaml:11:5: upstreams.api: unknown key \"balanse\" (did you mean "
+      "\"balance\"?)");
 }
 
 CONFIG_TEST(every_prefix_of_a_valid_file_loads_or_fails_cleanly) {

@@ -324,7 +324,7 @@ CONFIG_TEST(regex_and_exact_path_conflict) {
 CONFIG_TEST(redirect_and_upstream_conflict) {
   EXPECT_ERRORS(LISTEN UPSTREAM_API "routes:\n  - redirect: {location: /x}\n    upstream: api\n",
                 "proxy.yaml:9:5: routes[0]: upstream conflicts with redirect (a route has exactly "
-                "one of upstream, redirect or respond)");
+                "one of upstream, upstreams, redirect or respond)");
 }
 
 CONFIG_TEST(unknown_route_key_suggests) {

@@ -84,6 +84,32 @@ Test(deadline, a_shortened_duration_inserts_inside_the_list_in_order) {
   finish(&loop, &r);
 }
 
+Test(deadline, a_duration_of_its_own_expires_in_order_within_its_kind) {
+  /* a route's timeout: one kind, members with different durations */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct run r = {0};
+  deadlines_init(&r.d, &loop, 2, on_expire);
+  deadlines_configure(&r.d, 1, 60);
+  struct member a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+  deadline_add(&r.d, &a.l);
+  deadline_add(&r.d, &b.l);
+  deadline_add(&r.d, &c.l);
+  deadline_set(&r.d, &a.l, 1);        /* 60 ms, the kind's */
+  deadline_set_ms(&r.d, &b.l, 1, 5);  /* 5 ms, its own */
+  deadline_set_ms(&r.d, &c.l, 1, 20); /* 20 ms */
+  cr_assert_eq(r.d.lists[1].next, &b.l, "the shortest is first");
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(r.n, 3);
+  cr_assert_eq(r.order[0], 1);
+  cr_assert_eq(r.order[1], 2);
+  cr_assert_eq(r.order[2], 0);
+  deadline_remove(&a.l);
+  deadline_remove(&b.l);
+  deadline_remove(&c.l);
+  finish(&loop, &r);
+}
+
 Test(deadline, a_cleared_deadline_never_fires_and_expire_may_set_a_new_one) {
   uv_loop_t loop;
   uv_loop_init(&loop);

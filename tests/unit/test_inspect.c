@@ -38,6 +38,7 @@ static struct inspect_src sample(void) {
   struct inspect_src s = {
       .time_us = 1764097200123456,
       .request_id = SLICE_LIT("r1"),
+      .trace_id = SLICE_LIT("4bf92f3577b34da6a3ce929d0e0e4736"),
       .client = SLICE_LIT("127.0.0.1:5000"),
       .listener = SLICE_LIT("127.0.0.1:8080"),
       .method = SLICE_LIT("GET"),
@@ -203,6 +204,7 @@ Test(inspect, json_fields_and_escaping) {
                                  "/users\",\"file\":\"conf/edge.yaml\"}"),
                      "the route names the configuration file it is in: %s", o.p);
   cr_assert_not_null(strstr(o.p, "\"status\":200,\"complete\":true"), "%s", o.p);
+  cr_assert_not_null(strstr(o.p, "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""), "%s", o.p);
   cr_assert_not_null(
       strstr(o.p, "\"timings_ms\":{\"queue\":0.005,\"connect\":1.500,\"ttfb\":2.000,\"total\":"
                   "4.000}"));
