@@ -8,6 +8,7 @@ import resource
 import select
 import socket
 import threading
+import time
 
 import ferrytest as ft
 from ferrytest import Client, Ferry, Upstream, check, eq
@@ -144,6 +145,7 @@ routes: [{path_prefix: /, upstream: app}]
     with Upstream(name="a") as a, Upstream(name="b") as b, \
             Ferry(config, ports={"up1": a.port, "up2": b.port}, preexec=fd_limit(64)) as f:
         f.wait_stderr(r"open-file limit is 64")
+        base_fds = open_fds(f.proc.pid)
         idle = []
         try:
             # fill the descriptor table with idle clients, each holding a request so
@@ -166,6 +168,13 @@ routes: [{path_prefix: /, upstream: app}]
         finally:
             for c in idle:
                 c.close()
+        # ferry frees its descriptors once it has read those closes: wait for
+        # that (its fd table, a deadline) before asking the admin listener,
+        # which shares the process's limit
+        deadline = time.monotonic() + ft.IO_TIMEOUT
+        while open_fds(f.proc.pid) > base_fds + 4:
+            check(time.monotonic() < deadline, f"ferry still holds {open_fds(f.proc.pid)} fds")
+            time.sleep(0.01)
         check(metric(f, "ferry_local_resource_errors_total") >= 1, "local errors counted")
         # both servers are still healthy: no ejection, no failed check
         for i in range(10):
