@@ -215,6 +215,24 @@ void exchange_reply(struct exchange *ex, int status, const char *body, bool clos
 static void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
                              struct slice host);
 
+/* listeners[].redirect_https: 308 to the same host and target over https. */
+static void exchange_redirect_https(struct exchange *ex, struct slice host, struct slice target) {
+  struct slice name = router_host_strip_port(host);
+  uint16_t port = session_listener(ex->s)->redirect_https;
+  size_t cap = name.n + target.n + 16;
+  char *loc = name.n ? arena_alloc(&ex->arena, cap) : NULL;
+  if (!loc) {
+    exchange_reply(ex, 400, "bad request: a Host header is needed to redirect to https\n", true);
+    return;
+  }
+  int n = port == 443 ? snprintf(loc, cap, "https://%.*s", (int)name.n, name.p)
+                      : snprintf(loc, cap, "https://%.*s:%u", (int)name.n, name.p, port);
+  memcpy(loc + n, target.p, target.n);
+  exchange_reply_full(ex, 308, SLICE_LIT("text/plain; charset=utf-8"),
+                      SLICE_LIT("redirecting to https\n"),
+                      (struct slice){loc, (size_t)n + target.n}, false);
+}
+
 void exchange_start(struct exchange *ex) {
   struct session *s = ex->s;
   struct worker *w = ex->w;
@@ -256,6 +274,10 @@ void exchange_start(struct exchange *ex) {
   ex->norm = v.norm;
   struct slice host = v.host, target = v.path, norm = v.norm;
 
+  if (session_listener(s)->redirect_https) {
+    exchange_redirect_https(ex, host, target);
+    return;
+  }
   struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
   const struct cfg_route *r = router_match(w->router, &q);
   ex->route = r;
@@ -430,6 +452,8 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
   request_fwd_init(&fr, r, &rh, send_target, host, slice_cstr(ex->srv->name),
                    slice_cstr(ex->peer_ip), ex->rid, ex->req_length, ex->upgrade_req,
                    ex->peer_trusted);
+  if (session_listener(ex->s)->tls_srv)
+    fr.proto = SLICE_LIT("https");
   /* One pass into a standard block; a second only for a larger head. */
   struct iobuf *hb = iobuf_get(&w->bufs, IOBUF_SIZE);
   size_t need = hb ? http_head_build_request(hb->data, hb->cap, &fr) : 0;

@@ -28,6 +28,7 @@
 #include "ferry/h1parse.h"
 #include "ferry/log.h"
 #include "ferry/proxyproto.h"
+#include "ferry/tls.h"
 #include "ferry/wctx.h"
 
 enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
@@ -463,6 +464,28 @@ static const struct stream_class session_stream_class = {
     .watermark = on_stream_watermark,
     .closed = on_stream_closed,
 };
+
+/* A session on a TLS listener: its TLS state sits right after it, in the
+ * same allocation (plain sessions do not pay for it). */
+struct tls_session {
+  struct session s;
+  struct tls_conn tc;
+};
+
+static const struct stream_class session_tls_class = {
+    .tr = &transport_tls,
+    .tr_off = offsetof(struct tls_session, tc),
+    .read = on_stream_read,
+    .written = on_stream_written,
+    .watermark = on_stream_watermark,
+    .closed = on_stream_closed,
+};
+
+const struct tls_conn *session_tls(const struct session *s) {
+  if (s->st.cls != &session_tls_class)
+    return NULL;
+  return &((const struct tls_session *)(const void *)s)->tc;
+}
 
 /* EOF. A request still arriving is abandoned; a complete one still gets
  * its response, then the connection closes. */
@@ -960,18 +983,23 @@ void session_tunnel_end(struct session *s) {
 /* --- accept ------------------------------------------------------------- */
 
 void session_accept(struct worker *w, const struct cfg_listener *lc, int fd) {
-  struct session *s = calloc(1, sizeof(*s));
+  bool tls = lc->tls_srv != NULL;
+  struct session *s = calloc(1, tls ? sizeof(struct tls_session) : sizeof(*s));
   if (!s) {
     log_error("out of memory accepting a connection on %s: connection closed", lc->address);
     close(fd);
     wctx_conn_closed(w);
     return;
   }
-  stream_init(&s->st, &w->loop, &session_stream_class);
+  stream_init(&s->st, &w->loop, tls ? &session_tls_class : &session_stream_class);
   s->st.tcp.data = (void *)(uintptr_t)lc;
+  bool tls_failed =
+      tls && tls_conn_accept(&((struct tls_session *)(void *)s)->tc, lc->tls_srv, &w->loop) != 0;
+  if (tls_failed)
+    log_error("out of memory starting TLS on %s: connection closed", lc->address);
   s->timer_kind = ST_NONE;
   deadline_add(&w->dl, &s->tl);
-  if (stream_open(&s->st, fd) != 0) {
+  if (tls_failed || stream_open(&s->st, fd) != 0) {
     close(fd);
     session_close(s);
     return;

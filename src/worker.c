@@ -17,6 +17,7 @@
 #include "ferry/log.h"
 #include "ferry/session.h"
 #include "ferry/snapshot.h"
+#include "ferry/tls.h"
 #include "ferry/upstream.h"
 
 static void on_stop(uv_async_t *a);
@@ -294,7 +295,8 @@ static int listen_socket(const struct sockaddr_storage *addr) {
 }
 
 static bool same_listener(const struct cfg_listener *a, const struct cfg_listener *b) {
-  if (a->proxy_protocol != b->proxy_protocol || a->addr.ss_family != b->addr.ss_family)
+  if (a->proxy_protocol != b->proxy_protocol || a->addr.ss_family != b->addr.ss_family ||
+      (a->tls_srv != NULL) != (b->tls_srv != NULL) || a->redirect_https != b->redirect_https)
     return false;
   size_t len =
       a->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -324,6 +326,9 @@ static int open_listener(struct worker *w, const struct cfg_listener *lc) {
   l->own = *lc;
   l->own.address = addr;
   l->own.trusted_proxies = trusted; /* the snapshot's copy goes with a reload */
+  l->own.tls = NULL;                /* only the built contexts are used */
+  if (l->own.tls_srv)
+    tls_server_ref(l->own.tls_srv);
   l->cfg = &l->own;
   l->next = w->listeners;
   w->listeners = l;
@@ -388,8 +393,16 @@ int worker_listen(struct worker *w) {
 static void sync_listeners(struct worker *w, const struct config *cfg) {
   for (size_t i = 0; i < cfg->nlisteners; i++) {
     bool have = false;
-    for (struct worker_listener *l = w->listeners; l && !have; l = l->next)
+    for (struct worker_listener *l = w->listeners; l && !have; l = l->next) {
       have = l->open && same_listener(l->cfg, &cfg->listeners[i]);
+      if (have && l->own.tls_srv != cfg->listeners[i].tls_srv) {
+        /* re-read certificates: new connections get the new contexts,
+         * those in flight keep theirs */
+        tls_server_ref(cfg->listeners[i].tls_srv);
+        tls_server_unref(l->own.tls_srv);
+        l->own.tls_srv = cfg->listeners[i].tls_srv;
+      }
+    }
     if (!have) {
       if (open_listener(w, &cfg->listeners[i]) < 0)
         log_error("worker %u: reload: %s", w->id, w->start_error_msg);
@@ -538,6 +551,7 @@ int worker_destroy(struct worker *w) {
     w->listeners = l->next;
     free(l->own.address);
     free(l->own.trusted_proxies);
+    tls_server_unref(l->own.tls_srv);
     free(l);
   }
   exchange_free_all(w);

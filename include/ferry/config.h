@@ -17,6 +17,27 @@
 
 #include "ferry/cidr.h"
 
+struct tls_server;
+
+enum cfg_client_verify { CLIENT_VERIFY_OFF, CLIENT_VERIFY_OPTIONAL, CLIENT_VERIFY_REQUIRE };
+
+struct cfg_tls_cert {
+  char *cert; /* PEM chain, leaf first */
+  char *key;
+};
+
+/* listeners[].tls (SPEC §7). */
+struct cfg_tls {
+  struct cfg_tls_cert *certs; /* >= 1; the first is the default */
+  size_t ncerts;
+  int min_version;      /* 12 or 13 */
+  char *ciphers;        /* NULL: a modern default */
+  bool session_tickets; /* default true */
+  char *ticket_keys;    /* NULL: random per process */
+  char *client_ca;
+  int client_verify; /* enum cfg_client_verify */
+};
+
 struct cfg_listener {
   char *address; /* as written, e.g. "127.0.0.1:8080", "[::]:8080" */
   struct sockaddr_storage addr;
@@ -25,6 +46,9 @@ struct cfg_listener {
    * names the client (SPEC §3); default none. */
   struct cidr *trusted_proxies;
   size_t ntrusted_proxies;
+  struct cfg_tls *tls;        /* NULL: plain HTTP */
+  struct tls_server *tls_srv; /* the contexts built from tls (a reference) */
+  uint16_t redirect_https;    /* 0, or the port of 308 redirects to https */
   int line;
 };
 

@@ -109,6 +109,10 @@ static inline const char *session_client_ip(const struct session *s) {
  * worker keeps its listeners until it exits). */
 void session_accept(struct worker *w, const struct cfg_listener *lc, int fd);
 
+struct tls_conn;
+/* The connection's TLS state (a TLS listener), or NULL. */
+const struct tls_conn *session_tls(const struct session *s);
+
 /* --- used by exchange -------------------------------------------------- */
 /* Writes to the client go through s->st (stream_add, stream_flush). */
 /* The exchange can take (more) request bytes: resume parsing. */
