@@ -35,6 +35,7 @@
 #include "ferry/request.h"
 #include "ferry/router.h"
 #include "ferry/session.h"
+#include "ferry/tls.h"
 #include "ferry/tunnel.h"
 #include "ferry/upstream.h"
 #include "ferry/wctx.h"
@@ -452,8 +453,15 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
   request_fwd_init(&fr, r, &rh, send_target, host, slice_cstr(ex->srv->name),
                    slice_cstr(ex->peer_ip), ex->rid, ex->req_length, ex->upgrade_req,
                    ex->peer_trusted);
-  if (session_listener(ex->s)->tls_srv)
+  const struct tls_conn *tc = session_tls(ex->s);
+  if (tc) {
     fr.proto = SLICE_LIT("https");
+    char xfcc[TLS_XFCC_MAX];
+    size_t xn = tls_conn_client_cert(tc, xfcc, sizeof xfcc);
+    char *xp = xn ? arena_alloc(&ex->arena, xn) : NULL;
+    if (xp)
+      fr.client_cert = (struct slice){memcpy(xp, xfcc, xn), xn};
+  }
   /* One pass into a standard block; a second only for a larger head. */
   struct iobuf *hb = iobuf_get(&w->bufs, IOBUF_SIZE);
   size_t need = hb ? http_head_build_request(hb->data, hb->cap, &fr) : 0;

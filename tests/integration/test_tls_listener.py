@@ -213,6 +213,52 @@ routes:
         eq(len(up.requests), 0, "nothing reached the upstream")
 
 
+def mtls_client(ca, cert=None):
+    ctx = client_context(ca)
+    if cert:
+        ctx.load_cert_chain(cert[0], cert[1])
+    return ctx
+
+
+def test_mtls_require_and_optional_and_the_xfcc_header():
+    ca = CA()
+    a = ca.issue("a", dns=["a.test"])
+    cli = ca.issue("client", uris=["spiffe://test/client", "https://second.test/"], cn="client one")
+    other = CA("other-ca")
+    stranger = other.issue("stranger", cn="stranger")
+    forged = (("Host", "a.test"), ("X-Forwarded-Client-Cert", "Hash=forged"))
+    for mode in ("require", "optional"):
+        extra = f"      client_ca: {ca.pem}\n      client_verify: {mode}\n"
+        with Upstream() as up, Ferry(config(ca, [a], extra), ports={"up": up.port}) as f:
+            with TLSClient(f.ports["https"], mtls_client(ca, cli), "a.test") as c:
+                eq(c.request(headers=forged).status, 200, f"{mode}: with a certificate")
+            xfcc = up.wait_requests(1)[0].header_all("X-Forwarded-Client-Cert")
+            eq(len(xfcc), 1, f"{mode}: one X-Forwarded-Client-Cert, the forged one dropped")
+            import hashlib
+            der = ssl.PEM_cert_to_DER_cert(open(cli[0]).read())
+            want = (f'Hash={hashlib.sha256(der).hexdigest()};Subject="O=Ferry Test,CN=client one";'
+                    "URI=spiffe://test/client")
+            eq(xfcc[0], want, f"{mode}: X-Forwarded-Client-Cert")
+            for who, ctx in (("no certificate", mtls_client(ca)),
+                             ("a certificate of another CA", mtls_client(ca, stranger))):
+                refused = mode == "require" or who != "no certificate"
+                try:
+                    with TLSClient(f.ports["https"], ctx, "a.test") as c:
+                        r = c.request(headers=forged)
+                        eq(r.status, 200, f"{mode}: {who}")
+                        check(not refused, f"{mode}: {who} was served")
+                except (ssl.SSLError, ft.Closed, ConnectionResetError, BrokenPipeError):
+                    check(refused, f"{mode}: {who} was refused")
+            if mode == "optional":
+                m = up.wait_requests(2)[-1]
+                eq(m.header_all("X-Forwarded-Client-Cert"), [],
+                   "optional without a certificate: no header, the forged one dropped")
+    # on a plain listener the header is stripped too
+    with Upstream() as up, Ferry(config(ca, [a]), ports={"up": up.port}) as f:
+        eq(ft.request(f.ports["http"], headers=forged).status, 200, "plain")
+        eq(up.wait_requests(1)[0].header_all("X-Forwarded-Client-Cert"), [], "stripped on plain")
+
+
 def check_error(cfg, pattern, what):
     rc, out, path = ft.ferry_check(cfg)
     check(rc != 0, f"{what}: ferry -t should fail: {out}")
