@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdatomic.h>
@@ -24,8 +26,17 @@
 #define EXPIRY_WARN_SECONDS (14 * 86400)
 #define DEFAULT_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
 
+/* One session ticket key in nginx's 80-byte layout. */
+struct ticket_key {
+  unsigned char name[16];
+  unsigned char hmac[32];
+  unsigned char aes[32];
+};
+
 struct tls_server {
   _Atomic unsigned refs;
+  struct ticket_key *keys; /* from ticket_keys: [0] encrypts, all decrypt */
+  size_t nkeys;
   size_t nctx;
   SSL_CTX **ctx; /* one per certificate; [0] is the default */
   X509 **leaf;   /* each context's certificate (a reference) */
@@ -77,6 +88,72 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_NOACK; /* no http/1.1 offered: go on without ALPN */
   *out = sel;
   return SSL_TLSEXT_ERR_OK;
+}
+
+static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char iv[16],
+                         EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc) {
+  const struct tls_server *srv = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+  const struct ticket_key *k = NULL;
+  int ret = 1;
+  if (enc) {
+    k = &srv->keys[0];
+    if (RAND_bytes(iv, 16) != 1)
+      return -1;
+    memcpy(name, k->name, 16);
+  } else {
+    for (size_t i = 0; i < srv->nkeys && !k; i++)
+      if (memcmp(name, srv->keys[i].name, 16) == 0) {
+        k = &srv->keys[i];
+        ret = i == 0 ? 1 : 2; /* 2: renew the ticket under the current key */
+      }
+    if (!k)
+      return 0; /* unknown key: a full handshake */
+  }
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)(uintptr_t)k->hmac,
+                                        sizeof k->hmac),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)(uintptr_t) "sha256", 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+    return -1;
+  int ok = enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv)
+               : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv);
+  return ok == 1 ? ret : -1;
+}
+
+/* ticket_keys: a file of whole 80-byte keys. */
+static bool load_ticket_keys(struct tls_server *srv, const char *path, tls_diag_fn diag,
+                             void *arg) {
+  char msg[512];
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(msg, sizeof msg, "cannot read %s: %s (check the path and its permissions)", path,
+             strerror(errno));
+    diag(arg, TLS_F_TICKET_KEYS, 0, false, msg);
+    return false;
+  }
+  unsigned char buf[80 * 16 + 1];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  if (n == 0 || n % 80 != 0 || n > 80 * 16) {
+    snprintf(msg, sizeof msg,
+             "%s holds %zu bytes: expected 1 to 16 keys of 80 bytes (make one with "
+             "`openssl rand 80 > FILE`)",
+             path, n);
+    diag(arg, TLS_F_TICKET_KEYS, 0, false, msg);
+    return false;
+  }
+  srv->nkeys = n / 80;
+  srv->keys = calloc(srv->nkeys, sizeof *srv->keys);
+  if (!srv->keys)
+    return false;
+  for (size_t i = 0; i < srv->nkeys; i++) {
+    memcpy(srv->keys[i].name, buf + 80 * i, 16);
+    memcpy(srv->keys[i].hmac, buf + 80 * i + 16, 32);
+    memcpy(srv->keys[i].aes, buf + 80 * i + 48, 32);
+  }
+  OPENSSL_cleanse(buf, sizeof buf);
+  return true;
 }
 
 static bool file_readable(const char *path, char *msg, size_t n) {
@@ -218,6 +295,8 @@ struct tls_server *tls_server_new(const struct cfg_tls *t, const char *label, ti
   srv->ctx = calloc(t->ncerts, sizeof *srv->ctx);
   srv->leaf = calloc(t->ncerts, sizeof *srv->leaf);
   bool ok = srv->ctx && srv->leaf;
+  if (ok && t->ticket_keys && t->session_tickets)
+    ok = load_ticket_keys(srv, t->ticket_keys, diag, arg);
   for (size_t i = 0; ok && i < t->ncerts; i++) {
     SSL_CTX *ctx = server_ctx(t, diag, arg);
     if (!ctx) {
@@ -233,6 +312,9 @@ struct tls_server *tls_server_new(const struct cfg_tls *t, const char *label, ti
     X509_up_ref(srv->leaf[i]);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, srv);
+    SSL_CTX_set_app_data(ctx, srv);
+    if (srv->nkeys)
+      SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
   }
   if (!ok) {
     tls_server_unref(srv);
@@ -255,6 +337,9 @@ void tls_server_unref(struct tls_server *srv) {
   }
   free(srv->ctx);
   free(srv->leaf);
+  if (srv->keys)
+    OPENSSL_cleanse(srv->keys, srv->nkeys * sizeof *srv->keys);
+  free(srv->keys);
   free(srv);
 }
 
@@ -560,6 +645,10 @@ static void on_kick_closed(uv_handle_t *h) {
 
 static void tls_closed(struct stream *st) {
   struct tls_conn *tc = conn_of(st);
+  /* A connection that ended without a TLS error keeps its session in the
+   * cache (OpenSSL drops sessions of connections not shut down). */
+  if (tc->ssl && tc->hs_done && !tc->failed)
+    SSL_set_shutdown(tc->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   SSL_free(tc->ssl); /* frees the BIO */
   tc->ssl = NULL;
   if (tc->cin)

@@ -3,6 +3,7 @@ http/1.1, SNI choosing among certificates by their SAN names (wildcards as
 in RFC 6125, the first as default), min_version, X-Forwarded-Proto https;
 `ferry -t` checks of the files; bad input closing only its connection;
 SIGHUP re-reading certificates. Certificates are made at test time."""
+import os
 import signal
 import socket
 import ssl
@@ -211,6 +212,61 @@ routes:
         r = ft.request(f.ports["std"], target="/", headers=(("Host", "shop.test"),))
         eq(r.header("Location"), "https://shop.test/", "port 443 is left out")
         eq(len(up.requests), 0, "nothing reached the upstream")
+
+
+def test_ticket_resumption_across_two_processes_sharing_ticket_keys():
+    ca = CA()
+    a = ca.issue("a", dns=["a.test"])
+    keys = ca.path("tickets.key")
+    with open(keys, "wb") as fh:
+        fh.write(os.urandom(160))  # two keys: the first encrypts
+    extra = f"      ticket_keys: {keys}\n"
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        with Upstream() as up, Ferry(config(ca, [a], extra), ports={"up": up.port}) as f1, \
+                Ferry(config(ca, [a], extra), ports={"up": up.port}) as f2:
+            ctx = client_context(ca, min_version=v, max_version=v)
+            with TLSClient(f1.ports["https"], ctx, "a.test") as c:
+                get(c)
+                session = c.sock.session
+                check(not c.sock.session_reused, f"{v}: first connection is a full handshake")
+            check(session is not None and session.has_ticket, f"{v}: a ticket was issued")
+            with TLSClient(f2.ports["https"], ctx, "a.test", session=session) as c:
+                get(c)
+                check(c.sock.session_reused, f"{v}: the other process resumed the session")
+    # a process with other keys cannot resume; it falls back to a full handshake
+    other = ca.path("other.key")
+    with open(other, "wb") as fh:
+        fh.write(os.urandom(80))
+    with Upstream() as up, Ferry(config(ca, [a], extra), ports={"up": up.port}) as f1, \
+            Ferry(config(ca, [a], f"      ticket_keys: {other}\n"), ports={"up": up.port}) as f2:
+        ctx = client_context(ca)
+        with TLSClient(f1.ports["https"], ctx, "a.test") as c:
+            get(c)
+            session = c.sock.session
+        with TLSClient(f2.ports["https"], ctx, "a.test", session=session) as c:
+            get(c)
+            check(not c.sock.session_reused, "other keys: full handshake")
+    # a bad key file is an error at its key
+    with open(other, "wb") as fh:
+        fh.write(os.urandom(81))
+    rc, out, _ = ft.ferry_check(config(ca, [a], f"      ticket_keys: {other}\n").replace(
+        "{port:https}", "18443").replace("{port:http}", "18080").replace("{port:up}", "1"))
+    check(rc != 0 and "ticket_keys" in out and "81 bytes" in out, f"bad ticket key file: {out}")
+
+
+def test_session_cache_resumes_without_tickets():
+    ca = CA()
+    a = ca.issue("a", dns=["a.test"])
+    with Upstream() as up, Ferry(config(ca, [a], "      session_tickets: false\n"),
+                                 ports={"up": up.port}) as f:
+        ctx = client_context(ca, max_version=ssl.TLSVersion.TLSv1_2)
+        with TLSClient(f.ports["https"], ctx, "a.test") as c:
+            get(c)
+            session = c.sock.session
+        check(not session.has_ticket, "no ticket with session_tickets: false")
+        with TLSClient(f.ports["https"], ctx, "a.test", session=session) as c:
+            get(c)
+            check(c.sock.session_reused, "resumed from the session cache")
 
 
 def mtls_client(ca, cert=None):
