@@ -459,6 +459,12 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
   counter(rep, "ferry_proxy_protocol_errors_total",
           "Connections closed for a missing or malformed PROXY protocol header.",
           SUM(proxy_protocol_errors));
+  admin_reply_printf(rep,
+                     "# HELP ferry_tls_handshakes_total TLS handshakes on listeners, by result.\n"
+                     "# TYPE ferry_tls_handshakes_total counter\n"
+                     "ferry_tls_handshakes_total{result=\"ok\"} %" PRIu64 "\n"
+                     "ferry_tls_handshakes_total{result=\"failed\"} %" PRIu64 "\n",
+                     SUM(tls_handshakes_ok), SUM(tls_handshakes_failed));
   counter(rep, "ferry_accept_errors_total",
           "Client connections ferry could not accept (out of file descriptors or memory).",
           SUM(accept_errors));

@@ -472,8 +472,20 @@ struct tls_session {
   struct tls_conn tc;
 };
 
+static void on_stream_handshake(struct stream *st, bool ok) {
+  struct session *s = stream_session(st);
+  struct worker *w = session_worker(s);
+  mc_add(ok ? &w->metrics.tls_handshakes_ok : &w->metrics.tls_handshakes_failed, 1);
+  if (!ok) {
+    char ip[INET6_ADDRSTRLEN];
+    log_debug("client %s: TLS handshake failed on %s: connection closed", client_str(s, ip),
+              session_listener(s)->address);
+  }
+}
+
 static const struct stream_class session_tls_class = {
     .tr = &transport_tls,
+    .handshake = on_stream_handshake,
     .tr_off = offsetof(struct tls_session, tc),
     .read = on_stream_read,
     .written = on_stream_written,

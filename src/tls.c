@@ -529,9 +529,13 @@ static ssize_t pump(struct stream *st, struct tls_conn *tc) {
       }
       log_failure(tc, "handshake", e);
       flush_cout(st, tc); /* the alert, if any */
+      if (st->cls->handshake)
+        st->cls->handshake(st, false);
       return UV_EPROTO;
     }
     tc->hs_done = true;
+    if (st->cls->handshake)
+      st->cls->handshake(st, true);
   }
   ssize_t total = 0;
   for (;;) {

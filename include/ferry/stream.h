@@ -55,6 +55,9 @@ struct stream_class {
   /* The queue went over STREAM_HIGH (high), or under STREAM_LOW after
    * that (!high). May be NULL. */
   void (*watermark)(struct stream *st, bool high);
+  /* A transport with a handshake (TLS) finished it (ok) or failed it;
+   * the stream closes after a failure. May be NULL. */
+  void (*handshake)(struct stream *st, bool ok);
   /* The handle is closed: the owner may free the memory holding st. */
   void (*closed)(struct stream *st);
 };

@@ -82,6 +82,31 @@ def test_sni_picks_the_certificate_and_the_first_is_the_default():
         eq(up.wait_requests(2)[-1].header("X-Forwarded-Proto"), "http", "plain: http")
 
 
+def test_access_log_and_metrics_show_tls():
+    ca = CA()
+    a = ca.issue("a", dns=["a.test"])
+    cfg = config(ca, [a]).replace("workers: 1", """workers: 1
+access_log: {path: "-", format: json}
+admin: {address: 127.0.0.1:{port:admin}}""")
+    with Upstream() as up, Ferry(cfg, ports={"up": up.port}) as f:
+        with TLSClient(f.ports["https"], client_context(ca), "a.test") as c:
+            c.request(headers=(("Host", "a.test"), ("X-Request-Id", "tls-log-1")))
+        with ft.Client(f.ports["https"]) as c:
+            c.send("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            closed_after_alert(c)
+        import json
+        e = json.loads(f.wait_access_log('"request_id":"tls-log-1"'))
+        eq(e.get("tls_version"), "TLSv1.3", "access log tls_version")
+        check(e.get("tls_cipher", "").startswith("TLS_"), f"access log tls_cipher: {e}")
+        eq(e.get("sni"), "a.test", "access log sni")
+        ft.request(f.ports["http"], headers=(("Host", "a.test"), ("X-Request-Id", "plain-log-1")))
+        e = json.loads(f.wait_access_log('"request_id":"plain-log-1"'))
+        check("tls_version" not in e, f"no TLS fields on a plain listener: {e}")
+        m = ft.admin_request(f.ports["admin"], target="/metrics").body.decode()
+        check('ferry_tls_handshakes_total{result="ok"} 1' in m, f"handshakes ok: {m}")
+        check('ferry_tls_handshakes_total{result="failed"} 1' in m, "handshakes failed")
+
+
 def test_tls12_and_13_and_min_version():
     ca = CA()
     a = ca.issue("a", dns=["a.test"])
