@@ -181,6 +181,15 @@ def test_bad_input_closes_only_that_connection():
         finally:
             raw.close()
         f.wait_stderr(r"tls: handshake failed")
+        # a renegotiation attempt (TLS 1.2) is refused and ends that connection
+        import subprocess
+        p = subprocess.run(["openssl", "s_client", "-tls1_2", "-connect",
+                            f"127.0.0.1:{f.ports['https']}", "-servername", "a.test"],
+                           input=b"R\n", capture_output=True, timeout=20)
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        check("RENEGOTIATING" in out and "no renegotiation" in out,
+              f"renegotiation refused: {out[-600:]}")
+        f.wait_stderr(r"tls: read failed")
         get(keep)  # the established connection is unaffected
         keep.close()
 
