@@ -571,11 +571,58 @@ static void load_health_check(struct ctx *c, struct cfg_health_check *hc, const 
              &hc->healthy_threshold);
 }
 
+/* upstreams.NAME.tls: the keys, then the client context (files read). */
+static void load_upstream_tls(struct ctx *c, const struct ynode *n, const char *path,
+                              struct cfg_upstream *up) {
+  static const char *const keys[] = {"verify", "ca", "server_name", "cert", "key", NULL};
+  enum { K_VERIFY, K_CA, K_NAME, K_CERT, K_KEY, K_N };
+  const struct ynode *v[K_N], *k[K_N];
+  char sub[YDOC_KEYPATH_MAX];
+  if (!cfgval_fields(c->y, n, path, keys, v, k))
+    return;
+  struct cfg_upstream_tls *t = calloc(1, sizeof *t);
+  if (!t) {
+    ydoc_err(c->y, n->mark, path, "out of memory");
+    return;
+  }
+  up->tls = t;
+  t->verify = true;
+  bool ok = true;
+  if (v[K_VERIFY] && !cfgval_bool(c->y, v[K_VERIFY], ydoc_kp_key(sub, path, "verify"), &t->verify))
+    ok = false;
+  char **dst[] = {NULL, &t->ca, &t->server_name, &t->cert, &t->key};
+  for (int i = K_CA; i < K_N; i++) {
+    if (v[i] && v[i]->kind == Y_SCALAR && v[i]->s[0] != '\0' &&
+        !cfgval_str(c->y, v[i], ydoc_kp_key(sub, path, keys[i]), dst[i]))
+      ok = false;
+  }
+  if ((t->cert == NULL) != (t->key == NULL)) {
+    ydoc_err(c->y, n->mark, path, "cert and key go together: give both or neither");
+    ok = false;
+  }
+  if (!ok)
+    return;
+  char msg[512];
+  int field = 0;
+  up->tls_cli = tls_client_new(t, msg, sizeof msg, &field);
+  if (!up->tls_cli) {
+    const struct ynode *at = field == TLS_F_CLIENT_CA ? v[K_CA]
+                             : field == TLS_F_CERT    ? v[K_CERT]
+                             : field == TLS_F_KEY     ? v[K_KEY]
+                                                      : NULL;
+    const char *key = field == TLS_F_CLIENT_CA ? "ca"
+                      : field == TLS_F_CERT    ? "cert"
+                      : field == TLS_F_KEY     ? "key"
+                                               : NULL;
+    ydoc_err(c->y, at ? at->mark : n->mark, key ? ydoc_kp_key(sub, path, key) : path, "%s", msg);
+  }
+}
+
 static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct ynode *n,
                           const char *path) {
-  static const char *const keys[] = {"servers",   "balance",          "hash_key",
-                                     "keepalive", "health_check",     "retries",
-                                     "passive",   "resolve_interval", NULL};
+  static const char *const keys[] = {"servers",      "balance", "hash_key", "keepalive",
+                                     "health_check", "retries", "passive",  "resolve_interval",
+                                     "tls",          NULL};
   static const char *const passive_keys[] = {"consecutive_failures", "eject_for", NULL};
   static const char *const balances[] = {"round_robin", "least_conn", "random2", "hash"};
   static const char *const ka_keys[] = {"max_idle", "idle_timeout", NULL};
@@ -588,6 +635,7 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
     K_RETRIES,
     K_PASSIVE,
     K_RESOLVE,
+    K_TLS,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N], *kv[2], *kk[2];
@@ -596,6 +644,10 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
   bool balance_ok = true;
   if (!cfgval_fields(c->y, n, path, keys, v, k))
     return;
+  if (v[K_TLS] != NULL) {
+    char tpath[YDOC_KEYPATH_MAX];
+    load_upstream_tls(c, v[K_TLS], ydoc_kp_key(tpath, path, "tls"), up);
+  }
 
   if (v[K_SERVERS] == NULL)
     ydoc_err(c->y, n->mark, path, "missing required key \"servers\"");
@@ -915,6 +967,14 @@ void config_free(struct config *cfg) {
     free(up->servers);
     free(up->name);
     free(up->hash_key);
+    if (up->tls) {
+      free(up->tls->ca);
+      free(up->tls->server_name);
+      free(up->tls->cert);
+      free(up->tls->key);
+      free(up->tls);
+    }
+    tls_client_unref(up->tls_cli);
     free(up->health_check.path);
   }
   free(cfg->upstreams);

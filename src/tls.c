@@ -6,6 +6,7 @@
  * must not parse HTTP nor know the stream's owner. */
 #include "ferry/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
@@ -40,6 +41,12 @@ struct tls_server {
   size_t nctx;
   SSL_CTX **ctx; /* one per certificate; [0] is the default */
   X509 **leaf;   /* each context's certificate (a reference) */
+};
+
+struct tls_client {
+  _Atomic unsigned refs;
+  SSL_CTX *ctx;
+  char *server_name; /* NULL: each server's host */
 };
 
 /* Set once by tls_global_init, read-only after. */
@@ -504,12 +511,16 @@ static void release_cin(struct tls_conn *tc) {
 static void log_failure(struct tls_conn *tc, const char *what, int err) {
   char eb[256];
   unsigned long e = ERR_peek_last_error();
-  if (e)
+  long vr = tc->ssl ? SSL_get_verify_result(tc->ssl) : X509_V_OK;
+  if (vr != X509_V_OK)
+    snprintf(eb, sizeof eb, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
+  else if (e)
     ERR_error_string_n(e, eb, sizeof eb);
   else
     snprintf(eb, sizeof eb, "%s", err == SSL_ERROR_SYSCALL ? "unexpected end" : "protocol error");
   ERR_clear_error();
   log_debug("tls: %s failed: %s", what, eb);
+  snprintf(tc->err, sizeof tc->err, "%s", eb);
   tc->failed = true;
 }
 
@@ -531,11 +542,14 @@ static ssize_t pump(struct stream *st, struct tls_conn *tc) {
       flush_cout(st, tc); /* the alert, if any */
       if (st->cls->handshake)
         st->cls->handshake(st, false);
-      return UV_EPROTO;
+      return st->closing ? 0 : UV_EPROTO;
     }
     tc->hs_done = true;
-    if (st->cls->handshake)
+    if (st->cls->handshake) {
       st->cls->handshake(st, true);
+      if (st->closing)
+        return 0;
+    }
   }
   ssize_t total = 0;
   for (;;) {
@@ -662,6 +676,8 @@ static void tls_closed(struct stream *st) {
   tc->cin = tc->cout = NULL;
   tls_server_unref(tc->srv);
   tc->srv = NULL;
+  tls_client_unref(tc->cli);
+  tc->cli = NULL;
   tc->kick.data = st;
   uv_close((uv_handle_t *)&tc->kick, on_kick_closed);
 }
@@ -734,4 +750,114 @@ size_t tls_conn_client_cert(const struct tls_conn *tc, char *out, size_t cap) {
   int n = *uri ? snprintf(out, cap, "Hash=%s;Subject=\"%s\";URI=%s", hex, qsubj, uri)
                : snprintf(out, cap, "Hash=%s;Subject=\"%s\"", hex, qsubj);
   return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* --- upstream connections --------------------------------------------- */
+
+struct tls_client *tls_client_new(const struct cfg_upstream_tls *t, char *msg, size_t msglen,
+                                  int *field) {
+  char eb[256];
+  tls_global_init();
+  struct tls_client *cli = calloc(1, sizeof *cli);
+  if (!cli) {
+    snprintf(msg, msglen, "out of memory");
+    return NULL;
+  }
+  atomic_init(&cli->refs, 1);
+  cli->ctx = SSL_CTX_new(TLS_client_method());
+  if (!cli->ctx || (t->server_name && !(cli->server_name = strdup(t->server_name)))) {
+    snprintf(msg, msglen, "out of memory");
+    tls_client_unref(cli);
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(cli->ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(cli->ctx, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_options(cli->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_alpn_protos(cli->ctx, (const unsigned char *)"\x08http/1.1", 9);
+  SSL_CTX_set_verify(cli->ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+  if (t->ca) {
+    if (!file_readable(t->ca, msg, msglen)) {
+      *field = TLS_F_CLIENT_CA;
+      tls_client_unref(cli);
+      return NULL;
+    }
+    if (SSL_CTX_load_verify_locations(cli->ctx, t->ca, NULL) != 1) {
+      snprintf(msg, msglen, "%s holds no PEM CA certificate: %s", t->ca,
+               ssl_err_text(eb, sizeof eb));
+      *field = TLS_F_CLIENT_CA;
+      tls_client_unref(cli);
+      return NULL;
+    }
+  } else {
+    SSL_CTX_set_default_verify_paths(cli->ctx);
+  }
+  if (t->cert) {
+    const char *bad = NULL;
+    if (!file_readable(t->cert, msg, msglen)) {
+      *field = TLS_F_CERT;
+    } else if (!file_readable(t->key, msg, msglen)) {
+      *field = TLS_F_KEY;
+    } else if (SSL_CTX_use_certificate_chain_file(cli->ctx, t->cert) != 1) {
+      *field = TLS_F_CERT;
+      bad = "is not a PEM certificate chain";
+    } else if (SSL_CTX_use_PrivateKey_file(cli->ctx, t->key, SSL_FILETYPE_PEM) != 1 ||
+               SSL_CTX_check_private_key(cli->ctx) != 1) {
+      *field = TLS_F_KEY;
+      bad = "does not match the certificate, or is not a PEM private key";
+    } else {
+      return cli;
+    }
+    if (bad)
+      snprintf(msg, msglen, "%s %s", *field == TLS_F_CERT ? t->cert : t->key, bad);
+    ERR_clear_error();
+    tls_client_unref(cli);
+    return NULL;
+  }
+  return cli;
+}
+
+void tls_client_unref(struct tls_client *cli) {
+  if (!cli || atomic_fetch_sub_explicit(&cli->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  SSL_CTX_free(cli->ctx);
+  free(cli->server_name);
+  free(cli);
+}
+
+int tls_conn_connect(struct tls_conn *tc, struct tls_client *cli, const char *name,
+                     uv_loop_t *loop) {
+  memset(tc, 0, sizeof *tc);
+  tc->pool = loop->data;
+  uv_idle_init(loop, &tc->kick);
+  if (cli->server_name)
+    name = cli->server_name;
+  tc->ssl = SSL_new(cli->ctx);
+  BIO *b = tc->ssl && conn_bio_method ? BIO_new(conn_bio_method) : NULL;
+  if (!b) {
+    SSL_free(tc->ssl);
+    tc->ssl = NULL;
+    return -1;
+  }
+  BIO_set_data(b, tc);
+  SSL_set_bio(tc->ssl, b, b);
+  SSL_set_connect_state(tc->ssl);
+  unsigned char ip[16];
+  if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tc->ssl), name);
+  } else {
+    SSL_set_tlsext_host_name(tc->ssl, name);
+    SSL_set1_host(tc->ssl, name);
+  }
+  atomic_fetch_add_explicit(&cli->refs, 1, memory_order_relaxed);
+  tc->cli = cli;
+  return 0;
+}
+
+int tls_conn_start(struct stream *st) {
+  ssize_t r = pump(st, conn_of(st));
+  return r < 0 ? (int)r : 0;
+}
+
+const char *tls_conn_error(const struct tls_conn *tc) {
+  return tc->err;
 }

@@ -72,6 +72,16 @@ struct cfg_health_check {
   uint32_t unhealthy_threshold, healthy_threshold; /* defaults 3, 2 */
 };
 
+struct tls_client;
+
+/* upstreams.NAME.tls (SPEC §2, §7). */
+struct cfg_upstream_tls {
+  bool verify;       /* default true */
+  char *ca;          /* NULL: the system store */
+  char *server_name; /* NULL: each server's host */
+  char *cert, *key;  /* client certificate (mTLS to the upstream) */
+};
+
 struct cfg_upstream {
   char *name;
   struct cfg_server *servers;
@@ -87,6 +97,8 @@ struct cfg_upstream {
   } passive;
   uint64_t resolve_interval_ms; /* re-resolve server names; default 30s */
   uint32_t retries;             /* default 1 */
+  struct cfg_upstream_tls *tls; /* NULL: plain HTTP */
+  struct tls_client *tls_cli;   /* the context built from tls (a reference) */
   int line;
 };
 

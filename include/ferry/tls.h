@@ -52,9 +52,18 @@ void tls_server_unref(struct tls_server *srv);
 /* Index of the certificate SNI name picks (0: no match / no name). */
 size_t tls_server_pick(const struct tls_server *srv, const char *name);
 
+/* The client context of one upstream's tls block (verification against
+ * `ca` or the system store, client certificate). NULL with msg and *field
+ * (an enum tls_field: TLS_F_CLIENT_CA for `ca`) on an error. */
+struct cfg_upstream_tls;
+struct tls_client *tls_client_new(const struct cfg_upstream_tls *t, char *msg, size_t msglen,
+                                  int *field);
+void tls_client_unref(struct tls_client *cli);
+
 /* One connection's TLS state. */
 struct tls_conn {
   SSL *ssl;
+  struct tls_client *cli; /* a reference, for upstream connections */
   struct tls_server *srv; /* a reference, for server connections */
   struct bufpool *pool;
   struct iobuf *cin;  /* ciphertext read, not yet consumed by OpenSSL */
@@ -62,6 +71,7 @@ struct tls_conn {
   uint32_t cin_off;
   bool hs_done;
   bool failed;
+  char err[120];  /* why it failed, for logs */
   uv_idle_t kick; /* delivers decrypted bytes held back by a full read block */
 };
 
@@ -71,6 +81,17 @@ extern const struct transport transport_tls;
  * reads (loop: the stream's). 0, or -1 (out of memory). tc must then be
  * closed with its stream (transport_tls.closed). */
 int tls_conn_accept(struct tls_conn *tc, struct tls_server *srv, uv_loop_t *loop);
+
+/* Set tc up as the client side of a connection with cli; name (not NULL)
+ * is sent as SNI and verified (an IP literal is verified as an address,
+ * without SNI). 0, or -1. Closed with its stream like a server conn. */
+int tls_conn_connect(struct tls_conn *tc, struct tls_client *cli, const char *name,
+                     uv_loop_t *loop);
+/* The socket connected: send the ClientHello. The stream's class
+ * `handshake` callback tells how it ended. 0 or a uv error. */
+int tls_conn_start(struct stream *st);
+/* Why the handshake failed, for logs ("" when it did not). */
+const char *tls_conn_error(const struct tls_conn *tc);
 
 /* What the handshake settled ("" before it completed). */
 const char *tls_conn_version(const struct tls_conn *tc);

@@ -24,13 +24,16 @@ else
 fi
 yaml=($(pkg-config --cflags --libs yaml-0.1))
 src="$root/src"
+# config.c builds listeners' TLS contexts (src/tls.c), which brings the
+# stream, its buffers, libuv and OpenSSL along.
+tls=("$src/tls.c" "$src/stream.c" "$src/buf.c" "$src/log.c" $(pkg-config --cflags --libs libuv openssl))
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/router.c" \
-  "$src/config.c" "$src/request.c" "$src/chunked.c" "${llhttp[@]}" "${yaml[@]}" \
+  "$src/config.c" "$src/request.c" "$src/chunked.c" "${llhttp[@]}" "${yaml[@]}" "${tls[@]}" \
   -o "$out/fuzz_request"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_response.c" "$src/http_head.c" "${llhttp[@]}" \
   -o "$out/fuzz_response"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_config.c" "$src/config.c" "$src/router.c" \
-  "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" -o "$out/fuzz_config"
+  "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" "${tls[@]}" -o "$out/fuzz_config"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_h1parse.c" "$src/h1parse.c" "$src/http_head.c" \
   "${llhttp[@]}" -o "$out/fuzz_h1parse"
 echo "built: $out/fuzz_request $out/fuzz_response $out/fuzz_config $out/fuzz_h1parse"
