@@ -520,7 +520,9 @@ static void log_failure(struct tls_conn *tc, const char *what, int err) {
     snprintf(eb, sizeof eb, "%s", err == SSL_ERROR_SYSCALL ? "unexpected end" : "protocol error");
   ERR_clear_error();
   log_debug("tls: %s failed: %s", what, eb);
-  snprintf(tc->err, sizeof tc->err, "%s", eb);
+  size_t k = strnlen(eb, sizeof tc->err - 1); /* cut to fit: it is for a log line */
+  memcpy(tc->err, eb, k);
+  tc->err[k] = '\0';
   tc->failed = true;
 }
 
