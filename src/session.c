@@ -30,6 +30,7 @@
 #include "ferry/proxyproto.h"
 #include "ferry/tls.h"
 #include "ferry/wctx.h"
+#include "ferry/worker.h"
 
 enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
 
@@ -474,8 +475,9 @@ struct tls_session {
 
 static void on_stream_handshake(struct stream *st, bool ok) {
   struct session *s = stream_session(st);
-  struct worker *w = session_worker(s);
-  mc_add(ok ? &w->metrics.tls_handshakes_ok : &w->metrics.tls_handshakes_failed, 1);
+  /* sessions come from worker listeners: the configuration is their copy */
+  struct worker_listener *wl = container_of(session_listener(s), struct worker_listener, own);
+  mc_add(ok ? &wl->tls_ok : &wl->tls_failed, 1);
   if (!ok) {
     char ip[INET6_ADDRSTRLEN];
     log_debug("client %s: TLS handshake failed on %s: connection closed", client_str(s, ip),

@@ -327,6 +327,7 @@ static int open_listener(struct worker *w, const struct cfg_listener *lc) {
   l->own.address = addr;
   l->own.trusted_proxies = trusted; /* the snapshot's copy goes with a reload */
   l->own.tls = NULL;                /* only the built contexts are used */
+  l->tls = lc->tls_srv != NULL;
   if (l->own.tls_srv)
     tls_server_ref(l->own.tls_srv);
   l->cfg = &l->own;

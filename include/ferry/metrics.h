@@ -95,11 +95,9 @@ struct metrics_worker {
   mcount bytes_in, bytes_out;
   mcount retries;
   mcount proxy_protocol_errors;
-  mcount tls_handshakes_ok;     /* TLS handshakes completed on listeners */
-  mcount tls_handshakes_failed; /* ... failed (bad input, no certificate, versions) */
-  mcount accept_errors;         /* accept() failed (fds or memory ran out) */
-  mcount local_errors;          /* upstream connects that failed for want of a local resource */
-  mcount config_gen;            /* configuration generation this worker serves new requests with */
+  mcount accept_errors; /* accept() failed (fds or memory ran out) */
+  mcount local_errors;  /* upstream connects that failed for want of a local resource */
+  mcount config_gen;    /* configuration generation this worker serves new requests with */
   struct metrics_req_slot req[METRICS_REQ_SLOTS];
   struct metrics_srv_slot srv[METRICS_SRV_SLOTS];
   /* Worker-only memo of (generation, route, upstream, status class) ->

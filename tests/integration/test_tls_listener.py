@@ -103,8 +103,11 @@ admin: {address: 127.0.0.1:{port:admin}}""")
         e = json.loads(f.wait_access_log('"request_id":"plain-log-1"'))
         check("tls_version" not in e, f"no TLS fields on a plain listener: {e}")
         m = ft.admin_request(f.ports["admin"], target="/metrics").body.decode()
-        check('ferry_tls_handshakes_total{result="ok"} 1' in m, f"handshakes ok: {m}")
-        check('ferry_tls_handshakes_total{result="failed"} 1' in m, "handshakes failed")
+        lab = f'listener="127.0.0.1:{f.ports["https"]}"'
+        check(f'ferry_tls_handshakes_total{{{lab},result="ok"}} 1\n' in m, f"handshakes ok: {m}")
+        check(f'ferry_tls_handshakes_total{{{lab},result="failed"}} 1\n' in m, "handshakes failed")
+        check(f'127.0.0.1:{f.ports["http"]}' not in m.split("ferry_tls_handshakes_total", 1)[1]
+              .split("# HELP", 1)[0], "no TLS counters for the plain listener")
 
 
 def test_tls12_and_13_and_min_version():
