@@ -14,7 +14,7 @@ if [ "${1:-}" = "--test" ]; then
   shift
 fi
 
-need=(cmake make gcc pkg-config python3 libuv1-dev libyaml-dev libcriterion-dev node-llhttp)
+need=(cmake make gcc pkg-config python3 libuv1-dev libyaml-dev libssl-dev openssl libcriterion-dev node-llhttp)
 # With --test: the inspector's browser test (tests/browser): Debian's chromium, and node
 # and npm for playwright-core. node/npm are checked as commands, not as
 # packages: a machine may have them from another source, and installing

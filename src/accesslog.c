@@ -13,6 +13,7 @@
 
 #include "ferry/exchange.h"
 #include "ferry/log.h"
+#include "ferry/tls.h"
 #include "ferry/upstream.h"
 #include "ferry/wctx.h"
 
@@ -447,6 +448,16 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     puts_(&o, ex->srv ? server : "");
     snprintf(tmp, sizeof(tmp), "\",\"ms\":%llu", (unsigned long long)ms);
     puts_(&o, tmp);
+    const struct tls_conn *tc = ex->tls;
+    if (tc) {
+      puts_(&o, ",\"tls_version\":\"");
+      puts_(&o, tls_conn_version(tc));
+      puts_(&o, "\",\"tls_cipher\":\"");
+      puts_(&o, tls_conn_cipher(tc));
+      puts_(&o, "\",\"sni\":\"");
+      json_escape(&o, slice_cstr(tls_conn_sni(tc)), CAP_HOST);
+      puts_(&o, "\"");
+    }
     if (ex->error_note) {
       puts_(&o, ",\"error\":\"");
       json_escape(&o, slice_cstr(ex->error_note), CAP_RID);

@@ -44,3 +44,21 @@ void addrtext_format(char *out, const uint8_t addr[16], bool v6) {
   memcpy(o, t3, 4);
   o[(unsigned char)t3[3]] = '\0';
 }
+
+bool addrtext_from_sockaddr(const struct sockaddr *sa, uint8_t addr[16], uint16_t *port, bool *v6) {
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+    memcpy(addr, &in->sin_addr, 4);
+    *port = ntohs(in->sin_port);
+    *v6 = false;
+    return true;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+    memcpy(addr, &in6->sin6_addr, 16);
+    *port = ntohs(in6->sin6_port);
+    *v6 = true;
+    return true;
+  }
+  return false;
+}

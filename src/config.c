@@ -28,10 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ferry/cfgroute.h"
+#include "ferry/cfgtls.h"
 #include "ferry/cfgval.h"
 #include "ferry/router.h"
+#include "ferry/tls.h"
 #include "ferry/ydoc.h"
 
 #define MAX_FILE_BYTES (16u << 20)
@@ -45,10 +48,10 @@ struct ctx {
 
 /* ---- sections ---------------------------------------------------------- */
 
-/* A list of address ranges ("10.0.0.0/8", "192.0.2.7", "fd00::/8"). */
 static void load_listeners(struct ctx *c, const struct ynode *top, const struct ynode *n) {
-  static const char *const keys[] = {"address", "proxy_protocol", "trusted_proxies", NULL};
-  enum { K_ADDRESS, K_PROXY_PROTOCOL, K_TRUSTED, K_N };
+  static const char *const keys[] = {
+      "address", "proxy_protocol", "trusted_proxies", "redirect_https", "tls", NULL};
+  enum { K_ADDRESS, K_PROXY_PROTOCOL, K_TRUSTED, K_REDIRECT, K_TLS, K_N };
   struct config *cfg = c->cfg;
   size_t count;
   if (n == NULL) {
@@ -83,6 +86,20 @@ static void load_listeners(struct ctx *c, const struct ynode *top, const struct 
     if (!cfgval_listen_address(c->y, v[K_ADDRESS], ydoc_kp_key(sub, path, "address"), &l->address,
                                &l->addr))
       continue;
+    if (v[K_REDIRECT] != NULL) {
+      uint32_t port = 0;
+      if (cfgval_u32(c->y, v[K_REDIRECT], ydoc_kp_key(sub, path, "redirect_https"), 0, 65535,
+                     &port))
+        l->redirect_https = (uint16_t)port;
+    }
+    if (v[K_TLS] != NULL) {
+      char tpath[YDOC_KEYPATH_MAX];
+      cfgtls_listener(c->y, v[K_TLS], ydoc_kp_key(tpath, path, "tls"), l);
+      if (l->redirect_https && l->tls) {
+        ydoc_err(c->y, v[K_REDIRECT]->mark, ydoc_kp_key(sub, path, "redirect_https"),
+                 "a TLS listener cannot redirect to https (remove one of the two)");
+      }
+    }
     for (size_t j = 0; j + 1 < cfg->nlisteners; j++) {
       if (cfgval_same_sockaddr(&cfg->listeners[j].addr, &l->addr)) {
         ydoc_err(c->y, v[K_ADDRESS]->mark, sub, "duplicate listener %s (also at line %d)",
@@ -389,7 +406,7 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
                           const char *path) {
   static const char *const keys[] = {"servers",      "balance", "hash_key", "keepalive",
                                      "health_check", "retries", "passive",  "resolve_interval",
-                                     "max_requests", NULL};
+                                     "max_requests", "tls",     NULL};
   static const char *const passive_keys[] = {"consecutive_failures", "eject_for", NULL};
   static const char *const balances[] = {"round_robin", "least_conn", "random2", "hash"};
   static const char *const ka_keys[] = {"max_idle", "idle_timeout", NULL};
@@ -403,6 +420,7 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
     K_PASSIVE,
     K_RESOLVE,
     K_MAX_REQUESTS,
+    K_TLS,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N], *kv[2], *kk[2];
@@ -411,6 +429,10 @@ static void load_upstream(struct ctx *c, struct cfg_upstream *up, const struct y
   bool balance_ok = true;
   if (!cfgval_fields(c->y, n, path, keys, v, k))
     return;
+  if (v[K_TLS] != NULL) {
+    char tpath[YDOC_KEYPATH_MAX];
+    cfgtls_upstream(c->y, v[K_TLS], ydoc_kp_key(tpath, path, "tls"), up);
+  }
 
   if (v[K_SERVERS] == NULL)
     ydoc_err(c->y, n->mark, path, "missing required key \"servers\"");
@@ -725,6 +747,8 @@ void config_free(struct config *cfg) {
   for (size_t i = 0; i < cfg->nlisteners; i++) {
     free(cfg->listeners[i].address);
     free(cfg->listeners[i].trusted_proxies);
+    cfgtls_free(cfg->listeners[i].tls);
+    tls_server_unref(cfg->listeners[i].tls_srv);
   }
   free(cfg->listeners);
   free(cfg->admin.address);
@@ -745,6 +769,14 @@ void config_free(struct config *cfg) {
     free(up->servers);
     free(up->name);
     free(up->hash_key);
+    if (up->tls) {
+      free(up->tls->ca);
+      free(up->tls->server_name);
+      free(up->tls->cert);
+      free(up->tls->key);
+      free(up->tls);
+    }
+    tls_client_unref(up->tls_cli);
     free(up->health_check.path);
   }
   free(cfg->upstreams);

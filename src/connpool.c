@@ -54,7 +54,7 @@ void connpool_close(struct upclient *uc) {
 
 void connpool_init(struct connpool *p, uint32_t max_idle, uint64_t idle_timeout_ms,
                    const char *name) {
-  *p = (struct connpool){NULL, 0, 0, max_idle, idle_timeout_ms, name};
+  *p = (struct connpool){.max_idle = max_idle, .idle_timeout_ms = idle_timeout_ms, .name = name};
 }
 
 void connpool_close_idle(struct connpool *p) {
@@ -63,6 +63,8 @@ void connpool_close_idle(struct connpool *p) {
 }
 
 void connpool_move_idle(struct connpool *from, struct connpool *to) {
+  if (from->tls || to->tls)
+    return; /* TLS connections were verified under the old settings: not adopted */
   while (from->idle) {
     struct upconn *u = from->idle;
     if (to->nidle >= to->max_idle) {
@@ -166,6 +168,7 @@ struct upclient *connpool_connect(struct connpool *p, uv_loop_t *loop, const str
     return NULL;
   }
   upclient_init(&u->c, loop, p->name, on_upclient_closed);
+  bool tls_failed = p->tls && upclient_use_tls(&u->c, p->tls, p->tls_name) != 0;
   uv_timer_init(loop, &u->idle_timer);
   u->idle_timer.data = u;
   u->pool = p;
@@ -174,7 +177,7 @@ struct upclient *connpool_connect(struct connpool *p, uv_loop_t *loop, const str
   u->idle = false;
   u->idle_until = u->idle_fire = 0;
   p->active++;
-  int r = upclient_connect(&u->c, addr);
+  int r = tls_failed ? UV_ENOMEM : upclient_connect(&u->c, addr);
   if (r < 0) {
     *err = r;
     connpool_close(&u->c);

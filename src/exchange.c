@@ -30,7 +30,6 @@
 #include "ferry/connpool.h"
 #include "ferry/err.h"
 #include "ferry/forwarded.h"
-#include "ferry/stream.h"
 #include "ferry/upclient.h"
 #include "ferry/log.h"
 #include "ferry/reply.h"
@@ -38,53 +37,12 @@
 #include "ferry/router.h"
 #include "ferry/session.h"
 #include "ferry/policy.h"
-#include "ferry/tunnel.h"
+#include "ferry/tls.h"
 #include "ferry/upstream.h"
 #include "ferry/wctx.h"
 
 static void exchange_finish(struct exchange *ex);
 static void exchange_log(struct exchange *ex);
-static int exchange_send_last_chunk(struct exchange *ex);
-
-/* Free exchanges kept per worker; more are freed. */
-#define EXCHANGE_FREE_MAX 64u
-
-struct exchange *exchange_new(struct worker *w) {
-  struct exchange *ex = w->free_ex;
-  if (ex) {
-    w->free_ex = *(struct exchange **)(void *)ex;
-    w->nfree_ex--;
-  } else {
-    ex = malloc(sizeof(struct exchange));
-    if (!ex)
-      return NULL;
-  }
-  ex->gen = wctx_gen_hold(w);
-  return ex;
-}
-
-void exchange_free(struct worker *w, struct exchange *ex) {
-  struct worker_gen *g = ex->gen;
-  ex->gen = NULL;
-  if (w->nfree_ex >= EXCHANGE_FREE_MAX) {
-    free(ex);
-  } else {
-    *(struct exchange **)(void *)ex = w->free_ex;
-    w->free_ex = ex;
-    w->nfree_ex++;
-  }
-  if (g)
-    wctx_gen_drop(w, g); /* may retire a generation: last */
-}
-
-void exchange_free_all(struct worker *w) {
-  while (w->free_ex) {
-    struct exchange *ex = w->free_ex;
-    w->free_ex = *(struct exchange **)(void *)ex;
-    free(ex);
-  }
-  w->nfree_ex = 0;
-}
 
 void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   memset(ex, 0, offsetof(struct exchange, req_store));
@@ -93,7 +51,11 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   ex->state = EX_HEAD;
   ex->peer_ip = session_client_ip(s);
   ex->peer_port = s->client_port;
+  memcpy(ex->peer_addr, s->client_addr, 16);
+  ex->peer_v6 = s->client_v6;
+  ex->peer_known = s->client_known;
   ex->listener = session_listener(s) ? session_listener(s)->address : "";
+  ex->tls = session_tls(s);
   ex->resp_minor = 1;
   arena_init(&ex->arena, &w->bufs, w->cfg->limits.max_request_header_bytes * 2 + 16384);
   ex->t_start_ms = uv_now(&w->loop);
@@ -222,6 +184,18 @@ void exchange_reply(struct exchange *ex, int status, const char *body, bool clos
 static void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
                              struct slice host);
 
+/* listeners[].redirect_https: 308 to the same host and target over https. */
+static void exchange_redirect_https(struct exchange *ex, struct slice host, struct slice target) {
+  struct slice loc;
+  if (request_https_location(host, target, session_listener(ex->s)->redirect_https, &ex->arena,
+                             &loc) != 0) {
+    exchange_reply(ex, 400, "bad request: a Host header is needed to redirect to https\n", true);
+    return;
+  }
+  exchange_reply_full(ex, 308, SLICE_LIT("text/plain; charset=utf-8"),
+                      SLICE_LIT("redirecting to https\n"), loc, false);
+}
+
 void exchange_start(struct exchange *ex) {
   struct session *s = ex->s;
   struct worker *w = ex->w;
@@ -263,6 +237,10 @@ void exchange_start(struct exchange *ex) {
   ex->norm = v.norm;
   struct slice host = v.host, target = v.path, norm = v.norm;
 
+  if (session_listener(s)->redirect_https) {
+    exchange_redirect_https(ex, host, target);
+    return;
+  }
   struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
   const struct cfg_route *r = router_match(w->router, &q);
   ex->route = r;
@@ -380,6 +358,24 @@ static void exchange_attach(struct exchange *ex, struct upclient *uc, bool reuse
   upclient_begin(uc, &exchange_upclient_cbs, ex, &sink, ex->method == HTTP_HEAD);
 }
 
+/* Connecting failed (err): ferry's own shortage, or the server's fault
+ * (ejection, a retry elsewhere, else the error's status). */
+static void exchange_connect_failed(struct exchange *ex, int err) {
+  if (ferry_err_is_local(err)) {
+    exchange_local_failure(ex, err);
+    return;
+  }
+  exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
+  log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
+           uv_strerror(err));
+  upstream_report_failure(ex->srv, true,
+                          err == UV_ECONNREFUSED ? "connect refused" : uv_strerror(err));
+  if (exchange_retry(ex, false))
+    return;
+  ex->error_note = "upstream connect failed";
+  exchange_reply(ex, ferry_err_http_status(err), NULL, !ex->req_done);
+}
+
 static int exchange_connect(struct exchange *ex, bool fresh_only) {
   struct worker *w = ex->w;
   ex->state = EX_CONNECTING;
@@ -395,18 +391,7 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
   uc = connpool_connect(&ex->srv->pool, &w->loop, (const struct sockaddr *)&ex->srv->slot->addr,
                         &err);
   if (!uc) {
-    if (ferry_err_is_local(err)) {
-      exchange_local_failure(ex, err);
-      return -1;
-    }
-    exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
-    log_warn("upstream %s server %s: cannot connect: %s", ex->up->cfg->name, ex->srv->name,
-             uv_strerror(err));
-    upstream_report_failure(ex->srv, true, uv_strerror(err));
-    if (exchange_retry(ex, false))
-      return 0;
-    ex->error_note = "upstream connect failed";
-    exchange_reply(ex, ferry_err_http_status(err), NULL, !ex->req_done);
+    exchange_connect_failed(ex, err);
     return -1;
   }
   w->upstream_connects++;
@@ -452,6 +437,11 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
                    ex->peer_trusted);
   policy_trace(ex);
   fr.traceparent = slice_make(ex->traceparent, 55);
+  const struct tls_conn *tc = ex->tls;
+  if (tc) {
+    fr.proto = SLICE_LIT("https");
+    fr.client_cert = tls_conn_xfcc(tc, &ex->arena);
+  }
   /* One pass into a standard block; a second only for a larger head. */
   struct iobuf *hb = iobuf_get(&w->bufs, IOBUF_SIZE);
   size_t need = hb ? http_head_build_request(hb->data, hb->cap, &fr) : 0;
@@ -477,24 +467,47 @@ static inline struct stream *client_stream(const struct exchange *ex) {
   return &ex->s->st;
 }
 
+/* Body bytes (p, n) of block b as one chunk (bodies are re-chunked). */
+static int add_chunk(struct stream *st, const char *p, size_t n, struct iobuf *b) {
+  char hdr[24];
+  int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+  return stream_add_copy(st, hdr, (size_t)k) != 0 || stream_add(st, p, n, b) != 0 ||
+                 stream_add_copy(st, "\r\n", 2) != 0
+             ? -1
+             : 0;
+}
+
+/* The last chunk, with the trailer fields of hdrs from index `from`. */
+static int add_last_chunk(struct worker *w, struct stream *st, const struct hdr_list *hdrs,
+                          uint32_t from) {
+  size_t need = http_head_build_last_chunk(NULL, 0, hdrs, from);
+  if (need == 5)
+    return stream_add_copy(st, "0\r\n\r\n", 5);
+  struct iobuf *b = iobuf_get(&w->bufs, need);
+  if (!b)
+    return -1;
+  http_head_build_last_chunk(b->data, need, hdrs, from);
+  b->len = (uint32_t)need;
+  int r = stream_add(st, b->data, need, b);
+  iobuf_unref(b);
+  return r;
+}
+
+/* The response deadline: the route's `timeout`, else upstream_response. */
+static void response_timer(struct exchange *ex) {
+  uint64_t ms = policy_response_ms(ex);
+  if (ms)
+    session_timer_ms(ex->s, ST_RESPONSE, ms);
+  else
+    session_timer(ex->s, ST_RESPONSE);
+}
+
 void exchange_upstream_connected(struct exchange *ex, int status) {
   struct session *s = ex->s;
   if (status < 0) {
     connpool_close(ex->uc);
     ex->uc = NULL;
-    if (ferry_err_is_local(status)) {
-      exchange_local_failure(ex, status);
-      return;
-    }
-    exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
-    log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
-             uv_strerror(status));
-    upstream_report_failure(ex->srv, true,
-                            status == UV_ECONNREFUSED ? "connect refused" : uv_strerror(status));
-    if (exchange_retry(ex, false))
-      return;
-    ex->error_note = "upstream connect failed";
-    exchange_reply(ex, ferry_err_http_status(status), NULL, !ex->req_done);
+    exchange_connect_failed(ex, status);
     return;
   }
   session_timer(s, ST_NONE);
@@ -508,9 +521,9 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
   if (ex->req_done) {
     /* A retry: the request had no body to resend except a chunked end. */
     if (ex->req_chunked)
-      exchange_send_last_chunk(ex);
+      add_last_chunk(ex->w, &ex->uc->st, &ex->req_hdrs, ex->req_trailers);
     stream_flush(up);
-    policy_response_timer(ex);
+    response_timer(ex);
     return;
   }
   exchange_arm_timer(ex);
@@ -538,39 +551,16 @@ int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct i
   struct stream *up = &ex->uc->st;
   if (ex->s->timer_kind == ST_BODY)
     session_timer(ex->s, ST_BODY);
-  if (ex->req_chunked) {
-    char hdr[24];
-    int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-    if (stream_add_copy(up, hdr, (size_t)k) != 0 || stream_add(up, p, n, b) != 0 ||
-        stream_add_copy(up, "\r\n", 2) != 0)
-      return -1;
-    return 0;
-  }
-  return stream_add(up, p, n, b);
+  return ex->req_chunked ? add_chunk(up, p, n, b) : stream_add(up, p, n, b);
 }
 
 /* The last chunk of a chunked request, with the client's trailers. */
-static int exchange_send_last_chunk(struct exchange *ex) {
-  struct stream *up = &ex->uc->st;
-  size_t need = http_head_build_last_chunk(NULL, 0, &ex->req_hdrs, ex->req_trailers);
-  if (need == 5)
-    return stream_add_copy(up, "0\r\n\r\n", 5);
-  struct iobuf *b = iobuf_get(&ex->w->bufs, need);
-  if (!b)
-    return -1;
-  http_head_build_last_chunk(b->data, need, &ex->req_hdrs, ex->req_trailers);
-  b->len = (uint32_t)need;
-  int r = stream_add(up, b->data, need, b);
-  iobuf_unref(b);
-  return r;
-}
-
 void exchange_request_done(struct exchange *ex) {
   ex->req_done = true;
   if (ex->uc && ex->req_chunked)
-    exchange_send_last_chunk(ex);
+    add_last_chunk(ex->w, &ex->uc->st, &ex->req_hdrs, ex->req_trailers);
   if (!ex->resp_started)
-    policy_response_timer(ex);
+    response_timer(ex);
 }
 
 /* --- flow control: the one place ----------------------------------------- */
@@ -610,6 +600,21 @@ static void up_connected(void *owner, int status) {
   exchange_upstream_connected(owner, status);
 }
 
+/* The response head fr describes, in a block of its own: one pass into a
+ * standard block, a second only for a larger head. NULL on OOM. */
+static struct iobuf *response_block(struct worker *w, const struct fwd_response *fr) {
+  struct iobuf *b = iobuf_get(&w->bufs, IOBUF_SIZE);
+  size_t need = b ? http_head_build_response(b->data, b->cap, fr) : 0;
+  if (b && need > b->cap) {
+    iobuf_unref(b);
+    if ((b = iobuf_get(&w->bufs, need)) != NULL)
+      http_head_build_response(b->data, need, fr);
+  }
+  if (b)
+    b->len = (uint32_t)need;
+  return b;
+}
+
 static int up_head(void *owner, const struct upclient_head *h) {
   struct exchange *ex = owner;
   struct session *s = ex->s;
@@ -630,13 +635,10 @@ static int up_head(void *owner, const struct upclient_head *h) {
                                 .framing = FRAMING_NONE,
                                 .client_minor = 1,
                                 .keep_alive = true};
-      size_t in = http_head_build_response(NULL, 0, &ir);
-      struct iobuf *ib = iobuf_get(&ex->w->bufs, in);
+      struct iobuf *ib = response_block(ex->w, &ir);
       if (!ib)
         return -1;
-      http_head_build_response(ib->data, in, &ir);
-      ib->len = (uint32_t)in;
-      int ir_r = stream_add(&s->st, ib->data, in, ib);
+      int ir_r = stream_add(&s->st, ib->data, ib->len, ib);
       iobuf_unref(ib);
       if (ir_r != 0)
         return -1;
@@ -679,20 +681,10 @@ static int up_head(void *owner, const struct upclient_head *h) {
       .upgrade = upgrading,
       .ops = ex->route ? &ex->route->response_headers : NULL,
   };
-  /* One pass into a standard block; a second only for a larger head. */
-  struct iobuf *b = iobuf_get(&ex->w->bufs, IOBUF_SIZE);
+  struct iobuf *b = response_block(ex->w, &fr);
   if (!b)
     return -1;
-  size_t need = http_head_build_response(b->data, b->cap, &fr);
-  if (need > b->cap) {
-    iobuf_unref(b);
-    b = iobuf_get(&ex->w->bufs, need);
-    if (!b)
-      return -1;
-    http_head_build_response(b->data, need, &fr);
-  }
-  b->len = (uint32_t)need;
-  int r = stream_add(&s->st, b->data, need, b);
+  int r = stream_add(&s->st, b->data, b->len, b);
   if (ex->insp.on)
     inspect_note_response(ex, b, true);
   iobuf_unref(b);
@@ -715,14 +707,8 @@ static int up_body(void *owner, const char *p, size_t n, struct iobuf *b) {
   switch (ex->client_framing) {
   case FRAMING_NONE:
     return 0;
-  case FRAMING_CHUNKED: {
-    char hdr[24];
-    int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-    if (stream_add_copy(c, hdr, (size_t)k) != 0 || stream_add(c, p, n, b) != 0 ||
-        stream_add_copy(c, "\r\n", 2) != 0)
-      return -1;
-    return 0;
-  }
+  case FRAMING_CHUNKED:
+    return add_chunk(c, p, n, b);
   case FRAMING_LENGTH:
   case FRAMING_CLOSE:
     return stream_add(c, p, n, b);
@@ -740,19 +726,10 @@ static int up_done(void *owner) {
     upstream_attempt_end(ex->srv);
     ex->srv_counted = false;
   }
-  if (ex->client_framing == FRAMING_CHUNKED) {
-    /* The last chunk, with the upstream's trailers. */
-    size_t need = http_head_build_last_chunk(NULL, 0, &ex->resp_hdrs, ex->resp_trailers);
-    struct iobuf *b = iobuf_get(&ex->w->bufs, need);
-    if (!b)
-      return -1;
-    http_head_build_last_chunk(b->data, need, &ex->resp_hdrs, ex->resp_trailers);
-    b->len = (uint32_t)need;
-    int r = stream_add(client_stream(ex), b->data, need, b);
-    iobuf_unref(b);
-    if (r != 0)
-      return -1;
-  }
+  /* The last chunk, with the upstream's trailers. */
+  if (ex->client_framing == FRAMING_CHUNKED &&
+      add_last_chunk(ex->w, client_stream(ex), &ex->resp_hdrs, ex->resp_trailers) != 0)
+    return -1;
   ex->resp_done = true;
   return 1;
 }
@@ -810,7 +787,7 @@ void exchange_arm_timer(struct exchange *ex) {
   else if (ex->state == EX_FORWARDING && !ex->req_done)
     session_timer(s, ST_BODY);
   else if (ex->state == EX_FORWARDING && s->timer_kind != ST_RESPONSE)
-    policy_response_timer(ex);
+    response_timer(ex);
 }
 
 /* --- tunnel ----------------------------------------------------------------- */
@@ -865,10 +842,6 @@ static void tunnel_begin(struct exchange *ex) {
   tunnel_start(&ex->tun);
   if (ex->state == EX_TUNNEL && !s->closing)
     session_tunnel_begin(s);
-}
-
-void exchange_client_tunnel_read(struct exchange *ex, ssize_t nread) {
-  tunnel_client_read(&ex->tun, nread);
 }
 
 /* --- the end ---------------------------------------------------------------- */

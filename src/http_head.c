@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- byte classes ---------------------------------------------------- */
 
@@ -635,6 +636,8 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
     }
     if (ops_names(r->ops, h->name))
       continue;
+    if (h->name.n == 23 && strncasecmp(h->name.p, "x-forwarded-client-cert", 23) == 0)
+      continue; /* only ferry says which certificate the client showed */
     put_header(&w, h->name, h->value);
   }
 
@@ -654,6 +657,8 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
     put_header(&w, SLICE_LIT("traceparent"), r->traceparent);
   if (r->upgrade)
     put_upgrade(&w, l);
+  if (r->client_cert.n > 0)
+    put_header(&w, SLICE_LIT("X-Forwarded-Client-Cert"), r->client_cert);
   put_ops(&w, r->ops);
   put(&w, "\r\n", 2);
   return w.len;

@@ -13,6 +13,7 @@
 #include "ferry/config.h"
 #include "ferry/exchange.h"
 #include "ferry/upstream.h"
+#include "ferry/worker.h"
 #include "ferry/wctx.h"
 
 /* Upper bounds in milliseconds; the last bucket is +Inf. */
@@ -497,6 +498,40 @@ static void render_refusals(struct admin_reply *rep, const struct metrics_source
   }
 }
 
+/* ferry_tls_handshakes_total{listener,result}: each TLS listener address
+ * (as worker 0 opened it, in any generation) summed over the workers. */
+static void render_tls(struct admin_reply *rep, const struct metrics_source *src) {
+  admin_reply_printf(rep, "# HELP ferry_tls_handshakes_total TLS handshakes on listeners, by "
+                          "result.\n# TYPE ferry_tls_handshakes_total counter\n");
+  if (src->nworkers == 0)
+    return;
+  const struct worker_listener *first = atomic_load(&src->workers[0].listeners);
+  for (const struct worker_listener *l = first; l; l = l->next) {
+    if (!l->tls)
+      continue;
+    bool seen = false; /* a listener closed and reopened: counted once */
+    for (const struct worker_listener *e = first; e != l && !seen; e = e->next)
+      seen = e->tls && strcmp(e->own.address, l->own.address) == 0;
+    if (seen)
+      continue;
+    uint64_t ok = 0, failed = 0;
+    for (unsigned i = 0; i < src->nworkers; i++)
+      for (const struct worker_listener *m = atomic_load(&src->workers[i].listeners); m;
+           m = m->next)
+        if (m->tls && strcmp(m->own.address, l->own.address) == 0) {
+          ok += mc_get(&m->ctr.tls_ok);
+          failed += mc_get(&m->ctr.tls_failed);
+        }
+    char lab[256];
+    metrics_escape_label(l->own.address, lab, sizeof lab);
+    admin_reply_printf(rep,
+                       "ferry_tls_handshakes_total{listener=\"%s\",result=\"ok\"} %" PRIu64 "\n"
+                       "ferry_tls_handshakes_total{listener=\"%s\",result=\"failed\"} %" PRIu64
+                       "\n",
+                       lab, ok, lab, failed);
+  }
+}
+
 void metrics_admin_handler(void *ud, const struct admin_request *req, struct admin_reply *rep) {
   const struct metrics_source *src = ud;
   (void)req;
@@ -511,6 +546,7 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
   counter(rep, "ferry_proxy_protocol_errors_total",
           "Connections closed for a missing or malformed PROXY protocol header.",
           SUM(proxy_protocol_errors));
+  render_tls(rep, src);
   counter(rep, "ferry_accept_errors_total",
           "Client connections ferry could not accept (out of file descriptors or memory).",
           SUM(accept_errors));

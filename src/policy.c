@@ -11,7 +11,6 @@
 #include "ferry/cidr.h"
 
 #include "ferry/exchange.h"
-#include "ferry/session.h"
 #include "ferry/snapshot.h"
 #include "ferry/trace.h"
 #include "ferry/traffic.h"
@@ -35,9 +34,9 @@ int policy_admit(struct exchange *ex) {
    * named another): no text to parse. */
   struct traffic_client c;
   c.text = slice_cstr(ex->client_ip ? ex->client_ip : "");
-  if (ex->client_ip == ex->peer_ip && ex->s->client_known) {
-    memcpy(c.addr, ex->s->client_addr, 16);
-    c.v6 = ex->s->client_v6;
+  if (ex->client_ip == ex->peer_ip && ex->peer_known) {
+    memcpy(c.addr, ex->peer_addr, 16);
+    c.v6 = ex->peer_v6;
     c.ok = true;
   } else {
     c.ok = cidr_parse_ip(c.text.p, c.text.n, c.addr, &c.v6);
@@ -92,10 +91,6 @@ void policy_trace(struct exchange *ex) {
   ex->traceparent[TRACE_PARENT_LEN] = '\0';
 }
 
-void policy_response_timer(struct exchange *ex) {
-  uint64_t ms = ex->route ? ex->route->timeout_ms : 0;
-  if (ms)
-    session_timer_ms(ex->s, ST_RESPONSE, ms);
-  else
-    session_timer(ex->s, ST_RESPONSE);
+uint64_t policy_response_ms(const struct exchange *ex) {
+  return ex->route ? ex->route->timeout_ms : 0;
 }

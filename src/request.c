@@ -5,6 +5,7 @@
 #include "ferry/request.h"
 
 #include <llhttp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ferry/router.h"
@@ -244,4 +245,18 @@ void request_fwd_init(struct fwd_request *fr, const struct cfg_route *r,
       .keep_forwarded = keep_forwarded,
       .ops = &r->request_headers,
   };
+}
+
+int request_https_location(struct slice host, struct slice target, uint16_t port, struct arena *a,
+                           struct slice *out) {
+  struct slice name = router_host_strip_port(host);
+  size_t cap = name.n + target.n + 16;
+  char *loc = name.n ? arena_alloc(a, cap) : NULL;
+  if (!loc)
+    return -1;
+  int n = port == 443 ? snprintf(loc, cap, "https://%.*s", (int)name.n, name.p)
+                      : snprintf(loc, cap, "https://%.*s:%u", (int)name.n, name.p, port);
+  memcpy(loc + n, target.p, target.n);
+  *out = (struct slice){loc, (size_t)n + target.n};
+  return 0;
 }

@@ -28,6 +28,7 @@
 #include "ferry/h1parse.h"
 #include "ferry/log.h"
 #include "ferry/proxyproto.h"
+#include "ferry/tls.h"
 #include "ferry/wctx.h"
 
 enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
@@ -85,14 +86,21 @@ static int on_message_begin(llhttp_t *p) {
   return 0;
 }
 
-static int on_url(llhttp_t *p, const char *at, size_t n) {
+/* Keep (at, n) as the slice at `field` of the current exchange (a piece
+ * of the read block, or copied when split); over the head's bound: fail. */
+static int keep_slice(llhttp_t *p, size_t field, const char *at, size_t n) {
   struct exchange *ex = cur_ex(p);
-  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->url, at, n, cur_in(p)) != 0) {
+  struct slice *dst = ex ? (struct slice *)(void *)((char *)ex + field) : NULL;
+  if (!ex || arena_slice(&ex->arena, &ex->req_pin, dst, at, n, cur_in(p)) != 0) {
     if (ex)
       ex->head_overflow = true;
     return -1;
   }
   return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n) {
+  return keep_slice(p, offsetof(struct exchange, url), at, n);
 }
 
 /* The method and the version are recorded as soon as they are read, so a
@@ -117,23 +125,11 @@ static int on_version_complete(llhttp_t *p) {
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
-  struct exchange *ex = cur_ex(p);
-  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_name, at, n, cur_in(p)) != 0) {
-    if (ex)
-      ex->head_overflow = true;
-    return -1;
-  }
-  return 0;
+  return keep_slice(p, offsetof(struct exchange, cur_name), at, n);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
-  struct exchange *ex = cur_ex(p);
-  if (!ex || arena_slice(&ex->arena, &ex->req_pin, &ex->cur_value, at, n, cur_in(p)) != 0) {
-    if (ex)
-      ex->head_overflow = true;
-    return -1;
-  }
-  return 0;
+  return keep_slice(p, offsetof(struct exchange, cur_value), at, n);
 }
 
 static int on_header_value_complete(llhttp_t *p) {
@@ -238,19 +234,8 @@ static void format_client_ip(const struct session *s, char *out) {
 
 /* Record a socket address as the client's. */
 static void set_client_addr(struct session *s, const struct sockaddr *sa) {
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
-    memcpy(s->client_addr, &a->sin_addr, 4);
-    s->client_port = ntohs(a->sin_port);
-    s->client_v6 = false;
+  if (addrtext_from_sockaddr(sa, s->client_addr, &s->client_port, &s->client_v6))
     s->client_known = true;
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
-    memcpy(s->client_addr, &a->sin6_addr, 16);
-    s->client_port = ntohs(a->sin6_port);
-    s->client_v6 = true;
-    s->client_known = true;
-  }
 }
 
 /* The address as text for a log line: the rx's copy, or formatted into buf
@@ -461,6 +446,35 @@ static void on_stream_read(struct stream *st, ssize_t nread) {
 
 static const struct stream_class session_stream_class = {
     .tr = &transport_tcp,
+    .read = on_stream_read,
+    .written = on_stream_written,
+    .watermark = on_stream_watermark,
+    .closed = on_stream_closed,
+};
+
+/* A session on a TLS listener: its TLS state sits right after it, in the
+ * same allocation (plain sessions do not pay for it). */
+struct tls_session {
+  struct session s;
+  struct tls_conn tc;
+};
+
+static void on_stream_handshake(struct stream *st, bool ok) {
+  struct session *s = stream_session(st);
+  struct listener_counters *ctr = session_listener(s)->counters;
+  if (ctr)
+    mc_add(ok ? &ctr->tls_ok : &ctr->tls_failed, 1);
+  if (!ok) {
+    char ip[INET6_ADDRSTRLEN];
+    log_debug("client %s: TLS handshake failed on %s: connection closed", client_str(s, ip),
+              session_listener(s)->address);
+  }
+}
+
+static const struct stream_class session_tls_class = {
+    .tr = &transport_tls,
+    .handshake = on_stream_handshake,
+    .tr_off = offsetof(struct tls_session, tc),
     .read = on_stream_read,
     .written = on_stream_written,
     .watermark = on_stream_watermark,
@@ -932,19 +946,6 @@ void session_worker_close(struct worker *w) {
   uv_close((uv_handle_t *)&w->done_check, NULL);
 }
 
-void session_timers_configure(struct worker *w) {
-  const struct config *cfg = w->cfg;
-  struct deadlines *d = &w->dl;
-  deadlines_configure(d, ST_HEADER, cfg->timeouts.client_header_ms);
-  deadlines_configure(d, ST_IDLE, cfg->timeouts.client_idle_ms);
-  deadlines_configure(d, ST_CONNECT, cfg->timeouts.upstream_connect_ms);
-  deadlines_configure(d, ST_RESPONSE, cfg->timeouts.upstream_response_ms);
-  deadlines_configure(d, ST_UPSTREAM_IDLE, cfg->timeouts.upstream_idle_ms);
-  deadlines_configure(d, ST_BODY, cfg->timeouts.client_idle_ms);
-  deadlines_configure(d, ST_CLIENT_STALL, cfg->timeouts.client_idle_ms);
-  deadlines_configure(d, ST_TUNNEL, cfg->timeouts.client_idle_ms);
-}
-
 void session_tunnel_begin(struct session *s) {
   s->tunnel = true;
   s->blocked = true; /* the parser is done with this connection */
@@ -968,18 +969,23 @@ void session_tunnel_end(struct session *s) {
 /* --- accept ------------------------------------------------------------- */
 
 void session_accept(struct worker *w, const struct cfg_listener *lc, int fd) {
-  struct session *s = calloc(1, sizeof(*s));
+  bool tls = lc->tls_srv != NULL;
+  struct session *s = calloc(1, tls ? sizeof(struct tls_session) : sizeof(*s));
   if (!s) {
     log_error("out of memory accepting a connection on %s: connection closed", lc->address);
     close(fd);
     wctx_conn_closed(w);
     return;
   }
-  stream_init(&s->st, &w->loop, &session_stream_class);
+  stream_init(&s->st, &w->loop, tls ? &session_tls_class : &session_stream_class);
   s->st.tcp.data = (void *)(uintptr_t)lc;
+  bool tls_failed =
+      tls && tls_conn_accept(&((struct tls_session *)(void *)s)->tc, lc->tls_srv, &w->loop) != 0;
+  if (tls_failed)
+    log_error("out of memory starting TLS on %s: connection closed", lc->address);
   s->timer_kind = ST_NONE;
   deadline_add(&w->dl, &s->tl);
-  if (stream_open(&s->st, fd) != 0) {
+  if (tls_failed || stream_open(&s->st, fd) != 0) {
     close(fd);
     session_close(s);
     return;

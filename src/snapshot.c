@@ -132,7 +132,8 @@ static bool upstream_eq(const struct cfg_upstream *a, const struct cfg_upstream 
       a->passive.consecutive_failures != b->passive.consecutive_failures ||
       a->passive.eject_for_ms != b->passive.eject_for_ms ||
       a->resolve_interval_ms != b->resolve_interval_ms || a->retries != b->retries ||
-      a->max_requests != b->max_requests)
+      a->max_requests != b->max_requests || a->tls ||
+      b->tls) /* TLS upstreams: new contexts (re-read files) on every reload */
     return false;
   const struct cfg_health_check *ha = &a->health_check, *hb = &b->health_check;
   if (ha->enabled != hb->enabled ||

@@ -49,7 +49,11 @@ static int tcp_send(struct stream *st, struct wreq *wr) {
   return uv_write(&wr->req, (uv_stream_t *)&st->tcp, wr->bufs, wr->nbufs, on_write);
 }
 
-const struct transport transport_tcp = {"tcp", tcp_alloc, tcp_input, tcp_send};
+const struct transport transport_tcp = {"tcp", tcp_alloc, tcp_input, tcp_send, NULL, NULL};
+
+int stream_write_queue(struct stream *st, struct wreq *wr) {
+  return uv_write(&wr->req, (uv_stream_t *)&st->tcp, wr->bufs, wr->nbufs, on_write);
+}
 
 /* --- reading ------------------------------------------------------------ */
 
@@ -77,8 +81,12 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
 void stream_update_reading(struct stream *st) {
   bool want = st->hold == 0 && !st->closing;
   if (want && !st->reading) {
-    if (uv_read_start((uv_stream_t *)&st->tcp, on_alloc, on_read) == 0)
+    if (uv_read_start((uv_stream_t *)&st->tcp, on_alloc, on_read) == 0) {
       st->reading = true;
+      const struct transport *tr = st->cls->tr;
+      if (tr != &transport_tcp && tr->resume)
+        tr->resume(st);
+    }
   } else if (!want && st->reading) {
     uv_read_stop((uv_stream_t *)&st->tcp);
     st->reading = false;
@@ -143,6 +151,28 @@ int stream_flush(struct stream *st) {
       st->cls->watermark(st, true);
   }
   return 0;
+}
+
+int stream_write_raw(struct stream *st, struct wreq *wr) {
+  if (st->closing) {
+    wreq_put(wr);
+    return UV_ECANCELED;
+  }
+  if (wreq_try_write(wr, (uv_stream_t *)&st->tcp)) {
+    wreq_put(wr); /* handshake bytes: nothing the owner waits for */
+    return 0;
+  }
+  wr->bytes = 0; /* the owner's byte counts are application bytes */
+  wr->req.data = st;
+  st->queued += (uint32_t)wr->cost;
+  st->writes_pending++;
+  int r = stream_write_queue(st, wr);
+  if (r < 0) {
+    st->queued -= (uint32_t)wr->cost;
+    st->writes_pending--;
+    wreq_put(wr);
+  }
+  return r;
 }
 
 static struct wreq *batch_with_room(struct stream *st, unsigned bufs, size_t scratch) {
@@ -210,7 +240,11 @@ static void on_closed(uv_handle_t *h) {
     wreq_put(st->batch);
     st->batch = NULL;
   }
-  st->cls->closed(st);
+  const struct transport *tr = st->cls->tr;
+  if (tr != &transport_tcp && tr->closed)
+    tr->closed(st);
+  else
+    st->cls->closed(st);
 }
 
 void stream_close(struct stream *st) {

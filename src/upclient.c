@@ -281,9 +281,35 @@ static const struct stream_class upclient_stream_class = {
     .closed = on_stream_closed,
 };
 
+static void on_stream_handshake(struct stream *st, bool ok) {
+  struct upclient *uc = stream_uc(st);
+  if (!ok)
+    log_error("upstream %s: TLS handshake failed: %s (check upstreams.*.tls: ca, server_name)",
+              uc->name, tls_conn_error(&uc->tls));
+  uc->cbs->connected(uc->owner, ok ? 0 : UV_EPROTO);
+}
+
+static const struct stream_class upclient_tls_class = {
+    .tr = &transport_tls,
+    .tr_off = offsetof(struct upclient, tls),
+    .read = on_stream_read,
+    .written = on_stream_written,
+    .watermark = on_stream_watermark,
+    .handshake = on_stream_handshake,
+    .closed = on_stream_closed,
+};
+
+int upclient_use_tls(struct upclient *uc, struct tls_client *cli, const char *name) {
+  if (tls_conn_connect(&uc->tls, cli, name, uc->st.tcp.loop) != 0)
+    return -1;
+  uc->tls_on = true;
+  uc->st.cls = &upclient_tls_class;
+  return 0;
+}
+
 int upclient_init(struct upclient *uc, uv_loop_t *loop, const char *name,
                   void (*on_closed)(struct upclient *)) {
-  memset(uc, 0, sizeof(*uc));
+  memset(uc, 0, offsetof(struct upclient, tls));
   uc->name = name;
   uc->on_closed = on_closed;
   uc->connect_req.data = uc;
@@ -300,6 +326,12 @@ static void on_connect(uv_connect_t *req, int status) {
   if (status == 0) {
     uv_tcp_nodelay(&uc->st.tcp, 1);
     stream_hold(&uc->st, STREAM_HOLD_OWNER, false);
+    if (uc->tls_on) { /* `connected` follows the handshake */
+      int r = tls_conn_start(&uc->st);
+      if (r < 0 && !uc->st.closing)
+        uc->cbs->connected(uc->owner, r);
+      return;
+    }
   }
   uc->cbs->connected(uc->owner, status);
 }

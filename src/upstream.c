@@ -269,6 +269,8 @@ void upstream_rt_resync(struct upstream_rt *u, uint32_t g) {
     s->epoch = atomic_load(&s->slot->epoch);
     memcpy(s->name, s->slot->name, sizeof(s->name));
     connpool_init(&s->pool, u->cfg->keepalive_max_idle, u->cfg->keepalive_idle_timeout_ms, s->name);
+    s->pool.tls = u->cfg->tls_cli; /* the configuration outlives its pools */
+    s->pool.tls_name = s->cfg->host;
   }
   u->nservers = n;
   const char *names[n ? n : 1];

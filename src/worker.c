@@ -18,6 +18,7 @@
 #include "ferry/log.h"
 #include "ferry/session.h"
 #include "ferry/snapshot.h"
+#include "ferry/tls.h"
 #include "ferry/upstream.h"
 
 static void on_stop(uv_async_t *a);
@@ -125,6 +126,21 @@ static void gen_retire(struct worker *w) {
   }
 }
 
+/* Each session deadline kind's duration from the current configuration
+ * (deadlines already set keep their time). */
+static void timers_configure(struct worker *w) {
+  const struct config *cfg = w->cfg;
+  struct deadlines *d = &w->dl;
+  deadlines_configure(d, ST_HEADER, cfg->timeouts.client_header_ms);
+  deadlines_configure(d, ST_IDLE, cfg->timeouts.client_idle_ms);
+  deadlines_configure(d, ST_CONNECT, cfg->timeouts.upstream_connect_ms);
+  deadlines_configure(d, ST_RESPONSE, cfg->timeouts.upstream_response_ms);
+  deadlines_configure(d, ST_UPSTREAM_IDLE, cfg->timeouts.upstream_idle_ms);
+  deadlines_configure(d, ST_BODY, cfg->timeouts.client_idle_ms);
+  deadlines_configure(d, ST_CLIENT_STALL, cfg->timeouts.client_idle_ms);
+  deadlines_configure(d, ST_TUNNEL, cfg->timeouts.client_idle_ms);
+}
+
 static void gen_make_current(struct worker *w, struct worker_gen *g) {
   if (w->gen)
     w->gen->newer = g;
@@ -135,7 +151,7 @@ static void gen_make_current(struct worker *w, struct worker_gen *g) {
   w->router = g->snap->router;
   w->ups = g->ups;
   w->nups = g->nups;
-  session_timers_configure(w);
+  timers_configure(w);
   mc_set(&w->metrics.config_gen, g->snap->gen);
 }
 
@@ -301,7 +317,8 @@ static int listen_socket(const struct sockaddr_storage *addr) {
 }
 
 static bool same_listener(const struct cfg_listener *a, const struct cfg_listener *b) {
-  if (a->proxy_protocol != b->proxy_protocol || a->addr.ss_family != b->addr.ss_family)
+  if (a->proxy_protocol != b->proxy_protocol || a->addr.ss_family != b->addr.ss_family ||
+      (a->tls_srv != NULL) != (b->tls_srv != NULL) || a->redirect_https != b->redirect_https)
     return false;
   size_t len =
       a->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -331,8 +348,13 @@ static int open_listener(struct worker *w, const struct cfg_listener *lc, int fd
     memcpy(trusted, lc->trusted_proxies, tsize);
   l->w = w;
   l->own = *lc;
+  l->own.counters = &l->ctr;
   l->own.address = addr;
   l->own.trusted_proxies = trusted; /* the snapshot's copy goes with a reload */
+  l->own.tls = NULL;                /* only the built contexts are used */
+  l->tls = lc->tls_srv != NULL;
+  if (l->own.tls_srv)
+    tls_server_ref(l->own.tls_srv);
   l->cfg = &l->own;
   l->next = w->listeners;
   w->listeners = l;
@@ -425,8 +447,16 @@ int worker_listen(struct worker *w) {
 static void sync_listeners(struct worker *w, const struct config *cfg) {
   for (size_t i = 0; i < cfg->nlisteners; i++) {
     bool have = false;
-    for (struct worker_listener *l = w->listeners; l && !have; l = l->next)
+    for (struct worker_listener *l = w->listeners; l && !have; l = l->next) {
       have = l->open && same_listener(l->cfg, &cfg->listeners[i]);
+      if (have && l->own.tls_srv != cfg->listeners[i].tls_srv) {
+        /* re-read certificates: new connections get the new contexts,
+         * those in flight keep theirs */
+        tls_server_ref(cfg->listeners[i].tls_srv);
+        tls_server_unref(l->own.tls_srv);
+        l->own.tls_srv = cfg->listeners[i].tls_srv;
+      }
+    }
     if (!have) {
       if (open_listener(w, &cfg->listeners[i], -1) < 0)
         log_error("worker %u: reload: %s", w->id, w->start_error_msg);
@@ -637,6 +667,7 @@ int worker_destroy(struct worker *w) {
     w->listeners = l->next;
     free(l->own.address);
     free(l->own.trusted_proxies);
+    tls_server_unref(l->own.tls_srv);
     free(l);
   }
   exchange_free_all(w);

@@ -17,6 +17,29 @@
 
 #include "ferry/cidr.h"
 
+struct tls_server;
+
+enum cfg_client_verify { CLIENT_VERIFY_OFF, CLIENT_VERIFY_OPTIONAL, CLIENT_VERIFY_REQUIRE };
+
+struct cfg_tls_cert {
+  char *cert; /* PEM chain, leaf first */
+  char *key;
+};
+
+/* listeners[].tls (SPEC §7). */
+struct cfg_tls {
+  struct cfg_tls_cert *certs; /* >= 1; the first is the default */
+  size_t ncerts;
+  int min_version;      /* 12 or 13 */
+  char *ciphers;        /* NULL: a modern default */
+  bool session_tickets; /* default true */
+  char *ticket_keys;    /* NULL: random per process */
+  char *client_ca;
+  int client_verify; /* enum cfg_client_verify */
+};
+
+struct listener_counters;
+
 struct cfg_listener {
   char *address; /* as written, e.g. "127.0.0.1:8080", "[::]:8080" */
   struct sockaddr_storage addr;
@@ -25,7 +48,13 @@ struct cfg_listener {
    * names the client (SPEC §3); default none. */
   struct cidr *trusted_proxies;
   size_t ntrusted_proxies;
+  struct cfg_tls *tls;        /* NULL: plain HTTP */
+  struct tls_server *tls_srv; /* the contexts built from tls (a reference) */
+  uint16_t redirect_https;    /* 0, or the port of 308 redirects to https */
   int line;
+  /* In a worker's own copy of the listener (src/worker.c) only: where its
+   * TLS handshakes are counted (NULL in the configuration itself). */
+  struct listener_counters *counters;
 };
 
 struct cfg_server {
@@ -48,6 +77,16 @@ struct cfg_health_check {
   uint32_t unhealthy_threshold, healthy_threshold; /* defaults 3, 2 */
 };
 
+struct tls_client;
+
+/* upstreams.NAME.tls (SPEC §2, §7). */
+struct cfg_upstream_tls {
+  bool verify;       /* default true */
+  char *ca;          /* NULL: the system store */
+  char *server_name; /* NULL: each server's host */
+  char *cert, *key;  /* client certificate (mTLS to the upstream) */
+};
+
 struct cfg_upstream {
   char *name;
   struct cfg_server *servers;
@@ -64,6 +103,8 @@ struct cfg_upstream {
   uint64_t resolve_interval_ms; /* re-resolve server names; default 30s */
   uint32_t retries;             /* default 1 */
   uint32_t max_requests;        /* circuit breaker: in flight per process; 0 = no cap */
+  struct cfg_upstream_tls *tls; /* NULL: plain HTTP */
+  struct tls_client *tls_cli;   /* the context built from tls (a reference) */
   int line;
 };
 

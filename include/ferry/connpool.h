@@ -31,6 +31,8 @@ struct connpool {
   uint32_t max_idle;        /* keepalive.max_idle */
   uint64_t idle_timeout_ms; /* keepalive.idle_timeout */
   const char *name;         /* the server, for log lines */
+  struct tls_client *tls;   /* upstream tls: connections speak TLS (NULL: plain) */
+  const char *tls_name;     /* SNI and the name verified */
 };
 
 /* A pooled connection. The upclient comes first: an upclient pointer

@@ -23,6 +23,7 @@
 struct session;
 struct worker;
 struct upclient;
+struct tls_conn;
 struct server_rt;
 struct upstream_rt;
 struct worker_gen;
@@ -75,8 +76,11 @@ struct exchange {
    * peer's address text (valid while the exchange lives) and port, the
    * listener's address, and the bytes of the request head. */
   const char *peer_ip;
+  uint8_t peer_addr[16]; /* the same, binary (network order; IPv4 in the first 4 bytes) */
   uint16_t peer_port;
+  bool peer_v6, peer_known;
   const char *listener;
+  const struct tls_conn *tls; /* the connection's TLS state on a TLS listener, else NULL */
   uint64_t req_head_bytes;
 
   const struct cfg_route *route;
@@ -157,7 +161,9 @@ void exchange_abort(struct exchange *ex);
  * its low one (flow control, see src/exchange.c). */
 void exchange_client_watermark(struct exchange *ex, bool high);
 /* Client bytes (or EOF/error) while the exchange is a tunnel. */
-void exchange_client_tunnel_read(struct exchange *ex, ssize_t nread);
+static inline void exchange_client_tunnel_read(struct exchange *ex, ssize_t nread) {
+  tunnel_client_read(&ex->tun, nread);
+}
 /* Release the arena and references; the struct may be reused. */
 void exchange_reset(struct exchange *ex);
 /* Answer with ferry's own response (error statuses, respond:, 404). */

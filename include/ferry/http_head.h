@@ -124,6 +124,8 @@ struct fwd_request {
   uint64_t content_length; /* with FRAMING_LENGTH */
   bool upgrade;            /* keep the client's Upgrade header and send "Connection: upgrade" */
   const struct cfg_header_ops *ops; /* route request_headers; may be NULL */
+  struct slice client_cert;         /* X-Forwarded-Client-Cert to send (mTLS); the
+                                       client's own is never forwarded */
 };
 
 /* Serialise the upstream request head into out (at most cap bytes):
@@ -131,14 +133,15 @@ struct fwd_request {
  *   Host (when given) first, then the client's headers in order, minus:
  *   hop-by-hop ones, Host, Content-Length, Transfer-Encoding,
  *   X-Forwarded-For/-Proto/-Host (-Proto/-Host kept with keep_forwarded),
- *   Via, X-Request-Id (these are re-made), and
+ *   Via, X-Request-Id (these are re-made), X-Forwarded-Client-Cert, and
  *   names in ops->remove or ops->set;
  *   then framing (Content-Length: N or Transfer-Encoding: chunked),
  *   X-Forwarded-For (existing values joined with ", ", then client_ip),
  *   X-Forwarded-Proto, X-Forwarded-Host, Via (existing values, then
  *   "1.x ferry"), X-Request-Id, traceparent (when given, the client's is
- *   dropped), "Connection: upgrade" + Upgrade when
- *   upgrading, ops->set entries, ops->add entries; CRLF.
+ *   dropped), "Connection: upgrade" + Upgrade when upgrading,
+ *   X-Forwarded-Client-Cert (client_cert, when set), ops->set entries,
+ *   ops->add entries; CRLF.
  * Returns the full length needed; when it is > cap nothing useful was
  * written and the caller must retry with a larger buffer. */
 size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *r);

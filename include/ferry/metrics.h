@@ -91,6 +91,11 @@ struct metrics_srv_slot {
   mcount results[METRICS_RESULT_N]; /* attempts, by how they ended */
 };
 
+/* A worker's counters for one of its listeners (written by the worker). */
+struct listener_counters {
+  mcount tls_ok, tls_failed; /* TLS handshakes, for /metrics */
+};
+
 struct metrics_worker {
   mcount conns_active; /* gauge */
   mcount conns_total;

@@ -10,6 +10,7 @@
 #define FERRY_POLICY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct exchange;
 
@@ -26,9 +27,9 @@ size_t policy_upstream(struct exchange *ex);
  * ferry's own; ex->trace_id set. */
 void policy_trace(struct exchange *ex);
 
-/* Arm the session's response deadline (ST_RESPONSE): the route's
- * `timeout`, else timeouts.upstream_response. */
-void policy_response_timer(struct exchange *ex);
+/* The route's own `timeout` (ms) for the upstream response, 0 for
+ * timeouts.upstream_response. */
+uint64_t policy_response_ms(const struct exchange *ex);
 
 /* The body of ferry's answer for a status from policy_admit, or for -503:
  * the upstream's max_requests are all in flight. */

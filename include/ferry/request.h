@@ -111,6 +111,10 @@ enum request_error request_check_target_bytes(struct slice t);
  * string kept unless the location has one; in arena a. 0 or -1 (no room). */
 int request_redirect_location(const struct cfg_route *r, struct slice target, struct arena *a,
                               struct slice *out);
+/* listeners[].redirect_https: the Location https://host[:port]target
+ * (port left out for 443), in arena a. -1 without a host name. */
+int request_https_location(struct slice host, struct slice target, uint16_t port, struct arena *a,
+                           struct slice *out);
 /* The target sent upstream: target with the route's rewrite_prefix
  * applied (router_target), in arena a when rewritten. 0 or -1. */
 int request_upstream_target(const struct cfg_route *r, struct slice target, struct slice norm,

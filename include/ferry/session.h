@@ -17,6 +17,7 @@
 #include "ferry/deadline.h"
 #include "ferry/http_head.h"
 #include "ferry/stream.h"
+#include "ferry/tls.h"
 #include "ferry/wctx.h"
 
 struct worker;
@@ -109,6 +110,12 @@ static inline const char *session_client_ip(const struct session *s) {
  * worker keeps its listeners until it exits). */
 void session_accept(struct worker *w, const struct cfg_listener *lc, int fd);
 
+struct tls_conn;
+/* The connection's TLS state on a TLS listener, else NULL. */
+static inline const struct tls_conn *session_tls(const struct session *s) {
+  return s->st.cls->tr == &transport_tls ? TRANSPORT_STATE(&s->st, const struct tls_conn) : NULL;
+}
+
 /* --- used by exchange -------------------------------------------------- */
 /* Writes to the client go through s->st (stream_add, stream_flush). */
 /* The exchange can take (more) request bytes: resume parsing. */
@@ -151,9 +158,6 @@ void session_close_idle(struct worker *w);
 void session_worker_init(struct worker *w);
 /* Close those handles (worker_run, after the loop stopped serving). */
 void session_worker_close(struct worker *w);
-/* Take each kind's duration from w->cfg (whenever it changes). Sessions
- * already waiting keep their deadlines. */
-void session_timers_configure(struct worker *w);
 /* Give back w's free session_rx structs (worker_destroy). */
 void session_rx_free_all(struct worker *w);
 

@@ -45,6 +45,9 @@ struct stream;
  * the stream touches nothing of the owner but `closed`. */
 struct stream_class {
   const struct transport *tr;
+  /* Where the transport's own state sits, in bytes from the stream (0:
+   * none; see TRANSPORT_STATE). */
+  uint32_t tr_off;
   /* nread > 0 bytes were appended to st->in; < 0: EOF or a read error. */
   void (*read)(struct stream *st, ssize_t nread);
   /* A queued write completed (status < 0: it failed); bytes: its size. */
@@ -52,6 +55,9 @@ struct stream_class {
   /* The queue went over STREAM_HIGH (high), or under STREAM_LOW after
    * that (!high). May be NULL. */
   void (*watermark)(struct stream *st, bool high);
+  /* A transport with a handshake (TLS) finished it (ok) or failed it;
+   * the stream closes after a failure. May be NULL. */
+  void (*handshake)(struct stream *st, bool ok);
   /* The handle is closed: the owner may free the memory holding st. */
   void (*closed)(struct stream *st);
 };

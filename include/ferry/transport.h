@@ -31,6 +31,24 @@ struct transport {
    * stream's write callback completes it), < 0 on error (nothing queued;
    * the caller still owns wr). */
   int (*send)(struct stream *st, struct wreq *wr);
+  /* Reading was (re)started: bytes the transport already holds (decrypted
+   * but not delivered because the read block was full) must reach the
+   * owner without waiting for the socket. May be NULL. */
+  void (*resume)(struct stream *st);
+  /* The handle closed: release the transport's state, then call
+   * st->cls->closed(st) (at once or later). NULL: the stream calls it. */
+  void (*closed)(struct stream *st);
 };
+
+/* For transports: the state a transport keeps beside the stream, at the
+ * offset the stream's class names (struct stream_class.tr_off). */
+#define TRANSPORT_STATE(st, type) ((type *)(void *)((char *)(st) + (st)->cls->tr_off))
+/* For transports: write wr (bytes already on the wire format, e.g. TLS
+ * records) now, outside any batch; it completes like a batch (the
+ * written callback reports its bytes). 0 or a uv error (wr freed). */
+int stream_write_raw(struct stream *st, struct wreq *wr);
+/* For transports: queue what is left of wr after a partial uv_try_write;
+ * the stream's write path completes it. 0 or a uv error. */
+int stream_write_queue(struct stream *st, struct wreq *wr);
 
 #endif

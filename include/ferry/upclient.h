@@ -26,6 +26,7 @@
 #include "ferry/chunked.h"
 #include "ferry/http_head.h"
 #include "ferry/stream.h"
+#include "ferry/tls.h"
 
 /* Where a response head goes: the owner's arena and header list. Strings
  * that arrive whole in one read block become slices of it (the first
@@ -97,18 +98,24 @@ struct upclient {
   bool fast_ka;                     /* UR_FAST_BODY: the head allows reuse */
   bool head_request;                /* the request was HEAD: no body whatever is declared */
   bool connecting;
-  bool got_bytes;    /* any response byte since upclient_begin */
-  bool resp_done;    /* the final response ended */
-  bool broken;       /* framing error, trailing bytes or write error: never reuse */
-  bool eof;          /* the server closed */
-  bool raw;          /* upgraded: reads go to cbs->raw; never reused */
-  bool keepalive_ok; /* the response allows reuse */
-  int parse_error;   /* llhttp_errno_t, for logs */
+  bool got_bytes;      /* any response byte since upclient_begin */
+  bool resp_done;      /* the final response ended */
+  bool broken;         /* framing error, trailing bytes or write error: never reuse */
+  bool eof;            /* the server closed */
+  bool raw;            /* upgraded: reads go to cbs->raw; never reused */
+  bool keepalive_ok;   /* the response allows reuse */
+  int parse_error;     /* llhttp_errno_t, for logs */
+  bool tls_on;         /* the stream runs over TLS (state in tls) */
+  struct tls_conn tls; /* last: set up only by upclient_use_tls */
 };
 
 /* Set up uc on loop, not connected. name is kept (not copied). */
 int upclient_init(struct upclient *uc, uv_loop_t *loop, const char *name,
                   void (*on_closed)(struct upclient *));
+/* Speak TLS on this connection (after upclient_init, before connecting):
+ * `connected` then follows the handshake, and a failed one reports
+ * UV_EPROTO after logging why. name: SNI and the name verified. 0 or -1. */
+int upclient_use_tls(struct upclient *uc, struct tls_client *cli, const char *name);
 /* Connect to addr; cbs->connected follows (owner set by upclient_begin). */
 int upclient_connect(struct upclient *uc, const struct sockaddr *addr);
 /* A new request by owner: response state reset, reading on. */

@@ -68,7 +68,9 @@ struct worker {
   _Atomic(struct snapshot *) pending; /* set by worker_reload */
   uv_async_t reload_async;
 
-  struct worker_listener *listeners;
+  /* atomic: the admin thread walks the list for metrics (nodes are only
+   * ever added at the head, and freed at exit) */
+  struct worker_listener *_Atomic listeners;
   size_t nlisteners;
   uv_async_t stop_async;
   uv_timer_t drain_timer;

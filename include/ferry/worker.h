@@ -26,6 +26,8 @@ struct worker_listener {
   struct cfg_listener own;        /* a copy (address, trusted_proxies too): survives reloads */
   struct worker_listener *next;   /* all listeners ever opened; freed at exit */
   bool open;                      /* false once closed (removed by a reload, or stop) */
+  bool tls;                       /* a TLS listener (fixed when opened) */
+  struct listener_counters ctr;   /* own.counters points here */
 };
 
 /* Initialise w for snapshot snap (a reference is taken): loop, free lists,

@@ -25,15 +25,19 @@ fi
 yaml=($(pkg-config --cflags --libs yaml-0.1))
 uv=($(pkg-config --cflags --libs libuv)) # buf.c (arenas) refers to uv_try_write
 src="$root/src"
-# The configuration loader in its parts (YAML tree, typed values, schema).
-config=("$src/config.c" "$src/ydoc.c" "$src/cfgval.c" "$src/cfgroute.c" "$src/cidr.c")
+# The configuration loader in its parts (YAML tree, typed values, schema);
+# config.c builds listeners' TLS contexts (src/tls.c), which brings the
+# stream, its buffers, libuv and OpenSSL along.
+config=("$src/config.c" "$src/ydoc.c" "$src/cfgval.c" "$src/cfgroute.c" "$src/cfgtls.c" "$src/cidr.c"
+        "$src/tls.c" "$src/stream.c" "$src/buf.c" "$src/log.c")
+tlslibs=($(pkg-config --cflags --libs openssl))
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/router.c" \
-  "${config[@]}" "$src/request.c" "$src/err.c" "$src/chunked.c" "$src/buf.c" "${llhttp[@]}" "${yaml[@]}" \
-  "${uv[@]}" -o "$out/fuzz_request"
+  "${config[@]}" "$src/request.c" "$src/err.c" "$src/chunked.c" "${llhttp[@]}" "${yaml[@]}" \
+  "${uv[@]}" "${tlslibs[@]}" -o "$out/fuzz_request"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_response.c" "$src/http_head.c" "${llhttp[@]}" \
   -o "$out/fuzz_response"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_config.c" "${config[@]}" "$src/router.c" \
-  "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" -o "$out/fuzz_config"
+  "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" "${uv[@]}" "${tlslibs[@]}" -o "$out/fuzz_config"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_h1parse.c" "$src/h1parse.c" "$src/http_head.c" \
   "${llhttp[@]}" -o "$out/fuzz_h1parse"
 echo "built: $out/fuzz_request $out/fuzz_response $out/fuzz_config $out/fuzz_h1parse"

@@ -176,6 +176,12 @@ def test_response_begun_before_the_stop_keeps_its_connection_for_the_next_reques
         eq(head.header("connection"), None, "the head promised keep-alive (no Connection: close)")
         f.signal(signal.SIGTERM)
         f.wait_stderr(r"SIGTERM: draining")
+        # the worker has acted on the stop once its listener is closed (the
+        # log line comes from the main thread, which only asks it to)
+        deadline = time.monotonic() + ft.IO_TIMEOUT
+        while not connect_refused(f.port):
+            check(time.monotonic() < deadline, "the worker never stopped listening")
+            time.sleep(0.01)
         body_rest.set()
         eq(ft._read_n(c, 10), b"first-half", "the rest of the body")
         r = c.request(target="/next")

@@ -109,7 +109,8 @@ CONFIG_TEST(unknown_top_level_key_suggests_without_key_path) {
 
 CONFIG_TEST(unknown_key_without_close_match_lists_valid_keys) {
   EXPECT_ERRORS(LISTEN "    color: red\n", "proxy.yaml:3:5: listeners[0]: unknown key \"color\" "
-                                           "(expected address, proxy_protocol or trusted_proxies)");
+                                           "(expected address, proxy_protocol, trusted_proxies, "
+                                           "redirect_https or tls)");
 }
 
 CONFIG_TEST(duplicate_key_is_an_error) {
