@@ -270,11 +270,9 @@ const struct hdr *http_head_find_tok(const struct hdr_list *l, enum hdr_token to
   return NULL;
 }
 
-bool http_head_connection_has(const struct hdr_list *l, const char *opt) {
-  if (!l)
-    return false;
-  struct slice want = slice_cstr(opt);
-  for (uint32_t i = 0; i < l->n; i++) {
+/* True when a Connection header among l->v[0..upto) names `want`. */
+static bool connection_names(const struct hdr_list *l, uint32_t upto, struct slice want) {
+  for (uint32_t i = 0; i < upto && i < l->n; i++) {
     if (l->v[i].tok != HDR_CONNECTION)
       continue;
     struct slice rest = l->v[i].value, t;
@@ -283,6 +281,10 @@ bool http_head_connection_has(const struct hdr_list *l, const char *opt) {
         return true;
   }
   return false;
+}
+
+bool http_head_connection_has(const struct hdr_list *l, const char *opt) {
+  return l && connection_names(l, l->n, slice_cstr(opt));
 }
 
 bool http_head_request_id_sane(struct slice v) {
@@ -930,21 +932,6 @@ static const char *const trailer_refused[] = {
     "pragma",
 };
 
-/* True when the head's Connection header (l->v[0..from)) names name: a
- * hop-by-hop field, which http_head_mark_hop could not flag in trailers
- * that arrived after it ran. */
-static bool named_in_connection(const struct hdr_list *l, uint32_t from, struct slice name) {
-  for (uint32_t i = 0; i < from && i < l->n; i++) {
-    if (l->v[i].tok != HDR_CONNECTION)
-      continue;
-    struct slice rest = l->v[i].value, opt;
-    while (next_list_token(&rest, &opt))
-      if (slice_ieq(opt, name))
-        return true;
-  }
-  return false;
-}
-
 static bool trailer_allowed(const struct hdr_list *l, uint32_t from, const struct hdr *h) {
   if (h->tok != HDR_OTHER || (h->flags & HDRF_HOP) || !field_ok(h))
     return false;
@@ -953,7 +940,9 @@ static bool trailer_allowed(const struct hdr_list *l, uint32_t from, const struc
     if (h->name.n == n && lit_ieq(h->name.p, trailer_refused[k], n))
       return false;
   }
-  return !named_in_connection(l, from, h->name);
+  /* a field the head's Connection names is hop-by-hop; http_head_mark_hop
+   * ran before the trailers arrived */
+  return !connection_names(l, from, h->name);
 }
 
 size_t http_head_build_last_chunk(char *out, size_t cap, const struct hdr_list *l, uint32_t from) {
