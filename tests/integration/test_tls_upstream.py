@@ -7,6 +7,7 @@ import ssl
 
 import ferrytest as ft
 from ferrytest import Ferry, Upstream, check, eq
+from test_inspect import open_stream
 from tlsutil import CA
 
 
@@ -82,6 +83,27 @@ def test_wrong_ca_and_wrong_name_are_502_with_the_reason_logged():
     with TLSUpstream(srv) as up, Ferry(config("      verify: false\n"),
                                        ports={"up": up.port}) as f:
         eq(ft.request(f.port).status, 200, "verify: false")
+
+
+def test_verify_failure_reason_in_the_inspector_and_access_log():
+    import json
+    ca = CA()
+    other = CA("other-ca")
+    srv = ca.issue("srv", dns=["api.internal"])
+    cfg = config(f"      ca: {other.pem}\n      server_name: api.internal\n").replace(
+        "workers: 1", "workers: 1\nadmin: {address: 127.0.0.1:{port:admin}, inspect_all: true}\n"
+        "access_log: {path: \"-\", format: json}")
+    with TLSUpstream(srv) as up, Ferry(cfg, ports={"up": up.port}) as f, \
+            open_stream(f) as events:
+        eq(ft.request(f.port, headers=(("Host", "x.test"), ("X-Request-Id", "tlsfail-1"))).status,
+           502, "wrong CA: 502")
+        e = json.loads(f.wait_access_log('"request_id":"tlsfail-1"'))
+        check(e.get("error", "").startswith("upstream TLS handshake failed: certificate verify "
+                                            "failed: "), f"access log error: {e}")
+        rec = events.event()
+        eq(rec["request_id"], "tlsfail-1", "the captured exchange")
+        eq(rec["error"], e["error"], "the inspector record says why")
+        eq(rec["status"], 502, "record status")
 
 
 def test_client_certificate_to_the_upstream():
