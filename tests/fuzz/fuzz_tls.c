@@ -14,15 +14,17 @@
  *   - application data the client encrypts (the transport decrypts it into
  *     the read block and the owner echoes part of it back, encrypted), or
  *   - application data, then raw bytes after it, or a close_notify,
- * with the owner sometimes holding reads so decrypted bytes wait in the
- * transport (the kick path). Every connection ends through the stream's one
+ * with the owner sometimes slow (it takes half of each read and stops
+ * reading when its block is full), so decrypted bytes wait in the
+ * transport (the kick and resume paths). Every connection ends through the stream's one
  * close path, and the loop must run dry: a handle or block left over is a
  * leak the sanitizer reports.
  *
  * Input layout: byte 0 flags (bits 0-1 mode, 2 TLS 1.2, 3 client
- * certificate, 4 no SNI, 5 hold reads, 6 echo), byte 1 the size of the
- * chunks written to the socket (0: all at once) and, in the mixed mode,
- * where the application data ends; the rest is the payload. */
+ * certificate, 4 no SNI, 5 slow owner, 6 echo), byte 1 the size of the
+ * chunks written to the socket (low 4 bits; 0: all at once), how many
+ * times the application data is sent (high 2 bits: 1 to 4) and, in the
+ * mixed mode, where the application data ends; the rest is the payload. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/ec.h>
@@ -58,7 +60,6 @@ struct conn {
   struct stream st;
   struct tls_conn tc;
   bool closed, hs_ok, hold, echo;
-  uint32_t reads;
 };
 
 static void die(const char *what) {
@@ -149,17 +150,18 @@ static void on_read(struct stream *st, ssize_t nread) {
   }
   struct iobuf *in = st->in;
   uint32_t avail = in->len - st->in_off;
-  c->reads++;
   if (c->echo) { /* a reply: one encrypted batch */
     uint32_t k = avail < 200 ? avail : 200;
     if (stream_add_copy(st, in->data + st->in_off, k) == 0)
       stream_flush(st);
   }
-  if (c->hold && (c->reads & 1)) {
-    /* consume half and stop reading: the rest waits in the read block,
-     * then in the transport, until reading resumes */
+  if (c->hold) {
+    /* a slow owner: it takes half of what came; once the read block is
+     * full it stops reading, and decrypted bytes wait in the transport
+     * until it catches up (turn) */
     st->in_off += avail / 2;
-    stream_hold(st, STREAM_HOLD_OWNER, true);
+    if (in->len == in->cap)
+      stream_hold(st, STREAM_HOLD_OWNER, true);
     return;
   }
   st->in_off = in->len;
@@ -204,8 +206,12 @@ static const struct stream_class conn_class = {
 static void turn(struct conn *c) {
   for (int i = 0; i < 4; i++)
     uv_run(&loop, UV_RUN_NOWAIT);
-  if (c->hold && !c->st.closing) /* resume what was held */
+  if ((c->st.hold & STREAM_HOLD_OWNER) && !c->st.closing) {
+    /* the slow owner catches up: what the transport held back follows */
+    if (c->st.in)
+      c->st.in_off = c->st.in->len;
     stream_hold(&c->st, STREAM_HOLD_OWNER, false);
+  }
   uv_run(&loop, UV_RUN_NOWAIT);
 }
 
@@ -296,13 +302,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (mode == 0) {
     put(sv[1], c, data, size, chunk); /* raw bytes after the handshake */
   } else {
-    for (size_t off = 0; off < split && !c->closed;) { /* application data, encrypted */
-      size_t k = split - off < 4096 ? split - off : 4096;
-      if (SSL_write(ssl, data + off, (int)k) <= 0)
-        break;
-      off += k;
-      shuttle(sv[1], c, ssl, net_in, net_out, chunk);
-    }
+    /* application data, encrypted; repeated so that it can outgrow a
+     * read block */
+    for (int rep = 0; rep <= b1 >> 6; rep++)
+      for (size_t off = 0; off < split && !c->closed;) {
+        size_t k = split - off < 4096 ? split - off : 4096;
+        if (SSL_write(ssl, data + off, (int)k) <= 0)
+          break;
+        off += k;
+        shuttle(sv[1], c, ssl, net_in, net_out, chunk);
+      }
     if (mode == 2)
       put(sv[1], c, data + split, size - split, chunk); /* then raw bytes */
     if (mode == 3 && SSL_shutdown(ssl) >= 0)
