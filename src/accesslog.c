@@ -448,14 +448,14 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
     puts_(&o, ex->srv ? server : "");
     snprintf(tmp, sizeof(tmp), "\",\"ms\":%llu", (unsigned long long)ms);
     puts_(&o, tmp);
-    const struct tls_conn *tc = ex->tls;
-    if (tc) {
+    const struct tls_info *ti = ex->tls_info;
+    if (ti) {
       puts_(&o, ",\"tls_version\":\"");
-      puts_(&o, tls_conn_version(tc));
+      puts_(&o, ti->version);
       puts_(&o, "\",\"tls_cipher\":\"");
-      puts_(&o, tls_conn_cipher(tc));
+      puts_(&o, ti->cipher);
       puts_(&o, "\",\"sni\":\"");
-      json_escape(&o, slice_cstr(tls_conn_sni(tc)), CAP_HOST);
+      json_escape(&o, slice_cstr(ti->sni), CAP_HOST);
       puts_(&o, "\"");
     }
     if (ex->error_note) {
@@ -492,6 +492,15 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
       puts_(&o, "\"");
     snprintf(tmp, sizeof(tmp), " ms=%llu", (unsigned long long)ms);
     puts_(&o, tmp);
+    const struct tls_info *ti = ex->tls_info;
+    if (ti) { /* on a TLS listener; sni=- when the client sent none */
+      puts_(&o, " tls_version=");
+      puts_(&o, ti->version);
+      puts_(&o, " tls_cipher=");
+      puts_(&o, ti->cipher);
+      puts_(&o, " sni=");
+      combined_escape(&o, slice_cstr(ti->sni), CAP_HOST);
+    }
     if (ex->error_note) {
       puts_(&o, " error=\"");
       puts_(&o, ex->error_note);

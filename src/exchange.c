@@ -56,6 +56,7 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   ex->peer_known = s->client_known;
   ex->listener = session_listener(s) ? session_listener(s)->address : "";
   ex->tls = session_tls(s);
+  ex->tls_info = session_tls_info(s);
   ex->resp_minor = 1;
   arena_init(&ex->arena, &w->bufs, w->cfg->limits.max_request_header_bytes * 2 + 16384);
   ex->t_start_ms = uv_now(&w->loop);
@@ -359,20 +360,24 @@ static void exchange_attach(struct exchange *ex, struct upclient *uc, bool reuse
 }
 
 /* Connecting failed (err): ferry's own shortage, or the server's fault
- * (ejection, a retry elsewhere, else the error's status). */
-static void exchange_connect_failed(struct exchange *ex, int err) {
+ * (ejection, a retry elsewhere, else the error's status). tls_why: why the
+ * TLS handshake failed (in ex's arena), NULL when it was not TLS. */
+static void exchange_connect_failed(struct exchange *ex, int err, const char *tls_why) {
   if (ferry_err_is_local(err)) {
     exchange_local_failure(ex, err);
     return;
   }
   exchange_attempt_end(ex, METRICS_RESULT_CONNECT_FAILURE);
-  log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
-           uv_strerror(err));
+  if (!tls_why)
+    log_warn("upstream %s server %s: connect failed: %s", ex->up->cfg->name, ex->srv->name,
+             uv_strerror(err));
   upstream_report_failure(ex->srv, true,
-                          err == UV_ECONNREFUSED ? "connect refused" : uv_strerror(err));
+                          tls_why                  ? "TLS handshake failed"
+                          : err == UV_ECONNREFUSED ? "connect refused"
+                                                   : uv_strerror(err));
   if (exchange_retry(ex, false))
     return;
-  ex->error_note = "upstream connect failed";
+  ex->error_note = tls_why ? tls_why : "upstream connect failed";
   exchange_reply(ex, ferry_err_http_status(err), NULL, !ex->req_done);
 }
 
@@ -391,7 +396,7 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
   uc = connpool_connect(&ex->srv->pool, &w->loop, (const struct sockaddr *)&ex->srv->slot->addr,
                         &err);
   if (!uc) {
-    exchange_connect_failed(ex, err);
+    exchange_connect_failed(ex, err, NULL);
     return -1;
   }
   w->upstream_connects++;
@@ -505,9 +510,20 @@ static void response_timer(struct exchange *ex) {
 void exchange_upstream_connected(struct exchange *ex, int status) {
   struct session *s = ex->s;
   if (status < 0) {
+    /* A failed TLS handshake (already in the error log) says why in the
+     * inspector and the access log too. */
+    const char *tls_why = NULL;
+    if (ex->uc->tls_on && *tls_conn_error(&ex->uc->tls)) {
+      const char *e = tls_conn_error(&ex->uc->tls);
+      size_t n = sizeof "upstream TLS handshake failed: " + strlen(e);
+      char *p = arena_alloc(&ex->arena, n);
+      if (p)
+        snprintf(p, n, "upstream TLS handshake failed: %s", e);
+      tls_why = p ? p : "upstream TLS handshake failed";
+    }
     connpool_close(ex->uc);
     ex->uc = NULL;
-    exchange_connect_failed(ex, status);
+    exchange_connect_failed(ex, status, tls_why);
     return;
   }
   session_timer(s, ST_NONE);

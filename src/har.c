@@ -22,6 +22,14 @@ static void str(struct inspect_out *o, struct slice s) {
   inspect_json_str(o, s);
 }
 
+/* s as a JSON string, or null when empty. */
+static void opt(struct inspect_out *o, struct slice s) {
+  if (s.n)
+    str(o, s);
+  else
+    put(o, "null");
+}
+
 /* Milliseconds as a JSON number with three decimals. */
 static void ms(struct inspect_out *o, int64_t us) {
   if (us < 0)
@@ -214,7 +222,7 @@ void har_render_entry(struct inspect_out *o, const struct inspect_rec *r) {
         r->target.n > 7 && (slice_ieq((struct slice){r->target.p, 7}, SLICE_LIT("http://")) ||
                             slice_ieq((struct slice){r->target.p, 8}, SLICE_LIT("https://")));
     if (!absolute) {
-      inspect_out_puts(&u, "http://");
+      inspect_out_puts(&u, r->tls ? "https://" : "http://");
       if (r->host.n)
         inspect_out_put(&u, r->host.p, r->host.n);
       else
@@ -295,6 +303,23 @@ void har_render_entry(struct inspect_out *o, const struct inspect_rec *r) {
   str(o, r->upstream);
   put(o, ",\"server\":");
   str(o, r->server);
+  /* the client connection's TLS, as the JSON record shows it */
+  put(o, ",\"tls\":");
+  if (r->tls) {
+    put(o, "{\"version\":");
+    str(o, r->tls_version);
+    put(o, ",\"cipher\":");
+    str(o, r->tls_cipher);
+    put(o, ",\"sni\":");
+    opt(o, r->tls_sni);
+    put(o, ",\"alpn\":");
+    opt(o, r->tls_alpn);
+    put(o, ",\"client_subject\":");
+    opt(o, r->tls_client_subject);
+    put(o, "}");
+  } else {
+    put(o, "null");
+  }
   inspect_out_printf(o, ",\"complete\":%s,\"error\":", r->complete ? "true" : "false");
   if (r->error.n)
     str(o, r->error);

@@ -1,10 +1,12 @@
 /* health: the monitor thread (active checks and DNS refresh).
  *
- * Owns its loop, a probe per checked server slot (timers, a check
- * connection while one runs) and a resolver per configured server name.
- * It writes shared slot state only through atomics (slot->down) and the
- * uppool_add/uppool_remove membership calls; it is the only thread that
- * changes membership once workers run. */
+ * Owns its loop (and the buffer pool its streams draw from), a probe per
+ * checked server slot (timers, a check connection while one runs: a
+ * stream, over TLS for upstreams with `tls`, with their verification) and
+ * a resolver per configured server name. It writes shared slot state only
+ * through atomics (slot->down) and the uppool_add/uppool_remove
+ * membership calls; it is the only thread that changes membership once
+ * workers run. */
 #include "ferry/health.h"
 
 #include <stdio.h>
@@ -12,9 +14,13 @@
 #include <string.h>
 #include <uv.h>
 
+#include "ferry/buf.h"
+#include "ferry/config.h"
 #include "ferry/err.h"
 #include "ferry/log.h"
 #include "ferry/resolve.h"
+#include "ferry/stream.h"
+#include "ferry/tls.h"
 #include "ferry/upstream.h"
 
 struct health;
@@ -25,20 +31,22 @@ struct probe {
   struct upslot *slot;
   uv_timer_t interval;
   uv_timer_t timeout;
-  uv_tcp_t tcp;
   uv_connect_t creq;
-  uv_write_t wreq;
   char rbuf[256];
   size_t rlen;
   uint32_t fails, passes;
   uint32_t epoch;     /* slot->epoch the counts belong to */
-  bool busy;          /* a check runs: tcp is open */
+  bool busy;          /* a check runs: st is open */
   bool finished;      /* the running check has its result */
   bool local_failing; /* the last check could not run for a local shortage (logged) */
   int open;           /* handles not yet closed */
   struct probe *next;
   char req[600];
   size_t reqlen;
+  /* The check connection; tc right after it is its TLS state when the
+   * upstream has `tls` (set up again for every check). */
+  struct stream st;
+  struct tls_conn tc;
 };
 
 struct resolver {
@@ -55,6 +63,7 @@ struct resolver {
 struct health {
   struct upstreams *ups;
   uv_loop_t loop;
+  struct bufpool bufs; /* the loop's (loop.data): what check streams read into */
   uv_async_t stop_async;
   uv_thread_t thread;
   bool stopping;
@@ -99,8 +108,12 @@ static void on_probe_handle_closed(uv_handle_t *h) {
   p->open--;
 }
 
-static void on_tcp_closed(uv_handle_t *h) {
-  struct probe *p = h->data;
+static inline struct probe *stream_probe(struct stream *st) {
+  return container_of(st, struct probe, st);
+}
+
+static void on_stream_closed(struct stream *st) {
+  struct probe *p = stream_probe(st);
   p->busy = false;
   p->open--;
 }
@@ -108,8 +121,7 @@ static void on_tcp_closed(uv_handle_t *h) {
 static void end_probe(struct probe *p) {
   p->finished = true;
   uv_timer_stop(&p->timeout);
-  if (!uv_is_closing((uv_handle_t *)&p->tcp))
-    uv_close((uv_handle_t *)&p->tcp, on_tcp_closed);
+  stream_close(&p->st);
 }
 
 static void finish(struct probe *p, bool pass, const char *why) {
@@ -146,22 +158,22 @@ static void connect_why(int status, char *out, size_t len) {
     snprintf(out, len, "connect failed: %s", ferry_strerror(status));
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  struct probe *p = h->data;
-  *buf = uv_buf_init(p->rbuf + p->rlen, (unsigned)(sizeof(p->rbuf) - 1 - p->rlen));
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  struct probe *p = st->data;
+/* Bytes of the response (decrypted, over TLS) in st->in: only the status
+ * line matters. */
+static void on_stream_read(struct stream *st, ssize_t nread) {
+  struct probe *p = stream_probe(st);
   if (p->finished)
     return;
   if (nread < 0) {
     fail(p, (int)nread, nread == UV_EOF ? "closed before a response" : ferry_strerror((int)nread));
     return;
   }
-  p->rlen += (size_t)nread;
+  struct iobuf *in = st->in;
+  size_t avail = in->len - st->in_off, room = sizeof(p->rbuf) - 1 - p->rlen;
+  size_t k = avail < room ? avail : room;
+  memcpy(p->rbuf + p->rlen, in->data + st->in_off, k);
+  st->in_off = in->len; /* the rest (headers, body) is not needed */
+  p->rlen += k;
   p->rbuf[p->rlen] = '\0';
   char *eol = strstr(p->rbuf, "\r\n");
   if (!eol) {
@@ -180,11 +192,55 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   finish(p, status >= 200 && status < 400, why);
 }
 
-static void on_write(uv_write_t *req, int status) {
-  struct probe *p = req->data;
+static void on_stream_written(struct stream *st, int status, size_t bytes) {
+  (void)bytes;
+  struct probe *p = stream_probe(st);
   if (status < 0 && !p->finished)
     fail(p, status, ferry_strerror(status));
 }
+
+/* Send the request and read the answer (after the TLS handshake, if any). */
+static void send_check(struct probe *p) {
+  int r = stream_add(&p->st, p->req, p->reqlen, NULL) == 0 ? stream_flush(&p->st) : UV_ENOMEM;
+  if (r < 0) {
+    fail(p, r, ferry_strerror(r));
+    return;
+  }
+  if (!p->finished)
+    stream_hold(&p->st, STREAM_HOLD_OWNER, false);
+}
+
+static const struct stream_class probe_class = {
+    .tr = &transport_tcp,
+    .read = on_stream_read,
+    .written = on_stream_written,
+    .closed = on_stream_closed,
+};
+
+/* A failed handshake (verification included) is a failed check, with
+ * OpenSSL's reason: "TLS handshake failed: certificate verify failed:
+ * unable to get local issuer certificate". */
+static void on_stream_handshake(struct stream *st, bool ok) {
+  struct probe *p = stream_probe(st);
+  if (p->finished)
+    return;
+  if (!ok) {
+    char why[160];
+    snprintf(why, sizeof why, "TLS handshake failed: %s", tls_conn_error(&p->tc));
+    finish(p, false, why);
+    return;
+  }
+  send_check(p);
+}
+
+static const struct stream_class probe_tls_class = {
+    .tr = &transport_tls,
+    .tr_off = offsetof(struct probe, tc) - offsetof(struct probe, st),
+    .read = on_stream_read,
+    .written = on_stream_written,
+    .handshake = on_stream_handshake,
+    .closed = on_stream_closed,
+};
 
 static void on_connect(uv_connect_t *req, int status) {
   struct probe *p = req->data;
@@ -196,13 +252,15 @@ static void on_connect(uv_connect_t *req, int status) {
     fail(p, status, why);
     return;
   }
-  uv_buf_t b = uv_buf_init(p->req, (unsigned)p->reqlen);
-  p->wreq.data = p;
-  int r = uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &b, 1, on_write);
-  if (r == 0)
-    r = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
-  if (r < 0)
-    fail(p, r, ferry_strerror(r));
+  if (p->st.cls == &probe_tls_class) {
+    /* reading feeds the handshake; the request follows it */
+    stream_hold(&p->st, STREAM_HOLD_OWNER, false);
+    int r = tls_conn_start(&p->st);
+    if (r < 0 && !p->finished)
+      finish(p, false, "TLS handshake failed: cannot send the ClientHello");
+    return;
+  }
+  send_check(p);
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -222,11 +280,26 @@ static void on_interval(uv_timer_t *t) {
   p->busy = true;
   p->finished = false;
   p->rlen = 0;
-  uv_tcp_init(&p->h->loop, &p->tcp);
-  p->tcp.data = p;
+  struct tls_client *cli = p->pool->cfg->tls_cli;
+  int r = stream_init(&p->st, &p->h->loop, cli ? &probe_tls_class : &probe_class);
+  if (r < 0) { /* no handle to close */
+    p->busy = false;
+    p->finished = true;
+    if (!p->local_failing)
+      log_warn("upstream %s server %s: health check not run: %s on this host (not counted "
+               "against the server)",
+               p->pool->cfg->name, p->slot->name, ferry_strerror(r));
+    p->local_failing = true;
+    return;
+  }
+  p->st.hold = STREAM_HOLD_OWNER; /* nothing to read before connecting */
   p->open++;
   p->creq.data = p;
-  int r = uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&p->slot->addr, on_connect);
+  /* SNI and the name verified: as for the workers' connections */
+  if (cli && tls_conn_connect(&p->tc, cli, p->slot->cfg->host, &p->h->loop) != 0)
+    r = UV_ENOMEM;
+  if (r == 0)
+    r = stream_connect(&p->st, &p->creq, (const struct sockaddr *)&p->slot->addr, on_connect);
   if (r < 0) {
     char why[128];
     connect_why(r, why, sizeof(why));
@@ -372,9 +445,9 @@ static void on_stop(uv_async_t *a) {
   for (struct probe *p = h->probes; p; p = p->next) {
     uv_close((uv_handle_t *)&p->interval, on_probe_handle_closed);
     uv_close((uv_handle_t *)&p->timeout, on_probe_handle_closed);
-    if (p->busy && !uv_is_closing((uv_handle_t *)&p->tcp)) {
+    if (p->busy) {
       p->finished = true;
-      uv_close((uv_handle_t *)&p->tcp, on_tcp_closed);
+      stream_close(&p->st);
     }
   }
   for (size_t i = 0; i < h->nres; i++) {
@@ -401,6 +474,7 @@ static void health_free(struct health *h) {
       free(h->probe_of[i]);
   free(h->probe_of);
   free(h->res);
+  bufpool_destroy(&h->bufs);
   free(h);
 }
 
@@ -417,6 +491,8 @@ struct health *health_start(struct upstreams *ups, char *err, size_t errlen) {
     free(h);
     return NULL;
   }
+  bufpool_init(&h->bufs);
+  h->loop.data = &h->bufs; /* streams draw their blocks from the loop's pool */
   h->probe_of = calloc(ups->npools ? ups->npools : 1, sizeof(*h->probe_of));
   size_t nres = 0;
   for (size_t i = 0; i < ups->npools; i++)

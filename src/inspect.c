@@ -22,6 +22,7 @@
 #include "ferry/request.h"
 #include "ferry/router.h"
 #include "ferry/snapshot.h"
+#include "ferry/tls.h"
 #include "ferry/upstream.h"
 #include "ferry/wctx.h"
 
@@ -210,6 +211,13 @@ void inspect_capture(struct exchange *ex) {
       .time_us = wall_us - (total_us > 0 ? total_us : 0),
       .request_id = ex->rid,
       .trace_id = slice_cstr(ex->trace_id),
+      .tls = ex->tls_info != NULL,
+      .tls_version = ex->tls_info ? slice_cstr(ex->tls_info->version) : (struct slice){NULL, 0},
+      .tls_cipher = ex->tls_info ? slice_cstr(ex->tls_info->cipher) : (struct slice){NULL, 0},
+      .tls_sni = ex->tls_info ? slice_cstr(ex->tls_info->sni) : (struct slice){NULL, 0},
+      .tls_alpn = ex->tls_info ? ex->tls_info->alpn : (struct slice){NULL, 0},
+      .tls_client_subject =
+          ex->tls_info ? slice_cstr(ex->tls_info->client_subject) : (struct slice){NULL, 0},
       .client = slice_cstr(client),
       .listener = slice_cstr(ex->listener),
       .method = slice_cstr(method),

@@ -395,6 +395,18 @@ int inspect_cli_print(FILE *out, const char *json, size_t len, bool colour) {
   if (*jstr(&root, "error"))
     fprintf(out, "  %s%s%s", st->red, jstr(&root, "error"), st->off);
   fprintf(out, "\n");
+  /* The client connection's TLS, on a TLS listener. */
+  const struct jval *tls = jget(&root, "tls");
+  if (tls && tls->kind == J_OBJ) {
+    fprintf(out, "  %stls %s %s", st->dim, jstr(tls, "version"), jstr(tls, "cipher"));
+    if (*jstr(tls, "sni"))
+      fprintf(out, "  sni %s", jstr(tls, "sni"));
+    if (*jstr(tls, "alpn"))
+      fprintf(out, "  alpn %s", jstr(tls, "alpn"));
+    if (*jstr(tls, "client_subject"))
+      fprintf(out, "  client certificate %s", jstr(tls, "client_subject"));
+    fprintf(out, "%s\n", st->off);
+  }
   /* Why this route: each earlier route and the condition it failed. */
   const struct jval *sk = jget(&root, "skipped");
   for (size_t i = 0; sk && sk->kind == J_ARR && i < sk->n; i++)

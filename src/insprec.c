@@ -158,7 +158,8 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
                          src->target,     src->host,        src->version,  src->route_label,
                          src->upstream,   src->server,      src->error,    src->body[0],
                          src->body[1],    src->req_line,    src->up_line,  src->config_file,
-                         src->skipped,    src->frames_json, src->trace_id};
+                         src->skipped,    src->frames_json, src->trace_id, src->tls_version,
+                         src->tls_cipher, src->tls_sni,     src->tls_alpn, src->tls_client_subject};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -177,6 +178,12 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   r->time_us = src->time_us;
   r->request_id = fill_copy(&f, src->request_id);
   r->trace_id = fill_copy(&f, src->trace_id);
+  r->tls = src->tls;
+  r->tls_version = fill_copy(&f, src->tls_version);
+  r->tls_cipher = fill_copy(&f, src->tls_cipher);
+  r->tls_sni = fill_copy(&f, src->tls_sni);
+  r->tls_alpn = fill_copy(&f, src->tls_alpn);
+  r->tls_client_subject = fill_copy(&f, src->tls_client_subject);
   r->client = fill_copy(&f, src->client);
   r->listener = fill_copy(&f, src->listener);
   r->method = fill_copy(&f, src->method);
@@ -598,6 +605,15 @@ static void json_key_str(struct inspect_out *o, const char *key, struct slice v)
   json_str(o, v);
 }
 
+/* ,"key":"v", or ,"key":null when v is empty. */
+static void json_key_opt(struct inspect_out *o, const char *key, struct slice v) {
+  if (v.n) {
+    json_key_str(o, key, v);
+    return;
+  }
+  inspect_out_printf(o, ",\"%s\":null", key);
+}
+
 /* "key":milliseconds with three decimals, or null; sep is "" or ",". */
 static void json_ms(struct inspect_out *o, const char *sep, const char *key, int64_t us) {
   if (us < 0)
@@ -678,6 +694,19 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   json_key_str(o, "upstream", r->upstream);
   json_key_str(o, "server", r->server);
   json_key_str(o, "trace_id", r->trace_id);
+  if (r->tls) {
+    inspect_out_puts(o, ",\"tls\":{");
+    json_str(o, SLICE_LIT("version"));
+    inspect_out_put(o, ":", 1);
+    json_str(o, r->tls_version);
+    json_key_str(o, "cipher", r->tls_cipher);
+    json_key_opt(o, "sni", r->tls_sni);
+    json_key_opt(o, "alpn", r->tls_alpn);
+    json_key_opt(o, "client_subject", r->tls_client_subject);
+    inspect_out_put(o, "}", 1);
+  } else {
+    inspect_out_puts(o, ",\"tls\":null");
+  }
   inspect_out_printf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts,
                      r->status, r->complete ? "true" : "false");
   if (r->error.n)

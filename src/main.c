@@ -378,6 +378,7 @@ static void reload(struct app *a, const char *why) {
   a->gen++;
   for (unsigned i = 0; i < a->nworkers; i++)
     worker_reload(&a->workers[i], snap);
+  metrics_set_certificates(&a->proc, cfg);
   snapshot_unref(a->cur);
   a->cur = snap;
   accesslog_configure(a->msrc.log, cfg);
@@ -586,6 +587,8 @@ int main(int argc, char **argv) {
   }
 
   mc_set(&app.proc.start_time, (uint64_t)time(NULL));
+  metrics_process_init(&app.proc);
+  metrics_set_certificates(&app.proc, cfg);
   app.msrc = (struct metrics_source){app.workers, app.nworkers, &app.proc, &alog, NULL};
   if (cfg->admin.enabled) {
     app.admin = admin_new(&cfg->admin.addr, cfg->admin.address);
@@ -711,6 +714,7 @@ out:
   snapshot_unref(app.cur);
   snapshot_reap(&app.reaper);
   config_free(app.boot_cfg); /* after every snapshot that could point into it */
+  metrics_process_destroy(&app.proc);
   accesslog_close(&alog);
   return exit_code;
 }

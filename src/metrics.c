@@ -12,6 +12,7 @@
 #include "ferry/admin.h"
 #include "ferry/config.h"
 #include "ferry/exchange.h"
+#include "ferry/tls.h"
 #include "ferry/upstream.h"
 #include "ferry/worker.h"
 #include "ferry/wctx.h"
@@ -532,6 +533,76 @@ static void render_tls(struct admin_reply *rep, const struct metrics_source *src
   }
 }
 
+void metrics_process_init(struct metrics_process *p) {
+  p->certs_mu_ok = uv_mutex_init(&p->certs_mu) == 0;
+}
+
+void metrics_process_destroy(struct metrics_process *p) {
+  if (p->certs_mu_ok)
+    uv_mutex_destroy(&p->certs_mu);
+  p->certs_mu_ok = false;
+  free(p->certs);
+  p->certs = NULL;
+  p->ncerts = 0;
+}
+
+void metrics_set_certificates(struct metrics_process *p, const struct config *cfg) {
+  if (!p->certs_mu_ok)
+    return;
+  size_t n = 0;
+  for (size_t i = 0; i < cfg->nlisteners; i++)
+    n += tls_server_count(cfg->listeners[i].tls_srv);
+  struct metrics_cert *rows = n ? calloc(n, sizeof *rows) : NULL;
+  if (n && !rows)
+    return;
+  size_t k = 0;
+  for (size_t i = 0; i < cfg->nlisteners; i++) {
+    const struct tls_server *srv = cfg->listeners[i].tls_srv;
+    for (size_t c = 0; c < tls_server_count(srv); c++) {
+      struct metrics_cert *m = &rows[k];
+      snprintf(m->listener, sizeof m->listener, "%s", cfg->listeners[i].address);
+      m->not_after = (int64_t)tls_server_cert(srv, c, m->name, sizeof m->name);
+      /* two certificates with one name on a listener (RSA and ECDSA,
+       * say) are one series: the one that expires first */
+      size_t j = 0;
+      while (j < k &&
+             (strcmp(rows[j].listener, m->listener) != 0 || strcmp(rows[j].name, m->name) != 0))
+        j++;
+      if (j == k)
+        k++;
+      else if (m->not_after < rows[j].not_after)
+        rows[j].not_after = m->not_after;
+    }
+  }
+  uv_mutex_lock(&p->certs_mu);
+  struct metrics_cert *old = p->certs;
+  p->certs = rows;
+  p->ncerts = k;
+  uv_mutex_unlock(&p->certs_mu);
+  free(old);
+}
+
+/* ferry_tls_certificate_expiry_timestamp_seconds{listener,name}. */
+static void render_cert_expiry(struct admin_reply *rep, struct metrics_process *p) {
+  admin_reply_printf(rep, "# HELP ferry_tls_certificate_expiry_timestamp_seconds Unix time each "
+                          "TLS listener certificate expires (its notAfter).\n"
+                          "# TYPE ferry_tls_certificate_expiry_timestamp_seconds gauge\n");
+  if (!p->certs_mu_ok)
+    return;
+  uv_mutex_lock(&p->certs_mu);
+  for (size_t i = 0; i < p->ncerts; i++) {
+    char l[2 * sizeof p->certs[i].listener], n[2 * sizeof p->certs[i].name];
+    metrics_escape_label(p->certs[i].listener, l, sizeof l);
+    metrics_escape_label(p->certs[i].name, n, sizeof n);
+    admin_reply_printf(
+        rep,
+        "ferry_tls_certificate_expiry_timestamp_seconds{listener=\"%s\",name=\"%s\"} "
+        "%" PRId64 "\n",
+        l, n, p->certs[i].not_after);
+  }
+  uv_mutex_unlock(&p->certs_mu);
+}
+
 void metrics_admin_handler(void *ud, const struct admin_request *req, struct admin_reply *rep) {
   const struct metrics_source *src = ud;
   (void)req;
@@ -547,6 +618,8 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
           "Connections closed for a missing or malformed PROXY protocol header.",
           SUM(proxy_protocol_errors));
   render_tls(rep, src);
+  if (src->proc)
+    render_cert_expiry(rep, src->proc);
   counter(rep, "ferry_accept_errors_total",
           "Client connections ferry could not accept (out of file descriptors or memory).",
           SUM(accept_errors));

@@ -313,6 +313,22 @@ static inline struct session *stream_session(struct stream *st) {
   return container_of(st, struct session, st);
 }
 
+/* A session on a TLS listener: its TLS state sits right after it, in the
+ * same allocation (plain sessions do not pay for it). */
+struct tls_session {
+  struct session s;
+  struct tls_conn tc;
+  struct tls_info info; /* for the observers, taken once the handshake completed */
+  bool info_taken;
+};
+
+const struct tls_info *session_tls_info(const struct session *s) {
+  if (s->st.cls->tr != &transport_tls)
+    return NULL;
+  const struct tls_session *ts = container_of(s, const struct tls_session, s);
+  return ts->info_taken ? &ts->info : NULL;
+}
+
 /* The stream's handle closed: nothing points at the session any more. */
 static void on_stream_closed(struct stream *st) {
   struct session *s = stream_session(st);
@@ -323,6 +339,8 @@ static void on_stream_closed(struct stream *st) {
   }
   if (s->rx)
     session_rx_detach(s);
+  if (st->cls->tr == &transport_tls)
+    tls_info_release(&container_of(s, struct tls_session, s)->info);
   free(s);
 }
 
@@ -452,19 +470,16 @@ static const struct stream_class session_stream_class = {
     .closed = on_stream_closed,
 };
 
-/* A session on a TLS listener: its TLS state sits right after it, in the
- * same allocation (plain sessions do not pay for it). */
-struct tls_session {
-  struct session s;
-  struct tls_conn tc;
-};
-
 static void on_stream_handshake(struct stream *st, bool ok) {
   struct session *s = stream_session(st);
   struct listener_counters *ctr = session_listener(s)->counters;
   if (ctr)
     mc_add(ok ? &ctr->tls_ok : &ctr->tls_failed, 1);
-  if (!ok) {
+  if (ok) {
+    struct tls_session *ts = container_of(s, struct tls_session, s);
+    tls_info_take(&ts->info, &ts->tc);
+    ts->info_taken = true;
+  } else {
     char ip[INET6_ADDRSTRLEN];
     log_debug("client %s: TLS handshake failed on %s: connection closed", client_str(s, ip),
               session_listener(s)->address);

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -872,4 +873,90 @@ struct slice tls_conn_xfcc(const struct tls_conn *tc, struct arena *a) {
     return (struct slice){NULL, 0};
   memcpy(xp, xfcc, xn);
   return (struct slice){xp, xn};
+}
+
+/* --- what the observers show ------------------------------------------- */
+
+size_t tls_server_count(const struct tls_server *srv) {
+  return srv ? srv->nctx : 0;
+}
+
+/* The subject's last CN, else the first subjectAltName DNS entry. */
+static void cert_name(X509 *x, char *out, size_t cap) {
+  out[0] = '\0';
+  const X509_NAME *subj = X509_get_subject_name(x);
+  int last = -1;
+  for (int i = -1; (i = X509_NAME_get_index_by_NID(subj, NID_commonName, i)) >= 0;)
+    last = i;
+  const ASN1_STRING *s = NULL;
+  GENERAL_NAMES *san = NULL;
+  if (last >= 0) {
+    s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, last));
+  } else {
+    san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; san && i < sk_GENERAL_NAME_num(san) && !s; i++) {
+      const GENERAL_NAME *g = sk_GENERAL_NAME_value(san, i);
+      if (g->type == GEN_DNS)
+        s = g->d.dNSName;
+    }
+  }
+  if (s) {
+    /* printable ASCII only: it becomes a Prometheus label */
+    const unsigned char *d = ASN1_STRING_get0_data(s);
+    size_t k = 0;
+    for (int j = 0; j < ASN1_STRING_length(s) && k + 1 < cap; j++)
+      if (d[j] >= 0x20 && d[j] < 0x7f)
+        out[k++] = (char)d[j];
+    out[k] = '\0';
+  }
+  GENERAL_NAMES_free(san);
+}
+
+time_t tls_server_cert(const struct tls_server *srv, size_t i, char *name, size_t cap) {
+  name[0] = '\0';
+  if (i >= srv->nctx || !srv->leaf[i])
+    return 0;
+  cert_name(srv->leaf[i], name, cap);
+  return cert_not_after(srv->leaf[i]);
+}
+
+struct slice tls_conn_alpn(const struct tls_conn *tc) {
+  const unsigned char *p = NULL;
+  unsigned int n = 0;
+  if (tc->ssl && tc->hs_done)
+    SSL_get0_alpn_selected(tc->ssl, &p, &n);
+  return p && n ? (struct slice){(const char *)p, n} : (struct slice){"", 0};
+}
+
+size_t tls_conn_client_subject(const struct tls_conn *tc, char *out, size_t cap) {
+  X509 *x = tc->ssl && tc->hs_done ? SSL_get0_peer_certificate(tc->ssl) : NULL;
+  if (!x || cap == 0 || SSL_get_verify_result(tc->ssl) != X509_V_OK)
+    return 0;
+  BIO *b = BIO_new(BIO_s_mem());
+  if (!b)
+    return 0;
+  X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  int n = BIO_read(b, out, (int)(cap > INT_MAX ? INT_MAX : cap - 1));
+  BIO_free(b);
+  size_t k = 0;
+  for (int j = 0; j < n; j++) /* no control bytes: it goes to logs and pages */
+    if ((unsigned char)out[j] >= 0x20 && out[j] != 0x7f)
+      out[k++] = out[j];
+  out[k] = '\0';
+  return k;
+}
+
+void tls_info_take(struct tls_info *ti, const struct tls_conn *tc) {
+  ti->version = tls_conn_version(tc);
+  ti->cipher = tls_conn_cipher(tc);
+  ti->sni = tls_conn_sni(tc);
+  ti->alpn = tls_conn_alpn(tc);
+  char subj[512];
+  size_t n = tls_conn_client_subject(tc, subj, sizeof subj);
+  ti->client_subject = n ? strdup(subj) : NULL;
+}
+
+void tls_info_release(struct tls_info *ti) {
+  free(ti->client_subject);
+  ti->client_subject = NULL;
 }

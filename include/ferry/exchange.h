@@ -24,6 +24,7 @@ struct session;
 struct worker;
 struct upclient;
 struct tls_conn;
+struct tls_info;
 struct server_rt;
 struct upstream_rt;
 struct worker_gen;
@@ -80,7 +81,8 @@ struct exchange {
   uint16_t peer_port;
   bool peer_v6, peer_known;
   const char *listener;
-  const struct tls_conn *tls; /* the connection's TLS state on a TLS listener, else NULL */
+  const struct tls_conn *tls;      /* the connection's TLS state on a TLS listener, else NULL */
+  const struct tls_info *tls_info; /* what the observers show of it (session_tls_info) */
   uint64_t req_head_bytes;
 
   const struct cfg_route *route;

@@ -97,10 +97,14 @@ struct inspect_rec {
   uint32_t skipped_more;    /* earlier routes left out of skipped to bound its size */
   struct slice upstream, server, error;
   struct slice trace_id; /* W3C trace id sent upstream; n == 0: not forwarded */
-  uint32_t attempts;     /* upstream connections tried (0: answered by ferry itself) */
-  int status;            /* 0: no response was sent */
-  bool complete;         /* the whole response reached the client's queue; false when it was
-                            cut short (client gone, upstream failed mid-body, a timeout) */
+  /* The client connection's TLS (tls false: plain): version, cipher, SNI,
+   * ALPN and the verified client certificate's subject (n == 0: none). */
+  bool tls;
+  struct slice tls_version, tls_cipher, tls_sni, tls_alpn, tls_client_subject;
+  uint32_t attempts; /* upstream connections tried (0: answered by ferry itself) */
+  int status;        /* 0: no response was sent */
+  bool complete;     /* the whole response reached the client's queue; false when it was
+                        cut short (client gone, upstream failed mid-body, a timeout) */
   uint64_t req_head_bytes, req_body_bytes;   /* from the client */
   uint64_t resp_head_bytes, resp_body_bytes; /* to the client (body: as received upstream) */
   /* microseconds; -1: that phase did not happen */
@@ -119,6 +123,8 @@ struct inspect_src {
   int route_index, route_line;
   struct slice route_label, config_file, skipped, frames_json, upstream, server, error;
   struct slice trace_id;
+  bool tls;
+  struct slice tls_version, tls_cipher, tls_sni, tls_alpn, tls_client_subject;
   uint32_t skipped_more;
   uint32_t attempts;
   int status;

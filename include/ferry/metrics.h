@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #define METRICS_LAT_NBUCKETS 12
 #define METRICS_REQ_SLOTS 512u
@@ -134,7 +135,30 @@ struct metrics_process {
   mcount start_time;                   /* unix seconds */
   mcount draining;                     /* 1 once a stop signal arrived */
   mcount upgrades_ok, upgrades_failed; /* SIGUSR2 outcomes in this process */
+  /* ferry_tls_certificate_expiry_timestamp_seconds: one row per
+   * certificate of each TLS listener in the published configuration,
+   * replaced whole on start and on each successful reload (so the old
+   * generation's rows go with it). Guarded by certs_mu: main writes, the
+   * admin thread reads; neither is on the request path. */
+  uv_mutex_t certs_mu;
+  bool certs_mu_ok;
+  struct metrics_cert *certs;
+  size_t ncerts;
 };
+
+struct metrics_cert {
+  char listener[128];
+  char name[128]; /* the subject's CN, else the first subjectAltName DNS name */
+  int64_t not_after;
+};
+
+struct config;
+/* Main thread: set up / release p's lock and rows. */
+void metrics_process_init(struct metrics_process *p);
+void metrics_process_destroy(struct metrics_process *p);
+/* Main thread: the certificate rows become cfg's (its listeners' built
+ * TLS contexts). Out of memory keeps the previous rows. */
+void metrics_set_certificates(struct metrics_process *p, const struct config *cfg);
 
 struct worker;
 struct exchange;

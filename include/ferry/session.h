@@ -116,6 +116,10 @@ static inline const struct tls_conn *session_tls(const struct session *s) {
   return s->st.cls->tr == &transport_tls ? TRANSPORT_STATE(&s->st, const struct tls_conn) : NULL;
 }
 
+/* What the observers show of the connection's TLS, once its handshake
+ * completed; NULL on a plain listener. Valid while the session lives. */
+const struct tls_info *session_tls_info(const struct session *s);
+
 /* --- used by exchange -------------------------------------------------- */
 /* Writes to the client go through s->st (stream_add, stream_flush). */
 /* The exchange can take (more) request bytes: resume parsing. */

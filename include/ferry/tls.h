@@ -22,6 +22,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "ferry/slice.h"
 #include "ferry/transport.h"
 
 struct cfg_tls;
@@ -51,6 +52,13 @@ void tls_server_ref(struct tls_server *srv);
 void tls_server_unref(struct tls_server *srv);
 /* Index of the certificate SNI name picks (0: no match / no name). */
 size_t tls_server_pick(const struct tls_server *srv, const char *name);
+/* How many certificates srv serves (0 for NULL). */
+size_t tls_server_count(const struct tls_server *srv);
+/* Certificate i's name for /metrics into name (cap bytes, printable
+ * ASCII): the subject's common name, else the first subjectAltName DNS
+ * entry, else "". Returns its notAfter as Unix time (0: unreadable). Any
+ * thread (the certificates are read-only once built). */
+time_t tls_server_cert(const struct tls_server *srv, size_t i, char *name, size_t cap);
 
 /* The client context of one upstream's tls block (verification against
  * `ca` or the system store, client certificate). NULL with msg and *field
@@ -97,6 +105,25 @@ const char *tls_conn_error(const struct tls_conn *tc);
 const char *tls_conn_version(const struct tls_conn *tc);
 const char *tls_conn_cipher(const struct tls_conn *tc);
 const char *tls_conn_sni(const struct tls_conn *tc);
+/* The ALPN protocol agreed ("" none); points into the SSL object. */
+struct slice tls_conn_alpn(const struct tls_conn *tc);
+/* The verified client certificate's subject (RFC 4514, control bytes
+ * dropped) into out; its length, 0 when there is none. */
+size_t tls_conn_client_subject(const struct tls_conn *tc, char *out, size_t cap);
+/* What the observers (access log, inspector) show of one TLS connection,
+ * taken once when its handshake completes (tls_info_take): version,
+ * cipher and SNI point into OpenSSL's tables or the connection's SSL
+ * object, alpn too (valid while the connection lives); client_subject
+ * (the verified client certificate's RFC 4514 subject, NULL without one)
+ * is the info's own memory, freed by tls_info_release. */
+struct tls_info {
+  const char *version, *cipher, *sni; /* "" for none */
+  struct slice alpn;                  /* n == 0: none */
+  char *client_subject;
+};
+void tls_info_take(struct tls_info *ti, const struct tls_conn *tc);
+void tls_info_release(struct tls_info *ti);
+
 /* The verified client certificate as X-Forwarded-Client-Cert's value
  * (SPEC §7: Hash=<sha256 hex>;Subject="<RFC 4514>";URI=<first SAN URI>)
  * into out; its length, 0 when there is none (or cap is too small). */

@@ -40,4 +40,7 @@ tlslibs=($(pkg-config --cflags --libs openssl))
   "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" "${uv[@]}" "${tlslibs[@]}" -o "$out/fuzz_config"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_h1parse.c" "$src/h1parse.c" "$src/http_head.c" \
   "${llhttp[@]}" -o "$out/fuzz_h1parse"
-echo "built: $out/fuzz_request $out/fuzz_response $out/fuzz_config $out/fuzz_h1parse"
+# The TLS transport under a stream, on a real loop and socketpair.
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_tls.c" "$src/tls.c" "$src/stream.c" "$src/buf.c" \
+  "$src/log.c" "${uv[@]}" "${tlslibs[@]}" -o "$out/fuzz_tls"
+echo "built: $out/fuzz_request $out/fuzz_response $out/fuzz_config $out/fuzz_h1parse $out/fuzz_tls"

@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_request fuzz_response fuzz_config fuzz_h1parse)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_request fuzz_response fuzz_config fuzz_h1parse fuzz_tls)
 out="${FUZZ_OUT:-$root/build-fuzz}"
 # clang and its libFuzzer runtime (Debian: clang, libclang-rt-dev), plus ferry's own build deps.
 "$root/scripts/deps.sh" clang libclang-rt-dev

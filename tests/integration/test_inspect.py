@@ -715,4 +715,5 @@ def test_websocket_frames_of_an_inspected_upgrade_are_captured():
         check(b"--filter" in out, "help")
 
 
-ft.main(globals())
+if __name__ == "__main__":
+    ft.main(globals())

@@ -108,6 +108,71 @@ admin: {address: 127.0.0.1:{port:admin}}""")
         check(f'ferry_tls_handshakes_total{{{lab},result="failed"}} 1\n' in m, "handshakes failed")
         check(f'127.0.0.1:{f.ports["http"]}' not in m.split("ferry_tls_handshakes_total", 1)[1]
               .split("# HELP", 1)[0], "no TLS counters for the plain listener")
+    # combined: the same three fields after ms=, on the TLS listener only
+    with Upstream() as up, Ferry(cfg.replace("format: json", "format: combined"),
+                                 ports={"up": up.port}) as f:
+        with TLSClient(f.ports["https"], client_context(ca), "a.test") as c:
+            c.request(headers=(("Host", "a.test"), ("X-Request-Id", "tls-log-2")))
+        with TLSClient(f.ports["https"], client_context(None), None) as c:
+            c.request(headers=(("Host", "a.test"), ("X-Request-Id", "tls-log-3")))
+        ft.request(f.ports["http"], headers=(("Host", "a.test"), ("X-Request-Id", "plain-log-2")))
+        import re
+        line = f.wait_access_log("rid=tls-log-2 ")
+        check(re.search(r" ms=\d+ tls_version=TLSv1\.3 tls_cipher=TLS_\S+ sni=a\.test$", line),
+              f"combined TLS fields: {line!r}")
+        line = f.wait_access_log("rid=tls-log-3 ")
+        check(re.search(r" tls_version=TLSv1\.3 tls_cipher=TLS_\S+ sni=-$", line),
+              f"combined without SNI: {line!r}")
+        line = f.wait_access_log("rid=plain-log-2 ")
+        check("tls_version=" not in line, f"no TLS fields on a plain listener: {line!r}")
+
+
+def not_after(cert):
+    """The certificate's notAfter as Unix seconds, from openssl x509."""
+    import subprocess
+    out = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", cert],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return int(ssl.cert_time_to_seconds(out.split("=", 1)[1]))
+
+
+def expiry_rows(f):
+    """ferry_tls_certificate_expiry_timestamp_seconds rows: {(listener, name): value}."""
+    import re
+    m = ft.admin_request(f.ports["admin"], target="/metrics").body.decode()
+    check("# TYPE ferry_tls_certificate_expiry_timestamp_seconds gauge\n" in m, "gauge declared")
+    return {(l, n): int(v) for l, n, v in re.findall(
+        r'^ferry_tls_certificate_expiry_timestamp_seconds\{listener="([^"]*)",name="([^"]*)"\} '
+        r'(\d+)$', m, re.M)}
+
+
+def test_certificate_expiry_gauge_follows_reloads():
+    ca = CA()
+    a = ca.issue("a", dns=["a.test"], days=30)
+    b = ca.issue("b", dns=["b.test"], days=20)
+    nocn = ca.issue("nocn", dns=["san-only.test", "second.test"], days=25, cn="")
+    cfg = config(ca, [a, b]).replace("workers: 1", "workers: 1\nadmin: {address: 127.0.0.1:{port:admin}}")
+    with Upstream() as up, Ferry(cfg, ports={"up": up.port}) as f:
+        lis = f"127.0.0.1:{f.ports['https']}"
+        rows = expiry_rows(f)
+        eq(rows, {(lis, "a"): not_after(a[0]), (lis, "b"): not_after(b[0])},
+           "one row per certificate of the TLS listener, valued at its notAfter")
+        check(not_after(a[0]) != not_after(b[0]), "the two certificates expire apart")
+        # SIGHUP with the first certificate swapped for one without a CN
+        # (named by its first SAN): the old row goes
+        text = open(f.config_path).read()
+        with open(f.config_path, "w") as fh:
+            fh.write(text.replace(a[0], nocn[0]).replace(a[1], nocn[1]))
+        f.signal(signal.SIGHUP)
+        f.wait_stderr(r"configuration generation 2 published")
+        eq(expiry_rows(f), {(lis, "san-only.test"): not_after(nocn[0]), (lis, "b"): not_after(b[0])},
+           "after the reload: the new certificate's row, the old one gone")
+        # a bad reload keeps the rows of the configuration still serving
+        with open(f.config_path, "w") as fh:
+            fh.write(text.replace(a[1], b[1]))
+        f.signal(signal.SIGHUP)
+        f.wait_stderr(r"does not match the certificate")
+        eq(expiry_rows(f), {(lis, "san-only.test"): not_after(nocn[0]), (lis, "b"): not_after(b[0])},
+           "after a failed reload: unchanged")
 
 
 def test_tls12_and_13_and_min_version():
@@ -350,6 +415,78 @@ def test_mtls_require_and_optional_and_the_xfcc_header():
     with Upstream() as up, Ferry(config(ca, [a]), ports={"up": up.port}) as f:
         eq(ft.request(f.ports["http"], headers=forged).status, 200, "plain")
         eq(up.wait_requests(1)[0].header_all("X-Forwarded-Client-Cert"), [], "stripped on plain")
+
+
+def test_inspector_shows_the_connections_tls():
+    import json
+    import subprocess
+    import threading
+    ca = CA()
+    a = ca.issue("a", dns=["a.test"])
+    cli = ca.issue("client", cn="client one")
+    extra = f"      client_ca: {ca.pem}\n      client_verify: optional\n"
+    cfg = config(ca, [a], extra).replace(
+        "workers: 1", "workers: 1\nadmin: {address: 127.0.0.1:{port:admin}}").replace(
+        "  - upstream: up\n", "  - upstream: up\n    inspect: true\n")
+    with Upstream() as up, Ferry(cfg, ports={"up": up.port}) as f:
+        # `ferry inspect` follows the stream and prints each exchange
+        p = subprocess.Popen([ft.FERRY_BIN, "inspect", "--admin", f"127.0.0.1:{f.ports['admin']}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        lines, cv = [], threading.Condition()
+
+        def pump():
+            for raw in iter(p.stdout.readline, b""):
+                with cv:
+                    lines.append(raw.decode())
+                    cv.notify_all()
+            with cv:
+                lines.append(None)
+                cv.notify_all()
+
+        def wait_for(text, what):
+            with cv:
+                ok = cv.wait_for(lambda: text in "".join(l for l in lines if l) or None in lines,
+                                 ft.IO_TIMEOUT)
+                out = "".join(l for l in lines if l)
+            check(ok and text in out, f"{what}: terminal output so far: {out!r}")
+
+        threading.Thread(target=pump, daemon=True).start()
+        try:
+            wait_for("following", "the stream is followed")
+            with TLSClient(f.ports["https"], mtls_client(ca, cli), "a.test") as c:
+                get(c, "a.test")
+                get(c, "a.test")  # keep-alive: the same connection's details again
+                cipher = c.sock.cipher()[0]
+            with TLSClient(f.ports["https"], client_context(None, alpn=None), None) as c:
+                get(c, "plain.test")  # no SNI, no ALPN, no client certificate
+            eq(ft.request(f.ports["http"]).status, 200, "plain listener")
+            # the fourth exchange printed by the stream is stored
+            wait_for("#4 ", "the four exchanges reached the inspector")
+            recs = json.loads(ft.admin_request(
+                f.ports["admin"], target="/inspect/requests").body)["requests"]
+            eq(len(recs), 4, "four exchanges captured")
+            want = {"version": "TLSv1.3", "cipher": cipher, "sni": "a.test", "alpn": "http/1.1",
+                    "client_subject": "O=Ferry Test,CN=client one"}
+            plain, bare, second, first = recs  # newest first
+            eq(first["tls"], want, "TLS details with SNI, ALPN and a client certificate")
+            eq(second["tls"], want, "the same on the keep-alive request")
+            eq(bare["tls"], {"version": "TLSv1.3", "cipher": bare["tls"]["cipher"], "sni": None,
+                             "alpn": None, "client_subject": None}, "no SNI, ALPN or certificate")
+            eq(plain["tls"], None, "a plain listener's exchange has no TLS")
+            har = json.loads(ft.admin_request(f.ports["admin"], target="/inspect/har").body)
+            entries = har["log"]["entries"]
+            eq(entries[0]["_ferry"]["tls"], want, "HAR: the same details under _ferry")
+            check(entries[0]["request"]["url"].startswith("https://a.test"),
+                  f"HAR: an https URL: {entries[0]['request']['url']}")
+            eq(entries[-1]["_ferry"]["tls"], None, "HAR: none for the plain listener")
+            check(entries[-1]["request"]["url"].startswith("http://"), "HAR: plain is http")
+            wait_for(f"  tls TLSv1.3 {cipher}  sni a.test  alpn http/1.1  client certificate "
+                     "O=Ferry Test,CN=client one\n", "ferry inspect prints the TLS details")
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+            p.stdout.close()
+            p.stderr.close()
 
 
 def check_error(cfg, pattern, what):

@@ -33,10 +33,12 @@ class CA:
 
     def issue(self, name, dns=(), uris=(), days=30, start=None, end=None, cn=None):
         """A leaf certificate for the SAN names; returns (cert path, key path).
-        start/end (YYYYMMDDHHMMSSZ) set the validity explicitly."""
+        start/end (YYYYMMDDHHMMSSZ) set the validity explicitly; cn="" leaves the
+        subject without a common name."""
         key, csr, pem = self.path(f"{name}.key"), self.path(f"{name}.csr"), self.path(f"{name}.pem")
         _run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", key, "-out", csr, "-subj", f"/CN={cn or name}/O=Ferry Test", cwd=self.dir)
+             "-keyout", key, "-out", csr, "-subj",
+             f"/CN={cn or name}/O=Ferry Test" if cn != "" else "/O=Ferry Test", cwd=self.dir)
         san = ",".join([f"DNS:{d}" for d in dns] + [f"URI:{u}" for u in uris])
         ext = self.path(f"{name}.ext")
         with open(ext, "w") as f:

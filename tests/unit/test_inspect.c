@@ -215,6 +215,40 @@ Test(inspect, json_fields_and_escaping) {
   free(r);
 }
 
+/* An exchange on a TLS listener shows the connection's TLS; a plain one
+ * says "tls":null. Absent SNI, ALPN or client certificate are null. */
+Test(inspect, json_tls_details) {
+  struct inspect_src src = sample();
+  struct inspect_rec *r = inspect_rec_build(&src);
+  struct inspect_out o = {0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p, ",\"tls\":null,"), "%s", o.p);
+  free(o.p);
+  free(r);
+  src.tls = true;
+  src.tls_version = SLICE_LIT("TLSv1.3");
+  src.tls_cipher = SLICE_LIT("TLS_AES_128_GCM_SHA256");
+  src.tls_sni = SLICE_LIT("a.test");
+  src.tls_alpn = SLICE_LIT("http/1.1");
+  src.tls_client_subject = SLICE_LIT("O=Ferry Test,CN=client \"one\"");
+  r = inspect_rec_build(&src);
+  o = (struct inspect_out){0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p, ",\"tls\":{\"version\":\"TLSv1.3\",\"cipher\":\"TLS_AES_128_"
+                                 "GCM_SHA256\",\"sni\":\"a.test\",\"alpn\":\"http/1.1\","
+                                 "\"client_subject\":\"O=Ferry Test,CN=client \\\"one\\\"\"}"),
+                     "%s", o.p);
+  free(o.p);
+  free(r);
+  src.tls_sni = src.tls_alpn = src.tls_client_subject = (struct slice){NULL, 0};
+  r = inspect_rec_build(&src);
+  o = (struct inspect_out){0};
+  inspect_render_json(&o, r, false);
+  cr_assert_not_null(strstr(o.p, "\"sni\":null,\"alpn\":null,\"client_subject\":null}"), "%s", o.p);
+  free(o.p);
+  free(r);
+}
+
 Test(inspect, sse_event_framing) {
   struct inspect_src src = sample();
   struct inspect_rec *r = inspect_rec_build(&src);

@@ -106,3 +106,31 @@ Test(inspect_cli, websocket_frames) {
   cr_assert_not_null(strstr(buf, "  <= binary 300 bytes (more)\n"), "%s", buf);
   free(buf);
 }
+
+/* An exchange on a TLS listener gets a line with the connection's TLS. */
+Test(inspect_cli, tls_details_line) {
+  static const char ev[] =
+      "{\"id\":9,\"time\":\"2026-11-25T19:35:18.464Z\",\"method\":\"GET\",\"target\":\"/\","
+      "\"host\":\"a.test\",\"route\":null,\"upstream\":\"\",\"status\":200,\"error\":null,"
+      "\"timings_ms\":{},\"tls\":{\"version\":\"TLSv1.3\",\"cipher\":\"TLS_AES_128_GCM_SHA256\","
+      "\"sni\":\"a.test\",\"alpn\":\"http/1.1\",\"client_subject\":\"O=Ferry Test,CN=client "
+      "one\"},\"request_client\":null,\"request_upstream\":null,\"response_upstream\":null,"
+      "\"response_client\":null}";
+  char *out = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&out, &n);
+  cr_assert_eq(inspect_cli_print(f, ev, strlen(ev), false), 0);
+  fclose(f);
+  cr_assert_not_null(strstr(out,
+                            "\n  tls TLSv1.3 TLS_AES_128_GCM_SHA256  sni a.test  alpn http/1.1  "
+                            "client certificate O=Ferry Test,CN=client one\n"),
+                     "%s", out);
+  free(out);
+  static const char plain[] = "{\"id\":10,\"time\":\"t\",\"method\":\"GET\",\"target\":\"/\","
+                              "\"status\":200,\"tls\":null}";
+  f = open_memstream(&out, &n);
+  cr_assert_eq(inspect_cli_print(f, plain, strlen(plain), false), 0);
+  fclose(f);
+  cr_assert_null(strstr(out, "tls "), "%s", out);
+  free(out);
+}
