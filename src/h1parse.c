@@ -56,6 +56,7 @@ static bool parse_length(struct slice v, uint64_t *out) {
 /* The field lines from p[i] through the empty line. */
 static int parse_fields(const char *p, size_t n, size_t i, struct hdr_list *l, struct h1_head *h) {
   bool seen_connection = false;
+  uint32_t n0 = l->n;
   for (;;) {
     if (i + 2 > n)
       return H1_SLOW;
@@ -63,6 +64,8 @@ static int parse_fields(const char *p, size_t n, size_t i, struct hdr_list *l, s
       if (p[i + 1] != '\n')
         return H1_SLOW;
       h->len = i + 2;
+      if (l->toks_n == n0)
+        l->toks_n = l->n; /* toks was kept (struct hdr_list) */
       return H1_OK;
     }
     size_t ns = i;
@@ -96,6 +99,7 @@ static int parse_fields(const char *p, size_t n, size_t i, struct hdr_list *l, s
     f->value = slice_make(p + vs, ve - vs);
     f->tok = (uint8_t)http_head_token(f->name.p, f->name.n);
     f->flags = 0;
+    l->toks |= 1u << f->tok;
     switch (f->tok) {
     case HDR_CONTENT_LENGTH:
       /* llhttp refuses whitespace after the digits but for SP; take none */
@@ -197,9 +201,9 @@ int h1_parse_request(const char *p, size_t n, struct hdr_list *hdrs, struct h1_h
   if (minor < 0 || i + 2 > n || p[i] != '\r' || p[i + 1] != '\n')
     return H1_SLOW;
   h->minor = (uint8_t)minor;
-  uint32_t n0 = hdrs->n;
+  struct hdr_list saved = *hdrs;
   if (parse_fields(p, n, i + 2, hdrs, h) != H1_OK) {
-    hdrs->n = n0;
+    *hdrs = saved;
     return H1_SLOW;
   }
   return H1_OK;
@@ -226,9 +230,9 @@ int h1_parse_response(const char *p, size_t n, struct hdr_list *hdrs, struct h1_
   }
   if (i + 2 > n || p[i] != '\r' || p[i + 1] != '\n')
     return H1_SLOW;
-  uint32_t n0 = hdrs->n;
+  struct hdr_list saved = *hdrs;
   if (parse_fields(p, n, i + 2, hdrs, h) != H1_OK) {
-    hdrs->n = n0;
+    *hdrs = saved;
     return H1_SLOW;
   }
   return H1_OK;

@@ -116,13 +116,54 @@ const uint8_t http_char[256] = {
 
 /* ---- tokens ---------------------------------------------------------- */
 
-/* True when name[0..n) equals the lower-case literal lit case-insensitively.
- * The caller has already checked that the lengths agree. */
-static bool lit_ieq(const char *name, const char *lit, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (ascii_lower(name[i]) != lit[i])
-      return false;
-  return true;
+/* Word-at-a-time case-insensitive compares against a literal made only of
+ * lower-case letters, digits and '-': bit 0x20 is forced on in the bytes
+ * where the literal has a letter (its bytes >= 0x40), so an upper-case
+ * letter matches its lower-case form and nothing else changes. */
+static inline uint64_t ld64(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+static inline uint32_t ld32(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+static inline uint16_t ld16(const char *p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
+static inline bool ieq8(const char *a, const char *lit) {
+  uint64_t l = ld64(lit);
+  return (ld64(a) | (l & 0x4040404040404040ull) >> 1) == l;
+}
+static inline bool ieq4(const char *a, const char *lit) {
+  uint32_t l = ld32(lit);
+  return (ld32(a) | (l & 0x40404040u) >> 1) == l;
+}
+static inline bool ieq2(const char *a, const char *lit) {
+  uint16_t l = ld16(lit);
+  return (uint16_t)(ld16(a) | (l & 0x4040u) >> 1) == l;
+}
+
+/* True when name[0..n) equals lit case-insensitively; lit holds n bytes
+ * of lower-case letters, digits and '-' only. The caller has already
+ * checked that the lengths agree. Reads name[0..n) and lit[0..n) only. */
+static inline bool lit_ieq(const char *name, const char *lit, size_t n) {
+  if (n >= 8) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      if (!ieq8(name + i, lit + i))
+        return false;
+    return i == n || ieq8(name + n - 8, lit + n - 8);
+  }
+  if (n >= 4)
+    return ieq4(name, lit) && ieq4(name + n - 4, lit + n - 4);
+  if (n >= 2)
+    return ieq2(name, lit) && ieq2(name + n - 2, lit + n - 2);
+  return n == 0 || ascii_lower(name[0]) == lit[0];
 }
 
 #define TOK_IS(lit) lit_ieq(name, lit, sizeof(lit) - 1)
@@ -212,11 +253,16 @@ static struct slice trim_ows(struct slice s) {
 int http_head_push(struct hdr_list *l, struct slice name, struct slice value) {
   if (l->n >= l->cap)
     return -1;
+  bool summed = l->toks_n == l->n;
   struct hdr *h = &l->v[l->n++];
   h->name = name;
   h->value = trim_ows(value);
   h->tok = (uint8_t)http_head_token(name.p, name.n);
   h->flags = 0;
+  if (summed) {
+    l->toks |= 1u << h->tok;
+    l->toks_n = l->n;
+  }
   return 0;
 }
 
@@ -236,19 +282,37 @@ static bool next_list_token(struct slice *rest, struct slice *tok) {
   return false;
 }
 
+#define FIXED_HOP_TOKS                                                                             \
+  (1u << HDR_CONNECTION | 1u << HDR_KEEP_ALIVE | 1u << HDR_PROXY_CONNECTION | 1u << HDR_TE |       \
+   1u << HDR_TRAILER | 1u << HDR_TRANSFER_ENCODING | 1u << HDR_UPGRADE)
+
 void http_head_mark_hop(struct hdr_list *l) {
+  bool summed = l->toks_n == l->n;
+  if (summed && !(l->toks & FIXED_HOP_TOKS))
+    return; /* no fixed hop-by-hop header, so no Connection header either */
   for (uint32_t i = 0; i < l->n; i++)
     if (tok_is_fixed_hop(l->v[i].tok))
       l->v[i].flags |= HDRF_HOP;
+  if (!http_head_may_have(l, HDR_CONNECTION))
+    return;
 
   for (uint32_t i = 0; i < l->n; i++) {
     if (l->v[i].tok != HDR_CONNECTION)
       continue;
     struct slice rest = l->v[i].value, opt;
-    while (next_list_token(&rest, &opt))
+    while (next_list_token(&rest, &opt)) {
+      /* A fixed hop-by-hop name ("keep-alive", "close" is not one) is
+       * marked already; the name of another well-known header is a
+       * token compare. */
+      unsigned tok = http_head_token(opt.p, opt.n);
+      if (tok_is_fixed_hop(tok))
+        continue;
+      if (tok != HDR_OTHER && !http_head_may_have(l, tok))
+        continue;
       for (uint32_t j = 0; j < l->n; j++)
-        if (slice_ieq(l->v[j].name, opt))
+        if (tok != HDR_OTHER ? l->v[j].tok == tok : slice_ieq(l->v[j].name, opt))
           l->v[j].flags |= HDRF_HOP;
+    }
   }
 }
 
@@ -262,7 +326,7 @@ const struct hdr *http_head_find(const struct hdr_list *l, struct slice name) {
 }
 
 const struct hdr *http_head_find_tok(const struct hdr_list *l, enum hdr_token tok) {
-  if (!l)
+  if (!l || !http_head_may_have(l, tok))
     return NULL;
   for (uint32_t i = 0; i < l->n; i++)
     if (l->v[i].tok == tok)
@@ -272,6 +336,8 @@ const struct hdr *http_head_find_tok(const struct hdr_list *l, enum hdr_token to
 
 /* True when a Connection header among l->v[0..upto) names `want`. */
 static bool connection_names(const struct hdr_list *l, uint32_t upto, struct slice want) {
+  if (!http_head_may_have(l, HDR_CONNECTION))
+    return false;
   for (uint32_t i = 0; i < upto && i < l->n; i++) {
     if (l->v[i].tok != HDR_CONNECTION)
       continue;
@@ -552,6 +618,8 @@ static void put_framing(struct writer *w, enum body_framing framing, uint64_t co
 static void put_joined(struct writer *w, const char *name, const struct hdr_list *l,
                        enum hdr_token tok, struct slice last) {
   bool any = false;
+  if (l && !http_head_may_have(l, tok))
+    l = NULL; /* none to join: only `last` */
   for (uint32_t i = 0; l && i < l->n; i++) {
     const struct hdr *h = &l->v[i];
     if (h->tok != tok || (h->flags & HDRF_HOP) || h->value.n == 0)
@@ -861,7 +929,9 @@ const char *http_head_scan_strerror(int err) {
 int http_head_check_transfer_encoding(const struct hdr_list *l) {
   unsigned nte = 0, nchunked = 0, nother = 0;
   bool last_chunked = false;
-  for (uint32_t i = 0; l && i < l->n; i++) {
+  if (!l || !http_head_may_have(l, HDR_TRANSFER_ENCODING))
+    return 0;
+  for (uint32_t i = 0; i < l->n; i++) {
     if (l->v[i].tok != HDR_TRANSFER_ENCODING)
       continue;
     nte++;

@@ -17,12 +17,12 @@ TestSuite(h1parse, .fini = abort_on_leaks);
 static struct hdr hv[MAXH];
 
 static int req(const char *s, struct hdr_list *l, struct h1_head *h) {
-  *l = (struct hdr_list){hv, 0, MAXH};
+  *l = (struct hdr_list){.v = hv, .cap = MAXH};
   return h1_parse_request(s, strlen(s), l, h);
 }
 
 static int resp(const char *s, struct hdr_list *l, struct h1_head *h) {
-  *l = (struct hdr_list){hv, 0, MAXH};
+  *l = (struct hdr_list){.v = hv, .cap = MAXH};
   return h1_parse_response(s, strlen(s), l, h);
 }
 
@@ -123,6 +123,8 @@ Test(h1parse, declines_what_the_slow_path_judges) {
     struct h1_head h;
     cr_assert_eq(req(reqs[i], &l, &h), H1_SLOW, "request %zu taken", i);
     cr_assert_eq(l.n, 0, "request %zu: the list is left as it was", i);
+    cr_assert_eq(l.toks, 0, "request %zu: its token summary too", i);
+    cr_assert_eq(l.toks_n, 0, "request %zu: its token summary too", i);
   }
 }
 
@@ -198,4 +200,15 @@ Test(h1parse, long_values_are_checked_at_every_offset) {
     cr_assert_eq(l.v[0].value.n, at == 0 || at == 39 ? 39u : 40u,
                  "inner spaces kept, leading and trailing ones trimmed");
   }
+}
+
+Test(h1parse, a_parsed_list_carries_its_token_summary) {
+  struct hdr_list l;
+  struct h1_head h;
+  cr_assert_eq(req("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: r\r\nAccept: */*\r\n\r\n", &l, &h),
+               H1_OK);
+  cr_assert_eq(l.toks_n, l.n);
+  cr_assert_eq(l.toks, 1u << HDR_HOST | 1u << HDR_X_REQUEST_ID | 1u << HDR_OTHER);
+  cr_assert_null(http_head_find_tok(&l, HDR_TRACEPARENT));
+  cr_assert_not_null(http_head_find_tok(&l, HDR_X_REQUEST_ID));
 }
