@@ -212,3 +212,28 @@ Test(h1parse, a_parsed_list_carries_its_token_summary) {
   cr_assert_null(http_head_find_tok(&l, HDR_TRACEPARENT));
   cr_assert_not_null(http_head_find_tok(&l, HDR_X_REQUEST_ID));
 }
+
+/* Field names are scanned 16 bytes at a time: every byte value at every
+ * offset of a 40-byte name is judged as the tchar table says. */
+Test(h1parse, long_names_are_checked_at_every_offset) {
+  char name[41], buf[256];
+  struct hdr_list l;
+  struct h1_head h;
+  for (int at = 0; at < 40; at++) {
+    for (int c = 1; c < 256; c++) {
+      memset(name, 'a', 40);
+      name[40] = '\0';
+      name[at] = (char)c;
+      if (c == ':' || c == '\r' || c == '\n')
+        continue; /* ends the name or the line: a different head */
+      snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\n%s: v\r\n\r\n", name);
+      int r = req(buf, &l, &h);
+      if (http_is_tchar((unsigned char)c)) {
+        cr_assert_eq(r, H1_OK, "tchar %#x at %d", c, at);
+        cr_assert_eq(l.v[0].name.n, 40u);
+      } else {
+        cr_assert_eq(r, H1_SLOW, "byte %#x at %d", c, at);
+      }
+    }
+  }
+}
