@@ -502,10 +502,16 @@ struct writer {
   size_t cap, len;
 };
 
-static inline void put(struct writer *w, const char *p, size_t n) {
-  if (w->len < w->cap && n > 0) {
-    size_t room = w->cap - w->len;
-    memcpy(w->out + w->len, p, n < room ? n : room);
+/* The writers below are inlined into every caller so that a literal's
+ * length, and so its copy, is a constant there. */
+#define HOT_INLINE static inline __attribute__((always_inline))
+
+HOT_INLINE void put(struct writer *w, const char *p, size_t n) {
+  if (w->len <= w->cap && w->cap - w->len >= n) {
+    if (n > 0) /* the whole piece: a literal's copy has a constant size */
+      memcpy(w->out + w->len, p, n);
+  } else if (w->len < w->cap) {
+    memcpy(w->out + w->len, p, w->cap - w->len);
   }
   w->len += n;
 }
@@ -558,8 +564,8 @@ static void put_header(struct writer *w, struct slice name, struct slice value) 
 
 /* "Name: value\r\n" where prefix is the literal "Name: " (pn bytes): the
  * name is a fixed-size copy. Use through PUT_HEADER_LIT. */
-static inline void put_header_prefix(struct writer *w, const char *prefix, size_t pn,
-                                     struct slice value) {
+HOT_INLINE void put_header_prefix(struct writer *w, const char *prefix, size_t pn,
+                                  struct slice value) {
   size_t n = pn + value.n + 2;
   if (w->len <= w->cap && w->cap - w->len >= n) {
     char *o = w->out + w->len;
