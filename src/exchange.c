@@ -61,8 +61,8 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   arena_init(&ex->arena, &w->bufs, w->cfg->limits.max_request_header_bytes * 2 + 16384);
   ex->t_start_ms = uv_now(&w->loop);
   ex->major = 1; /* the llhttp path sets what it parsed */
-  ex->req_hdrs = (struct hdr_list){ex->req_store, 0, EX_MAX_HEADERS};
-  ex->resp_hdrs = (struct hdr_list){ex->resp_store, 0, EX_MAX_HEADERS};
+  ex->req_hdrs = (struct hdr_list){.v = ex->req_store, .cap = EX_MAX_HEADERS};
+  ex->resp_hdrs = (struct hdr_list){.v = ex->resp_store, .cap = EX_MAX_HEADERS};
 }
 
 void exchange_reset(struct exchange *ex) {

@@ -276,7 +276,7 @@ int explain_run(const struct config *cfg, const struct router *router,
     return -1;
   }
   struct hdr store[EXPLAIN_MAX_HEADERS];
-  struct hdr_list hl = {store, 0, EXPLAIN_MAX_HEADERS};
+  struct hdr_list hl = {.v = store, .cap = EXPLAIN_MAX_HEADERS};
   bool chunked = false, has_length = false;
   uint64_t length = 0;
   for (size_t i = 0; i < q->nheaders; i++) {

@@ -116,13 +116,54 @@ const uint8_t http_char[256] = {
 
 /* ---- tokens ---------------------------------------------------------- */
 
-/* True when name[0..n) equals the lower-case literal lit case-insensitively.
- * The caller has already checked that the lengths agree. */
-static bool lit_ieq(const char *name, const char *lit, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (ascii_lower(name[i]) != lit[i])
-      return false;
-  return true;
+/* Word-at-a-time case-insensitive compares against a literal made only of
+ * lower-case letters, digits and '-': bit 0x20 is forced on in the bytes
+ * where the literal has a letter (its bytes >= 0x40), so an upper-case
+ * letter matches its lower-case form and nothing else changes. */
+static inline uint64_t ld64(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+static inline uint32_t ld32(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+static inline uint16_t ld16(const char *p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
+static inline bool ieq8(const char *a, const char *lit) {
+  uint64_t l = ld64(lit);
+  return (ld64(a) | (l & 0x4040404040404040ull) >> 1) == l;
+}
+static inline bool ieq4(const char *a, const char *lit) {
+  uint32_t l = ld32(lit);
+  return (ld32(a) | (l & 0x40404040u) >> 1) == l;
+}
+static inline bool ieq2(const char *a, const char *lit) {
+  uint16_t l = ld16(lit);
+  return (uint16_t)(ld16(a) | (l & 0x4040u) >> 1) == l;
+}
+
+/* True when name[0..n) equals lit case-insensitively; lit holds n bytes
+ * of lower-case letters, digits and '-' only. The caller has already
+ * checked that the lengths agree. Reads name[0..n) and lit[0..n) only. */
+static inline bool lit_ieq(const char *name, const char *lit, size_t n) {
+  if (n >= 8) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      if (!ieq8(name + i, lit + i))
+        return false;
+    return i == n || ieq8(name + n - 8, lit + n - 8);
+  }
+  if (n >= 4)
+    return ieq4(name, lit) && ieq4(name + n - 4, lit + n - 4);
+  if (n >= 2)
+    return ieq2(name, lit) && ieq2(name + n - 2, lit + n - 2);
+  return n == 0 || ascii_lower(name[0]) == lit[0];
 }
 
 #define TOK_IS(lit) lit_ieq(name, lit, sizeof(lit) - 1)
@@ -212,11 +253,16 @@ static struct slice trim_ows(struct slice s) {
 int http_head_push(struct hdr_list *l, struct slice name, struct slice value) {
   if (l->n >= l->cap)
     return -1;
+  bool summed = l->toks_n == l->n;
   struct hdr *h = &l->v[l->n++];
   h->name = name;
   h->value = trim_ows(value);
   h->tok = (uint8_t)http_head_token(name.p, name.n);
   h->flags = 0;
+  if (summed) {
+    l->toks |= 1u << h->tok;
+    l->toks_n = l->n;
+  }
   return 0;
 }
 
@@ -236,19 +282,37 @@ static bool next_list_token(struct slice *rest, struct slice *tok) {
   return false;
 }
 
+#define FIXED_HOP_TOKS                                                                             \
+  (1u << HDR_CONNECTION | 1u << HDR_KEEP_ALIVE | 1u << HDR_PROXY_CONNECTION | 1u << HDR_TE |       \
+   1u << HDR_TRAILER | 1u << HDR_TRANSFER_ENCODING | 1u << HDR_UPGRADE)
+
 void http_head_mark_hop(struct hdr_list *l) {
+  bool summed = l->toks_n == l->n;
+  if (summed && !(l->toks & FIXED_HOP_TOKS))
+    return; /* no fixed hop-by-hop header, so no Connection header either */
   for (uint32_t i = 0; i < l->n; i++)
     if (tok_is_fixed_hop(l->v[i].tok))
       l->v[i].flags |= HDRF_HOP;
+  if (!http_head_may_have(l, HDR_CONNECTION))
+    return;
 
   for (uint32_t i = 0; i < l->n; i++) {
     if (l->v[i].tok != HDR_CONNECTION)
       continue;
     struct slice rest = l->v[i].value, opt;
-    while (next_list_token(&rest, &opt))
+    while (next_list_token(&rest, &opt)) {
+      /* A fixed hop-by-hop name ("keep-alive", "close" is not one) is
+       * marked already; the name of another well-known header is a
+       * token compare. */
+      unsigned tok = http_head_token(opt.p, opt.n);
+      if (tok_is_fixed_hop(tok))
+        continue;
+      if (tok != HDR_OTHER && !http_head_may_have(l, tok))
+        continue;
       for (uint32_t j = 0; j < l->n; j++)
-        if (slice_ieq(l->v[j].name, opt))
+        if (tok != HDR_OTHER ? l->v[j].tok == tok : slice_ieq(l->v[j].name, opt))
           l->v[j].flags |= HDRF_HOP;
+    }
   }
 }
 
@@ -262,7 +326,7 @@ const struct hdr *http_head_find(const struct hdr_list *l, struct slice name) {
 }
 
 const struct hdr *http_head_find_tok(const struct hdr_list *l, enum hdr_token tok) {
-  if (!l)
+  if (!l || !http_head_may_have(l, tok))
     return NULL;
   for (uint32_t i = 0; i < l->n; i++)
     if (l->v[i].tok == tok)
@@ -272,6 +336,8 @@ const struct hdr *http_head_find_tok(const struct hdr_list *l, enum hdr_token to
 
 /* True when a Connection header among l->v[0..upto) names `want`. */
 static bool connection_names(const struct hdr_list *l, uint32_t upto, struct slice want) {
+  if (!http_head_may_have(l, HDR_CONNECTION))
+    return false;
   for (uint32_t i = 0; i < upto && i < l->n; i++) {
     if (l->v[i].tok != HDR_CONNECTION)
       continue;
@@ -436,10 +502,16 @@ struct writer {
   size_t cap, len;
 };
 
-static void put(struct writer *w, const char *p, size_t n) {
-  if (w->len < w->cap && n > 0) {
-    size_t room = w->cap - w->len;
-    memcpy(w->out + w->len, p, n < room ? n : room);
+/* The writers below are inlined into every caller so that a literal's
+ * length, and so its copy, is a constant there. */
+#define HOT_INLINE static inline __attribute__((always_inline))
+
+HOT_INLINE void put(struct writer *w, const char *p, size_t n) {
+  if (w->len <= w->cap && w->cap - w->len >= n) {
+    if (n > 0) /* the whole piece: a literal's copy has a constant size */
+      memcpy(w->out + w->len, p, n);
+  } else if (w->len < w->cap) {
+    memcpy(w->out + w->len, p, w->cap - w->len);
   }
   w->len += n;
 }
@@ -451,6 +523,10 @@ static void put_s(struct writer *w, struct slice s) {
 static void put_c(struct writer *w, const char *s) {
   put(w, s, strlen(s));
 }
+
+/* A string literal: its length is known here, and a short fixed-size copy
+ * is a few moves. */
+#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
 
 static void put_u64(struct writer *w, uint64_t v) {
   char tmp[20];
@@ -486,11 +562,43 @@ static void put_header(struct writer *w, struct slice name, struct slice value) 
   put(w, "\r\n", 2);
 }
 
+/* "Name: value\r\n" where prefix is the literal "Name: " (pn bytes): the
+ * name is a fixed-size copy. Use through PUT_HEADER_LIT. */
+HOT_INLINE void put_header_prefix(struct writer *w, const char *prefix, size_t pn,
+                                  struct slice value) {
+  size_t n = pn + value.n + 2;
+  if (w->len <= w->cap && w->cap - w->len >= n) {
+    char *o = w->out + w->len;
+    memcpy(o, prefix, pn);
+    if (value.n)
+      memcpy(o + pn, value.p, value.n);
+    o[n - 2] = '\r';
+    o[n - 1] = '\n';
+    w->len += n;
+    return;
+  }
+  put(w, prefix, pn);
+  put_s(w, value);
+  put(w, "\r\n", 2);
+}
+#define PUT_HEADER_LIT(w, name, value)                                                             \
+  put_header_prefix((w), name ": ", sizeof(name ": ") - 1, (value))
+
 /* "HTTP/1.1 <status> <reason>\r\n"; reason.n == 0 uses the standard one. */
 static void put_status_line(struct writer *w, int status, struct slice reason) {
-  put_c(w, "HTTP/1.1 ");
-  put_u64(w, status < 0 ? 0u : (uint64_t)status);
-  put(w, " ", 1);
+  if (status >= 100 && status <= 999 && w->len <= w->cap && w->cap - w->len >= 13) {
+    char *o = w->out + w->len; /* every status ferry sends: three digits */
+    memcpy(o, "HTTP/1.1 ", 9);
+    o[9] = (char)('0' + status / 100);
+    o[10] = (char)('0' + status / 10 % 10);
+    o[11] = (char)('0' + status % 10);
+    o[12] = ' ';
+    w->len += 13;
+  } else {
+    PUT_LIT(w, "HTTP/1.1 ");
+    put_u64(w, status < 0 ? 0u : (uint64_t)status);
+    put(w, " ", 1);
+  }
   if (reason.n > 0)
     put_s(w, reason);
   else
@@ -511,18 +619,20 @@ static bool ops_names(const struct cfg_header_ops *ops, struct slice name) {
   return false;
 }
 
+/* ops when it sets or removes any header, else NULL: the builders test
+ * this once instead of scanning empty lists for every line. */
+static inline const struct cfg_header_ops *naming_ops(const struct cfg_header_ops *ops) {
+  return ops && (ops->nset || ops->nremove) ? ops : NULL;
+}
+
 /* True when a header ferry generates itself (Host, X-Forwarded-*, Via,
  * X-Request-Id) is to be emitted: ops->set replaces it, ops->remove drops
- * it, so either suppresses ferry's own line. */
-static bool own_header_wanted(const struct cfg_header_ops *ops, const char *name) {
-  if (!ops || (ops->nset == 0 && ops->nremove == 0))
-    return true; /* the common case: no strlen, no scan */
-  return !ops_names(ops, slice_cstr(name));
-}
+ * it, so either suppresses ferry's own line. nops: from naming_ops. */
+#define OWN_WANTED(nops, name) (!(nops) || !ops_names((nops), SLICE_LIT(name)))
 
 /* ops->set entries then ops->add entries, skipping protected names. */
 static void put_ops(struct writer *w, const struct cfg_header_ops *ops) {
-  if (!ops)
+  if (!ops || (ops->nset == 0 && ops->nadd == 0))
     return;
   for (size_t i = 0; i < ops->nset; i++) {
     struct slice n = slice_cstr(ops->set[i].name);
@@ -538,17 +648,17 @@ static void put_ops(struct writer *w, const struct cfg_header_ops *ops) {
 
 static void put_framing(struct writer *w, enum body_framing framing, uint64_t content_length) {
   if (framing == FRAMING_LENGTH) {
-    put_c(w, "Content-Length: ");
+    PUT_LIT(w, "Content-Length: ");
     put_u64(w, content_length);
     put(w, "\r\n", 2);
   } else if (framing == FRAMING_CHUNKED) {
-    put_c(w, "Transfer-Encoding: chunked\r\n");
+    PUT_LIT(w, "Transfer-Encoding: chunked\r\n");
   }
 }
 
 /* Joins the values of every non-hop header with token tok in l with ", ",
- * then `last` (when non-empty), as one "name: ..." line. Writes nothing when
- * the result would be empty. */
+ * then `last` (when non-empty), as one line after `name` (which ends in
+ * ": "). Writes nothing when the result would be empty. */
 static void put_joined(struct writer *w, const char *name, const struct hdr_list *l,
                        enum hdr_token tok, struct slice last) {
   bool any = false;
@@ -556,22 +666,18 @@ static void put_joined(struct writer *w, const char *name, const struct hdr_list
     const struct hdr *h = &l->v[i];
     if (h->tok != tok || (h->flags & HDRF_HOP) || h->value.n == 0)
       continue;
-    if (!any) {
+    if (!any)
       put_c(w, name);
-      put(w, ": ", 2);
-    } else {
+    else
       put(w, ", ", 2);
-    }
     put_s(w, h->value);
     any = true;
   }
   if (last.n > 0) {
-    if (!any) {
+    if (!any)
       put_c(w, name);
-      put(w, ": ", 2);
-    } else {
+    else
       put(w, ", ", 2);
-    }
     put_s(w, last);
     any = true;
   }
@@ -579,9 +685,19 @@ static void put_joined(struct writer *w, const char *name, const struct hdr_list
     put(w, "\r\n", 2);
 }
 
+/* put_joined for a literal name ("Name: "): when l holds no such header,
+ * the one line for `last`. */
+#define PUT_JOINED_LIT(w, name, l, tok, last)                                                      \
+  do {                                                                                             \
+    if ((l) && http_head_may_have((l), (tok)))                                                     \
+      put_joined((w), name ": ", (l), (tok), (last));                                              \
+    else if ((last).n > 0)                                                                         \
+      PUT_HEADER_LIT((w), name, (last));                                                           \
+  } while (0)
+
 /* "Connection: upgrade" followed by every Upgrade header of l. */
 static void put_upgrade(struct writer *w, const struct hdr_list *l) {
-  put_c(w, "Connection: upgrade\r\n");
+  PUT_LIT(w, "Connection: upgrade\r\n");
   for (uint32_t i = 0; l && i < l->n; i++)
     if (l->v[i].tok == HDR_UPGRADE)
       put_header(w, SLICE_LIT("Upgrade"), l->v[i].value);
@@ -590,22 +706,23 @@ static void put_upgrade(struct writer *w, const struct hdr_list *l) {
 /* The Connection line sent to a client, shared by the response builders. */
 static void put_client_connection(struct writer *w, int client_minor, bool keep_alive) {
   if (!keep_alive)
-    put_c(w, "Connection: close\r\n");
+    PUT_LIT(w, "Connection: close\r\n");
   else if (client_minor == 0)
-    put_c(w, "Connection: keep-alive\r\n");
+    PUT_LIT(w, "Connection: keep-alive\r\n");
 }
 
 size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *r) {
   struct writer w = {out, cap, 0};
   const struct hdr_list *l = r->headers;
+  const struct cfg_header_ops *nops = naming_ops(r->ops);
 
   put_s(&w, r->method);
   put(&w, " ", 1);
   put_s(&w, r->target);
-  put_c(&w, " HTTP/1.1\r\n");
+  PUT_LIT(&w, " HTTP/1.1\r\n");
 
-  if (r->host.n > 0 && own_header_wanted(r->ops, "Host"))
-    put_header(&w, SLICE_LIT("Host"), r->host);
+  if (r->host.n > 0 && OWN_WANTED(nops, "Host"))
+    PUT_HEADER_LIT(&w, "Host", r->host);
 
   bool sent_proto = false, sent_host = false;
   for (uint32_t i = 0; l && i < l->n; i++) {
@@ -636,7 +753,7 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
     default:
       break;
     }
-    if (ops_names(r->ops, h->name))
+    if (nops && ops_names(nops, h->name))
       continue;
     if (h->name.n == 23 && strncasecmp(h->name.p, "x-forwarded-client-cert", 23) == 0)
       continue; /* only ferry says which certificate the client showed */
@@ -644,23 +761,23 @@ size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *
   }
 
   put_framing(&w, r->framing, r->content_length);
-  if (own_header_wanted(r->ops, "X-Forwarded-For"))
-    put_joined(&w, "X-Forwarded-For", l, HDR_X_FORWARDED_FOR, r->client_ip);
-  if (r->proto.n > 0 && !sent_proto && own_header_wanted(r->ops, "X-Forwarded-Proto"))
-    put_header(&w, SLICE_LIT("X-Forwarded-Proto"), r->proto);
-  if (r->fwd_host.n > 0 && !sent_host && own_header_wanted(r->ops, "X-Forwarded-Host"))
-    put_header(&w, SLICE_LIT("X-Forwarded-Host"), r->fwd_host);
-  if (own_header_wanted(r->ops, "Via"))
-    put_joined(&w, "Via", l, HDR_VIA,
-               r->client_minor == 0 ? SLICE_LIT("1.0 ferry") : SLICE_LIT("1.1 ferry"));
-  if (r->request_id.n > 0 && own_header_wanted(r->ops, "X-Request-Id"))
-    put_header(&w, SLICE_LIT("X-Request-Id"), r->request_id);
-  if (r->traceparent.n > 0 && own_header_wanted(r->ops, "traceparent"))
-    put_header(&w, SLICE_LIT("traceparent"), r->traceparent);
+  if (OWN_WANTED(nops, "X-Forwarded-For"))
+    PUT_JOINED_LIT(&w, "X-Forwarded-For", l, HDR_X_FORWARDED_FOR, r->client_ip);
+  if (r->proto.n > 0 && !sent_proto && OWN_WANTED(nops, "X-Forwarded-Proto"))
+    PUT_HEADER_LIT(&w, "X-Forwarded-Proto", r->proto);
+  if (r->fwd_host.n > 0 && !sent_host && OWN_WANTED(nops, "X-Forwarded-Host"))
+    PUT_HEADER_LIT(&w, "X-Forwarded-Host", r->fwd_host);
+  if (OWN_WANTED(nops, "Via"))
+    PUT_JOINED_LIT(&w, "Via", l, HDR_VIA,
+                   r->client_minor == 0 ? SLICE_LIT("1.0 ferry") : SLICE_LIT("1.1 ferry"));
+  if (r->request_id.n > 0 && OWN_WANTED(nops, "X-Request-Id"))
+    PUT_HEADER_LIT(&w, "X-Request-Id", r->request_id);
+  if (r->traceparent.n > 0 && OWN_WANTED(nops, "traceparent"))
+    PUT_HEADER_LIT(&w, "traceparent", r->traceparent);
   if (r->upgrade)
     put_upgrade(&w, l);
   if (r->client_cert.n > 0)
-    put_header(&w, SLICE_LIT("X-Forwarded-Client-Cert"), r->client_cert);
+    PUT_HEADER_LIT(&w, "X-Forwarded-Client-Cert", r->client_cert);
   put_ops(&w, r->ops);
   put(&w, "\r\n", 2);
   return w.len;
@@ -670,6 +787,7 @@ size_t http_head_build_response(char *out, size_t cap, const struct fwd_response
   struct writer w = {out, cap, 0};
   const struct hdr_list *l = r->headers;
 
+  const struct cfg_header_ops *nops = naming_ops(r->ops);
   put_status_line(&w, r->status, r->reason);
 
   bool dated = false;
@@ -681,18 +799,18 @@ size_t http_head_build_response(char *out, size_t cap, const struct fwd_response
       if (h->tok == HDR_CONTENT_LENGTH || h->tok == HDR_TRANSFER_ENCODING ||
           h->tok == HDR_X_REQUEST_ID)
         continue;
-      dated |= h->tok == HDR_DATE && !ops_names(r->ops, h->name);
     }
-    if (ops_names(r->ops, h->name))
+    if (nops && ops_names(nops, h->name))
       continue;
+    dated |= h->tok == HDR_DATE;
     put_header(&w, h->name, h->value);
   }
 
   put_framing(&w, r->framing, r->content_length);
-  if (!dated && r->date.n > 0 && own_header_wanted(r->ops, "Date"))
-    put_header(&w, SLICE_LIT("Date"), r->date);
-  if (r->request_id.n > 0 && own_header_wanted(r->ops, "X-Request-Id"))
-    put_header(&w, SLICE_LIT("X-Request-Id"), r->request_id);
+  if (!dated && r->date.n > 0 && OWN_WANTED(nops, "Date"))
+    PUT_HEADER_LIT(&w, "Date", r->date);
+  if (r->request_id.n > 0 && OWN_WANTED(nops, "X-Request-Id"))
+    PUT_HEADER_LIT(&w, "X-Request-Id", r->request_id);
   if (r->upgrade)
     put_upgrade(&w, l);
   else
@@ -710,7 +828,7 @@ size_t http_head_build_simple(char *out, size_t cap, int status, struct slice co
   put_status_line(&w, status, slice_make(NULL, 0));
   if (content_type.n > 0)
     put_header(&w, SLICE_LIT("Content-Type"), content_type);
-  put_c(&w, "Content-Length: ");
+  PUT_LIT(&w, "Content-Length: ");
   put_u64(&w, body.n);
   put(&w, "\r\n", 2);
   if (request_id.n > 0)
@@ -861,7 +979,9 @@ const char *http_head_scan_strerror(int err) {
 int http_head_check_transfer_encoding(const struct hdr_list *l) {
   unsigned nte = 0, nchunked = 0, nother = 0;
   bool last_chunked = false;
-  for (uint32_t i = 0; l && i < l->n; i++) {
+  if (!l || !http_head_may_have(l, HDR_TRANSFER_ENCODING))
+    return 0;
+  for (uint32_t i = 0; i < l->n; i++) {
     if (l->v[i].tok != HDR_TRANSFER_ENCODING)
       continue;
     nte++;

@@ -631,7 +631,7 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
   struct exchange *ex = exchange_new(w);
   if (!ex)
     return false;
-  struct hdr_list l = {ex->req_store, 0, EX_MAX_HEADERS};
+  struct hdr_list l = {.v = ex->req_store, .cap = EX_MAX_HEADERS};
   struct h1_head h;
   if (h1_parse_request(p, n, &l, &h) != H1_OK || (h.has_length && h.length > 0) ||
       h.len > max_head) {
@@ -643,7 +643,7 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
   ex->req_pin = s->st.in;
   ex->url = h.target;
   ex->target_clean = true; /* h1parse took only HC_TARGET bytes */
-  ex->req_hdrs.n = l.n;
+  ex->req_hdrs = l;        /* the same storage, with its token summary */
   ex->minor = h.minor;
   ex->method = h.method;
   ex->major = 1;

@@ -5,6 +5,10 @@
 
 #include <string.h>
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 static bool lhex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
@@ -42,6 +46,20 @@ bool trace_parse(struct slice v, char trace_id[32], char flags[2]) {
   return true;
 }
 
+#if defined(__SSE2__) && defined(__x86_64__)
+/* 16 hex digits of v, most significant first, in about a dozen vector
+ * instructions: this runs three times for every proxied request. */
+void trace_hex64(char out[16], uint64_t v) {
+  __m128i x = _mm_cvtsi64_si128((long long)__builtin_bswap64(v));
+  const __m128i low4 = _mm_set1_epi8(0x0f);
+  __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), low4), lo = _mm_and_si128(x, low4);
+  __m128i d = _mm_unpacklo_epi8(hi, lo); /* one nibble a byte, in print order */
+  __m128i letter =
+      _mm_and_si128(_mm_cmpgt_epi8(d, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+  _mm_storeu_si128((__m128i *)(void *)out,
+                   _mm_add_epi8(_mm_add_epi8(d, _mm_set1_epi8('0')), letter));
+}
+#else
 /* "00".."ff": the two digits of every byte value */
 static const char hex_pairs[513] =
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -57,6 +75,7 @@ void trace_hex64(char out[16], uint64_t v) {
   for (int i = 14; i >= 0; i -= 2, v >>= 8)
     memcpy(out + i, hex_pairs + 2 * (v & 0xff), 2);
 }
+#endif
 
 void trace_format(char out[TRACE_PARENT_LEN], const char trace_id[32], uint64_t span,
                   const char flags[2]) {

@@ -63,11 +63,24 @@ struct hdr {
   uint8_t flags;            /* HDRF_* */
 };
 
-/* A header list over caller-provided storage (no allocation). */
+/* A header list over caller-provided storage (no allocation).
+ *
+ * toks is a summary that lets a lookup skip the scan: bit t is set for
+ * every token t among v[0..n) whenever toks_n == n. Headers are added
+ * only by http_head_push and h1parse, which keep it; a list shortened, or
+ * filled some other way, has toks_n != n (or a superset in toks), and
+ * every reader then scans as if all bits were set. An initialiser that
+ * leaves both zero makes a valid empty list. */
 struct hdr_list {
   struct hdr *v;
   uint32_t n, cap;
+  uint32_t toks, toks_n;
 };
+
+/* False only when l certainly holds no header with token tok. */
+static inline bool http_head_may_have(const struct hdr_list *l, unsigned tok) {
+  return l->toks_n != l->n || (l->toks >> tok & 1u);
+}
 
 /* Token for a header name (case-insensitive); HDR_OTHER if not well known. */
 enum hdr_token http_head_token(const char *name, size_t len);

@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *p = (const char *)data + 1;
   size_t n = size - 1;
 
-  struct hdr_list fl = {fast_hv, 0, MAXH};
+  struct hdr_list fl = {.v = fast_hv, .cap = MAXH};
   struct h1_head h;
   int r = response ? h1_parse_response(p, n, &fl, &h) : h1_parse_request(p, n, &fl, &h);
   if (r != H1_OK) {
@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   memset(&slow, 0, sizeof(slow));
-  slow.l = (struct hdr_list){slow.hv, 0, MAXH};
+  slow.l = (struct hdr_list){.v = slow.hv, .cap = MAXH};
   llhttp_t parser;
   llhttp_init(&parser, response ? HTTP_RESPONSE : HTTP_REQUEST, &settings);
   parser.data = &slow;

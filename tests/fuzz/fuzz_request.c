@@ -74,7 +74,7 @@ static struct req *R(llhttp_t *p) {
 
 static int on_message_begin(llhttp_t *p) {
   struct req *r = R(p);
-  r->l = (struct hdr_list){r->hv, 0, MAXH};
+  r->l = (struct hdr_list){.v = r->hv, .cap = MAXH};
   r->url = r->name = r->value = (struct slice){NULL, 0};
   r->head_done = r->msg_done = false;
   r->trailers_from = 0;

@@ -44,7 +44,7 @@ static struct resp *R(llhttp_t *p) {
 }
 static int on_message_begin(llhttp_t *p) {
   struct resp *r = R(p);
-  r->l = (struct hdr_list){r->hv, 0, MAXH};
+  r->l = (struct hdr_list){.v = r->hv, .cap = MAXH};
   r->reason = r->name = r->value = (struct slice){NULL, 0};
   r->head_done = r->done = r->interim = false;
   r->body_n = 0;
@@ -230,7 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   if (http_head_check_transfer_encoding(&r.l) != 0)
     return 0; /* 502: unknown response transfer coding */
-  struct hdr_list head_fields = {r.l.v, r.trailers_from, r.l.cap};
+  struct hdr_list head_fields = {.v = r.l.v, .n = r.trailers_from, .cap = r.l.cap};
   struct fwd_response fr = {
       .status = r.status,
       .reason = r.reason,

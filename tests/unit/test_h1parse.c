@@ -17,12 +17,12 @@ TestSuite(h1parse, .fini = abort_on_leaks);
 static struct hdr hv[MAXH];
 
 static int req(const char *s, struct hdr_list *l, struct h1_head *h) {
-  *l = (struct hdr_list){hv, 0, MAXH};
+  *l = (struct hdr_list){.v = hv, .cap = MAXH};
   return h1_parse_request(s, strlen(s), l, h);
 }
 
 static int resp(const char *s, struct hdr_list *l, struct h1_head *h) {
-  *l = (struct hdr_list){hv, 0, MAXH};
+  *l = (struct hdr_list){.v = hv, .cap = MAXH};
   return h1_parse_response(s, strlen(s), l, h);
 }
 
@@ -123,6 +123,8 @@ Test(h1parse, declines_what_the_slow_path_judges) {
     struct h1_head h;
     cr_assert_eq(req(reqs[i], &l, &h), H1_SLOW, "request %zu taken", i);
     cr_assert_eq(l.n, 0, "request %zu: the list is left as it was", i);
+    cr_assert_eq(l.toks, 0, "request %zu: its token summary too", i);
+    cr_assert_eq(l.toks_n, 0, "request %zu: its token summary too", i);
   }
 }
 
@@ -197,5 +199,41 @@ Test(h1parse, long_values_are_checked_at_every_offset) {
     cr_assert_eq(req(buf, &l, &h), H1_OK, "space at %d", at);
     cr_assert_eq(l.v[0].value.n, at == 0 || at == 39 ? 39u : 40u,
                  "inner spaces kept, leading and trailing ones trimmed");
+  }
+}
+
+Test(h1parse, a_parsed_list_carries_its_token_summary) {
+  struct hdr_list l;
+  struct h1_head h;
+  cr_assert_eq(req("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: r\r\nAccept: */*\r\n\r\n", &l, &h),
+               H1_OK);
+  cr_assert_eq(l.toks_n, l.n);
+  cr_assert_eq(l.toks, 1u << HDR_HOST | 1u << HDR_X_REQUEST_ID | 1u << HDR_OTHER);
+  cr_assert_null(http_head_find_tok(&l, HDR_TRACEPARENT));
+  cr_assert_not_null(http_head_find_tok(&l, HDR_X_REQUEST_ID));
+}
+
+/* Field names are scanned 16 bytes at a time: every byte value at every
+ * offset of a 40-byte name is judged as the tchar table says. */
+Test(h1parse, long_names_are_checked_at_every_offset) {
+  char name[41], buf[256];
+  struct hdr_list l;
+  struct h1_head h;
+  for (int at = 0; at < 40; at++) {
+    for (int c = 1; c < 256; c++) {
+      memset(name, 'a', 40);
+      name[40] = '\0';
+      name[at] = (char)c;
+      if (c == ':' || c == '\r' || c == '\n')
+        continue; /* ends the name or the line: a different head */
+      snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\n%s: v\r\n\r\n", name);
+      int r = req(buf, &l, &h);
+      if (http_is_tchar((unsigned char)c)) {
+        cr_assert_eq(r, H1_OK, "tchar %#x at %d", c, at);
+        cr_assert_eq(l.v[0].name.n, 40u);
+      } else {
+        cr_assert_eq(r, H1_SLOW, "byte %#x at %d", c, at);
+      }
+    }
   }
 }

@@ -122,6 +122,44 @@ Test(http_head, token_recognises_well_known_names_case_insensitively) {
                  cases[i].name);
 }
 
+/* The token compare works a word at a time: every byte of every known
+ * name is checked in both cases, and a byte that differs by any other bit
+ * (e.g. CR against '-', both 0x0d|0x20 = '-') is a miss. */
+Test(http_head, token_compares_every_byte_in_both_cases_and_nothing_else) {
+  static const char *const known[] = {"te",
+                                      "via",
+                                      "host",
+                                      "date",
+                                      "expect",
+                                      "upgrade",
+                                      "trailer",
+                                      "connection",
+                                      "keep-alive",
+                                      "traceparent",
+                                      "x-request-id",
+                                      "content-length",
+                                      "x-forwarded-for",
+                                      "x-forwarded-host",
+                                      "proxy-connection",
+                                      "transfer-encoding",
+                                      "x-forwarded-proto"};
+  for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+    char name[32];
+    size_t n = strlen(known[k]);
+    enum hdr_token tok = http_head_token(known[k], n);
+    cr_assert_neq(tok, HDR_OTHER, "%s", known[k]);
+    for (size_t i = 0; i < n; i++) {
+      for (unsigned bit = 1; bit < 256; bit <<= 1) {
+        memcpy(name, known[k], n);
+        name[i] = (char)(name[i] ^ bit);
+        bool same_letter = bit == 0x20 && known[k][i] >= 'a' && known[k][i] <= 'z';
+        cr_assert_eq(http_head_token(name, n), same_letter ? tok : HDR_OTHER, "%s byte %zu ^ %#x",
+                     known[k], i, bit);
+      }
+    }
+  }
+}
+
 Test(http_head, token_of_unknown_or_near_miss_names_is_other) {
   const char *names[] = {
       "",       "t",         "tee",        "hosts",           "Content-Lengthx", "X-Forwarded-Fox",
@@ -132,7 +170,7 @@ Test(http_head, token_of_unknown_or_near_miss_names_is_other) {
 
 Test(http_head, push_trims_ows_and_sets_token) {
   struct hdr v[2];
-  struct hdr_list l = {v, 0, 2};
+  struct hdr_list l = {.v = v, .cap = 2};
   cr_assert_eq(http_head_push(&l, SLICE_LIT("Host"), SLICE_LIT(" \t a b \t")), 0);
   cr_assert_eq(l.n, 1);
   cr_assert(slice_eq(v[0].value, SLICE_LIT("a b")));
@@ -144,7 +182,7 @@ Test(http_head, push_trims_ows_and_sets_token) {
 
 Test(http_head, push_fails_when_list_full) {
   struct hdr v[1];
-  struct hdr_list l = {v, 0, 1};
+  struct hdr_list l = {.v = v, .cap = 1};
   cr_assert_eq(http_head_push(&l, SLICE_LIT("A"), SLICE_LIT("1")), 0);
   cr_assert_eq(http_head_push(&l, SLICE_LIT("B"), SLICE_LIT("2")), -1);
   cr_assert_eq(l.n, 1);
@@ -860,4 +898,44 @@ Test(http_head, response_framing_follows_rfc9112_section_6_3) {
   cr_assert_eq(http_head_response_framing(false, 200, false, false, 1), FRAMING_CHUNKED);
   cr_assert_eq(http_head_response_framing(false, 200, true, false, 0), FRAMING_CLOSE);
   cr_assert_eq(http_head_response_framing(false, 200, false, false, 0), FRAMING_CLOSE);
+}
+
+/* The token summary lets lookups skip lists without the token; a list
+ * filled or shortened behind its back is scanned instead. */
+Test(http_head, token_summary_skips_only_lists_that_lack_the_token) {
+  struct hl h;
+  HL(&h, "Accept", "*/*", "X-Request-Id", "abc");
+  cr_assert_eq(h.l.toks_n, h.l.n);
+  cr_assert_eq(http_head_find_tok(&h.l, HDR_X_REQUEST_ID), &h.v[1]);
+  cr_assert_null(http_head_find_tok(&h.l, HDR_TRACEPARENT));
+  cr_assert_not(http_head_may_have(&h.l, HDR_TRANSFER_ENCODING));
+
+  /* an entry written directly: the summary no longer counts */
+  h.v[2] = (struct hdr){.name = SLICE_LIT("Transfer-Encoding"),
+                        .value = SLICE_LIT("chunked"),
+                        .tok = HDR_TRANSFER_ENCODING};
+  h.l.n = 3;
+  cr_assert(http_head_may_have(&h.l, HDR_TRANSFER_ENCODING));
+  cr_assert_eq(http_head_find_tok(&h.l, HDR_TRANSFER_ENCODING), &h.v[2]);
+  cr_assert_eq(http_head_check_transfer_encoding(&h.l), 0);
+  /* ... nor after pushing more on top of it */
+  cr_assert_eq(http_head_push(&h.l, SLICE_LIT("Transfer-Encoding"), SLICE_LIT("gzip")), 0);
+  cr_assert_eq(http_head_check_transfer_encoding(&h.l), 400);
+
+  /* shortened: scanned, still right */
+  h.l.n = 1;
+  cr_assert_null(http_head_find_tok(&h.l, HDR_X_REQUEST_ID));
+}
+
+Test(http_head, connection_naming_a_well_known_header_marks_it_hop_by_hop) {
+  struct hl h;
+  HL(&h, "X-Forwarded-For", "1.2.3.4", "Via", "1.1 a", "Connection", "keep-alive, x-forwarded-for",
+     "x-forwarded-for", "5.6.7.8", "Close", "1");
+  cr_assert(h.v[0].flags & HDRF_HOP);
+  cr_assert_not(h.v[1].flags & HDRF_HOP);
+  cr_assert(h.v[3].flags & HDRF_HOP);
+  cr_assert_not(h.v[4].flags & HDRF_HOP, "not named in Connection");
+  HL(&h, "Connection", "close, X-Custom", "x-custom", "1", "Close", "2");
+  cr_assert(h.v[1].flags & HDRF_HOP);
+  cr_assert(h.v[2].flags & HDRF_HOP, "a header named in Connection is hop-by-hop, even Close");
 }

@@ -29,7 +29,7 @@ struct t_head {
 static void t_init(struct t_head *t, int method, int major, int minor, const char *target,
                    const char *const *kv, size_t npairs) {
   memset(t, 0, sizeof(*t));
-  t->l = (struct hdr_list){t->hv, 0, MAXH};
+  t->l = (struct hdr_list){.v = t->hv, .cap = MAXH};
   for (size_t i = 0; i < npairs; i++)
     cr_assert_eq(http_head_push(&t->l, slice_cstr(kv[2 * i]), slice_cstr(kv[2 * i + 1])), 0);
   http_head_mark_hop(&t->l);

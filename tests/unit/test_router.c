@@ -305,7 +305,7 @@ Test(router, header_conditions_require_exact_value) {
   compile();
 
   struct hdr v[4];
-  struct hdr_list l = {v, 0, 4};
+  struct hdr_list l = {.v = v, .cap = 4};
   http_head_push(&l, SLICE_LIT("x-canary"), SLICE_LIT(" 1 "));
   cr_assert_eq(match_full("h", "/", HTTP_GET, &l), 1); /* X-Team missing */
   http_head_push(&l, SLICE_LIT("X-TEAM"), SLICE_LIT("Blue"));

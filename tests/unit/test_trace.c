@@ -1,6 +1,7 @@
 /* trace: W3C traceparent parsing (valid, malformed, future versions) and
  * the value ferry writes. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ferry/trace.h"
@@ -56,4 +57,16 @@ Test(trace, random_is_never_zero_and_varies) {
   uint64_t st = 0, a = trace_random(&st), b = trace_random(&st);
   cr_assert_neq(a, 0);
   cr_assert_neq(a, b);
+}
+
+Test(trace, hex64_matches_printf_for_every_digit_position) {
+  uint64_t st = 7, v = 0;
+  char got[17] = {0}, want[17];
+  for (int i = 0; i < 2000; i++) {
+    v = i < 4 ? (uint64_t[]){0, ~0ull, 0x0123456789abcdefull, 0xfedcba9876543210ull}[i]
+              : trace_random(&st);
+    trace_hex64(got, v);
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)v);
+    cr_assert_str_eq(got, want);
+  }
 }

@@ -128,7 +128,7 @@ Test(traffic, admit_deny_first_then_allow_then_rate) {
   r.rate_limit.enabled = true;
   r.rate_limit.key = RATE_KEY_ROUTE;
   struct hdr store[1];
-  struct hdr_list h = {store, 0, 1};
+  struct hdr_list h = {.v = store, .cap = 1};
   uint32_t ra;
   cr_assert_eq(traffic_admit(&tr, &r, client("10.1.2.3"), &h, 0, &ra), TRAFFIC_FORBIDDEN);
   cr_assert_eq(traffic_admit(&tr, &r, client("192.0.2.1"), &h, 0, &ra), TRAFFIC_FORBIDDEN);

@@ -124,7 +124,7 @@ static void exchange(struct holder *h, const char *request, const char *response
   h->request = request;
   h->head_request = strncmp(request, "HEAD ", 5) == 0;
   arena_init(&h->arena, &h->fx.pool, 64 * 1024);
-  h->hdrs = (struct hdr_list){h->hv, 0, 32};
+  h->hdrs = (struct hdr_list){.v = h->hv, .cap = 32};
   struct upclient_sink sink = {&h->arena, &h->pin, &h->hdrs, &h->reason};
   cr_assert_eq(upclient_init(&h->uc, &h->fx.loop, "scripted", on_uc_closed), 0);
   upclient_begin(&h->uc, &holder_cbs, h, &sink, h->head_request);

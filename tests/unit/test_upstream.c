@@ -151,7 +151,7 @@ Test(upstream, in_flight_counts_steer_least_conn) {
 Test(upstream, hash_keys_from_client_ip_header_and_cookie) {
   struct config *cfg = load(POOL("hash", "    hash_key: cookie:sid\n"));
   struct hdr store[4];
-  struct hdr_list h = {store, 0, 4};
+  struct hdr_list h = {.v = store, .cap = 4};
   http_head_push(&h, SLICE_LIT("Host"), SLICE_LIT("x"));
   http_head_push(&h, SLICE_LIT("Cookie"), SLICE_LIT("a=1; sid=abc"));
   http_head_push(&h, SLICE_LIT("X-User"), SLICE_LIT("u1"));

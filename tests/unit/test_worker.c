@@ -2,6 +2,7 @@
  * value every response carries, made at most once per second per worker
  * from the loop's cached time. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,4 +43,19 @@ Test(worker, http_date_is_formatted_once_per_second_of_loop_time) {
   w.loop.time = next;
   assert_imf_fixdate(wctx_http_date(&w));
   cr_assert_gt(w.date_next, next, "and made again once the second is over");
+}
+
+Test(worker, request_id_is_the_seed_then_the_counter_in_hex) {
+  memset(&w, 0, sizeof w);
+  w.reqid_seed = 0xfeedface0badf00dull; /* the low 32 bits are printed */
+  w.reqid_counter = 0x123456789abcdeull - 1;
+  char id[21], want[21];
+  wctx_request_id(&w, id);
+  cr_assert_str_eq(id, "0badf00d3456789abcde"); /* the counter's low 48 bits */
+  for (uint64_t n = 0; n < 70000; n += 997) {
+    w.reqid_counter = n;
+    wctx_request_id(&w, id);
+    snprintf(want, sizeof want, "%08x%012llx", 0x0badf00du, (unsigned long long)(n + 1));
+    cr_assert_str_eq(id, want);
+  }
 }
