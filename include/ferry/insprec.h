@@ -98,6 +98,8 @@ struct inspect_rec {
   struct slice upstream, server, error;
   struct slice trace_id; /* W3C trace id sent upstream; n == 0: not forwarded */
   uint32_t attempts;     /* upstream connections tried (0: answered by ferry itself) */
+  struct slice tries;    /* each server tried: "SERVER RESULT\n", RESULT connect_failure,
+                            reset, a status retried, "answered" or "failed" (n == 0: none) */
   int status;            /* 0: no response was sent */
   bool complete;         /* the whole response reached the client's queue; false when it was
                             cut short (client gone, upstream failed mid-body, a timeout) */
@@ -118,7 +120,7 @@ struct inspect_src {
   struct slice request_id, client, listener, method, target, host, version;
   int route_index, route_line;
   struct slice route_label, config_file, skipped, frames_json, upstream, server, error;
-  struct slice trace_id;
+  struct slice trace_id, tries;
   uint32_t skipped_more;
   uint32_t attempts;
   int status;
