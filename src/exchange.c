@@ -681,7 +681,7 @@ static int up_head(void *owner, const struct upclient_head *h) {
   exchange_attempt_end(ex, status >= 500 ? METRICS_RESULT_5XX : METRICS_RESULT_OK);
   if (status >= 500 && exchange_retry(ex, RETRY_STATUS, status, false)) {
     ex->discarding = true; /* the body is dropped, then the next attempt starts */
-    return 0;
+    return ex->method == HTTP_HEAD ? 1 : 0;
   }
   http_head_mark_hop(&ex->resp_hdrs);
   enum body_framing f = http_head_response_framing(ex->method == HTTP_HEAD, status, h->chunked,
