@@ -18,7 +18,8 @@
  * and body flow upstream (session_unblock lets the parser go on) -> the
  * upclient parses the response and hands it here piece by piece -> the
  * response ends: exchange_finish logs, releases the connection to its
- * pool and tells the session. */
+ * pool and tells the session. Whether a failed attempt is retried is
+ * src/retry.c's decision; after a 101, src/extunnel.c drives the tunnel. */
 #include "ferry/exchange.h"
 
 #include <inttypes.h>

@@ -407,14 +407,18 @@ def test_tries_show_a_status_retry_and_the_attempt_that_answered():
         check('retry: {on: ["503"]}' in cfg, "the route retries 503: " + cfg)
         with Ferry(cfg) as f, open_stream(f) as st:
             seen = []
-            for i in range(2):
-                eq(ft.request(f.port, target=f"/api/{i}").status, 200, "answered by the second server")
+            for i in range(4):  # of two or more on one worker, one starts on the busy server
+                eq(ft.request(f.port, target=f"/api/{i}").status, 200, "answered by the other server")
                 seen.append(st.event())
             retried = [x for x in seen if x["attempts"] == 2]
-            eq(len(retried), 1, f"one exchange retried: {seen}")
-            eq(retried[0]["tries"], [{"server": bad.address, "result": "503"},
-                                     {"server": up.address, "result": "answered"}], "each attempt")
-            eq((retried[0]["answered_by"], retried[0]["status"]), (2, 200), "the second attempt's answer")
+            check(retried, f"a retried exchange: {seen}")
+            for x in retried:
+                eq(x["tries"], [{"server": bad.address, "result": "503"},
+                                {"server": up.address, "result": "answered"}], "each attempt")
+                eq((x["answered_by"], x["status"]), (2, 200), "the second attempt's answer")
+            for x in seen:
+                if x["attempts"] == 1:
+                    eq(x["tries"], [{"server": up.address, "result": "answered"}], "one attempt")
 
 
 def test_page_is_self_contained():
