@@ -403,6 +403,98 @@ static void load_rate_limit(struct ctx *c, struct cfg_route *r, const struct yno
   }
 }
 
+/* One `retry.on` item: connect-failure, reset, or a 5xx status. */
+static void load_retry_on(struct ctx *c, struct cfg_retry *rt, const struct ynode *m,
+                          const char *ipath) {
+  static const char *const words[] = {"connect-failure", "reset"};
+  char qb[YDOC_QBUF];
+  const char *s;
+  int64_t st;
+  if (!cfgval_text(c->y, m, ipath, &s))
+    return;
+  if (strcmp(s, words[0]) == 0) {
+    rt->on_connect_failure = true;
+    return;
+  }
+  if (strcmp(s, words[1]) == 0) {
+    rt->on_reset = true;
+    return;
+  }
+  if (cfgval_parse_int(s, &st) == 1 && s[0] != '+' && s[0] != '-') {
+    if (st >= 500 && st <= 599)
+      rt->on_status[(st - 500) / 64] |= 1ull << ((st - 500) % 64);
+    else
+      ydoc_err(c->y, m->mark, ipath,
+               "status %s cannot be retried (only 500 to 599: a 2xx, 3xx or 4xx is the "
+               "server's answer, not a failure)",
+               ydoc_quote(s, qb, sizeof qb));
+    return;
+  }
+  struct ydoc_suggest sg = {s, NULL, 0};
+  ydoc_suggest_try(&sg, words[0]);
+  ydoc_suggest_try(&sg, words[1]);
+  const char *best = ydoc_suggest_get(&sg);
+  if (best != NULL)
+    ydoc_err(c->y, m->mark, ipath, "unknown retry condition %s (did you mean \"%s\"?)",
+             ydoc_quote(s, qb, sizeof qb), best);
+  else
+    ydoc_err(c->y, m->mark, ipath,
+             "unknown retry condition %s (expected connect-failure, reset, or a status from "
+             "\"500\" to \"599\")",
+             ydoc_quote(s, qb, sizeof qb));
+}
+
+/* `retry: {attempts, on, budget}` (SPEC §8). */
+static void load_retry(struct ctx *c, struct cfg_route *r, const struct ynode *n,
+                       const char *path) {
+  static const char *const keys[] = {"attempts", "on", "budget", NULL};
+  enum { K_ATT, K_ON, K_BUDGET, K_N };
+  const struct ynode *v[K_N], *k[K_N];
+  char sub[YDOC_KEYPATH_MAX], qb[YDOC_QBUF];
+  const char *s;
+  size_t count;
+  struct cfg_retry *rt = &r->retry;
+  if (!cfgval_fields(c->y, n, path, keys, v, k))
+    return;
+  rt->enabled = true;
+  rt->attempts = 2;
+  rt->budget_percent = 20;
+  cfgval_u32(c->y, v[K_ATT], ydoc_kp_key(sub, path, "attempts"), 1, CFG_RETRY_MAX_ATTEMPTS,
+             &rt->attempts);
+  if (v[K_ON] == NULL) {
+    rt->on_connect_failure = rt->on_reset = true;
+  } else if (cfgval_seq(c->y, v[K_ON], ydoc_kp_key(sub, path, "on"), &count)) {
+    if (count == 0)
+      ydoc_err(c->y, v[K_ON]->mark, sub,
+               "at least one condition is required (connect-failure, reset, or a status such "
+               "as \"503\"); to turn retries off, remove retry");
+    for (size_t i = 0; i < count; i++) {
+      char ipath[YDOC_KEYPATH_MAX];
+      load_retry_on(c, rt, v[K_ON]->kids[i], ydoc_kp_index(ipath, sub, i));
+    }
+  }
+  if (cfgval_text(c->y, v[K_BUDGET], ydoc_kp_key(sub, path, "budget"), &s)) {
+    int64_t pct;
+    size_t len = strlen(s);
+    char num[16];
+    bool ok = len > 0 && len < sizeof num;
+    if (ok) {
+      memcpy(num, s, len + 1);
+      if (num[len - 1] == '%')
+        num[--len] = '\0';
+      ok = len > 0 && isdigit((unsigned char)num[0]) && cfgval_parse_int(num, &pct) == 1 &&
+           pct >= 0 && pct <= 100;
+    }
+    if (ok)
+      rt->budget_percent = (uint32_t)pct;
+    else
+      ydoc_err(c->y, v[K_BUDGET]->mark, sub,
+               "invalid budget %s (expected a share of the route's requests from 0%% to 100%%, "
+               "e.g. 20%%)",
+               ydoc_quote(s, qb, sizeof qb));
+  }
+}
+
 static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n,
                        const char *path) {
   static const char *const keys[] = {"host",
@@ -424,6 +516,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
                                      "deny",
                                      "rate_limit",
                                      "timeout",
+                                     "retry",
                                      NULL};
   enum {
     K_HOST,
@@ -445,6 +538,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
     K_DENY,
     K_RATE,
     K_TIMEOUT,
+    K_RETRY,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N];
@@ -558,7 +652,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
   cfgval_bool(c->y, v[K_INSPECT], ydoc_kp_key(sub, path, "inspect"), &r->inspect);
 
   /* traffic control: only where a request goes upstream */
-  for (int i = K_ALLOW; i <= K_TIMEOUT; i++)
+  for (int i = K_ALLOW; i <= K_RETRY; i++)
     if (k[i] != NULL && r->action != ACTION_UPSTREAM)
       ydoc_err(c->y, k[i]->mark, path, "%s only applies to routes with upstream or upstreams",
                keys[i]);
@@ -569,6 +663,8 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
   if (v[K_RATE] != NULL)
     load_rate_limit(c, r, v[K_RATE], ydoc_kp_key(sub, path, "rate_limit"));
   cfgval_duration(c->y, v[K_TIMEOUT], ydoc_kp_key(sub, path, "timeout"), 1, &r->timeout_ms);
+  if (v[K_RETRY] != NULL)
+    load_retry(c, r, v[K_RETRY], ydoc_kp_key(sub, path, "retry"));
 }
 
 void cfgroute_load(struct ydoc *y, struct config *cfg, bool upstreams_bad, const struct ynode *n) {

@@ -18,7 +18,8 @@
  * and body flow upstream (session_unblock lets the parser go on) -> the
  * upclient parses the response and hands it here piece by piece -> the
  * response ends: exchange_finish logs, releases the connection to its
- * pool and tells the session. */
+ * pool and tells the session. Whether a failed attempt is retried is
+ * src/retry.c's decision; after a 101, src/extunnel.c drives the tunnel. */
 #include "ferry/exchange.h"
 
 #include <inttypes.h>
@@ -42,7 +43,6 @@
 #include "ferry/wctx.h"
 
 static void exchange_finish(struct exchange *ex);
-static void exchange_log(struct exchange *ex);
 
 void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   memset(ex, 0, offsetof(struct exchange, req_store));
@@ -100,7 +100,7 @@ static void exchange_attempt_end(struct exchange *ex, enum metrics_result r) {
   metrics_upstream_result(&ex->w->metrics, ex->srv, r);
 }
 
-static void exchange_log(struct exchange *ex) {
+void exchange_log(struct exchange *ex) {
   if (ex->logged)
     return;
   ex->logged = true;
@@ -282,7 +282,6 @@ void exchange_start(struct exchange *ex) {
     exchange_reply(ex, refused, policy_message(refused), false);
     return;
   }
-  (void)s;
   exchange_forward(ex, target, norm, host);
 }
 
@@ -309,23 +308,25 @@ static bool exchange_next_server(struct exchange *ex) {
 
 static int exchange_connect(struct exchange *ex, bool fresh_only);
 
-/* `retries`: after a connect failure, or a reset before any response byte,
- * move the request to another server, provided no body byte was sent (the
- * body streams through ferry and cannot be replayed). body_may_flow: the
- * client's body could start flowing to the new connection. True when a
- * new attempt started. */
-static bool exchange_retry(struct exchange *ex, bool body_may_flow) {
-  if (!ex->up || ex->resp_started || ex->req_body_bytes > 0 || ex->ntried > ex->up->cfg->retries)
-    return false;
-  if (body_may_flow && !ex->req_done && (ex->req_chunked || ex->req_length > 0))
+/* The route's `retry`, else the upstream's `retries` (src/retry.c decides
+ * and keeps the budget): move the request to a server not tried yet. A
+ * status retry only picks it: the answer is dropped first (up_read_done).
+ * body_may_flow: the client's body could start flowing to the new
+ * connection. True when a new attempt started. */
+static bool exchange_retry(struct exchange *ex, enum retry_reason why, int status,
+                           bool body_may_flow) {
+  if (!ex->up || !retry_begin(ex, why, status, body_may_flow))
     return false;
   struct server_rt *prev = ex->srv;
-  if (!exchange_next_server(ex))
+  if (!exchange_next_server(ex)) {
+    retry_cancel(ex);
     return false;
-  upstream_count_retry(ex->up);
-  log_debug("upstream %s: retrying on server %s after server %s failed", ex->up->cfg->name,
-            ex->srv->name, prev ? prev->name : "-");
-  exchange_connect(ex, false);
+  }
+  retry_count(ex, why, status);
+  log_debug("upstream %s: retrying on server %s after server %s failed (%s)", ex->up->cfg->name,
+            ex->srv->name, prev ? prev->name : "-", retry_reason_name(why));
+  if (why != RETRY_STATUS)
+    exchange_connect(ex, false);
   return true;
 }
 
@@ -349,6 +350,27 @@ static void exchange_local_failure(struct exchange *ex, int err) {
 }
 
 static const struct upclient_cbs exchange_upclient_cbs;
+
+/* A status-retried answer was read as far as this read brought it: its
+ * connection is pooled only if it ended cleanly (else closed, never
+ * waited for), the answer forgotten, and the server exchange_retry picked
+ * is asked. */
+static void exchange_next_attempt(struct exchange *ex) {
+  struct upclient *uc = ex->uc;
+  uint32_t failed = ex->ntried - 2; /* the answer's server: the one before the new one */
+  ex->uc = NULL;
+  ex->discarding = false;
+  connpool_release(uc, ex->req_done && !ex->w->stopping && failed < EX_MAX_TRIED &&
+                           upstream_server_present(ex->tried[failed]));
+  ex->status = 0;
+  ex->resp_hdrs.n = 0;
+  ex->reason = (struct slice){NULL, 0};
+  if (ex->resp_pin) {
+    iobuf_unref(ex->resp_pin);
+    ex->resp_pin = NULL;
+  }
+  exchange_connect(ex, false);
+}
 
 /* The upstream client reports into the exchange: the response head goes
  * to its arena and header list. */
@@ -375,7 +397,7 @@ static void exchange_connect_failed(struct exchange *ex, int err, const char *tl
                           tls_why                  ? "TLS handshake failed"
                           : err == UV_ECONNREFUSED ? "connect refused"
                                                    : uv_strerror(err));
-  if (exchange_retry(ex, false))
+  if (exchange_retry(ex, RETRY_CONNECT_FAILURE, 0, false))
     return;
   ex->error_note = tls_why ? tls_why : "upstream connect failed";
   exchange_reply(ex, ferry_err_http_status(err), NULL, !ex->req_done);
@@ -417,6 +439,8 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
     return;
   }
   ex->up_held = true;
+  ex->t_fwd_ms = uv_now(&w->loop);
+  retry_request(ex);
   if (!exchange_next_server(ex)) {
     upstream_count_no_server(ex->up);
     ex->retry_after = upstream_retry_after(ex->up);
@@ -672,6 +696,10 @@ static int up_head(void *owner, const struct upclient_head *h) {
   if (ex->srv)
     upstream_report_status(ex->srv, status);
   exchange_attempt_end(ex, status >= 500 ? METRICS_RESULT_5XX : METRICS_RESULT_OK);
+  if (status >= 500 && exchange_retry(ex, RETRY_STATUS, status, false)) {
+    ex->discarding = true; /* the body is dropped, then the next attempt starts */
+    return ex->method == HTTP_HEAD ? 1 : 0;
+  }
   http_head_mark_hop(&ex->resp_hdrs);
   enum body_framing f = http_head_response_framing(ex->method == HTTP_HEAD, status, h->chunked,
                                                    h->has_length, ex->minor);
@@ -717,6 +745,8 @@ static int up_head(void *owner, const struct upclient_head *h) {
 static int up_body(void *owner, const char *p, size_t n, struct iobuf *b) {
   struct exchange *ex = owner;
   struct stream *c = client_stream(ex);
+  if (ex->discarding)
+    return 0;
   ex->resp_body_bytes += n;
   if (ex->insp.on)
     inspect_body(ex, 1, p, n);
@@ -734,9 +764,9 @@ static int up_body(void *owner, const char *p, size_t n, struct iobuf *b) {
 
 static int up_done(void *owner) {
   struct exchange *ex = owner;
-  if (ex->skip_1xx) {
+  if (ex->skip_1xx || ex->discarding) {
     ex->skip_1xx = false;
-    return 0;
+    return ex->discarding ? 1 : 0;
   }
   if (ex->srv_counted) { /* the server is done with it: no longer in flight */
     upstream_attempt_end(ex->srv);
@@ -750,12 +780,14 @@ static int up_done(void *owner) {
   return 1;
 }
 
-static void tunnel_begin(struct exchange *ex);
-
 /* Everything one upstream read produced was handed over: send it on. */
 static void up_read_done(void *owner) {
   struct exchange *ex = owner;
   struct session *s = ex->s;
+  if (ex->discarding) {
+    exchange_next_attempt(ex);
+    return;
+  }
   if (stream_flush(&s->st) != 0) {
     session_close(s);
     return;
@@ -764,7 +796,7 @@ static void up_read_done(void *owner) {
     return;
   if (ex->resp_done) {
     if (ex->upgraded)
-      tunnel_begin(ex);
+      exchange_tunnel_begin(ex);
     else
       exchange_finish(ex);
     return;
@@ -806,60 +838,6 @@ void exchange_arm_timer(struct exchange *ex) {
     response_timer(ex);
 }
 
-/* --- tunnel ----------------------------------------------------------------- */
-
-static inline struct exchange *tunnel_exchange(struct tunnel *t) {
-  return container_of(t, struct exchange, tun);
-}
-
-static void tunnel_activity(struct tunnel *t) {
-  session_timer(tunnel_exchange(t)->s, ST_TUNNEL);
-}
-
-/* The tunnel is over: log it, close the upstream, and close the client
- * (after its queue drains unless abort). */
-static void tunnel_over(struct tunnel *t, const char *note, bool abort) {
-  struct exchange *ex = tunnel_exchange(t);
-  struct session *s = ex->s;
-  if (note && !ex->error_note)
-    ex->error_note = note;
-  if (ex->uc) {
-    connpool_close(ex->uc);
-    ex->uc = NULL;
-  }
-  ex->state = EX_DONE;
-  exchange_log(ex);
-  if (abort)
-    session_close(s);
-  else
-    session_tunnel_end(s);
-}
-
-/* The inspector reads WebSocket frames of captured upgrades. */
-static void tunnel_bytes(struct tunnel *t, bool to_client, const char *p, size_t n) {
-  inspect_tunnel_bytes(tunnel_exchange(t), to_client ? 1 : 0, p, n);
-}
-
-static const struct tunnel_cbs exchange_tunnel_cbs = {tunnel_activity, tunnel_over, tunnel_bytes};
-
-/* The 101 head is queued: bytes flow both ways from now on. */
-static void tunnel_begin(struct exchange *ex) {
-  struct session *s = ex->s;
-  ex->state = EX_TUNNEL;
-  ex->resp_done = true;
-  log_debug("client %s: upgraded to a tunnel to %s", session_client_ip(s),
-            ex->srv ? ex->srv->name : "-");
-  ex->tun = (struct tunnel){.client = &s->st,
-                            .upstream = &ex->uc->st,
-                            .cbs = &exchange_tunnel_cbs,
-                            .to_upstream = &ex->req_body_bytes,
-                            .to_client = &ex->resp_body_bytes,
-                            .observe = ex->insp.on};
-  tunnel_start(&ex->tun);
-  if (ex->state == EX_TUNNEL && !s->closing)
-    session_tunnel_begin(s);
-}
-
 /* --- the end ---------------------------------------------------------------- */
 
 static void exchange_finish(struct exchange *ex) {
@@ -874,6 +852,10 @@ static void exchange_finish(struct exchange *ex) {
 }
 
 void exchange_upstream_error(struct exchange *ex, int error) {
+  if (ex->discarding) { /* a status-retried answer broke off: go on without it */
+    exchange_next_attempt(ex);
+    return;
+  }
   struct upclient *uc = ex->uc;
   ex->uc = NULL;
   /* Keep-alive race: a pooled connection the server had already closed.
@@ -888,6 +870,7 @@ void exchange_upstream_error(struct exchange *ex, int error) {
   exchange_attempt_end(ex, error == UV_EPROTO ? METRICS_RESULT_INVALID : METRICS_RESULT_RESET);
   if (retry) {
     ex->retried = true;
+    retry_count(ex, RETRY_STALE, 0);
     log_debug("upstream %s server %s: pooled connection closed, retrying", ex->up->cfg->name,
               ex->srv->name);
     exchange_connect(ex, true);
@@ -896,7 +879,7 @@ void exchange_upstream_error(struct exchange *ex, int error) {
   if (no_response_byte && !ex->resp_started && ex->srv) {
     upstream_report_failure(ex->srv, false,
                             error == UV_EOF ? "connection closed" : uv_strerror(error));
-    if (exchange_retry(ex, true))
+    if (exchange_retry(ex, RETRY_RESET, 0, true))
       return;
   }
   if (!ex->resp_started) {
@@ -918,7 +901,7 @@ void exchange_timeout(struct exchange *ex, int kind) {
   if (kind == ST_TUNNEL) {
     if (ex->state == EX_TUNNEL) {
       ex->tun.ended = true;
-      tunnel_over(&ex->tun, "tunnel idle timeout", true);
+      ex->tun.cbs->end(&ex->tun, "tunnel idle timeout", true);
     } else {
       session_close(ex->s);
     }
@@ -936,7 +919,7 @@ void exchange_timeout(struct exchange *ex, int kind) {
   case ST_CONNECT:
     log_warn("upstream %s server %s: connect timed out", ex->up->cfg->name, ex->srv->name);
     upstream_report_failure(ex->srv, true, "connect timed out");
-    if (exchange_retry(ex, false))
+    if (exchange_retry(ex, RETRY_CONNECT_FAILURE, 0, false))
       return;
     ex->error_note = "upstream connect timeout";
     break;

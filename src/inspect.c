@@ -167,6 +167,30 @@ static size_t why_this_route(struct exchange *ex, char *out, size_t cap, uint32_
   return n;
 }
 
+/* Each server tried, "SERVER RESULT\n": why it was retried (src/retry.c
+ * records it), else "answered" for the one whose response went to the
+ * client, or "failed". */
+static size_t tries_text(const struct exchange *ex, char *out, size_t cap) {
+  size_t n = 0;
+  uint32_t upto = ex->ntried < EX_MAX_TRIED ? ex->ntried : EX_MAX_TRIED;
+  if (!ex->insp.t_connect)
+    return 0;
+  for (uint32_t i = 0; i < upto && cap - n > 96; i++) {
+    unsigned why = ex->tried_why[i];
+    char st[8];
+    const char *res = why ? retry_reason_name((enum retry_reason)(why - 1))
+                      : ex->insp.upstream_responded && i + 1 == upto ? "answered"
+                                                                     : "failed";
+    if (why == RETRY_STATUS + 1) {
+      snprintf(st, sizeof st, "%u", (unsigned)ex->tried_status[i]);
+      res = st;
+    }
+    int k = snprintf(out + n, cap - n, "%.64s %s\n", ex->tried[i]->name, res);
+    n += k > 0 ? (size_t)k : 0;
+  }
+  return n;
+}
+
 void inspect_capture(struct exchange *ex) {
   struct worker *w = ex->w;
   const struct config *cfg = w->cfg;
@@ -198,6 +222,8 @@ void inspect_capture(struct exchange *ex) {
     up_line = (struct slice){upline, k > 0 ? (size_t)k : 0};
   }
   size_t nlabel = ex->route ? router_route_label(ex->route, label, sizeof label) : 0;
+  char tries[EX_MAX_TRIED * 96];
+  size_t ntries = tries_text(ex, tries, sizeof tries);
   char why[8192];
   uint32_t why_more = 0;
   size_t nwhy = why_this_route(ex, why, sizeof why, &why_more);
@@ -235,6 +261,7 @@ void inspect_capture(struct exchange *ex) {
       .error = slice_cstr(ex->error_note),
       /* servers tried, plus the keep-alive race retry on the same one */
       .attempts = ex->insp.t_connect ? ex->ntried + (ex->retried ? 1u : 0u) : 0u,
+      .tries = {tries, ntries},
       .status = ex->resp_started ? ex->status : 0,
       .complete = ex->resp_started && ex->resp_done,
       .req_head_bytes = ex->insp.req_head_bytes,

@@ -159,7 +159,8 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
                          src->upstream,   src->server,      src->error,    src->body[0],
                          src->body[1],    src->req_line,    src->up_line,  src->config_file,
                          src->skipped,    src->frames_json, src->trace_id, src->tls_version,
-                         src->tls_cipher, src->tls_sni,     src->tls_alpn, src->tls_client_subject};
+                         src->tls_cipher, src->tls_sni,     src->tls_alpn, src->tls_client_subject,
+                         src->tries};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -201,6 +202,7 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   r->server = fill_copy(&f, src->server);
   r->error = fill_copy(&f, src->error);
   r->attempts = src->attempts;
+  r->tries = fill_copy(&f, src->tries);
   r->status = src->status;
   r->complete = src->complete;
   r->req_head_bytes = src->req_head_bytes;
@@ -614,6 +616,33 @@ static void json_key_opt(struct inspect_out *o, const char *key, struct slice v)
   inspect_out_printf(o, ",\"%s\":null", key);
 }
 
+/* ,"tries":[{"server":S,"result":R}, ...],"answered_by":N|null from
+ * "SERVER RESULT\n" lines; N is the 1-based attempt whose answer went to
+ * the client. */
+static void render_tries(struct inspect_out *o, struct slice t) {
+  unsigned k = 0, answered = 0;
+  inspect_out_puts(o, ",\"tries\":[");
+  while (t.n) {
+    const char *nl = memchr(t.p, '\n', t.n);
+    size_t len = nl ? (size_t)(nl - t.p) : t.n;
+    const char *sp = memchr(t.p, ' ', len);
+    size_t sn = sp ? (size_t)(sp - t.p) : len;
+    struct slice result = sp ? (struct slice){sp + 1, len - sn - 1} : SLICE_LIT("");
+    inspect_out_printf(o, "%s{\"server\":", k++ ? "," : "");
+    json_str(o, (struct slice){t.p, sn});
+    inspect_out_puts(o, ",\"result\":");
+    json_str(o, result);
+    inspect_out_put(o, "}", 1);
+    if (result.n == 8 && memcmp(result.p, "answered", 8) == 0)
+      answered = k;
+    t = nl ? (struct slice){nl + 1, t.n - len - 1} : (struct slice){NULL, 0};
+  }
+  if (answered)
+    inspect_out_printf(o, "],\"answered_by\":%u", answered);
+  else
+    inspect_out_puts(o, "],\"answered_by\":null");
+}
+
 /* "key":milliseconds with three decimals, or null; sep is "" or ",". */
 static void json_ms(struct inspect_out *o, const char *sep, const char *key, int64_t us) {
   if (us < 0)
@@ -709,6 +738,7 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   }
   inspect_out_printf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts,
                      r->status, r->complete ? "true" : "false");
+  render_tries(o, r->tries);
   if (r->error.n)
     json_key_str(o, "error", r->error);
   else

@@ -119,9 +119,13 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
     else if (ex->refused == 503)
       mc_add(&s->circuit_open, 1);
   }
-  uint64_t retries = (ex->ntried > 1 ? ex->ntried - 1 : 0) + (ex->retried ? 1 : 0);
-  if (retries)
-    mc_add(&m->retries, retries);
+  for (unsigned r = 0; r < RETRY_REASON_N; r++)
+    if (ex->nretries[r]) {
+      if (s)
+        mc_add(&s->retries[r], ex->nretries[r]);
+    }
+  if (ex->budget_exhausted && s)
+    mc_add(&s->budget_exhausted, 1);
 }
 
 static struct metrics_srv_slot *srv_slot(struct metrics_worker *m, const char *upstream,
@@ -499,6 +503,64 @@ static void render_refusals(struct admin_reply *rep, const struct metrics_source
   }
 }
 
+_Static_assert(METRICS_RETRY_REASONS == RETRY_REASON_N, "one retry counter per reason");
+
+/* ferry_retries_total{route,reason} and
+ * ferry_retry_budget_exhausted_total{route}: the request slots' retry
+ * counts summed by route over every worker. */
+static void render_retries(struct admin_reply *rep, const struct metrics_source *src) {
+  enum { ROWS = 256, N = RETRY_REASON_N + 1 };
+  struct {
+    const char *route;
+    uint64_t n[N]; /* by reason, then budget_exhausted */
+  } *rows = calloc(ROWS, sizeof *rows);
+  size_t n = 0;
+  for (unsigned w = 0; rows && w < src->nworkers; w++) {
+    const struct metrics_worker *m = &src->workers[w].metrics;
+    for (uint32_t i = 0; i < METRICS_REQ_SLOTS; i++) {
+      const struct metrics_req_slot *s = &m->req[i];
+      if (atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&s->state, memory_order_acquire) == 0)
+        continue;
+      uint64_t v[N], any = 0;
+      for (unsigned r = 0; r < N; r++)
+        any |= v[r] = mc_get(r < RETRY_REASON_N ? &s->retries[r] : &s->budget_exhausted);
+      if (!any)
+        continue;
+      size_t k = 0;
+      while (k < n && strcmp(rows[k].route, s->route) != 0)
+        k++;
+      if (k == n) {
+        if (n == ROWS)
+          continue;
+        rows[n++].route = s->route;
+      }
+      for (unsigned r = 0; r < N; r++)
+        rows[k].n[r] += v[r];
+    }
+  }
+  admin_reply_printf(rep, "# HELP ferry_retries_total Attempts sent again after a failed one, by "
+                          "route and reason.\n# TYPE ferry_retries_total counter\n");
+  for (size_t k = 0; k < n; k++) {
+    char esc[2 * METRICS_LABEL_MAX];
+    metrics_escape_label(rows[k].route, esc, sizeof esc);
+    for (unsigned r = 0; r < RETRY_REASON_N; r++)
+      if (rows[k].n[r])
+        admin_reply_printf(rep, "ferry_retries_total{route=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+                           esc, retry_reason_name((enum retry_reason)r), rows[k].n[r]);
+  }
+  admin_reply_printf(rep, "# HELP ferry_retry_budget_exhausted_total Requests whose retry the "
+                          "route's retry budget refused (the answer stood).\n"
+                          "# TYPE ferry_retry_budget_exhausted_total counter\n");
+  for (size_t k = 0; k < n; k++) {
+    char esc[2 * METRICS_LABEL_MAX];
+    metrics_escape_label(rows[k].route, esc, sizeof esc);
+    if (rows[k].n[RETRY_REASON_N])
+      admin_reply_printf(rep, "ferry_retry_budget_exhausted_total{route=\"%s\"} %" PRIu64 "\n", esc,
+                         rows[k].n[RETRY_REASON_N]);
+  }
+  free(rows);
+}
+
 /* ferry_tls_handshakes_total{listener,result}: each TLS listener address
  * (as worker 0 opened it, in any generation) summed over the workers. */
 static void render_tls(struct admin_reply *rep, const struct metrics_source *src) {
@@ -632,8 +694,7 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
   render_refusals(rep, src, true);
   counter(rep, "ferry_bytes_received_total", "Bytes read from clients.", SUM(bytes_in));
   counter(rep, "ferry_bytes_sent_total", "Bytes written to clients.", SUM(bytes_out));
-  counter(rep, "ferry_retries_total", "Requests retried on a new upstream connection.",
-          SUM(retries));
+  render_retries(rep, src);
   if (src->proc) {
     const struct metrics_process *p = src->proc;
     admin_reply_printf(rep,

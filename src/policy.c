@@ -11,14 +11,13 @@
 #include "ferry/cidr.h"
 
 #include "ferry/exchange.h"
+#include "ferry/retry.h"
 #include "ferry/snapshot.h"
 #include "ferry/trace.h"
 #include "ferry/traffic.h"
 #include "ferry/wctx.h"
 
-/* The route's shared state, in the generation the matching router belongs
- * to; NULL when there is none (a test's bare snapshot). */
-static struct traffic_route *route_traffic(struct exchange *ex) {
+struct traffic_route *policy_route_state(const struct exchange *ex) {
   struct worker_gen *g = ex->w->gen;
   struct traffic *t = g && g->snap ? g->snap->traffic : NULL;
   return t && ex->route->index < t->nroutes ? &t->routes[ex->route->index] : NULL;
@@ -28,7 +27,7 @@ int policy_admit(struct exchange *ex) {
   const struct cfg_route *r = ex->route;
   struct traffic_route *tr;
   uint32_t wait_s = 0;
-  if ((!r->nallow && !r->ndeny && !r->rate_limit.enabled) || !(tr = route_traffic(ex)))
+  if ((!r->nallow && !r->ndeny && !r->rate_limit.enabled) || !(tr = policy_route_state(ex)))
     return 0;
   /* The peer's binary address when it is the client (no trusted proxy
    * named another): no text to parse. */
@@ -58,7 +57,7 @@ int policy_admit(struct exchange *ex) {
 size_t policy_upstream(struct exchange *ex) {
   const struct cfg_route *r = ex->route;
   struct traffic_route *tr;
-  if (r->nsplit < 2 || !(tr = route_traffic(ex)) || !tr->norder)
+  if (r->nsplit < 2 || !(tr = policy_route_state(ex)) || !tr->norder)
     return r->upstream_index;
   return r->split[traffic_split_next(tr)].upstream_index;
 }
@@ -92,5 +91,5 @@ void policy_trace(struct exchange *ex) {
 }
 
 uint64_t policy_response_ms(const struct exchange *ex) {
-  return ex->route ? ex->route->timeout_ms : 0;
+  return ex->route ? retry_time_left(ex, ex->route->timeout_ms) : 0;
 }

@@ -2,7 +2,8 @@
  * (include/ferry/traffic.h): split order, rate-limit buckets, counters.
  *
  * Owns: the smooth weighted round robin period of each split, the GCRA
- * token buckets and their fixed tables, and the counters of refusals.
+ * token buckets and their fixed tables, each route's retry budget window
+ * (its arithmetic is src/retrybudget.c's), and the counters of refusals.
  * Must not touch: the configuration (read-only), sockets, the event loop,
  * or anything of a worker; nothing here takes a lock or allocates after
  * traffic_new. */
@@ -154,6 +155,7 @@ struct traffic *traffic_new(const struct config *cfg) {
         goto fail;
       tr->norder = traffic_swrr_order(w, r->nsplit < 255 ? r->nsplit : 255, tr->order);
     }
+    retrybudget_init(&tr->retry_budget, r->retry.enabled ? r->retry.budget_percent : 0);
     const struct cfg_rate_limit *rl = &r->rate_limit;
     if (rl->enabled && rl->requests > 0) {
       tr->interval_us = rl->per_ms * 1000 / rl->requests;

@@ -141,6 +141,19 @@ struct cfg_rate_limit {
   char *header; /* RATE_KEY_HEADER: the header's name */
 };
 
+/* `retry` (SPEC §8): attempts on other servers of the chosen upstream
+ * when an attempt fails as `on` lists, within a budget of the route's
+ * recent requests. Replaces the upstream's `retries` for the route. */
+#define CFG_RETRY_MAX_ATTEMPTS 10
+struct cfg_retry {
+  bool enabled;
+  uint32_t attempts;       /* 1..CFG_RETRY_MAX_ATTEMPTS, the first included; default 2 */
+  bool on_connect_failure; /* refused, unreachable, connect timed out */
+  bool on_reset;           /* closed or reset before any response byte */
+  uint64_t on_status[2];   /* bit s-500 of [ (s-500)/64 ]: 5xx statuses retried */
+  uint32_t budget_percent; /* 0..100; default 20 */
+};
+
 enum cfg_path_kind { PATH_ANY, PATH_EXACT, PATH_PREFIX, PATH_REGEX };
 enum cfg_action { ACTION_UPSTREAM, ACTION_REDIRECT, ACTION_RESPOND };
 
@@ -185,6 +198,7 @@ struct cfg_route {
   struct cidr *deny; /* checked first */
   size_t ndeny;
   struct cfg_rate_limit rate_limit;
+  struct cfg_retry retry;
 };
 
 enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON };

@@ -15,10 +15,11 @@
 #include "ferry/config.h"
 #include "ferry/http_head.h"
 #include "ferry/inspect.h"
+#include "ferry/retry.h"
 #include "ferry/tunnel.h"
 
 #define EX_MAX_HEADERS 128
-#define EX_MAX_TRIED 8 /* servers remembered per request (retries, access log) */
+#define EX_MAX_TRIED 10 /* servers remembered per request (retries, access log) */
 
 struct session;
 struct worker;
@@ -120,6 +121,16 @@ struct exchange {
   bool srv_counted;                      /* srv's in-flight count is held */
   bool attempt_open;                     /* the attempt on srv has no result counted yet */
   uint32_t retry_after;                  /* 503 for want of a server: Retry-After */
+  /* retries (src/retry.c): how many by reason, the budget, and the answer
+   * of a status retry being read and dropped (its body never reaches the
+   * client) */
+  uint8_t nretries[RETRY_REASON_N];
+  uint8_t tried_why[EX_MAX_TRIED];     /* why attempt i was retried: reason + 1; 0 = it answered */
+  uint16_t tried_status[EX_MAX_TRIED]; /* RETRY_STATUS: the status dropped */
+  bool budget_taken;                   /* a budget place is held for the retry starting */
+  bool budget_exhausted;               /* a retry was refused by the route's budget */
+  bool discarding;                     /* reading a status-retried answer to drop it */
+  uint64_t t_fwd_ms;                   /* the first attempt began (route timeout bound) */
   bool logged;
   bool done_pending; /* on the worker's done_list (src/session.c) */
   bool done_keep;    /* ...and the connection may stay open */
@@ -176,6 +187,10 @@ void exchange_reply(struct exchange *ex, int status, const char *body, bool clos
 void exchange_arm_timer(struct exchange *ex);
 
 /* --- used inside the exchange's upstream client callbacks ---------------- */
+/* Log the exchange once (access log, metrics, inspector): it ended. */
+void exchange_log(struct exchange *ex);
+/* The 101 head is queued: pump bytes both ways (src/extunnel.c). */
+void exchange_tunnel_begin(struct exchange *ex);
 void exchange_upstream_connected(struct exchange *ex, int status);
 /* The upstream connection failed (error < 0: uv error, or EOF). */
 void exchange_upstream_error(struct exchange *ex, int error);

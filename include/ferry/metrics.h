@@ -34,6 +34,7 @@
 #define METRICS_SRV_SLOTS 256u
 #define METRICS_LABEL_MAX 96
 #define METRICS_SAMPLE_MS 250
+#define METRICS_RETRY_REASONS 4 /* RETRY_REASON_N (src/retry.h), checked in metrics.c */
 
 typedef _Atomic uint64_t mcount;
 
@@ -60,6 +61,10 @@ struct metrics_req_slot {
   /* traffic control refusals (SPEC §8), counted by route / upstream */
   mcount rate_limited; /* 429 by rate_limit */
   mcount circuit_open; /* 503 at the upstream's max_requests */
+  /* retries by reason (enum retry_reason), and requests whose retry the
+   * route's budget refused, counted by route */
+  mcount retries[METRICS_RETRY_REASONS];
+  mcount budget_exhausted;
 };
 
 /* How one attempt on an upstream server ended (label `result` of
@@ -102,7 +107,6 @@ struct metrics_worker {
   mcount conns_total;
   mcount conns_rejected; /* over limits.max_connections */
   mcount bytes_in, bytes_out;
-  mcount retries;
   mcount proxy_protocol_errors;
   mcount accept_errors; /* accept() failed (fds or memory ran out) */
   mcount local_errors;  /* upstream connects that failed for want of a local resource */

@@ -13,6 +13,12 @@
 #include <stdint.h>
 
 struct exchange;
+struct traffic_route;
+
+/* The shared traffic-control state (src/traffic.c) of ex's route, in the
+ * generation the matching router belongs to; NULL when there is none (a
+ * test's bare snapshot). */
+struct traffic_route *policy_route_state(const struct exchange *ex);
 
 /* allow/deny then rate_limit on ex's route: 0 to go on, else the status
  * to answer (403, 429) with ex->error_note and ex->retry_after set. */
@@ -27,7 +33,8 @@ size_t policy_upstream(struct exchange *ex);
  * ferry's own; ex->trace_id set. */
 void policy_trace(struct exchange *ex);
 
-/* The route's own `timeout` (ms) for the upstream response, 0 for
+/* The route's own `timeout` (ms) for the upstream response, less what
+ * earlier attempts of a retried request took (src/retry.c); 0 for
  * timeouts.upstream_response. */
 uint64_t policy_response_ms(const struct exchange *ex);
 

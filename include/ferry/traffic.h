@@ -1,8 +1,9 @@
 /* traffic: process-wide state of the routes' traffic control (SPEC §8):
- * the weighted split's order, the rate-limit buckets and the counters of
- * what they refused. One struct traffic per configuration snapshot, built
- * from the configuration before workers see it and shared by every worker
- * without a lock: the split advances one atomic counter, a rate-limit
+ * the weighted split's order, the rate-limit buckets, the retry budget
+ * windows and the counters of what they refused. One struct traffic per
+ * configuration snapshot, built from the configuration before workers see
+ * it and shared by every worker without a lock: the split advances one
+ * atomic counter, a retry budget slot is one compare-and-swap, a rate-limit
  * bucket is one atomic word changed by compare-and-swap.
  *
  * Rate limits use the token bucket in its "theoretical arrival time" form
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ferry/retrybudget.h"
 #include "ferry/slice.h"
 
 struct hdr_list;
@@ -51,6 +53,8 @@ struct traffic_route {
   _Atomic uint64_t limited;
   _Atomic uint64_t forbidden; /* allow/deny refusals */
   _Atomic uint64_t evictions;
+  /* retry: the route's budget window (src/retrybudget.c) */
+  struct retrybudget retry_budget;
 };
 
 struct traffic {

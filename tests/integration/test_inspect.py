@@ -388,6 +388,37 @@ def test_attempts_count_a_retry_on_another_server():
             retried = [x for x in seen if x["attempts"] == 2]
             eq(len(retried), 1, f"one exchange retried: {[(x['target'], x['attempts']) for x in seen]}")
             eq(retried[0]["server"], up.address, "the server that answered")
+            eq(retried[0]["tries"], [{"server": f"127.0.0.1:{dead}", "result": "connect_failure"},
+                                     {"server": up.address, "result": "answered"}], "each attempt")
+            eq(retried[0]["answered_by"], 2, "the second attempt answered")
+            other = [x for x in seen if x["attempts"] == 1][0]
+            eq((other["tries"], other["answered_by"]), ([{"server": up.address, "result": "answered"}], 1),
+               "one attempt")
+
+
+def test_tries_show_a_status_retry_and_the_attempt_that_answered():
+    def busy(c):
+        while (m := c.read_request()) is not None:
+            c.respond(503, "busy", reason="Service Unavailable")
+    with Upstream(busy, name="busy") as bad, Upstream() as up:
+        cfg = config(up.address).replace(f"      - address: {up.address}\n",
+                                         f"      - address: {bad.address}\n      - address: {up.address}\n")
+        cfg = cfg.replace("    inspect: true\n", '    inspect: true\n    retry: {on: ["503"]}\n', 1)
+        check('retry: {on: ["503"]}' in cfg, "the route retries 503: " + cfg)
+        with Ferry(cfg) as f, open_stream(f) as st:
+            seen = []
+            for i in range(4):  # of two or more on one worker, one starts on the busy server
+                eq(ft.request(f.port, target=f"/api/{i}").status, 200, "answered by the other server")
+                seen.append(st.event())
+            retried = [x for x in seen if x["attempts"] == 2]
+            check(retried, f"a retried exchange: {seen}")
+            for x in retried:
+                eq(x["tries"], [{"server": bad.address, "result": "503"},
+                                {"server": up.address, "result": "answered"}], "each attempt")
+                eq((x["answered_by"], x["status"]), (2, 200), "the second attempt's answer")
+            for x in seen:
+                if x["attempts"] == 1:
+                    eq(x["tries"], [{"server": up.address, "result": "answered"}], "one attempt")
 
 
 def test_page_is_self_contained():
