@@ -458,6 +458,16 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
       json_escape(&o, slice_cstr(tls_conn_sni(tc)), CAP_HOST);
       puts_(&o, "\"");
     }
+    if (ex->auth_note) {
+      puts_(&o, ",\"auth\":\"");
+      puts_(&o, ex->auth_note);
+      puts_(&o, "\"");
+    }
+    if (ex->mirror_note) {
+      puts_(&o, ",\"mirror\":\"");
+      puts_(&o, ex->mirror_note);
+      puts_(&o, "\"");
+    }
     if (ex->error_note) {
       puts_(&o, ",\"error\":\"");
       json_escape(&o, slice_cstr(ex->error_note), CAP_RID);
@@ -492,6 +502,14 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
       puts_(&o, "\"");
     snprintf(tmp, sizeof(tmp), " ms=%llu", (unsigned long long)ms);
     puts_(&o, tmp);
+    if (ex->auth_note) {
+      puts_(&o, " auth=");
+      puts_(&o, ex->auth_note);
+    }
+    if (ex->mirror_note) {
+      puts_(&o, " mirror=");
+      puts_(&o, ex->mirror_note);
+    }
     if (ex->error_note) {
       puts_(&o, " error=\"");
       puts_(&o, ex->error_note);
