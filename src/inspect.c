@@ -197,7 +197,13 @@ void inspect_capture(struct exchange *ex) {
     up_line = (struct slice){upline, k > 0 ? (size_t)k : 0};
   }
   size_t nlabel = ex->route ? router_route_label(ex->route, label, sizeof label) : 0;
-  char why[8192];
+  char why[8192], auth[32];
+  size_t nauth = 0;
+  if (ex->auth_note) {
+    int k = ex->auth_status ? snprintf(auth, sizeof auth, "%s %d", ex->auth_note, ex->auth_status)
+                            : snprintf(auth, sizeof auth, "%s", ex->auth_note);
+    nauth = k > 0 ? (size_t)k : 0;
+  }
   uint32_t why_more = 0;
   size_t nwhy = why_this_route(ex, why, sizeof why, &why_more);
 
@@ -210,6 +216,8 @@ void inspect_capture(struct exchange *ex) {
       .time_us = wall_us - (total_us > 0 ? total_us : 0),
       .request_id = ex->rid,
       .trace_id = slice_cstr(ex->trace_id),
+      .auth = (struct slice){auth, nauth},
+      .mirror = slice_cstr(ex->mirror_note),
       .client = slice_cstr(client),
       .listener = slice_cstr(ex->listener),
       .method = slice_cstr(method),

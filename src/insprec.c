@@ -158,7 +158,8 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
                          src->target,     src->host,        src->version,  src->route_label,
                          src->upstream,   src->server,      src->error,    src->body[0],
                          src->body[1],    src->req_line,    src->up_line,  src->config_file,
-                         src->skipped,    src->frames_json, src->trace_id};
+                         src->skipped,    src->frames_json, src->trace_id, src->auth,
+                         src->mirror};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -177,6 +178,8 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   r->time_us = src->time_us;
   r->request_id = fill_copy(&f, src->request_id);
   r->trace_id = fill_copy(&f, src->trace_id);
+  r->auth = fill_copy(&f, src->auth);
+  r->mirror = fill_copy(&f, src->mirror);
   r->client = fill_copy(&f, src->client);
   r->listener = fill_copy(&f, src->listener);
   r->method = fill_copy(&f, src->method);
@@ -678,6 +681,14 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   json_key_str(o, "upstream", r->upstream);
   json_key_str(o, "server", r->server);
   json_key_str(o, "trace_id", r->trace_id);
+  if (r->auth.n)
+    json_key_str(o, "auth", r->auth);
+  else
+    inspect_out_puts(o, ",\"auth\":null");
+  if (r->mirror.n)
+    json_key_str(o, "mirror", r->mirror);
+  else
+    inspect_out_puts(o, ",\"mirror\":null");
   inspect_out_printf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts,
                      r->status, r->complete ? "true" : "false");
   if (r->error.n)

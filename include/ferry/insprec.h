@@ -97,6 +97,9 @@ struct inspect_rec {
   uint32_t skipped_more;    /* earlier routes left out of skipped to bound its size */
   struct slice upstream, server, error;
   struct slice trace_id; /* W3C trace id sent upstream; n == 0: not forwarded */
+  struct slice auth;     /* auth_request's decision ("allowed 200", "denied 401", "error");
+                            n == 0: no check */
+  struct slice mirror;   /* the mirror copy: "sent", "dropped", "failed"; n == 0: not sampled */
   uint32_t attempts;     /* upstream connections tried (0: answered by ferry itself) */
   int status;            /* 0: no response was sent */
   bool complete;         /* the whole response reached the client's queue; false when it was
@@ -118,7 +121,7 @@ struct inspect_src {
   struct slice request_id, client, listener, method, target, host, version;
   int route_index, route_line;
   struct slice route_label, config_file, skipped, frames_json, upstream, server, error;
-  struct slice trace_id;
+  struct slice trace_id, auth, mirror;
   uint32_t skipped_more;
   uint32_t attempts;
   int status;
