@@ -13,27 +13,32 @@
 #include "ferry/upstream.h"
 #include "ferry/wctx.h"
 
-static void count(struct worker *w, const struct cfg_route *r, enum metrics_mirror what) {
-  struct metrics_route_slot *s = metrics_route_slot(&w->metrics, r);
+static void count(struct metrics_route_slot *s, enum metrics_mirror what) {
   if (s)
     mc_add(&s->mirror[what], 1);
 }
 
+static struct metrics_route_slot *slot(struct exchange *ex) {
+  return metrics_route_slot(&ex->w->metrics, ex->route);
+}
+
+static const char *const notes[METRICS_MIRROR_N] = {"sent", "dropped", "failed"};
+
 /* The copy ended (owner: the exchange while its body still flows, else
- * NULL). sr->p.tag is the route the copy was counted under. */
+ * NULL). sr->p.tag is its route's counters (they outlive the route's
+ * configuration, which the copy may outlive). */
 static void mirror_done(void *owner, struct subreq *sr, enum subreq_result r) {
   struct exchange *ex = owner;
-  struct worker *w = sr->w;
   enum metrics_mirror what = r == SUBREQ_OK        ? METRICS_MIRROR_SENT
                              : r == SUBREQ_STOPPED ? METRICS_MIRROR_DROPPED
                                                    : METRICS_MIRROR_FAILED;
   if (ex) {
     ex->mirror = NULL;
-    ex->mirror_note = what == METRICS_MIRROR_DROPPED ? "dropped" : "failed";
+    ex->mirror_note = notes[what];
   }
   if (what == METRICS_MIRROR_FAILED)
     log_debug("mirror %s: copy failed: %s", sr->up->cfg->name, subreq_result_name(r));
-  count(w, sr->p.tag, what);
+  count((struct metrics_route_slot *)(uintptr_t)sr->p.tag, what);
   subreq_free(sr);
 }
 
@@ -44,7 +49,7 @@ void mirror_begin(struct exchange *ex) {
     return;
   if (w->stopping || w->nmirrors >= MIRROR_MAX_INFLIGHT || r->mirror.upstream_index >= w->nups) {
     ex->mirror_note = "dropped";
-    count(w, r, METRICS_MIRROR_DROPPED);
+    count(slot(ex), METRICS_MIRROR_DROPPED);
     return;
   }
   bool body = ex->req_chunked || ex->req_length > 0;
@@ -59,13 +64,13 @@ void mirror_begin(struct exchange *ex) {
                             .hdrs = &ex->req_hdrs,
                             .done = mirror_done,
                             .owner = body ? ex : NULL,
-                            .tag = r};
+                            .tag = slot(ex)};
   enum subreq_result why;
   struct subreq *sr = subreq_start(w, &p, &why);
   if (!sr) {
     ex->mirror_note = "failed";
     log_debug("mirror %s: copy not sent: %s", r->mirror.upstream, subreq_result_name(why));
-    count(w, r, METRICS_MIRROR_FAILED);
+    count((struct metrics_route_slot *)(uintptr_t)p.tag, METRICS_MIRROR_FAILED);
     return;
   }
   ex->mirror_note = "sent";
@@ -82,7 +87,7 @@ void mirror_body_slow(struct exchange *ex, const char *p, size_t n, struct iobuf
   ex->mirror_note = "dropped";
   log_debug("mirror %s: copy dropped: more than %u bytes waiting for it", sr->up->cfg->name,
             SUBREQ_QUEUE_MAX);
-  count(ex->w, ex->route, METRICS_MIRROR_DROPPED);
+  count(slot(ex), METRICS_MIRROR_DROPPED);
   subreq_free(sr);
 }
 
@@ -101,6 +106,6 @@ void mirror_detach_slow(struct exchange *ex) {
   struct subreq *sr = ex->mirror;
   ex->mirror = NULL;
   ex->mirror_note = "failed";
-  count(ex->w, ex->route, METRICS_MIRROR_FAILED);
+  count(slot(ex), METRICS_MIRROR_FAILED);
   subreq_free(sr);
 }

@@ -300,6 +300,7 @@ static void connect_fresh(struct subreq *sr) {
     defer(sr, ferry_err_is_local(err) ? SUBREQ_LOCAL : SUBREQ_CONNECT_FAILED);
     return;
   }
+  sr->connected = false; /* body bytes wait until this one is */
   sr->w->upstream_connects++;
   attach(sr, uc, false);
   timer_arm(sr, sr->w->cfg->timeouts.upstream_connect_ms);
