@@ -55,8 +55,10 @@ static const struct cfg_header_ops *pass_ops(struct exchange *ex, const struct h
   char **rem = arena_alloc(&ex->arena, (nrem + r->auth.npass_headers + 1) * sizeof *rem);
   if (!ops || !set || !rem)
     return NULL;
-  memcpy(set, base->set, nset * sizeof *set);
-  memcpy(rem, base->remove, nrem * sizeof *rem);
+  if (nset)
+    memcpy(set, base->set, nset * sizeof *set);
+  if (nrem)
+    memcpy(rem, base->remove, nrem * sizeof *rem);
   for (size_t i = 0; i < r->auth.npass_headers; i++) {
     char *name = r->auth.pass_headers[i];
     bool found = false;
