@@ -13,8 +13,10 @@
  * Flow: exchange_start (head parsed) -> request_check (src/request.c:
  * what is refused and with which status) -> route -> direct reply, or the
  * route's traffic control (src/policy.c: allow/deny, rate limit, split,
- * max_requests) and pick a
- * server, build the upstream head and get a connection -> connected: head
+ * max_requests; src/authreq.c: auth_request, which calls exchange_forward
+ * once the auth service said yes) and pick a server, build the upstream
+ * head (src/mirror.c copies it, and the body, when the route mirrors) and
+ * get a connection -> connected: head
  * and body flow upstream (session_unblock lets the parser go on) -> the
  * upclient parses the response and hands it here piece by piece -> the
  * response ends: exchange_finish logs, releases the connection to its

@@ -31,7 +31,7 @@ struct subreq;
 
 enum exchange_state {
   EX_HEAD,       /* request head arriving */
-  EX_CONNECTING, /* waiting for an upstream connection */
+  EX_CONNECTING, /* waiting for an upstream connection (or auth_request's answer) */
   EX_FORWARDING, /* request (head/body) flowing upstream, response awaited or flowing */
   EX_TUNNEL,     /* 101 relayed: bytes pumped both ways (src/tunnel.c) */
   EX_DONE        /* response fully queued to the client */
