@@ -153,12 +153,14 @@ static void auth_done(void *owner, struct subreq *sr, enum subreq_result r) {
 
 /* The check's head: GET path, the client's headers (hop-by-hop, framing
  * and forwarding headers re-made as for any forwarded request), with
- * X-Forwarded-Method and X-Forwarded-Uri set. NULL when out of memory. */
-static struct iobuf *auth_head_block(struct exchange *ex) {
+ * X-Forwarded-Method and X-Forwarded-Uri (the target in origin form, as
+ * the client sent it, before any rewrite_prefix) set. NULL when out of
+ * memory. */
+static struct iobuf *auth_head_block(struct exchange *ex, struct slice target) {
   const struct cfg_route *r = ex->route;
   struct worker *w = ex->w;
   const char *method = llhttp_method_name((llhttp_method_t)ex->method);
-  char *uri = arena_cstr(ex, ex->url);
+  char *uri = arena_cstr(ex, target);
   if (!uri)
     return NULL;
   struct cfg_kv set[2] = {{"X-Forwarded-Method", (char *)method}, {"X-Forwarded-Uri", uri}};
@@ -190,7 +192,7 @@ bool authreq_begin(struct exchange *ex, struct slice target) {
     auth_error(ex, "the upstream is not configured");
     return true;
   }
-  struct iobuf *head = auth_head_block(ex);
+  struct iobuf *head = auth_head_block(ex, target);
   if (!head) {
     auth_error(ex, "out of memory for the request head");
     return true;

@@ -86,6 +86,12 @@ def test_auth_pass_copies_pass_headers_and_replaces_the_clients():
         line = f.wait_access_log(r'"target":"/api/orders')
         check('"auth":"allowed"' in line, "access log shows the auth result: " + line)
         check('ferry_auth_requests_total{route="/api",result="allowed"} 1' in metrics(f), metrics(f)[-1500:])
+        with Client(f.port) as c:
+            for i in range(3):
+                eq(c.request("GET", f"/api/again{i}", headers=(("Host", "t"),)).status, 200, "again")
+        eq(auth.accepted, 1, "the checks reuse one pooled keep-alive connection to the auth service")
+        ft.request(f.port, "GET", "http://shop.test/api/abs?q=1", headers=(("Host", "shop.test"),))
+        eq(auth.requests[-1].header("X-Forwarded-Uri"), "/api/abs?q=1", "origin form of an absolute target")
 
 
 def test_client_body_waits_for_the_decision():

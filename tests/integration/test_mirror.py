@@ -5,6 +5,7 @@ a copy that cannot keep up is dropped and counted. Plus the `ferry -t`
 checks."""
 import json
 import re
+import signal
 import threading
 import time
 
@@ -121,6 +122,18 @@ def test_a_stuck_mirror_never_holds_the_client_and_is_dropped():
             eq(counter(f, "sent"), 0, "the stuck mirror answered nothing")
             line = f.wait_access_log(r'"target":"/s99"')
             check('"mirror":"dropped"' in line, line)
+            # A reload while 64 copies hang on the old configuration: they
+            # keep it alive until they end (at the stop below), and the new
+            # one serves at once.
+            with open(f.config_path) as cf:
+                text = cf.read()
+            with open(f.config_path, "w") as cf:
+                cf.write(text.replace("percent: 100", "percent: 0"))
+            f.signal(signal.SIGHUP)
+            f.wait_stderr(r"configuration generation 2 published")
+            eq(ft.request(f.port, "POST", "/after", headers=(("Host", "t"),), body="z").status, 200,
+               "served on the new configuration")
+            eq(counter(f, "dropped"), 37, "percent 0: the request after the reload is not sampled")
         finally:
             stuck.set()
 
