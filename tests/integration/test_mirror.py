@@ -102,11 +102,11 @@ def test_a_stuck_mirror_never_holds_the_client_and_is_dropped():
             # A big body first: the copy cannot drain into a mirror that does
             # not read, so it is dropped at its memory bound, not buffered.
             big = b"b" * (16 * 1024 * 1024)
-            t0 = time.monotonic()
+            # (A request held by the mirror would wait for the route's 20 s
+            # timeout: the client's read times out first and fails the test.)
             r = ft.request(f.port, "POST", "/big", headers=(("Host", "t"),), body=big)
             eq(r.status, 200, "the big request completes")
             eq(len(app.requests[0].body), len(big), "the app got all of it")
-            check(time.monotonic() - t0 < 5, "not held by the mirror")
             eq(wait_counter(f, "dropped", 1), 1, "the big copy was dropped")
             # Then many small ones: 64 copies hang in flight, the rest are dropped.
             worst = 0.0
@@ -116,7 +116,9 @@ def test_a_stuck_mirror_never_holds_the_client_and_is_dropped():
                     r = c.request("POST", f"/s{i}", headers=(("Host", "t"),), body="small")
                     worst = max(worst, time.monotonic() - t1)
                     eq(r.status, 200, f"request {i}")
-            check(worst < 1.0, f"no request waited on the mirror (worst {worst:.3f}s)")
+            print(f"  100 requests with a stuck mirror: worst latency {worst * 1000:.1f} ms")
+            # far below the 20 s a copy could hang (slack for a loaded machine)
+            check(worst < 3.0, f"no request waited on the mirror (worst {worst:.3f}s)")
             eq(app.count(), 101, "every request reached the app")
             eq(counter(f, "dropped"), 1 + 100 - 64, "copies beyond 64 in flight are dropped")
             eq(counter(f, "sent"), 0, "the stuck mirror answered nothing")
