@@ -458,6 +458,16 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
       json_escape(&o, slice_cstr(ti->sni), CAP_HOST);
       puts_(&o, "\"");
     }
+    if (ex->auth_note) {
+      puts_(&o, ",\"auth\":\"");
+      puts_(&o, ex->auth_note);
+      puts_(&o, "\"");
+    }
+    if (ex->mirror_note) {
+      puts_(&o, ",\"mirror\":\"");
+      puts_(&o, ex->mirror_note);
+      puts_(&o, "\"");
+    }
     if (ex->error_note) {
       puts_(&o, ",\"error\":\"");
       json_escape(&o, slice_cstr(ex->error_note), CAP_RID);
@@ -500,6 +510,14 @@ void accesslog_write(const struct accesslog *log, const struct exchange *ex, uin
       puts_(&o, ti->cipher);
       puts_(&o, " sni=");
       combined_escape(&o, slice_cstr(ti->sni), CAP_HOST);
+    }
+    if (ex->auth_note) {
+      puts_(&o, " auth=");
+      puts_(&o, ex->auth_note);
+    }
+    if (ex->mirror_note) {
+      puts_(&o, " mirror=");
+      puts_(&o, ex->mirror_note);
     }
     if (ex->error_note) {
       puts_(&o, " error=\"");

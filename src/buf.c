@@ -68,22 +68,32 @@ void arena_init(struct arena *a, struct bufpool *p, size_t limit) {
   a->limit = limit;
 }
 
+/* Offset in b's data of the first address at or after b->len that is a
+ * multiple of align: data[] itself sits 4 bytes past an 8-byte boundary
+ * (after the block's 28-byte header), so the address is aligned, not the
+ * offset. */
+static size_t arena_aligned(const struct iobuf *b, size_t align) {
+  uintptr_t base = (uintptr_t)b->data;
+  return (size_t)(((base + b->len + (align - 1)) & ~(uintptr_t)(align - 1)) - base);
+}
+
 static char *arena_room(struct arena *a, size_t n, size_t align) {
   struct iobuf *b = a->head;
   if (b) {
-    size_t off = (b->len + (align - 1)) & ~(align - 1);
+    size_t off = arena_aligned(b, align);
     if (off + n <= b->cap) {
       b->len = (uint32_t)(off + n);
       return b->data + off;
     }
   }
-  b = iobuf_get(a->pool, n);
+  b = iobuf_get(a->pool, n + align - 1);
   if (!b)
     return NULL;
   b->next = a->head;
   a->head = b;
-  b->len = (uint32_t)n;
-  return b->data;
+  size_t off = arena_aligned(b, align);
+  b->len = (uint32_t)(off + n);
+  return b->data + off;
 }
 
 void *arena_alloc(struct arena *a, size_t n) {

@@ -495,6 +495,79 @@ static void load_retry(struct ctx *c, struct cfg_route *r, const struct ynode *n
   }
 }
 
+/* `auth_request: {upstream, path, pass_headers}` (SPEC §8). */
+static void load_auth_request(struct ctx *c, struct cfg_route *r, const struct ynode *n,
+                              const char *path) {
+  static const char *const keys[] = {"upstream", "path", "pass_headers", NULL};
+  enum { K_UP, K_PATH, K_PASS, K_N };
+  const struct ynode *v[K_N], *k[K_N];
+  char sub[YDOC_KEYPATH_MAX], qb[YDOC_QBUF];
+  const char *s;
+  size_t count;
+  struct cfg_auth_request *a = &r->auth;
+  if (!cfgval_fields(c->y, n, path, keys, v, k))
+    return;
+  if (v[K_UP] == NULL)
+    ydoc_err(c->y, n->mark, path,
+             "missing required key \"upstream\" (the auth service's upstream)");
+  else if (cfgval_text(c->y, v[K_UP], ydoc_kp_key(sub, path, "upstream"), &s) &&
+           (a->upstream_index = find_upstream(c, v[K_UP], sub, s)) < c->cfg->nupstreams)
+    ydoc_set_str(c->y, &a->upstream, s);
+  if (v[K_PATH] == NULL)
+    ydoc_err(c->y, n->mark, path, "missing required key \"path\" (e.g. path: /check)");
+  else if (cfgval_text(c->y, v[K_PATH], ydoc_kp_key(sub, path, "path"), &s) &&
+           cfgval_path(c->y, v[K_PATH], sub, s, false)) {
+    if (strchr(s, '#') != NULL)
+      ydoc_err(c->y, v[K_PATH]->mark, sub,
+               "must not contain \"#\" (a request target has no "
+               "fragment), found %s",
+               ydoc_quote(s, qb, sizeof qb));
+    else
+      ydoc_set_str(c->y, &a->path, s);
+  }
+  ydoc_kp_key(sub, path, "pass_headers");
+  if (!cfgval_seq(c->y, v[K_PASS], sub, &count) || count == 0)
+    return;
+  if ((a->pass_headers = ydoc_calloc(c->y, count, sizeof *a->pass_headers)) == NULL)
+    return;
+  for (size_t i = 0; i < count; i++) {
+    const struct ynode *item = v[K_PASS]->kids[i];
+    char ipath[YDOC_KEYPATH_MAX];
+    if (!cfgval_text(c->y, item, ydoc_kp_index(ipath, sub, i), &s))
+      continue;
+    if (!cfgval_is_token(s)) {
+      ydoc_err(c->y, item->mark, ipath, "invalid header name %s", ydoc_quote(s, qb, sizeof qb));
+      continue;
+    }
+    if (is_managed_header(s, MANAGED_REQUEST)) {
+      ydoc_err(c->y, item->mark, ipath,
+               "cannot pass \"%s\": ferry manages Host, framing and hop-by-hop headers", s);
+      continue;
+    }
+    if ((a->pass_headers[a->npass_headers] = ydoc_strdup(c->y, s)) != NULL)
+      a->npass_headers++;
+  }
+}
+
+/* `mirror: {upstream, percent}` (SPEC §8). */
+static void load_mirror(struct ctx *c, struct cfg_route *r, const struct ynode *n,
+                        const char *path) {
+  static const char *const keys[] = {"upstream", "percent", NULL};
+  const struct ynode *v[2], *k[2];
+  char sub[YDOC_KEYPATH_MAX];
+  const char *s;
+  struct cfg_mirror *m = &r->mirror;
+  m->percent = 100;
+  if (!cfgval_fields(c->y, n, path, keys, v, k))
+    return;
+  if (v[0] == NULL)
+    ydoc_err(c->y, n->mark, path, "missing required key \"upstream\" (where the copies go)");
+  else if (cfgval_text(c->y, v[0], ydoc_kp_key(sub, path, "upstream"), &s) &&
+           (m->upstream_index = find_upstream(c, v[0], sub, s)) < c->cfg->nupstreams)
+    ydoc_set_str(c->y, &m->upstream, s);
+  cfgval_u32(c->y, v[1], ydoc_kp_key(sub, path, "percent"), 0, 100, &m->percent);
+}
+
 static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n,
                        const char *path) {
   static const char *const keys[] = {"host",
@@ -517,6 +590,8 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
                                      "rate_limit",
                                      "timeout",
                                      "retry",
+                                     "auth_request",
+                                     "mirror",
                                      NULL};
   enum {
     K_HOST,
@@ -539,6 +614,8 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
     K_RATE,
     K_TIMEOUT,
     K_RETRY,
+    K_AUTH,
+    K_MIRROR,
     K_N
   };
   const struct ynode *v[K_N], *k[K_N];
@@ -652,7 +729,7 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
   cfgval_bool(c->y, v[K_INSPECT], ydoc_kp_key(sub, path, "inspect"), &r->inspect);
 
   /* traffic control: only where a request goes upstream */
-  for (int i = K_ALLOW; i <= K_RETRY; i++)
+  for (int i = K_ALLOW; i <= K_MIRROR; i++)
     if (k[i] != NULL && r->action != ACTION_UPSTREAM)
       ydoc_err(c->y, k[i]->mark, path, "%s only applies to routes with upstream or upstreams",
                keys[i]);
@@ -665,6 +742,10 @@ static void load_route(struct ctx *c, struct cfg_route *r, const struct ynode *n
   cfgval_duration(c->y, v[K_TIMEOUT], ydoc_kp_key(sub, path, "timeout"), 1, &r->timeout_ms);
   if (v[K_RETRY] != NULL)
     load_retry(c, r, v[K_RETRY], ydoc_kp_key(sub, path, "retry"));
+  if (v[K_AUTH] != NULL)
+    load_auth_request(c, r, v[K_AUTH], ydoc_kp_key(sub, path, "auth_request"));
+  if (v[K_MIRROR] != NULL)
+    load_mirror(c, r, v[K_MIRROR], ydoc_kp_key(sub, path, "mirror"));
 }
 
 void cfgroute_load(struct ydoc *y, struct config *cfg, bool upstreams_bad, const struct ynode *n) {

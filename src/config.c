@@ -801,6 +801,12 @@ void config_free(struct config *cfg) {
     free(r->allow);
     free(r->deny);
     free(r->rate_limit.header);
+    free(r->auth.upstream);
+    free(r->auth.path);
+    for (size_t j = 0; j < r->auth.npass_headers; j++)
+      free(r->auth.pass_headers[j]);
+    free(r->auth.pass_headers);
+    free(r->mirror.upstream);
     free_header_ops(&r->request_headers);
     free_header_ops(&r->response_headers);
   }

@@ -13,8 +13,10 @@
  * Flow: exchange_start (head parsed) -> request_check (src/request.c:
  * what is refused and with which status) -> route -> direct reply, or the
  * route's traffic control (src/policy.c: allow/deny, rate limit, split,
- * max_requests) and pick a
- * server, build the upstream head and get a connection -> connected: head
+ * max_requests; src/authreq.c: auth_request, which calls exchange_forward
+ * once the auth service said yes) and pick a server, build the upstream
+ * head (src/mirror.c copies it, and the body, when the route mirrors) and
+ * get a connection -> connected: head
  * and body flow upstream (session_unblock lets the parser go on) -> the
  * upclient parses the response and hands it here piece by piece -> the
  * response ends: exchange_finish logs, releases the connection to its
@@ -28,11 +30,13 @@
 #include <string.h>
 
 #include "ferry/accesslog.h"
+#include "ferry/authreq.h"
 #include "ferry/connpool.h"
 #include "ferry/err.h"
 #include "ferry/forwarded.h"
 #include "ferry/upclient.h"
 #include "ferry/log.h"
+#include "ferry/mirror.h"
 #include "ferry/reply.h"
 #include "ferry/request.h"
 #include "ferry/router.h"
@@ -66,6 +70,8 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
 }
 
 void exchange_reset(struct exchange *ex) {
+  authreq_cancel(ex);
+  mirror_detach(ex);
   if (ex->up_held) {
     upstream_leave(ex->up);
     ex->up_held = false;
@@ -112,6 +118,33 @@ void exchange_log(struct exchange *ex) {
   accesslog_write(ex->w->log, ex, uv_now(&ex->w->loop));
 }
 
+bool exchange_reply_keep(const struct exchange *ex, bool close) {
+  const struct session *s = ex->s;
+  bool no_body_left = ex->req_done || (!ex->req_chunked && ex->req_length == 0);
+  bool in_head = ex->state == EX_HEAD || ex->state == EX_CONNECTING;
+  return !close && ex->client_keepalive && !s->peer_eof && !ex->w->stopping &&
+         (ex->req_done || (in_head && no_body_left));
+}
+
+void exchange_reply_block(struct exchange *ex, int status, struct iobuf *b, uint64_t body_n,
+                          bool keep) {
+  struct session *s = ex->s;
+  int r = stream_add(&s->st, b->data, b->len, b);
+  if (ex->insp.on)
+    inspect_note_response(ex, b, false);
+  if (r != 0) {
+    session_close(s);
+    return;
+  }
+  ex->status = status;
+  ex->resp_started = true;
+  ex->resp_done = true;
+  ex->resp_body_bytes = body_n;
+  ex->state = EX_DONE;
+  exchange_log(ex);
+  session_exchange_done(s, keep);
+}
+
 /* Send a complete response ferry makes itself and end the exchange. */
 static void exchange_reply_full(struct exchange *ex, int status, struct slice content_type,
                                 struct slice body, struct slice location, bool close) {
@@ -127,10 +160,7 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
     session_close(s);
     return;
   }
-  bool no_body_left = ex->req_done || (!ex->req_chunked && ex->req_length == 0);
-  bool in_head = ex->state == EX_HEAD || ex->state == EX_CONNECTING;
-  bool keep = !close && ex->client_keepalive && !s->peer_eof && !ex->w->stopping &&
-              (ex->req_done || (in_head && no_body_left));
+  bool keep = exchange_reply_keep(ex, close);
   if (!ex->rid.n) {
     wctx_request_id(ex->w, ex->request_id);
     ex->rid = slice_cstr(ex->request_id);
@@ -157,21 +187,8 @@ static void exchange_reply_full(struct exchange *ex, int status, struct slice co
   }
   reply_build(b->data, need, &rp);
   b->len = (uint32_t)need;
-  int r = stream_add(&s->st, b->data, need, b);
-  if (ex->insp.on)
-    inspect_note_response(ex, b, false);
+  exchange_reply_block(ex, status, b, head_only ? 0 : body.n, keep);
   iobuf_unref(b);
-  if (r != 0) {
-    session_close(s);
-    return;
-  }
-  ex->status = status;
-  ex->resp_started = true;
-  ex->resp_done = true;
-  ex->resp_body_bytes = head_only ? 0 : body.n;
-  ex->state = EX_DONE;
-  exchange_log(ex);
-  session_exchange_done(s, keep);
 }
 
 void exchange_reply(struct exchange *ex, int status, const char *body, bool close) {
@@ -181,9 +198,6 @@ void exchange_reply(struct exchange *ex, int status, const char *body, bool clos
 }
 
 /* --- routing ------------------------------------------------------------ */
-
-static void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
-                             struct slice host);
 
 /* listeners[].redirect_https: 308 to the same host and target over https. */
 static void exchange_redirect_https(struct exchange *ex, struct slice host, struct slice target) {
@@ -282,6 +296,9 @@ void exchange_start(struct exchange *ex) {
     exchange_reply(ex, refused, policy_message(refused), false);
     return;
   }
+  (void)s;
+  if (r->auth.upstream && authreq_begin(ex, target))
+    return;
   exchange_forward(ex, target, norm, host);
 }
 
@@ -427,8 +444,8 @@ static int exchange_connect(struct exchange *ex, bool fresh_only) {
   return 0;
 }
 
-static void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
-                             struct slice host) {
+void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
+                      struct slice host) {
   const struct cfg_route *r = ex->route;
   struct worker *w = ex->w;
   ex->up = &w->ups[policy_upstream(ex)];
@@ -466,6 +483,8 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
                    ex->peer_trusted);
   policy_trace(ex);
   fr.traceparent = slice_make(ex->traceparent, 55);
+  if (ex->auth_ops) /* the route's request_headers with auth_request's pass_headers */
+    fr.ops = ex->auth_ops;
   const struct tls_conn *tc = ex->tls;
   if (tc) {
     fr.proto = SLICE_LIT("https");
@@ -486,6 +505,7 @@ static void exchange_forward(struct exchange *ex, struct slice target, struct sl
     return;
   }
   ex->uhead_buf->len = (uint32_t)need;
+  mirror_begin(ex);
   exchange_connect(ex, false);
 }
 
@@ -573,6 +593,7 @@ void exchange_upstream_connected(struct exchange *ex, int status) {
 }
 
 void exchange_request_flush(struct exchange *ex) {
+  mirror_flush(ex);
   if (ex->uc)
     stream_flush(&ex->uc->st);
 }
@@ -586,6 +607,7 @@ int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct i
     ex->body_too_large = true;
     return -1;
   }
+  mirror_body(ex, p, n, b);
   if (!ex->uc)
     return 0;
   struct stream *up = &ex->uc->st;
@@ -597,6 +619,7 @@ int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct i
 /* The last chunk of a chunked request, with the client's trailers. */
 void exchange_request_done(struct exchange *ex) {
   ex->req_done = true;
+  mirror_request_done(ex);
   if (ex->uc && ex->req_chunked)
     add_last_chunk(ex->w, &ex->uc->st, &ex->req_hdrs, ex->req_trailers);
   if (!ex->resp_started)
@@ -958,6 +981,8 @@ void exchange_timeout(struct exchange *ex, int kind) {
 }
 
 void exchange_abort(struct exchange *ex) {
+  authreq_cancel(ex);
+  mirror_detach(ex);
   if (ex->uc) {
     connpool_close(ex->uc);
     ex->uc = NULL;

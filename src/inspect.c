@@ -224,7 +224,13 @@ void inspect_capture(struct exchange *ex) {
   size_t nlabel = ex->route ? router_route_label(ex->route, label, sizeof label) : 0;
   char tries[EX_MAX_TRIED * 96];
   size_t ntries = tries_text(ex, tries, sizeof tries);
-  char why[8192];
+  char why[8192], auth[32];
+  size_t nauth = 0;
+  if (ex->auth_note) {
+    int k = ex->auth_status ? snprintf(auth, sizeof auth, "%s %d", ex->auth_note, ex->auth_status)
+                            : snprintf(auth, sizeof auth, "%s", ex->auth_note);
+    nauth = k > 0 ? (size_t)k : 0;
+  }
   uint32_t why_more = 0;
   size_t nwhy = why_this_route(ex, why, sizeof why, &why_more);
 
@@ -244,6 +250,8 @@ void inspect_capture(struct exchange *ex) {
       .tls_alpn = ex->tls_info ? ex->tls_info->alpn : (struct slice){NULL, 0},
       .tls_client_subject =
           ex->tls_info ? slice_cstr(ex->tls_info->client_subject) : (struct slice){NULL, 0},
+      .auth = (struct slice){auth, nauth},
+      .mirror = slice_cstr(ex->mirror_note),
       .client = slice_cstr(client),
       .listener = slice_cstr(ex->listener),
       .method = slice_cstr(method),

@@ -160,7 +160,7 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
                          src->body[1],    src->req_line,    src->up_line,  src->config_file,
                          src->skipped,    src->frames_json, src->trace_id, src->tls_version,
                          src->tls_cipher, src->tls_sni,     src->tls_alpn, src->tls_client_subject,
-                         src->tries};
+                         src->tries,      src->auth,        src->mirror};
   size_t text = 0;
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     text += strs[i].n;
@@ -185,6 +185,8 @@ struct inspect_rec *inspect_rec_build(const struct inspect_src *src) {
   r->tls_sni = fill_copy(&f, src->tls_sni);
   r->tls_alpn = fill_copy(&f, src->tls_alpn);
   r->tls_client_subject = fill_copy(&f, src->tls_client_subject);
+  r->auth = fill_copy(&f, src->auth);
+  r->mirror = fill_copy(&f, src->mirror);
   r->client = fill_copy(&f, src->client);
   r->listener = fill_copy(&f, src->listener);
   r->method = fill_copy(&f, src->method);
@@ -736,6 +738,14 @@ void inspect_render_json(struct inspect_out *o, const struct inspect_rec *r, boo
   } else {
     inspect_out_puts(o, ",\"tls\":null");
   }
+  if (r->auth.n)
+    json_key_str(o, "auth", r->auth);
+  else
+    inspect_out_puts(o, ",\"auth\":null");
+  if (r->mirror.n)
+    json_key_str(o, "mirror", r->mirror);
+  else
+    inspect_out_puts(o, ",\"mirror\":null");
   inspect_out_printf(o, ",\"attempts\":%u,\"status\":%d,\"complete\":%s", (unsigned)r->attempts,
                      r->status, r->complete ? "true" : "false");
   render_tries(o, r->tries);

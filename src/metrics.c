@@ -456,6 +456,83 @@ static void render_servers(struct admin_reply *rep, const struct metrics_source 
   free(ix.idx);
 }
 
+struct metrics_route_slot *metrics_route_slot(struct metrics_worker *m, const struct cfg_route *r) {
+  uint64_t gen = mc_get(&m->config_gen);
+  size_t mi = ((uintptr_t)r >> 4) & 3u;
+  if (m->route_memo[mi].slot && m->route_memo[mi].gen == gen && m->route_memo[mi].route == r)
+    return m->route_memo[mi].slot;
+  char label[METRICS_LABEL_MAX];
+  metrics_route_label(r, label, sizeof label);
+  uint32_t h = fnv(2166136261u, label);
+  for (uint32_t i = 0; i < METRICS_ROUTE_SLOTS; i++) {
+    struct metrics_route_slot *s = &m->routes[(h + i) & (METRICS_ROUTE_SLOTS - 1)];
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == 0) {
+      s->hash = h;
+      copy_label(s->route, sizeof s->route, label);
+      atomic_store_explicit(&s->state, 1, memory_order_release);
+    } else if (s->hash != h || strcmp(s->route, label) != 0) {
+      continue;
+    }
+    m->route_memo[mi].gen = gen;
+    m->route_memo[mi].route = r;
+    m->route_memo[mi].slot = s;
+    return s;
+  }
+  return NULL;
+}
+
+/* ferry_auth_requests_total{route,result} (mirror false) or
+ * ferry_mirror_requests_total{route,result}: every worker's route slots
+ * summed by route. */
+static void render_route_counts(struct admin_reply *rep, const struct metrics_source *src,
+                                bool mirror) {
+  static const char *const auth_names[METRICS_AUTH_N] = {"allowed", "denied", "error"};
+  static const char *const mirror_names[METRICS_MIRROR_N] = {"sent", "dropped", "failed"};
+  const char *name = mirror ? "ferry_mirror_requests_total" : "ferry_auth_requests_total";
+  const char *const *results = mirror ? mirror_names : auth_names;
+  unsigned nres = mirror ? METRICS_MIRROR_N : METRICS_AUTH_N;
+  struct {
+    const char *label;
+    uint64_t n[4]; /* room for the longer list of results */
+  } rows[METRICS_ROUTE_SLOTS];
+  size_t n = 0;
+  for (unsigned w = 0; w < src->nworkers; w++) {
+    const struct metrics_worker *m = &src->workers[w].metrics;
+    for (uint32_t i = 0; i < METRICS_ROUTE_SLOTS; i++) {
+      const struct metrics_route_slot *s = &m->routes[i];
+      if (atomic_load_explicit((_Atomic uint32_t *)(uintptr_t)&s->state, memory_order_acquire) == 0)
+        continue;
+      uint64_t v[4], any = 0;
+      for (unsigned r = 0; r < nres; r++)
+        any |= v[r] = mc_get(mirror ? &s->mirror[r] : &s->auth[r]);
+      if (!any)
+        continue;
+      size_t k = 0;
+      while (k < n && strcmp(rows[k].label, s->route) != 0)
+        k++;
+      if (k == n) {
+        if (n == METRICS_ROUTE_SLOTS)
+          continue;
+        rows[n].label = s->route;
+        memset(rows[n++].n, 0, sizeof rows[0].n);
+      }
+      for (unsigned r = 0; r < nres; r++)
+        rows[k].n[r] += v[r];
+    }
+  }
+  admin_reply_printf(rep, "# HELP %s %s\n# TYPE %s counter\n", name,
+                     mirror ? "Requests a route's mirror sampled, by what became of the copy."
+                            : "Requests a route's auth_request checked, by the decision.",
+                     name);
+  for (size_t k = 0; k < n; k++) {
+    char esc[2 * METRICS_LABEL_MAX];
+    metrics_escape_label(rows[k].label, esc, sizeof esc);
+    for (unsigned r = 0; r < nres; r++)
+      admin_reply_printf(rep, "%s{route=\"%s\",result=\"%s\"} %" PRIu64 "\n", name, esc, results[r],
+                         rows[k].n[r]);
+  }
+}
+
 /* ferry_rate_limited_total{route} (by_upstream false) or
  * ferry_circuit_open_total{upstream}: the request slots' refusal counts
  * summed by the one label over every worker. */
@@ -692,6 +769,8 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
   render_servers(rep, src);
   render_refusals(rep, src, false);
   render_refusals(rep, src, true);
+  render_route_counts(rep, src, false);
+  render_route_counts(rep, src, true);
   counter(rep, "ferry_bytes_received_total", "Bytes read from clients.", SUM(bytes_in));
   counter(rep, "ferry_bytes_sent_total", "Bytes written to clients.", SUM(bytes_out));
   render_retries(rep, src);

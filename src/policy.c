@@ -62,6 +62,14 @@ size_t policy_upstream(struct exchange *ex) {
   return r->split[traffic_split_next(tr)].upstream_index;
 }
 
+bool policy_mirror_sample(struct exchange *ex) {
+  uint32_t percent = ex->route->mirror.percent;
+  struct traffic_route *tr;
+  if (percent == 0 || percent >= 100 || !(tr = policy_route_state(ex)))
+    return percent > 0;
+  return traffic_mirror_next(tr, percent);
+}
+
 const char *policy_message(int status) {
   switch (status) {
   case 403:

@@ -18,6 +18,7 @@
 #include "ferry/log.h"
 #include "ferry/session.h"
 #include "ferry/snapshot.h"
+#include "ferry/subreq.h"
 #include "ferry/tls.h"
 #include "ferry/upstream.h"
 
@@ -560,6 +561,7 @@ static void on_stop(uv_async_t *a) {
     return;
   }
   w->stopping = true;
+  subreq_worker_stop(w); /* mirror copies never hold up a stop */
   close_idle_all(w);
   if (atomic_load(&w->stop_now)) {
     w->drain_idle_closed = true;
@@ -629,6 +631,7 @@ void worker_run(struct worker *w) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   /* Anything left (e.g. after an abnormal stop) is closed here. */
   session_close_all(w);
+  subreq_close_all(w);
   close_idle_all(w);
   close_listeners(w);
   if (!uv_is_closing((uv_handle_t *)&w->stop_async))

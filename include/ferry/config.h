@@ -154,6 +154,24 @@ struct cfg_retry {
   uint32_t budget_percent; /* 0..100; default 20 */
 };
 
+/* `auth_request`: a sub-request to `upstream` before forwarding (SPEC
+ * §8); off while upstream is NULL. */
+struct cfg_auth_request {
+  char *upstream;
+  size_t upstream_index; /* in config.upstreams */
+  char *path;            /* starts with '/'; may carry a query */
+  char **pass_headers;   /* copied from a 2xx answer into the forwarded request */
+  size_t npass_headers;
+};
+
+/* `mirror`: a copy of `percent` of the requests to `upstream`; off while
+ * upstream is NULL. */
+struct cfg_mirror {
+  char *upstream;
+  size_t upstream_index;
+  uint32_t percent; /* 0..100; default 100 */
+};
+
 enum cfg_path_kind { PATH_ANY, PATH_EXACT, PATH_PREFIX, PATH_REGEX };
 enum cfg_action { ACTION_UPSTREAM, ACTION_REDIRECT, ACTION_RESPOND };
 
@@ -199,6 +217,8 @@ struct cfg_route {
   size_t ndeny;
   struct cfg_rate_limit rate_limit;
   struct cfg_retry retry;
+  struct cfg_auth_request auth;
+  struct cfg_mirror mirror;
 };
 
 enum cfg_log_format { LOG_FORMAT_COMBINED, LOG_FORMAT_JSON };

@@ -29,10 +29,11 @@ struct tls_info;
 struct server_rt;
 struct upstream_rt;
 struct worker_gen;
+struct subreq;
 
 enum exchange_state {
   EX_HEAD,       /* request head arriving */
-  EX_CONNECTING, /* waiting for an upstream connection */
+  EX_CONNECTING, /* waiting for an upstream connection (or auth_request's answer) */
   EX_FORWARDING, /* request (head/body) flowing upstream, response awaited or flowing */
   EX_TUNNEL,     /* 101 relayed: bytes pumped both ways (src/tunnel.c) */
   EX_DONE        /* response fully queued to the client */
@@ -94,6 +95,19 @@ struct exchange {
   char traceparent[56];
   char trace_id[33];
   int refused; /* status of a traffic-control refusal (403, 429; 503 circuit open), 0 none */
+  /* auth_request (src/authreq.c): the check in flight, the target to
+   * forward once it passes, the request_headers ops with its
+   * pass_headers (arena), and what it decided, for the observers */
+  struct subreq *auth;
+  struct slice auth_target;
+  const struct cfg_header_ops *auth_ops;
+  const char *auth_note; /* "allowed", "denied", "error"; NULL: no check */
+  int auth_status;       /* the auth service's status, 0 when none came */
+  /* mirror (src/mirror.c): the copy while the request body still flows
+   * to it, and what became of it: "sent", "dropped", "failed"; NULL when
+   * the request was not sampled */
+  struct subreq *mirror;
+  const char *mirror_note;
   struct server_rt *srv;
   struct upclient *uc; /* the upstream connection, while attached */
   bool uc_reused;      /* uc came from the idle pool */
@@ -181,6 +195,19 @@ static inline void exchange_client_tunnel_read(struct exchange *ex, ssize_t nrea
 void exchange_reset(struct exchange *ex);
 /* Answer with ferry's own response (error statuses, respond:, 404). */
 void exchange_reply(struct exchange *ex, int status, const char *body, bool close);
+/* Whether the connection stays open after an answer ferry makes itself
+ * (close: the caller wants it closed). */
+bool exchange_reply_keep(const struct exchange *ex, bool close);
+/* Answer with the complete response in b (head, then body_n body bytes;
+ * referenced, not taken), built with keep-alive `keep` from
+ * exchange_reply_keep, and end the exchange. */
+void exchange_reply_block(struct exchange *ex, int status, struct iobuf *b, uint64_t body_n,
+                          bool keep);
+/* Routed and admitted: pick a server of the route's upstream, build the
+ * upstream head (target as routed, norm, host) and connect. Called by
+ * exchange_start, or by auth_request once the auth service said yes. */
+void exchange_forward(struct exchange *ex, struct slice target, struct slice norm,
+                      struct slice host);
 
 /* A timer for the current phase: request body progress, upstream
  * response, response body progress or client stalled (see session.h). */

@@ -101,12 +101,15 @@ struct inspect_rec {
    * ALPN and the verified client certificate's subject (n == 0: none). */
   bool tls;
   struct slice tls_version, tls_cipher, tls_sni, tls_alpn, tls_client_subject;
-  uint32_t attempts;  /* upstream connections tried (0: answered by ferry itself) */
-  struct slice tries; /* each server tried: "SERVER RESULT\n", RESULT connect_failure,
-                         reset, a status retried, "answered" or "failed" (n == 0: none) */
-  int status;         /* 0: no response was sent */
-  bool complete;      /* the whole response reached the client's queue; false when it was
-                         cut short (client gone, upstream failed mid-body, a timeout) */
+  struct slice auth;   /* auth_request's decision ("allowed 200", "denied 401", "error");
+                          n == 0: no check */
+  struct slice mirror; /* the mirror copy: "sent", "dropped", "failed"; n == 0: not sampled */
+  uint32_t attempts;   /* upstream connections tried (0: answered by ferry itself) */
+  struct slice tries;  /* each server tried: "SERVER RESULT\n", RESULT connect_failure,
+                          reset, a status retried, "answered" or "failed" (n == 0: none) */
+  int status;          /* 0: no response was sent */
+  bool complete;       /* the whole response reached the client's queue; false when it was
+                          cut short (client gone, upstream failed mid-body, a timeout) */
   uint64_t req_head_bytes, req_body_bytes;   /* from the client */
   uint64_t resp_head_bytes, resp_body_bytes; /* to the client (body: as received upstream) */
   /* microseconds; -1: that phase did not happen */
@@ -124,7 +127,7 @@ struct inspect_src {
   struct slice request_id, client, listener, method, target, host, version;
   int route_index, route_line;
   struct slice route_label, config_file, skipped, frames_json, upstream, server, error;
-  struct slice trace_id, tries;
+  struct slice trace_id, tries, auth, mirror;
   bool tls;
   struct slice tls_version, tls_cipher, tls_sni, tls_alpn, tls_client_subject;
   uint32_t skipped_more;

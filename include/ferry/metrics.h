@@ -86,6 +86,25 @@ enum metrics_result {
       METRICS_RESULT_N
 };
 
+/* auth_request and mirror outcomes per route (labels of
+ * ferry_auth_requests_total and ferry_mirror_requests_total). */
+enum metrics_auth { METRICS_AUTH_ALLOWED, METRICS_AUTH_DENIED, METRICS_AUTH_ERROR, METRICS_AUTH_N };
+enum metrics_mirror {
+  METRICS_MIRROR_SENT,    /* the whole copy went out and the mirror answered */
+  METRICS_MIRROR_DROPPED, /* not sent, or cut, so the client is never held */
+  METRICS_MIRROR_FAILED,  /* the mirror failed: connect, reset, timeout, invalid */
+  METRICS_MIRROR_N
+};
+#define METRICS_ROUTE_SLOTS 64u
+
+struct metrics_route_slot {
+  _Atomic uint32_t state; /* 0 empty, 1 published */
+  uint32_t hash;
+  char route[METRICS_LABEL_MAX];
+  mcount auth[METRICS_AUTH_N];
+  mcount mirror[METRICS_MIRROR_N];
+};
+
 struct metrics_srv_slot {
   _Atomic uint32_t state; /* 0 empty, 1 published */
   uint32_t hash;
@@ -113,6 +132,12 @@ struct metrics_worker {
   mcount config_gen;    /* configuration generation this worker serves new requests with */
   struct metrics_req_slot req[METRICS_REQ_SLOTS];
   struct metrics_srv_slot srv[METRICS_SRV_SLOTS];
+  struct metrics_route_slot routes[METRICS_ROUTE_SLOTS]; /* routes with auth_request or mirror */
+  struct {
+    uint64_t gen;
+    const void *route;
+    struct metrics_route_slot *slot;
+  } route_memo[4];
   /* Worker-only memo of (generation, route, upstream, status class) ->
    * request slot, so a request costs no label formatting or lookup. */
   struct {
@@ -179,6 +204,11 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
 /* An attempt on server srv ended with result r: count it. Worker thread. */
 void metrics_upstream_result(struct metrics_worker *m, const struct server_rt *srv,
                              enum metrics_result r);
+/* The per-route slot of r's auth_request and mirror counters (its
+ * pointer stays valid for the worker's life); NULL when the table is
+ * full. Worker thread. */
+struct metrics_route_slot *metrics_route_slot(struct metrics_worker *m, const struct cfg_route *r);
+
 /* The label text of a result ("ok", "connect_failure", ...). */
 const char *metrics_result_name(enum metrics_result r);
 

@@ -9,6 +9,7 @@
 #ifndef FERRY_POLICY_H
 #define FERRY_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,10 @@ int policy_admit(struct exchange *ex);
 /* The index in the configuration's upstreams of ex's upstream: the
  * route's one, or the next of its weighted split. */
 size_t policy_upstream(struct exchange *ex);
+
+/* Whether ex is among the `percent` of its route's requests that are
+ * mirrored (a counter shared by the workers, see traffic_mirror_next). */
+bool policy_mirror_sample(struct exchange *ex);
 
 /* W3C Trace Context: ex->traceparent for the upstream, with the client's
  * trace id (a valid traceparent) or a new one, and a new span id of

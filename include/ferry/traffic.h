@@ -45,6 +45,8 @@ struct traffic_route {
   uint8_t *order;
   uint32_t norder;
   _Atomic uint64_t next;
+  /* mirror: requests of the route seen so far (the sampling counter) */
+  _Atomic uint64_t mirror_seq;
   /* rate_limit */
   uint64_t interval_us; /* one token refills in this */
   uint64_t window_us;   /* burst * interval: how far ahead tat may run */
@@ -71,6 +73,15 @@ void traffic_free(struct traffic *t);
  * the pick order into out (room for the sum of the weights) and returns
  * its length. 90/10 -> 9 picks of 0 and one of 1, spread. Pure. */
 uint32_t traffic_swrr_order(const uint32_t *weights, size_t n, uint8_t *out);
+
+/* Whether the route's next request is copied to its mirror: of every
+ * 100 requests in a row, `percent`, spread evenly (the k-th request is
+ * when floor(k * percent / 100) steps up), in one order shared by every
+ * worker. */
+static inline bool traffic_mirror_next(struct traffic_route *tr, uint32_t percent) {
+  uint64_t k = atomic_fetch_add_explicit(&tr->mirror_seq, 1, memory_order_relaxed) % 100;
+  return (k + 1) * percent / 100 > k * percent / 100;
+}
 
 /* The split index for the next request of the route. */
 static inline size_t traffic_split_next(struct traffic_route *tr) {

@@ -84,6 +84,9 @@ struct worker {
   int start_error; /* negative uv error when a listener failed */
   char start_error_msg[256];
 
+  struct subreq *subreqs; /* live sub-requests: auth checks, mirror copies (src/subreq.c) */
+  unsigned nmirrors;      /* mirror copies among them (bounded: src/mirror.c) */
+
   struct exchange *free_ex; /* recycled exchanges (src/exchange.c) */
   unsigned nfree_ex;
 

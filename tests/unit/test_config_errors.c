@@ -420,3 +420,36 @@ CONFIG_TEST(no_warnings_when_the_file_has_errors) {
   EXPECT_ERRORS(LISTEN "routes:\n  - respond: {}\n  - path: /a\n    respond: {status: 1}\n",
                 "proxy.yaml:6:23: routes[1].respond.status: 1 is out of range (expected 100..599)");
 }
+
+/* auth_request and mirror (SPEC §8): unknown upstreams with a
+ * suggestion, a path that is not one, a header ferry manages, a percent
+ * out of range, missing required keys. */
+Test(config_errors, auth_request_and_mirror_values) {
+  EXPECT_ERRORS(
+      LISTEN UPSTREAM_API "routes:\n"
+                          "  - upstream: api\n"
+                          "    auth_request: {upstream: apj, path: check, pass_headers: "
+                          "[Content-Length, \"a b\"]}\n"
+                          "    mirror: {upstream: apu, percent: 101}\n",
+      "proxy.yaml:9:30: routes[0].auth_request.upstream: unknown upstream \"apj\" (did "
+      "you mean \"api\"?)",
+      "proxy.yaml:9:41: routes[0].auth_request.path: must start with \"/\", found "
+      "\"check\"",
+      "proxy.yaml:9:63: routes[0].auth_request.pass_headers[0]: cannot pass "
+      "\"Content-Length\": ferry manages Host, framing and hop-by-hop headers",
+      "proxy.yaml:9:79: routes[0].auth_request.pass_headers[1]: invalid header name "
+      "\"a b\"",
+      "proxy.yaml:10:24: routes[0].mirror.upstream: unknown upstream \"apu\" (did you "
+      "mean \"api\"?)",
+      "proxy.yaml:10:38: routes[0].mirror.percent: 101 is out of range (expected 0..100)");
+  EXPECT_ERRORS(LISTEN UPSTREAM_API "routes:\n"
+                                    "  - upstream: api\n"
+                                    "    auth_request: {}\n"
+                                    "    mirror: {percent: 5}\n",
+                "proxy.yaml:9:19: routes[0].auth_request: missing required key \"upstream\" (the "
+                "auth service's upstream)",
+                "proxy.yaml:9:19: routes[0].auth_request: missing required key \"path\" (e.g. "
+                "path: /check)",
+                "proxy.yaml:10:13: routes[0].mirror: missing required key \"upstream\" (where "
+                "the copies go)");
+}

@@ -140,3 +140,31 @@ Test(traffic, admit_deny_first_then_allow_then_rate) {
   cr_assert_eq(atomic_load(&tr.forbidden), 4);
   free(tr.buckets);
 }
+
+/* mirror percent: exactly `percent` of every 100 requests in a row,
+ * spread evenly rather than bunched at the start of the period. */
+Test(traffic, mirror_sampling_takes_percent_of_every_100_spread_evenly) {
+  for (uint32_t pct = 0; pct <= 100; pct++) {
+    struct traffic_route tr;
+    memset(&tr, 0, sizeof tr);
+    uint32_t taken = 0, longest_gap = 0, gap = 0;
+    for (int i = 0; i < 300; i++) {
+      if (traffic_mirror_next(&tr, pct)) {
+        taken++;
+        gap = 0;
+      } else if (++gap > longest_gap) {
+        longest_gap = gap;
+      }
+    }
+    cr_assert_eq(taken, 3 * pct, "percent %u: %u of 300", pct, taken);
+    if (pct > 0)
+      cr_assert_leq(longest_gap, 100 / pct, "percent %u: %u requests in a row not copied", pct,
+                    longest_gap);
+  }
+  struct traffic_route tr;
+  memset(&tr, 0, sizeof tr);
+  char seq[11] = {0};
+  for (int i = 0; i < 10; i++)
+    seq[i] = traffic_mirror_next(&tr, 20) ? 'm' : '.';
+  cr_assert_str_eq(seq, "....m....m");
+}
