@@ -10,10 +10,9 @@
  * upstream: it talks to the exchange, which is the only module that
  * knows both sides.
  *
- * The parser callbacks only copy head bytes into the exchange's arena or
- * hand body slices to the exchange, and pause at the end of the head and
- * of the message; everything else happens in session_process(), outside
- * llhttp_execute(). */
+ * The llhttp callbacks are src/reqparse.c's; they pause at the end of the
+ * head and of the message, and everything else happens in
+ * session_process(), outside llhttp_execute(). */
 #include "ferry/session.h"
 
 #include <arpa/inet.h>
@@ -28,17 +27,15 @@
 #include "ferry/h1parse.h"
 #include "ferry/log.h"
 #include "ferry/proxyproto.h"
+#include "ferry/reqparse.h"
 #include "ferry/tls.h"
 #include "ferry/wctx.h"
-
-enum pause_reason { PR_NONE, PR_HEAD, PR_DONE };
 
 /* Free session_rx structs kept per worker; more are freed. */
 #define RX_FREE_MAX 256u
 
 _Static_assert(offsetof(struct worker, loop) == 0, "session_worker() needs the loop first");
 _Static_assert(offsetof(struct session, st) == 0, "the stream is the session's first member");
-_Static_assert(offsetof(struct session_rx, parser) == 0, "llhttp callbacks cast the parser");
 
 static void session_process(struct session *s);
 static void session_update_reading(struct session *s);
@@ -46,179 +43,6 @@ static void session_eof(struct session *s);
 static void session_release_hold(struct session *s);
 static void on_done_check(uv_check_t *c);
 static void done_unlink(struct worker *w, struct exchange *ex);
-
-static struct exchange *cur_ex(llhttp_t *p) {
-  struct session *s = p->data;
-  return s->ex;
-}
-
-/* The read block of the rx whose parser p is. */
-static struct iobuf *cur_in(llhttp_t *p) {
-  return ((struct session *)p->data)->st.in;
-}
-
-/* A request begins on ex (from exchange_new): the header deadline
- * runs until its head is complete. */
-static void session_begin(struct session *s, struct exchange *ex) {
-  exchange_init(ex, s, session_worker(s)); /* keeps req_store */
-  s->ex = ex;
-  if (s->timer_kind != ST_HEADER)
-    session_timer(s, ST_HEADER);
-}
-
-/* The request head is complete and within limits: the exchange takes
- * over, or answers 503 past limits.max_connections. */
-static void session_head_done(struct session *s) {
-  s->blocked = true;
-  s->ex->req_head_bytes = s->rx->head_bytes;
-  exchange_start(s->ex);
-}
-
-static int on_message_begin(llhttp_t *p) {
-  struct session *s = p->data;
-  if (s->ex) /* cannot happen: the parser pauses at every message end */
-    return -1;
-  struct exchange *ex = exchange_new(session_worker(s));
-  if (!ex)
-    return -1;
-  s->rx->head_bytes = 0;
-  session_begin(s, ex);
-  return 0;
-}
-
-/* Keep (at, n) as the slice at `field` of the current exchange (a piece
- * of the read block, or copied when split); over the head's bound: fail. */
-static int keep_slice(llhttp_t *p, size_t field, const char *at, size_t n) {
-  struct exchange *ex = cur_ex(p);
-  struct slice *dst = ex ? (struct slice *)(void *)((char *)ex + field) : NULL;
-  if (!ex || arena_slice(&ex->arena, &ex->req_pin, dst, at, n, cur_in(p)) != 0) {
-    if (ex)
-      ex->head_overflow = true;
-    return -1;
-  }
-  return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t n) {
-  return keep_slice(p, offsetof(struct exchange, url), at, n);
-}
-
-/* The method and the version are recorded as soon as they are read, so a
- * head rejected later is logged with what it really sent. */
-static int on_method_complete(llhttp_t *p) {
-  struct exchange *ex = cur_ex(p);
-  if (ex) {
-    ex->method = p->method;
-    ex->method_known = true;
-  }
-  return 0;
-}
-
-static int on_version_complete(llhttp_t *p) {
-  struct exchange *ex = cur_ex(p);
-  if (ex) {
-    ex->major = p->http_major;
-    ex->minor = p->http_minor;
-    ex->version_known = true;
-  }
-  return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n) {
-  return keep_slice(p, offsetof(struct exchange, cur_name), at, n);
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n) {
-  return keep_slice(p, offsetof(struct exchange, cur_value), at, n);
-}
-
-static int on_header_value_complete(llhttp_t *p) {
-  struct exchange *ex = cur_ex(p);
-  if (!ex)
-    return -1;
-  if (http_head_push(&ex->req_hdrs, ex->cur_name, ex->cur_value) != 0) {
-    ex->too_many_headers = true;
-    return -1;
-  }
-  ex->cur_name = (struct slice){NULL, 0};
-  ex->cur_value = (struct slice){NULL, 0};
-  return 0;
-}
-
-static int on_headers_complete(llhttp_t *p) {
-  struct session *s = p->data;
-  struct exchange *ex = s->ex;
-  if (!ex)
-    return -1;
-  ex->minor = p->http_minor;
-  ex->method = p->method;
-  ex->major = p->http_major;
-  ex->method_known = ex->version_known = true;
-  ex->client_keepalive = llhttp_should_keep_alive(p) != 0;
-  ex->req_chunked = (p->flags & F_CHUNKED) != 0;
-  ex->req_has_length = (p->flags & F_CONTENT_LENGTH) != 0;
-  ex->req_length = ex->req_has_length ? p->content_length : 0;
-  ex->major = p->http_major;
-  /* Upgrade needs HTTP/1.1 and "Connection: upgrade" (llhttp's flag);
-   * CONNECT also sets it and gets 405. */
-  ex->upgrade_req =
-      p->upgrade && p->method != HTTP_CONNECT && p->http_major == 1 && p->http_minor >= 1;
-  ex->req_trailers = ex->req_hdrs.n; /* fields pushed from now on are trailers */
-  s->rx->chunk_ext_bytes = 0;
-  chunked_check_begin(&s->rx->chunks, ex->req_chunked);
-  http_head_mark_hop(&ex->req_hdrs);
-  s->rx->pause_reason = PR_HEAD;
-  return HPE_PAUSED;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t n) {
-  struct session *s = p->data;
-  if (!s->ex)
-    return 0; /* body of a request already answered; connection will close */
-  return exchange_request_body(s->ex, at, n, s->st.in) == 0 ? 0 : -1;
-}
-
-/* Chunk extensions are dropped (bodies are re-chunked), but a long one is
- * refused rather than read forever. */
-#define MAX_CHUNK_EXT_BYTES 1024u
-
-static int on_chunk_extension(llhttp_t *p, const char *at, size_t n) {
-  (void)at;
-  struct session_rx *rx = (struct session_rx *)(void *)p;
-  if (n > MAX_CHUNK_EXT_BYTES - rx->chunk_ext_bytes)
-    return -1;
-  rx->chunk_ext_bytes += (uint32_t)n;
-  return 0;
-}
-
-static int on_chunk_complete(llhttp_t *p) {
-  ((struct session_rx *)(void *)p)->chunk_ext_bytes = 0;
-  return 0;
-}
-
-static int on_message_complete(llhttp_t *p) {
-  struct session *s = p->data;
-  if (!s->ex)
-    return 0; /* the exchange was answered before its (empty) body ended */
-  s->rx->pause_reason = PR_DONE;
-  return HPE_PAUSED;
-}
-
-static const llhttp_settings_t request_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_method_complete = on_method_complete,
-    .on_version_complete = on_version_complete,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_chunk_extension_name = on_chunk_extension,
-    .on_chunk_extension_value = on_chunk_extension,
-    .on_chunk_complete = on_chunk_complete,
-    .on_message_complete = on_message_complete,
-};
 
 /* --- the client address ------------------------------------------------ */
 
@@ -262,7 +86,7 @@ static struct session_rx *session_rx_attach(struct session *s) {
     if (!rx)
       return NULL;
   }
-  llhttp_init(&rx->parser, HTTP_REQUEST, &request_settings);
+  llhttp_init(&rx->parser, HTTP_REQUEST, &reqparse_settings);
   /* Any single-digit version reaches request_check_version, which serves
    * 1.2..1.9 as 1.1 and answers 505 to the rest; llhttp 8.1 would refuse
    * all but 0.9, 1.0, 1.1 and 2.0 with 400. No other leniency. */
@@ -270,7 +94,7 @@ static struct session_rx *session_rx_attach(struct session *s) {
   rx->parser.data = s;
   rx->head_bytes = 0;
   rx->chunk_ext_bytes = 0;
-  rx->pause_reason = PR_NONE;
+  rx->pause_reason = REQPARSE_NONE;
   rx->resume_pending = false;
   rx->fast_done = false;
   chunked_check_begin(&rx->chunks, false);
@@ -638,7 +462,7 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
     exchange_free(w, ex);
     return false;
   }
-  session_begin(s, ex);
+  reqparse_begin(s, ex);
   iobuf_ref(s->st.in);
   ex->req_pin = s->st.in;
   ex->url = h.target;
@@ -655,7 +479,7 @@ static bool session_fast_head(struct session *s, struct session_rx *rx, const ch
   s->st.in_off += (uint32_t)h.len;
   rx->head_bytes = h.len;
   rx->fast_done = true;
-  session_head_done(s);
+  reqparse_head_done(s);
   return true;
 }
 
@@ -716,12 +540,13 @@ static void session_process(struct session *s) {
       continue;
     }
     rx->resume_pending = false;
-    rx->pause_reason = PR_NONE;
+    rx->pause_reason = REQPARSE_NONE;
     llhttp_errno_t err = llhttp_execute(&rx->parser, start, feed);
     size_t used = feed;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
       used = (size_t)(llhttp_get_error_pos(&rx->parser) - start);
-    bool ended = err == HPE_PAUSED_UPGRADE || (err == HPE_PAUSED && rx->pause_reason == PR_DONE);
+    bool ended =
+        err == HPE_PAUSED_UPGRADE || (err == HPE_PAUSED && rx->pause_reason == REQPARSE_DONE);
     if (checked && (ck == CHUNKED_DONE) != (ended && used == feed)) {
       llhttp_set_error_reason(&rx->parser, "chunked body framing read two ways");
       session_parse_error(s, HPE_INVALID_CHUNK_SIZE);
@@ -740,14 +565,14 @@ static void session_process(struct session *s) {
       llhttp_resume(&rx->parser);
       rx->resume_pending = true;
       uint8_t why = rx->pause_reason;
-      if (why == PR_HEAD) {
+      if (why == REQPARSE_HEAD) {
         if (rx->head_bytes > max_head) {
           s->blocked = true;
           exchange_reply(s->ex, head_limit_status(s->ex, max_head), NULL, true);
         } else {
-          session_head_done(s);
+          reqparse_head_done(s);
         }
-      } else if (why == PR_DONE) {
+      } else if (why == REQPARSE_DONE) {
         s->blocked = true;
         exchange_request_done(s->ex);
       }
