@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ferry/http_head.h"
+#include "ferry/http_head_build.h"
 
 const char *reply_default_body(int status) {
   switch (status) {

@@ -1,5 +1,7 @@
-/* http_head: header lists, hop-by-hop filtering, and serialising the heads
- * ferry sends (to the upstream, back to the client, and its own replies).
+/* http_head: header lists and lookups, interned tokens, hop-by-hop
+ * marking, the rules for what configuration and trailers may carry, the
+ * strict head scanner and framing decisions. Writing heads is
+ * http_head_build's (ferry/http_head_build.h).
  *
  * Pure functions over data: no sockets, no allocation. Header names and
  * values are slices into buffers owned by the caller (the read buffer of a
@@ -11,7 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ferry/config.h"
 #include "ferry/slice.h"
 
 /* One byte-class table for every scanner in ferry (h1parse, http_head,
@@ -85,6 +86,10 @@ static inline bool http_head_may_have(const struct hdr_list *l, unsigned tok) {
 /* Token for a header name (case-insensitive); HDR_OTHER if not well known. */
 enum hdr_token http_head_token(const char *name, size_t len);
 
+/* True for a token no route header operation may add, set or remove: the
+ * fixed hop-by-hop set and Content-Length (ferry re-makes framing). */
+bool http_head_token_protected(unsigned tok);
+
 /* Append a header; trims optional whitespace around value, sets tok.
  * Returns 0, or -1 when the list is full (caller answers 431). */
 int http_head_push(struct hdr_list *l, struct slice name, struct slice value);
@@ -117,81 +122,6 @@ enum body_framing {
   FRAMING_CHUNKED, /* Transfer-Encoding: chunked */
   FRAMING_CLOSE    /* response only: body ends when the connection closes */
 };
-
-/* The request head ferry sends upstream. */
-struct fwd_request {
-  struct slice method;            /* as received, e.g. "GET" */
-  struct slice target;            /* origin-form path[?query] to send (already rewritten) */
-  const struct hdr_list *headers; /* the client's headers, http_head_mark_hop done */
-  struct slice host;              /* Host to send; n == 0: no Host line */
-  struct slice client_ip;         /* appended to X-Forwarded-For */
-  struct slice proto;             /* X-Forwarded-Proto value, "http" */
-  struct slice fwd_host;          /* X-Forwarded-Host: the client's Host; n == 0: omitted */
-  bool keep_forwarded;            /* the peer is a trusted proxy: its X-Forwarded-Proto and
-                                     X-Forwarded-Host are kept (proto and fwd_host are sent only
-                                     when it sent none) */
-  struct slice request_id;        /* X-Request-Id to send */
-  struct slice traceparent;       /* n > 0: sent in place of the client's (src/trace.c) */
-  int client_minor;               /* client's HTTP/1.x minor: Via "1.0 ferry" / "1.1 ferry" */
-  enum body_framing framing;
-  uint64_t content_length; /* with FRAMING_LENGTH */
-  bool upgrade;            /* keep the client's Upgrade header and send "Connection: upgrade" */
-  const struct cfg_header_ops *ops; /* route request_headers; may be NULL */
-  struct slice client_cert;         /* X-Forwarded-Client-Cert to send (mTLS); the
-                                       client's own is never forwarded */
-};
-
-/* Serialise the upstream request head into out (at most cap bytes):
- *   METHOD SP target SP HTTP/1.1 CRLF
- *   Host (when given) first, then the client's headers in order, minus:
- *   hop-by-hop ones, Host, Content-Length, Transfer-Encoding,
- *   X-Forwarded-For/-Proto/-Host (-Proto/-Host kept with keep_forwarded),
- *   Via, X-Request-Id (these are re-made), X-Forwarded-Client-Cert, and
- *   names in ops->remove or ops->set;
- *   then framing (Content-Length: N or Transfer-Encoding: chunked),
- *   X-Forwarded-For (existing values joined with ", ", then client_ip),
- *   X-Forwarded-Proto, X-Forwarded-Host, Via (existing values, then
- *   "1.x ferry"), X-Request-Id, traceparent (when given, the client's is
- *   dropped), "Connection: upgrade" + Upgrade when upgrading,
- *   X-Forwarded-Client-Cert (client_cert, when set), ops->set entries,
- *   ops->add entries; CRLF.
- * Returns the full length needed; when it is > cap nothing useful was
- * written and the caller must retry with a larger buffer. */
-size_t http_head_build_request(char *out, size_t cap, const struct fwd_request *r);
-
-/* The response head ferry sends back to the client. */
-struct fwd_response {
-  int status;
-  struct slice reason;              /* upstream's reason; n == 0: standard one */
-  const struct hdr_list *headers;   /* upstream's headers, http_head_mark_hop done */
-  enum body_framing framing;        /* what ferry will send to the client */
-  uint64_t content_length;          /* with FRAMING_LENGTH */
-  struct slice request_id;          /* sent as X-Request-Id */
-  struct slice date;                /* sent as Date when the upstream sent none; n == 0: never */
-  int client_minor;                 /* 0: HTTP/1.0 client */
-  bool keep_alive;                  /* false: "Connection: close"; true with client_minor 0:
-                                       "Connection: keep-alive" */
-  bool upgrade;                     /* 101: keep Upgrade, send "Connection: upgrade" */
-  const struct cfg_header_ops *ops; /* route response_headers; may be NULL */
-};
-
-/* Serialise "HTTP/1.1 status reason", the upstream's headers minus hop-by-hop
- * ones, Content-Length, Transfer-Encoding, X-Request-Id and ops-removed/set
- * names; then framing (FRAMING_LENGTH: Content-Length, FRAMING_CHUNKED:
- * Transfer-Encoding: chunked, NONE/CLOSE: nothing), Date (r->date, when no
- * Date was forwarded and ops neither set nor remove it), X-Request-Id, the
- * Connection header as described, ops->set, ops->add, CRLF.
- * Returns the length needed (see http_head_build_request). */
-size_t http_head_build_response(char *out, size_t cap, const struct fwd_response *r);
-
-/* A complete response ferry generates itself (errors, respond:, redirect:):
- * status line, Content-Type, Content-Length, X-Request-Id (when
- * request_id.n > 0), Location (when location.n > 0), Connection as for
- * fwd_response, CRLF, then body unless head_only.
- * Returns the length needed (see above). */
-size_t http_head_build_simple(char *out, size_t cap, int status, struct slice content_type,
-                              struct slice body, struct slice location, struct slice request_id,
-                              int client_minor, bool keep_alive, bool head_only);
 
 /* --- request head strictness ------------------------------------------
  * llhttp (8.x, never lenient) rejects most malformed heads; these checks
@@ -235,19 +165,18 @@ const char *http_head_scan_strerror(int err);
  * when any other coding is named (ferry implements none but chunked). */
 int http_head_check_transfer_encoding(const struct hdr_list *l);
 
-/* The end of a chunked body with trailers: "0" CRLF, then the fields
- * l->v[from..l->n) except those RFC 9110 6.5.1 keeps out of trailers and
+/* True when the trailer field h (one of l->v[from..l->n)) may be
+ * forwarded: false for what RFC 9110 6.5.1 keeps out of trailers and
  * ferry never forwards there: every interned name (framing, Host,
  * hop-by-hop, forwarding fields, Date), credentials (Authorization,
  * Proxy-Authorization, Cookie, Set-Cookie, WWW-/Proxy-Authenticate),
  * request modifiers and response control data (Cache-Control, Expect,
  * Max-Forwards, Range, If-*, Age, Expires, Location, Retry-After, Vary),
  * content metadata (Content-Type, -Encoding, -Range, -Location),
- * Forwarded, any field the head's Connection header names, and malformed
- * ones (a name that is not a token, a control character in the value);
- * then CRLF. The same rule both ways (request and response trailers).
- * Returns the length needed (see http_head_build_request). */
-size_t http_head_build_last_chunk(char *out, size_t cap, const struct hdr_list *l, uint32_t from);
+ * Forwarded, any field a Connection header among l->v[0..from) names, and
+ * malformed ones (a name that is not a token, a control character in the
+ * value). The same rule both ways (request and response trailers). */
+bool http_head_trailer_allowed(const struct hdr_list *l, uint32_t from, const struct hdr *h);
 
 /* How ferry frames a response body for the client (RFC 9112 6.3):
  * FRAMING_NONE for HEAD, 1xx, 204 and 304 whatever the upstream said

@@ -19,7 +19,7 @@
 #include "ferry/buf.h"
 #include "ferry/config.h"
 #include "ferry/err.h"
-#include "ferry/http_head.h"
+#include "ferry/http_head_build.h"
 #include "ferry/slice.h"
 
 /* Every way a request head can fail is in err.h's table of ferry's

@@ -31,11 +31,11 @@ src="$root/src"
 config=("$src/config.c" "$src/ydoc.c" "$src/cfgval.c" "$src/cfgroute.c" "$src/cfgtls.c" "$src/cidr.c"
         "$src/tls.c" "$src/stream.c" "$src/buf.c" "$src/log.c")
 tlslibs=($(pkg-config --cflags --libs openssl))
-"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/router.c" \
-  "${config[@]}" "$src/request.c" "$src/err.c" "$src/chunked.c" "${llhttp[@]}" "${yaml[@]}" \
-  "${uv[@]}" "${tlslibs[@]}" -o "$out/fuzz_request"
-"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_response.c" "$src/http_head.c" "${llhttp[@]}" \
-  -o "$out/fuzz_response"
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/http_head_build.c" \
+  "$src/router.c" "${config[@]}" "$src/request.c" "$src/err.c" "$src/chunked.c" "${llhttp[@]}" \
+  "${yaml[@]}" "${uv[@]}" "${tlslibs[@]}" -o "$out/fuzz_request"
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_response.c" "$src/http_head.c" "$src/http_head_build.c" \
+  "${llhttp[@]}" -o "$out/fuzz_response"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_config.c" "${config[@]}" "$src/router.c" \
   "$src/http_head.c" "${yaml[@]}" "${llhttp[@]}" "${uv[@]}" "${tlslibs[@]}" -o "$out/fuzz_config"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_h1parse.c" "$src/h1parse.c" "$src/http_head.c" \

@@ -23,6 +23,7 @@
 #include "ferry/chunked.h"
 #include "ferry/config.h"
 #include "ferry/http_head.h"
+#include "ferry/http_head_build.h"
 #include "ferry/request.h"
 #include "ferry/router.h"
 #include "fuzz_common.h"

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "ferry/http_head.h"
+#include "ferry/http_head_build.h"
 #include "fuzz_common.h"
 
 #define MAXH 128

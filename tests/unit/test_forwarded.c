@@ -9,6 +9,7 @@
 #include "ferry/buf.h"
 #include "ferry/forwarded.h"
 #include "ferry/http_head.h"
+#include "ferry/http_head_build.h"
 #include "leak_check.h"
 
 #define MAXH 16

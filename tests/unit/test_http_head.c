@@ -1,10 +1,11 @@
-/* Unit tests for src/http_head.c: tokens, hop-by-hop marking, and the exact
- * bytes of every head ferry serialises. */
+/* Unit tests for src/http_head.c (tokens, hop-by-hop marking) and
+ * src/http_head_build.c (the exact bytes of every head ferry serialises). */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ferry/http_head.h"
+#include "ferry/http_head_build.h"
 #include "leak_check.h"
 
 static void teardown(void) {
