@@ -16,6 +16,12 @@ void bufpool_destroy(struct bufpool *p) {
     free(b);
   }
   p->nfree_blocks = 0;
+  while (p->free_big) {
+    struct iobuf *b = p->free_big;
+    p->free_big = b->next;
+    free(b);
+  }
+  p->nfree_big = 0;
   while (p->free_wreqs) {
     struct wreq *w = p->free_wreqs;
     p->free_wreqs = w->next_free;
@@ -30,8 +36,12 @@ struct iobuf *iobuf_get(struct bufpool *p, size_t cap) {
     b = p->free_blocks;
     p->free_blocks = b->next;
     p->nfree_blocks--;
+  } else if (cap > IOBUF_SIZE && cap <= IOBUF_BIG && p->free_big) {
+    b = p->free_big;
+    p->free_big = b->next;
+    p->nfree_big--;
   } else {
-    size_t c = cap <= IOBUF_SIZE ? IOBUF_SIZE : cap;
+    size_t c = cap <= IOBUF_SIZE ? IOBUF_SIZE : cap <= IOBUF_BIG ? IOBUF_BIG : cap;
     if (c > UINT32_MAX)
       return NULL;
     b = malloc(sizeof(*b) + c);
@@ -56,6 +66,10 @@ void iobuf_unref(struct iobuf *b) {
     b->next = p->free_blocks;
     p->free_blocks = b;
     p->nfree_blocks++;
+  } else if (b->cap == IOBUF_BIG && p->nfree_big < IOBUF_BIG_FREE_MAX) {
+    b->next = p->free_big;
+    p->free_big = b;
+    p->nfree_big++;
   } else {
     free(b);
   }

@@ -27,7 +27,7 @@ static void tcp_alloc(struct stream *st, uv_buf_t *buf) {
     st->in_off = 0;
   }
   if (!in)
-    st->in = in = iobuf_get(stream_pool(st), IOBUF_SIZE);
+    st->in = in = iobuf_get(stream_pool(st), st->big ? IOBUF_BIG : IOBUF_SIZE);
   if (!in || in->len == in->cap) {
     *buf = uv_buf_init(NULL, 0);
     return;
@@ -57,25 +57,107 @@ int stream_write_queue(struct stream *st, struct wreq *wr) {
 
 /* --- reading ------------------------------------------------------------ */
 
+static inline int stream_fd(const struct stream *st) {
+  uv_os_fd_t fd = -1;
+  return uv_fileno((const uv_handle_t *)&st->tcp, &fd) == 0 ? fd : -1;
+}
+
+/* A splice attempt may run now: the destination has nothing queued or
+ * gathered (spliced bytes must not overtake them), the source nothing
+ * unconsumed, the body bytes left. */
+static bool splice_ready(struct stream *st) {
+  const struct splice_job *j = st->sp;
+  const struct stream *d = j->dst;
+  return !d->closing && d->writes_pending == 0 && (!d->batch || d->batch->nbufs == 0) &&
+         !stream_pending(st) && (!j->left || *j->left > 0);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct stream *st = (struct stream *)(void *)h;
+  if (st->turn_bytes >= STREAM_TURN_BYTES || (st->sp && splice_ready(st))) {
+    /* Yield (this turn's share is read), or splice instead of reading:
+     * no buffer, so libuv reports UV_ENOBUFS and polls the socket again
+     * next turn. */
+    if (st->turn_bytes < STREAM_TURN_BYTES) {
+      stream_release_in(st);
+      splice_run(st->sp, stream_fd(st), stream_fd(st->sp->dst), STREAM_TURN_BYTES - st->turn_bytes);
+    }
+    st->yielded = true;
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
   const struct transport *tr = st->cls->tr;
   if (tr == &transport_tcp)
     tcp_alloc(st, buf);
   else
     tr->alloc(st, buf);
+  st->offered = (uint32_t)buf->len;
+}
+
+/* Bytes an attempt left in the pipe join the destination's batch, in a
+ * block of their own (the pipe holds no more than IOBUF_BIG). */
+static int splice_keep(struct stream *d, struct splice_job *j) {
+  struct iobuf *b = j->stuck <= IOBUF_BIG ? iobuf_get(stream_pool(d), j->stuck) : NULL;
+  ssize_t n = b ? splice_drain(j, b->data, j->stuck) : UV_ENOMEM;
+  int r = n < 0 ? (int)n : stream_add(d, b->data, (size_t)n, b) == 0 ? 0 : UV_ENOMEM;
+  if (b)
+    iobuf_unref(b);
+  return r;
+}
+
+/* Report the splice attempt made in on_alloc. */
+static void splice_report(struct stream *st) {
+  struct splice_job *j = st->sp;
+  struct stream *d = j->dst;
+  j->ran = false;
+  if (j->stuck > 0 && j->dst_err == 0)
+    j->dst_err = splice_keep(d, j);
+  if (j->stuck > 0)
+    (void)splice_drain(j, NULL, 0); /* the pipe is shared: empty it */
+  if (j->dst_err != 0) {
+    d->cls->written(d, j->dst_err, 0); /* its owner closes it (and so this stream) */
+    return;
+  }
+  if (j->out > 0)
+    d->cls->written(d, 0, j->out);
+  if (st->closing || st->sp != j)
+    return;
+  int src_err = j->src_err;
+  if (j->moved > 0)
+    st->cls->spliced(st, j->moved);
+  if (src_err != 0 && !st->closing && st->sp == j)
+    st->cls->read(st, src_err);
 }
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   struct stream *st = (struct stream *)(void *)h;
+  if (nread == UV_ENOBUFS && st->yielded) {
+    st->yielded = false;
+    st->turn_bytes = 0; /* the next run starts with a full share */
+    if (st->sp && st->sp->ran)
+      splice_report(st);
+    return;
+  }
+  /* A read that filled its buffer lets libuv read again in this run. */
+  if (nread > 0 && (size_t)nread == st->offered)
+    st->turn_bytes += (uint32_t)nread;
+  else
+    st->turn_bytes = 0;
   if (nread == 0)
     return;
   const struct transport *tr = st->cls->tr;
   nread = tr == &transport_tcp ? tcp_input(st, nread) : tr->input(st, nread);
   if (nread != 0)
     st->cls->read(st, nread);
+}
+
+void stream_splice(struct stream *src, struct splice_job *j) {
+  if (src->cls->tr != &transport_tcp || j->dst->cls->tr != &transport_tcp || !j->pipe->on)
+    return;
+  j->ran = false;
+  src->sp = j;
 }
 
 void stream_update_reading(struct stream *st) {
@@ -90,6 +172,7 @@ void stream_update_reading(struct stream *st) {
   } else if (!want && st->reading) {
     uv_read_stop((uv_stream_t *)&st->tcp);
     st->reading = false;
+    st->turn_bytes = 0;
   }
 }
 
@@ -214,7 +297,9 @@ int stream_init(struct stream *st, uv_loop_t *loop, const struct stream_class *c
   st->in_off = st->queued = 0;
   st->writes_pending = 0;
   st->hold = 0;
-  st->reading = st->closing = st->high = false;
+  st->reading = st->closing = st->high = st->big = st->yielded = false;
+  st->turn_bytes = st->offered = 0;
+  st->sp = NULL;
   return uv_tcp_init(loop, &st->tcp);
 }
 
@@ -251,6 +336,7 @@ void stream_close(struct stream *st) {
   if (st->closing)
     return;
   st->closing = true;
+  st->sp = NULL;
   if (st->reading)
     uv_read_stop((uv_stream_t *)&st->tcp);
   st->reading = false;

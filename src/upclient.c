@@ -65,6 +65,13 @@ static int on_headers_complete(llhttp_t *p) {
       .minor = p->http_minor,
   };
   int r = uc->cbs->head(uc->owner, &h);
+  /* A body that runs to the close may be spliced once this read is parsed
+   * (llhttp still counts it as body until EOF ends it). */
+  if (r == 0 && uc->splice_wanted && !h.chunked && llhttp_message_needs_eof(p)) {
+    uc->sj.left = NULL;
+    uc->st.big = true;
+    stream_splice(&uc->st, &uc->sj);
+  }
   /* A chunked body follows: pause so parse_response() can check its
    * framing (src/chunked.c) before llhttp reads it. */
   chunked_check_begin(&uc->chunks, r == 0 && h.chunked);
@@ -84,6 +91,7 @@ static int on_message_complete(llhttp_t *p) {
   if (r == 1) {
     uc->resp_done = true;
     uc->keepalive_ok = ka;
+    stream_splice_end(&uc->st);
     return HPE_PAUSED;
   }
   return r == 0 ? 0 : -1;
@@ -100,6 +108,16 @@ static const llhttp_settings_t response_settings = {
 };
 
 /* --- reading ------------------------------------------------------------ */
+
+/* The fast path's body has all its bytes: the response ends. 0 or -1. */
+static int fast_end(struct upclient *uc) {
+  stream_splice_end(&uc->st);
+  if (uc->cbs->done(uc->owner) != 1)
+    return -1;
+  uc->resp_done = true;
+  uc->keepalive_ok = uc->fast_ka;
+  return 0;
+}
 
 /* The fast path (UR_START, UR_FAST_BODY) over the bytes just read: false
  * when the response is not one it takes, and llhttp is to read it from
@@ -139,6 +157,7 @@ static bool fast_read(struct upclient *uc) {
     }
     /* 1: no body (HEAD, 204, 304), whatever the head declares. */
     uc->body_left = r == 1 || no_body ? 0 : h.length;
+    uc->st.big = uc->body_left >= IOBUF_BIG;
   }
   size_t avail = in->len - uc->st.in_off;
   size_t take = avail < uc->body_left ? avail : (size_t)uc->body_left;
@@ -152,16 +171,18 @@ static bool fast_read(struct upclient *uc) {
     uc->body_left -= take;
   }
   if (uc->body_left == 0 && !uc->resp_done) {
-    if (uc->cbs->done(uc->owner) != 1) {
+    if (fast_end(uc) != 0) {
       uc->broken = true;
       uc->parse_error = HPE_CB_MESSAGE_COMPLETE;
       return true;
     }
-    uc->resp_done = true;
-    uc->keepalive_ok = uc->fast_ka;
   }
   if (uc->resp_done && uc->st.in_off != in->len)
     uc->broken = true; /* bytes after the response: never reuse */
+  if (uc->splice_wanted && !uc->resp_done && !uc->st.sp) {
+    uc->sj.left = &uc->body_left; /* never past the body */
+    stream_splice(&uc->st, &uc->sj);
+  }
   return true;
 }
 
@@ -248,6 +269,27 @@ static void on_stream_read(struct stream *st, ssize_t nread) {
   uc->cbs->read_done(uc->owner); /* the last use of uc: the holder may release it */
 }
 
+/* n body bytes went straight to the holder's destination. */
+static void on_stream_spliced(struct stream *st, size_t n) {
+  struct upclient *uc = stream_uc(st);
+  uc->got_bytes = true;
+  if (uc->rmode == UR_FAST_BODY)
+    uc->body_left -= n; /* the attempt was bounded by it */
+  if (uc->cbs->body(uc->owner, NULL, n, NULL) != 0 ||
+      (uc->rmode == UR_FAST_BODY && uc->body_left == 0 && fast_end(uc) != 0)) {
+    uc->broken = true;
+    uc->cbs->error(uc->owner, UV_EPROTO);
+    return;
+  }
+  uc->cbs->read_done(uc->owner); /* the last use of uc */
+}
+
+void upclient_splice_to(struct upclient *uc, struct stream *dst, const struct splice_pipe *pipe) {
+  uc->splice_wanted = true;
+  uc->sj.dst = dst;
+  uc->sj.pipe = pipe;
+}
+
 /* --- writing and lifetime ----------------------------------------------- */
 
 static void on_stream_written(struct stream *st, int status, size_t bytes) {
@@ -279,6 +321,7 @@ static const struct stream_class upclient_stream_class = {
     .written = on_stream_written,
     .watermark = on_stream_watermark,
     .closed = on_stream_closed,
+    .spliced = on_stream_spliced,
 };
 
 static void on_stream_handshake(struct stream *st, bool ok) {
@@ -349,7 +392,9 @@ void upclient_begin(struct upclient *uc, const struct upclient_cbs *cbs, void *o
   uc->sink = *sink;
   uc->head_request = head_request;
   uc->got_bytes = uc->resp_done = uc->broken = uc->eof = uc->raw = false;
-  uc->keepalive_ok = false;
+  uc->keepalive_ok = uc->splice_wanted = false;
+  stream_splice_end(&uc->st);
+  uc->st.big = false;
   uc->parse_error = 0;
   uc->rmode = UR_START;
   uc->body_left = 0;
@@ -363,6 +408,8 @@ void upclient_begin(struct upclient *uc, const struct upclient_cbs *cbs, void *o
 void upclient_hand_over(struct upclient *uc, const struct upclient_cbs *cbs, void *owner) {
   uc->cbs = cbs;
   uc->owner = owner;
+  stream_splice_end(&uc->st);
+  uc->splice_wanted = uc->st.big = false;
   stream_release_in(&uc->st);                    /* an idle connection holds no read block */
   stream_hold(&uc->st, STREAM_HOLD_FLOW, false); /* read, to notice the server closing */
 }

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "ferry/buf.h"
+#include "ferry/splice.h"
 #include "ferry/transport.h"
 
 /* Watermarks on what queued writes pin (bytes of memory): over HIGH the
@@ -32,6 +33,11 @@
  * on. One connection's memory is bounded by HIGH plus one batch. */
 #define STREAM_HIGH (256u * 1024u)
 #define STREAM_LOW (64u * 1024u)
+/* Bytes one stream may read in one run of libuv's read loop (one loop
+ * turn): past it the stream yields (its read buffer is empty, libuv stops
+ * for this socket and polls it again next turn, behind the others that
+ * were ready), so a socket that always has bytes cannot hold the loop. */
+#define STREAM_TURN_BYTES (128u * 1024u)
 
 /* Reasons reading is stopped; reading runs when none is set. */
 enum {
@@ -60,6 +66,10 @@ struct stream_class {
   void (*handshake)(struct stream *st, bool ok);
   /* The handle is closed: the owner may free the memory holding st. */
   void (*closed)(struct stream *st);
+  /* n bytes went from this stream's socket to its splice job's
+   * destination (written there or queued on it) without passing through
+   * st->in. Needed only by owners that call stream_splice. */
+  void (*spliced)(struct stream *st, size_t n);
 };
 
 /* The handle comes first: libuv callbacks find the stream from it. */
@@ -74,7 +84,12 @@ struct stream {
   uint8_t hold; /* STREAM_HOLD_* */
   bool reading;
   bool closing;
-  bool high; /* over STREAM_HIGH, not yet back under STREAM_LOW */
+  bool high;             /* over STREAM_HIGH, not yet back under STREAM_LOW */
+  bool big;              /* a large body is being read: IOBUF_BIG read blocks */
+  bool yielded;          /* the last read buffer was withheld on purpose */
+  uint32_t turn_bytes;   /* read in this run of libuv's read loop */
+  uint32_t offered;      /* size of the buffer the last read was given */
+  struct splice_job *sp; /* not NULL: reads are spliced to sp->dst when they can */
 };
 
 extern const struct transport transport_tcp;
@@ -113,6 +128,18 @@ static inline void stream_hold(struct stream *st, unsigned reason, bool on) {
  * again, it reads on. Called from the writer's watermark callback. */
 static inline void stream_flow(struct stream *reader, bool high) {
   stream_hold(reader, STREAM_HOLD_FLOW, high);
+}
+
+/* From the next read on, move what src reads straight to j->dst's socket
+ * (splice.h): whenever dst has nothing queued or gathered and src nothing
+ * unconsumed, one attempt per loop turn of up to STREAM_TURN_BYTES (and
+ * *j->left); the owner hears of it through its class's spliced callback,
+ * EOF and errors through read as usual. Otherwise reads take the usual
+ * path. Bytes the destination did not take join its queue, so its
+ * watermarks and flow control hold. Both streams must be plain TCP. */
+void stream_splice(struct stream *src, struct splice_job *j);
+static inline void stream_splice_end(struct stream *src) {
+  src->sp = NULL;
 }
 
 /* Bytes read and not yet consumed by the owner. */
