@@ -14,11 +14,12 @@ static inline struct bufpool *stream_pool(const struct stream *st) {
 /* --- plain TCP transport ------------------------------------------------ */
 
 /* The read block, recycled in place when the owner consumed all of it and
- * nobody else holds it; a new one when a write still pins it. */
+ * nobody else holds it; a new one when a write still pins it, or when a
+ * large body wants a large block. */
 static void tcp_alloc(struct stream *st, uv_buf_t *buf) {
   struct iobuf *in = st->in;
   if (in && st->in_off == in->len) {
-    if (in->refs == 1) {
+    if (in->refs == 1 && (!st->big || in->cap >= IOBUF_BIG)) {
       in->len = 0;
     } else {
       iobuf_unref(in);

@@ -69,7 +69,6 @@ static int on_headers_complete(llhttp_t *p) {
    * (llhttp still counts it as body until EOF ends it). */
   if (r == 0 && uc->splice_wanted && !h.chunked && llhttp_message_needs_eof(p)) {
     uc->sj.left = NULL;
-    uc->st.big = true;
     stream_splice(&uc->st, &uc->sj);
   }
   /* A chunked body follows: pause so parse_response() can check its
@@ -157,7 +156,6 @@ static bool fast_read(struct upclient *uc) {
     }
     /* 1: no body (HEAD, 204, 304), whatever the head declares. */
     uc->body_left = r == 1 || no_body ? 0 : h.length;
-    uc->st.big = uc->body_left >= IOBUF_BIG;
   }
   size_t avail = in->len - uc->st.in_off;
   size_t take = avail < uc->body_left ? avail : (size_t)uc->body_left;
@@ -358,6 +356,10 @@ int upclient_init(struct upclient *uc, uv_loop_t *loop, const char *name,
   uc->connect_req.data = uc;
   int r = stream_init(&uc->st, loop, &upclient_stream_class);
   uc->st.hold = STREAM_HOLD_OWNER; /* nothing to read before connecting */
+  /* Responses are read in IOBUF_BIG blocks: a 16 KiB body and its head in
+   * one read, a large body in a quarter of the reads (an idle pooled
+   * connection holds no block). */
+  uc->st.big = true;
   return r;
 }
 
@@ -394,7 +396,6 @@ void upclient_begin(struct upclient *uc, const struct upclient_cbs *cbs, void *o
   uc->got_bytes = uc->resp_done = uc->broken = uc->eof = uc->raw = false;
   uc->keepalive_ok = uc->splice_wanted = false;
   stream_splice_end(&uc->st);
-  uc->st.big = false;
   uc->parse_error = 0;
   uc->rmode = UR_START;
   uc->body_left = 0;
@@ -409,7 +410,7 @@ void upclient_hand_over(struct upclient *uc, const struct upclient_cbs *cbs, voi
   uc->cbs = cbs;
   uc->owner = owner;
   stream_splice_end(&uc->st);
-  uc->splice_wanted = uc->st.big = false;
+  uc->splice_wanted = false;
   stream_release_in(&uc->st);                    /* an idle connection holds no read block */
   stream_hold(&uc->st, STREAM_HOLD_FLOW, false); /* read, to notice the server closing */
 }
