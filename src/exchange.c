@@ -693,9 +693,11 @@ static int up_head(void *owner, const struct upclient_head *h) {
   ex->resp_started = true;
   if (ex->method == HTTP_HEAD)
     ex->client_framing = FRAMING_NONE; /* the length was only announced */
-  /* A body nothing in ferry reads (no inspector capture, no TLS, no
-   * re-framing) may skip it: splice, src/splice.c. */
-  if (ex->uc && ex->w->splice.on && !ex->insp.on && !ex->tls && !ex->uc->tls_on && !upgrading &&
+  /* A body larger than one read that nothing in ferry reads (no
+   * inspector capture, no TLS, no re-framing) may skip it: splice,
+   * src/splice.c. */
+  if ((!h->has_length || h->length > IOBUF_BIG) && ex->uc && ex->w->splice.on && !ex->insp.on &&
+      !ex->tls && !ex->uc->tls_on && !upgrading &&
       (ex->client_framing == FRAMING_LENGTH || ex->client_framing == FRAMING_CLOSE))
     upclient_splice_to(ex->uc, &s->st, &ex->w->splice);
   /* 1 tells the parser there is no body: llhttp would otherwise read a

@@ -73,27 +73,33 @@ static bool splice_ready(struct stream *st) {
          !stream_pending(st) && (!j->left || *j->left > 0);
 }
 
+/* The read that on_alloc does not hand to libuv: this turn's share is
+ * read (yield), or a splice attempt runs instead. False: read as usual.
+ * Out of line: the common read pays only the test that leads here. */
+__attribute__((noinline)) static bool alloc_withheld(struct stream *st, uv_buf_t *buf) {
+  if (!(st->withold & STREAM_WITHHOLD_TURN)) {
+    if (!splice_ready(st))
+      return false;
+    stream_release_in(st);
+    splice_run(st->sp, stream_fd(st), stream_fd(st->sp->dst), STREAM_TURN_BYTES - st->turn_bytes);
+  }
+  /* No buffer: libuv reports UV_ENOBUFS and polls the socket again next
+   * turn. */
+  st->yielded = true;
+  *buf = uv_buf_init(NULL, 0);
+  return true;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct stream *st = (struct stream *)(void *)h;
-  if (st->turn_bytes >= STREAM_TURN_BYTES || (st->sp && splice_ready(st))) {
-    /* Yield (this turn's share is read), or splice instead of reading:
-     * no buffer, so libuv reports UV_ENOBUFS and polls the socket again
-     * next turn. */
-    if (st->turn_bytes < STREAM_TURN_BYTES) {
-      stream_release_in(st);
-      splice_run(st->sp, stream_fd(st), stream_fd(st->sp->dst), STREAM_TURN_BYTES - st->turn_bytes);
-    }
-    st->yielded = true;
-    *buf = uv_buf_init(NULL, 0);
+  if (st->withold && alloc_withheld(st, buf))
     return;
-  }
   const struct transport *tr = st->cls->tr;
   if (tr == &transport_tcp)
     tcp_alloc(st, buf);
   else
     tr->alloc(st, buf);
-  st->offered = (uint32_t)buf->len;
 }
 
 /* Bytes an attempt left in the pipe join the destination's batch, in a
@@ -131,23 +137,36 @@ static void splice_report(struct stream *st) {
     st->cls->read(st, src_err);
 }
 
+/* A read filled its buffer, so libuv reads again in this run: count it
+ * against the turn's share. */
+static inline void turn_count(struct stream *st, size_t n) {
+  st->turn_bytes += (uint32_t)n;
+  if (st->turn_bytes >= STREAM_TURN_BYTES)
+    st->withold |= STREAM_WITHHOLD_TURN;
+}
+
+/* The read callback of a read on_alloc withheld. */
+__attribute__((noinline)) static void read_withheld(struct stream *st) {
+  st->yielded = false;
+  st->turn_bytes = 0; /* the next run starts with a full share */
+  st->withold &= (uint8_t)~STREAM_WITHHOLD_TURN;
+  if (st->sp && st->sp->ran)
+    splice_report(st);
+}
+
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
   struct stream *st = (struct stream *)(void *)h;
-  if (nread == UV_ENOBUFS && st->yielded) {
-    st->yielded = false;
-    st->turn_bytes = 0; /* the next run starts with a full share */
-    if (st->sp && st->sp->ran)
-      splice_report(st);
-    return;
+  if ((size_t)nread == buf->len) { /* never true for nread < 0 */
+    turn_count(st, buf->len);
+  } else {
+    st->turn_bytes = 0; /* a short read ends libuv's run */
+    if (nread == UV_ENOBUFS && st->yielded) {
+      read_withheld(st);
+      return;
+    }
+    if (nread == 0)
+      return;
   }
-  /* A read that filled its buffer lets libuv read again in this run. */
-  if (nread > 0 && (size_t)nread == st->offered)
-    st->turn_bytes += (uint32_t)nread;
-  else
-    st->turn_bytes = 0;
-  if (nread == 0)
-    return;
   const struct transport *tr = st->cls->tr;
   nread = tr == &transport_tcp ? tcp_input(st, nread) : tr->input(st, nread);
   if (nread != 0)
@@ -159,6 +178,7 @@ void stream_splice(struct stream *src, struct splice_job *j) {
     return;
   j->ran = false;
   src->sp = j;
+  src->withold |= STREAM_WITHHOLD_SPLICE;
 }
 
 void stream_update_reading(struct stream *st) {
@@ -174,6 +194,7 @@ void stream_update_reading(struct stream *st) {
     uv_read_stop((uv_stream_t *)&st->tcp);
     st->reading = false;
     st->turn_bytes = 0;
+    st->withold &= (uint8_t)~STREAM_WITHHOLD_TURN;
   }
 }
 
@@ -299,7 +320,8 @@ int stream_init(struct stream *st, uv_loop_t *loop, const struct stream_class *c
   st->writes_pending = 0;
   st->hold = 0;
   st->reading = st->closing = st->high = st->big = st->yielded = false;
-  st->turn_bytes = st->offered = 0;
+  st->turn_bytes = 0;
+  st->withold = 0;
   st->sp = NULL;
   return uv_tcp_init(loop, &st->tcp);
 }
@@ -337,7 +359,7 @@ void stream_close(struct stream *st) {
   if (st->closing)
     return;
   st->closing = true;
-  st->sp = NULL;
+  stream_splice_end(st);
   if (st->reading)
     uv_read_stop((uv_stream_t *)&st->tcp);
   st->reading = false;

@@ -260,9 +260,15 @@ static void on_stream_read(struct stream *st, ssize_t nread) {
     uc->rmode = UR_LLHTTP;
     slow_read(uc);
   }
-  if (uc->broken && !uc->resp_done) {
-    uc->cbs->error(uc->owner, UV_EPROTO);
-    return;
+  if (!uc->resp_done) {
+    if (uc->broken) {
+      uc->cbs->error(uc->owner, UV_EPROTO);
+      return;
+    }
+    /* A response larger than one read: from now on this connection reads
+     * IOBUF_BIG blocks (a 16 KiB body and its head in one read, a large
+     * body in a quarter of the reads); an idle one holds no block. */
+    uc->st.big = true;
   }
   uc->cbs->read_done(uc->owner); /* the last use of uc: the holder may release it */
 }
@@ -356,10 +362,6 @@ int upclient_init(struct upclient *uc, uv_loop_t *loop, const char *name,
   uc->connect_req.data = uc;
   int r = stream_init(&uc->st, loop, &upclient_stream_class);
   uc->st.hold = STREAM_HOLD_OWNER; /* nothing to read before connecting */
-  /* Responses are read in IOBUF_BIG blocks: a 16 KiB body and its head in
-   * one read, a large body in a quarter of the reads (an idle pooled
-   * connection holds no block). */
-  uc->st.big = true;
   return r;
 }
 

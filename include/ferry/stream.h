@@ -39,6 +39,12 @@
  * were ready), so a socket that always has bytes cannot hold the loop. */
 #define STREAM_TURN_BYTES (128u * 1024u)
 
+/* Why the next read's buffer may be withheld (one test per read). */
+enum {
+  STREAM_WITHHOLD_TURN = 1u,   /* this turn's share is read: yield */
+  STREAM_WITHHOLD_SPLICE = 2u, /* a splice job is set (sp) */
+};
+
 /* Reasons reading is stopped; reading runs when none is set. */
 enum {
   STREAM_HOLD_OWNER = 1u, /* the owner does not want bytes now */
@@ -85,10 +91,10 @@ struct stream {
   bool reading;
   bool closing;
   bool high;             /* over STREAM_HIGH, not yet back under STREAM_LOW */
-  bool big;              /* a large body is being read: IOBUF_BIG read blocks */
+  bool big;              /* IOBUF_BIG read blocks (a stream reading large bodies) */
   bool yielded;          /* the last read buffer was withheld on purpose */
+  uint8_t withold;       /* STREAM_WITHHOLD_*: a read buffer may be withheld */
   uint32_t turn_bytes;   /* read in this run of libuv's read loop */
-  uint32_t offered;      /* size of the buffer the last read was given */
   struct splice_job *sp; /* not NULL: reads are spliced to sp->dst when they can */
 };
 
@@ -140,6 +146,7 @@ static inline void stream_flow(struct stream *reader, bool high) {
 void stream_splice(struct stream *src, struct splice_job *j);
 static inline void stream_splice_end(struct stream *src) {
   src->sp = NULL;
+  src->withold &= (uint8_t)~STREAM_WITHHOLD_SPLICE;
 }
 
 /* Bytes read and not yet consumed by the owner. */
