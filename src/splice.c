@@ -18,7 +18,9 @@
 
 #include "ferry/log.h"
 
-#define SPLICE_PIPE_SIZE (64u * 1024u)
+/* As much as one attempt may move (STREAM_TURN_BYTES): a short splice
+ * from a socket then means the socket had no more. */
+#define SPLICE_PIPE_SIZE (128u * 1024u)
 
 void splice_pipe_open(struct splice_pipe *p) {
   p->rd = p->wr = -1;
@@ -113,8 +115,6 @@ void splice_run(struct splice_job *j, int src_fd, int dst_fd, size_t max) {
       j->stuck = (size_t)in - out;
       break;
     }
-    if ((size_t)in < n)
-      break; /* the source had no more: a further call would say EAGAIN */
   }
 #else
   (void)src_fd;

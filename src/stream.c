@@ -1,5 +1,6 @@
-/* stream: one socket's read block, write batches, watermarks and close
- * path (see stream.h), and the plain TCP transport.
+/* stream: one socket's read block, write batches, watermarks, per-turn
+ * read share, splice attempts and close path (see stream.h), and the
+ * plain TCP transport.
  *
  * Owns the handle and the buffers it reads into and writes from; must not
  * parse what it carries or know its owner beyond the class callbacks. */
@@ -103,9 +104,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 /* Bytes an attempt left in the pipe join the destination's batch, in a
- * block of their own (the pipe holds no more than IOBUF_BIG). */
+ * block of their own (no more than the pipe holds: 128 KiB). */
 static int splice_keep(struct stream *d, struct splice_job *j) {
-  struct iobuf *b = j->stuck <= IOBUF_BIG ? iobuf_get(stream_pool(d), j->stuck) : NULL;
+  struct iobuf *b = iobuf_get(stream_pool(d), j->stuck);
   ssize_t n = b ? splice_drain(j, b->data, j->stuck) : UV_ENOMEM;
   int r = n < 0 ? (int)n : stream_add(d, b->data, (size_t)n, b) == 0 ? 0 : UV_ENOMEM;
   if (b)

@@ -11,6 +11,10 @@
  * owner (a session, an upstream client) embeds it and finds itself back
  * with container_of.
  *
+ * It reads at most STREAM_TURN_BYTES per loop turn before yielding to
+ * the other sockets, and can splice what it reads straight to another
+ * stream's socket (stream_splice, src/splice.c) instead of into `in`.
+ *
  * Reading runs while no hold reason is set (STREAM_HOLD_*): the owner's
  * own (parser blocked, queue full), and flow control (the peer stream's
  * writer is over its high-water mark), which only the exchange and the
