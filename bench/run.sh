@@ -17,6 +17,8 @@
 #        SIZES="100B 16KiB 1MiB" CONNS="64 1000"   throughput cells to run
 #        RAW=FILE      also keep every throughput run's line (size conns target
 #                      req/s p99_ms cpu_ticks requests wall errors) in FILE
+#        WRK_KEEP=DIR  also keep each throughput run's wrk output (its latency
+#                      distribution) as DIR/TARGET.SIZE.CONNS.ROUND
 #
 # Sections:
 #  throughput  wrk -t1 against ferry, nginx, HAProxy and the upstream itself
@@ -251,6 +253,7 @@ wrk_run() { # target size conns path
     "http://127.0.0.1:${PORT[$target]}$path" 2>&1) || true
   t1=$(date +%s.%N)
   [ -n "$p" ] && c1=$(cpu_ticks "$p")
+  [ -n "${WRK_KEEP:-}" ] && echo "$out" >"$WRK_KEEP/$target.$size.$conns.${r:-0}"
   local rps req p99 err
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   req=$(awk '/requests in/ {print $1}' <<<"$out")

@@ -16,6 +16,12 @@ void bufpool_destroy(struct bufpool *p) {
     free(b);
   }
   p->nfree_blocks = 0;
+  while (p->free_big) {
+    struct iobuf *b = p->free_big;
+    p->free_big = b->next;
+    free(b);
+  }
+  p->nfree_big = 0;
   while (p->free_wreqs) {
     struct wreq *w = p->free_wreqs;
     p->free_wreqs = w->next_free;
@@ -24,20 +30,34 @@ void bufpool_destroy(struct bufpool *p) {
   p->nfree_wreqs = 0;
 }
 
+/* A block that is not a standard one from the free list: a large one
+ * from its own list, or new memory. Out of line, like iobuf_put_other:
+ * the standard block's path stays the short one. */
+__attribute__((noinline)) static struct iobuf *iobuf_new(struct bufpool *p, size_t cap) {
+  struct iobuf *b;
+  if (cap > IOBUF_SIZE && cap <= IOBUF_BIG && p->free_big) {
+    b = p->free_big;
+    p->free_big = b->next;
+    p->nfree_big--;
+    return b;
+  }
+  size_t c = cap <= IOBUF_SIZE ? IOBUF_SIZE : cap <= IOBUF_BIG ? IOBUF_BIG : cap;
+  if (c > UINT32_MAX)
+    return NULL;
+  b = malloc(sizeof(*b) + c);
+  if (b)
+    b->cap = (uint32_t)c;
+  return b;
+}
+
 struct iobuf *iobuf_get(struct bufpool *p, size_t cap) {
   struct iobuf *b;
   if (cap <= IOBUF_SIZE && p->free_blocks) {
     b = p->free_blocks;
     p->free_blocks = b->next;
     p->nfree_blocks--;
-  } else {
-    size_t c = cap <= IOBUF_SIZE ? IOBUF_SIZE : cap;
-    if (c > UINT32_MAX)
-      return NULL;
-    b = malloc(sizeof(*b) + c);
-    if (!b)
-      return NULL;
-    b->cap = (uint32_t)c;
+  } else if ((b = iobuf_new(p, cap)) == NULL) {
+    return NULL;
   }
   b->pool = p;
   b->next = NULL;
@@ -45,6 +65,16 @@ struct iobuf *iobuf_get(struct bufpool *p, size_t cap) {
   b->len = 0;
   p->blocks_live++;
   return b;
+}
+
+__attribute__((noinline)) static void iobuf_put_other(struct bufpool *p, struct iobuf *b) {
+  if (b->cap == IOBUF_BIG && p->nfree_big < IOBUF_BIG_FREE_MAX) {
+    b->next = p->free_big;
+    p->free_big = b;
+    p->nfree_big++;
+  } else {
+    free(b);
+  }
 }
 
 void iobuf_unref(struct iobuf *b) {
@@ -57,7 +87,7 @@ void iobuf_unref(struct iobuf *b) {
     p->free_blocks = b;
     p->nfree_blocks++;
   } else {
-    free(b);
+    iobuf_put_other(p, b);
   }
 }
 

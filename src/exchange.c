@@ -760,6 +760,13 @@ static int up_head(void *owner, const struct upclient_head *h) {
   ex->resp_started = true;
   if (ex->method == HTTP_HEAD)
     ex->client_framing = FRAMING_NONE; /* the length was only announced */
+  /* A body larger than one read that nothing in ferry reads (no
+   * inspector capture, no TLS, no re-framing) may skip it: splice,
+   * src/splice.c. */
+  if ((!h->has_length || h->length > IOBUF_BIG) && ex->uc && ex->w->splice.on && !ex->insp.on &&
+      !ex->tls && !ex->uc->tls_on && !upgrading &&
+      (ex->client_framing == FRAMING_LENGTH || ex->client_framing == FRAMING_CLOSE))
+    upclient_splice_to(ex->uc, &s->st, &ex->w->splice);
   /* 1 tells the parser there is no body: llhttp would otherwise read a
    * chunked body after a 204 or 304 that declares one. */
   return ex->client_framing == FRAMING_NONE && !upgrading ? 1 : 0;
@@ -771,6 +778,10 @@ static int up_body(void *owner, const char *p, size_t n, struct iobuf *b) {
   if (ex->discarding)
     return 0;
   ex->resp_body_bytes += n;
+  if (!p) { /* spliced: the bytes already went to the client */
+    mc_add(&ex->w->metrics.bytes_spliced, n);
+    return 0;
+  }
   if (ex->insp.on)
     inspect_body(ex, 1, p, n);
   switch (ex->client_framing) {

@@ -773,6 +773,9 @@ void metrics_admin_handler(void *ud, const struct admin_request *req, struct adm
   render_route_counts(rep, src, true);
   counter(rep, "ferry_bytes_received_total", "Bytes read from clients.", SUM(bytes_in));
   counter(rep, "ferry_bytes_sent_total", "Bytes written to clients.", SUM(bytes_out));
+  counter(rep, "ferry_bytes_spliced_total",
+          "Of the bytes sent, response body bytes moved socket to socket without a copy (splice).",
+          SUM(bytes_spliced));
   render_retries(rep, src);
   if (src->proc) {
     const struct metrics_process *p = src->proc;

@@ -1,5 +1,6 @@
-/* stream: one socket's read block, write batches, watermarks and close
- * path (see stream.h), and the plain TCP transport.
+/* stream: one socket's read block, write batches, watermarks, per-turn
+ * read share, splice attempts and close path (see stream.h), and the
+ * plain TCP transport.
  *
  * Owns the handle and the buffers it reads into and writes from; must not
  * parse what it carries or know its owner beyond the class callbacks. */
@@ -14,11 +15,12 @@ static inline struct bufpool *stream_pool(const struct stream *st) {
 /* --- plain TCP transport ------------------------------------------------ */
 
 /* The read block, recycled in place when the owner consumed all of it and
- * nobody else holds it; a new one when a write still pins it. */
+ * nobody else holds it; a new one when a write still pins it, or when a
+ * large body wants a large block. */
 static void tcp_alloc(struct stream *st, uv_buf_t *buf) {
   struct iobuf *in = st->in;
   if (in && st->in_off == in->len) {
-    if (in->refs == 1) {
+    if (in->refs == 1 && (!st->big || in->cap >= IOBUF_BIG)) {
       in->len = 0;
     } else {
       iobuf_unref(in);
@@ -27,7 +29,7 @@ static void tcp_alloc(struct stream *st, uv_buf_t *buf) {
     st->in_off = 0;
   }
   if (!in)
-    st->in = in = iobuf_get(stream_pool(st), IOBUF_SIZE);
+    st->in = in = iobuf_get(stream_pool(st), st->big ? IOBUF_BIG : IOBUF_SIZE);
   if (!in || in->len == in->cap) {
     *buf = uv_buf_init(NULL, 0);
     return;
@@ -57,9 +59,43 @@ int stream_write_queue(struct stream *st, struct wreq *wr) {
 
 /* --- reading ------------------------------------------------------------ */
 
+static inline int stream_fd(const struct stream *st) {
+  uv_os_fd_t fd = -1;
+  return uv_fileno((const uv_handle_t *)&st->tcp, &fd) == 0 ? fd : -1;
+}
+
+/* A splice attempt may run now: the destination has nothing queued or
+ * gathered (spliced bytes must not overtake them), the source nothing
+ * unconsumed, the body bytes left. */
+static bool splice_ready(struct stream *st) {
+  const struct splice_job *j = st->sp;
+  const struct stream *d = j->dst;
+  return !d->closing && d->writes_pending == 0 && (!d->batch || d->batch->nbufs == 0) &&
+         !stream_pending(st) && (!j->left || *j->left > 0);
+}
+
+/* The read that on_alloc does not hand to libuv: this turn's share is
+ * read (yield), or a splice attempt runs instead. False: read as usual.
+ * Out of line: the common read pays only the test that leads here. */
+__attribute__((noinline)) static bool alloc_withheld(struct stream *st, uv_buf_t *buf) {
+  if (!(st->withold & STREAM_WITHHOLD_TURN)) {
+    if (!splice_ready(st))
+      return false;
+    stream_release_in(st);
+    splice_run(st->sp, stream_fd(st), stream_fd(st->sp->dst), STREAM_TURN_BYTES - st->turn_bytes);
+  }
+  /* No buffer: libuv reports UV_ENOBUFS and polls the socket again next
+   * turn. */
+  st->yielded = true;
+  *buf = uv_buf_init(NULL, 0);
+  return true;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct stream *st = (struct stream *)(void *)h;
+  if (st->withold && alloc_withheld(st, buf))
+    return;
   const struct transport *tr = st->cls->tr;
   if (tr == &transport_tcp)
     tcp_alloc(st, buf);
@@ -67,15 +103,83 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     tr->alloc(st, buf);
 }
 
-static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  struct stream *st = (struct stream *)(void *)h;
-  if (nread == 0)
+/* Bytes an attempt left in the pipe join the destination's batch, in a
+ * block of their own (no more than the pipe holds: 128 KiB). */
+static int splice_keep(struct stream *d, struct splice_job *j) {
+  struct iobuf *b = iobuf_get(stream_pool(d), j->stuck);
+  ssize_t n = b ? splice_drain(j, b->data, j->stuck) : UV_ENOMEM;
+  int r = n < 0 ? (int)n : stream_add(d, b->data, (size_t)n, b) == 0 ? 0 : UV_ENOMEM;
+  if (b)
+    iobuf_unref(b);
+  return r;
+}
+
+/* Report the splice attempt made in on_alloc. */
+static void splice_report(struct stream *st) {
+  struct splice_job *j = st->sp;
+  struct stream *d = j->dst;
+  j->ran = false;
+  if (j->stuck > 0 && j->dst_err == 0)
+    j->dst_err = splice_keep(d, j);
+  if (j->stuck > 0)
+    (void)splice_drain(j, NULL, 0); /* the pipe is shared: empty it */
+  if (j->dst_err != 0) {
+    d->cls->written(d, j->dst_err, 0); /* its owner closes it (and so this stream) */
     return;
+  }
+  if (j->out > 0)
+    d->cls->written(d, 0, j->out);
+  if (st->closing || st->sp != j)
+    return;
+  int src_err = j->src_err;
+  if (j->moved > 0)
+    st->cls->spliced(st, j->moved);
+  if (src_err != 0 && !st->closing && st->sp == j)
+    st->cls->read(st, src_err);
+}
+
+/* A read filled its buffer, so libuv reads again in this run: count it
+ * against the turn's share. */
+static inline void turn_count(struct stream *st, size_t n) {
+  st->turn_bytes += (uint32_t)n;
+  if (st->turn_bytes >= STREAM_TURN_BYTES)
+    st->withold |= STREAM_WITHHOLD_TURN;
+}
+
+/* The read callback of a read on_alloc withheld. */
+__attribute__((noinline)) static void read_withheld(struct stream *st) {
+  st->yielded = false;
+  st->turn_bytes = 0; /* the next run starts with a full share */
+  st->withold &= (uint8_t)~STREAM_WITHHOLD_TURN;
+  if (st->sp && st->sp->ran)
+    splice_report(st);
+}
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
+  struct stream *st = (struct stream *)(void *)h;
+  if ((size_t)nread == buf->len) { /* never true for nread < 0 */
+    turn_count(st, buf->len);
+  } else {
+    st->turn_bytes = 0; /* a short read ends libuv's run */
+    if (nread == UV_ENOBUFS && st->yielded) {
+      read_withheld(st);
+      return;
+    }
+    if (nread == 0)
+      return;
+  }
   const struct transport *tr = st->cls->tr;
   nread = tr == &transport_tcp ? tcp_input(st, nread) : tr->input(st, nread);
   if (nread != 0)
     st->cls->read(st, nread);
+}
+
+void stream_splice(struct stream *src, struct splice_job *j) {
+  if (src->cls->tr != &transport_tcp || j->dst->cls->tr != &transport_tcp || !j->pipe->on)
+    return;
+  j->ran = false;
+  src->sp = j;
+  src->withold |= STREAM_WITHHOLD_SPLICE;
 }
 
 void stream_update_reading(struct stream *st) {
@@ -90,6 +194,8 @@ void stream_update_reading(struct stream *st) {
   } else if (!want && st->reading) {
     uv_read_stop((uv_stream_t *)&st->tcp);
     st->reading = false;
+    st->turn_bytes = 0;
+    st->withold &= (uint8_t)~STREAM_WITHHOLD_TURN;
   }
 }
 
@@ -214,7 +320,10 @@ int stream_init(struct stream *st, uv_loop_t *loop, const struct stream_class *c
   st->in_off = st->queued = 0;
   st->writes_pending = 0;
   st->hold = 0;
-  st->reading = st->closing = st->high = false;
+  st->reading = st->closing = st->high = st->big = st->yielded = false;
+  st->turn_bytes = 0;
+  st->withold = 0;
+  st->sp = NULL;
   return uv_tcp_init(loop, &st->tcp);
 }
 
@@ -251,6 +360,7 @@ void stream_close(struct stream *st) {
   if (st->closing)
     return;
   st->closing = true;
+  stream_splice_end(st);
   if (st->reading)
     uv_read_stop((uv_stream_t *)&st->tcp);
   st->reading = false;

@@ -65,6 +65,12 @@ static int on_headers_complete(llhttp_t *p) {
       .minor = p->http_minor,
   };
   int r = uc->cbs->head(uc->owner, &h);
+  /* A body that runs to the close may be spliced once this read is parsed
+   * (llhttp still counts it as body until EOF ends it). */
+  if (r == 0 && uc->splice_wanted && !h.chunked && llhttp_message_needs_eof(p)) {
+    uc->sj.left = NULL;
+    stream_splice(&uc->st, &uc->sj);
+  }
   /* A chunked body follows: pause so parse_response() can check its
    * framing (src/chunked.c) before llhttp reads it. */
   chunked_check_begin(&uc->chunks, r == 0 && h.chunked);
@@ -84,6 +90,7 @@ static int on_message_complete(llhttp_t *p) {
   if (r == 1) {
     uc->resp_done = true;
     uc->keepalive_ok = ka;
+    stream_splice_end(&uc->st);
     return HPE_PAUSED;
   }
   return r == 0 ? 0 : -1;
@@ -100,6 +107,16 @@ static const llhttp_settings_t response_settings = {
 };
 
 /* --- reading ------------------------------------------------------------ */
+
+/* The fast path's body has all its bytes: the response ends. 0 or -1. */
+static int fast_end(struct upclient *uc) {
+  stream_splice_end(&uc->st);
+  if (uc->cbs->done(uc->owner) != 1)
+    return -1;
+  uc->resp_done = true;
+  uc->keepalive_ok = uc->fast_ka;
+  return 0;
+}
 
 /* The fast path (UR_START, UR_FAST_BODY) over the bytes just read: false
  * when the response is not one it takes, and llhttp is to read it from
@@ -152,16 +169,18 @@ static bool fast_read(struct upclient *uc) {
     uc->body_left -= take;
   }
   if (uc->body_left == 0 && !uc->resp_done) {
-    if (uc->cbs->done(uc->owner) != 1) {
+    if (fast_end(uc) != 0) {
       uc->broken = true;
       uc->parse_error = HPE_CB_MESSAGE_COMPLETE;
       return true;
     }
-    uc->resp_done = true;
-    uc->keepalive_ok = uc->fast_ka;
   }
   if (uc->resp_done && uc->st.in_off != in->len)
     uc->broken = true; /* bytes after the response: never reuse */
+  if (uc->splice_wanted && !uc->resp_done && !uc->st.sp) {
+    uc->sj.left = &uc->body_left; /* never past the body */
+    stream_splice(&uc->st, &uc->sj);
+  }
   return true;
 }
 
@@ -241,11 +260,38 @@ static void on_stream_read(struct stream *st, ssize_t nread) {
     uc->rmode = UR_LLHTTP;
     slow_read(uc);
   }
-  if (uc->broken && !uc->resp_done) {
+  if (!uc->resp_done) {
+    if (uc->broken) {
+      uc->cbs->error(uc->owner, UV_EPROTO);
+      return;
+    }
+    /* A response larger than one read: from now on this connection reads
+     * IOBUF_BIG blocks (a 16 KiB body and its head in one read, a large
+     * body in a quarter of the reads); an idle one holds no block. */
+    uc->st.big = true;
+  }
+  uc->cbs->read_done(uc->owner); /* the last use of uc: the holder may release it */
+}
+
+/* n body bytes went straight to the holder's destination. */
+static void on_stream_spliced(struct stream *st, size_t n) {
+  struct upclient *uc = stream_uc(st);
+  uc->got_bytes = true;
+  if (uc->rmode == UR_FAST_BODY)
+    uc->body_left -= n; /* the attempt was bounded by it */
+  if (uc->cbs->body(uc->owner, NULL, n, NULL) != 0 ||
+      (uc->rmode == UR_FAST_BODY && uc->body_left == 0 && fast_end(uc) != 0)) {
+    uc->broken = true;
     uc->cbs->error(uc->owner, UV_EPROTO);
     return;
   }
-  uc->cbs->read_done(uc->owner); /* the last use of uc: the holder may release it */
+  uc->cbs->read_done(uc->owner); /* the last use of uc */
+}
+
+void upclient_splice_to(struct upclient *uc, struct stream *dst, const struct splice_pipe *pipe) {
+  uc->splice_wanted = true;
+  uc->sj.dst = dst;
+  uc->sj.pipe = pipe;
 }
 
 /* --- writing and lifetime ----------------------------------------------- */
@@ -279,6 +325,7 @@ static const struct stream_class upclient_stream_class = {
     .written = on_stream_written,
     .watermark = on_stream_watermark,
     .closed = on_stream_closed,
+    .spliced = on_stream_spliced,
 };
 
 static void on_stream_handshake(struct stream *st, bool ok) {
@@ -349,7 +396,8 @@ void upclient_begin(struct upclient *uc, const struct upclient_cbs *cbs, void *o
   uc->sink = *sink;
   uc->head_request = head_request;
   uc->got_bytes = uc->resp_done = uc->broken = uc->eof = uc->raw = false;
-  uc->keepalive_ok = false;
+  uc->keepalive_ok = uc->splice_wanted = false;
+  stream_splice_end(&uc->st);
   uc->parse_error = 0;
   uc->rmode = UR_START;
   uc->body_left = 0;
@@ -363,6 +411,8 @@ void upclient_begin(struct upclient *uc, const struct upclient_cbs *cbs, void *o
 void upclient_hand_over(struct upclient *uc, const struct upclient_cbs *cbs, void *owner) {
   uc->cbs = cbs;
   uc->owner = owner;
+  stream_splice_end(&uc->st);
+  uc->splice_wanted = false;
   stream_release_in(&uc->st);                    /* an idle connection holds no read block */
   stream_hold(&uc->st, STREAM_HOLD_FLOW, false); /* read, to notice the server closing */
 }

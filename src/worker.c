@@ -158,6 +158,7 @@ static void gen_make_current(struct worker *w, struct worker_gen *g) {
 
 int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct accesslog *log) {
   memset(w, 0, sizeof(*w));
+  w->splice.rd = w->splice.wr = -1;
   w->id = id;
   w->gen_idle = gen_retire;
   w->log = log;
@@ -166,6 +167,7 @@ int worker_init(struct worker *w, unsigned id, struct snapshot *snap, struct acc
   if (r < 0)
     return r;
   w->loop.data = &w->bufs; /* streams find their buffer pool here */
+  splice_pipe_open(&w->splice);
   uint64_t seed = 0;
   if (uv_random(NULL, NULL, &seed, sizeof(seed), 0, NULL) != 0)
     seed = (uint64_t)uv_hrtime();
@@ -675,6 +677,7 @@ int worker_destroy(struct worker *w) {
   }
   exchange_free_all(w);
   session_rx_free_all(w);
+  splice_pipe_close(&w->splice);
   bufpool_destroy(&w->bufs);
   return r;
 }

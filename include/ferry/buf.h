@@ -23,6 +23,10 @@
 
 #define IOBUF_SIZE 16384u   /* data bytes of a standard block */
 #define IOBUF_FREE_MAX 256u /* blocks kept on a worker's free list */
+/* A large block: reads of a body known to be large (stream.big), and
+ * anything between IOBUF_SIZE and this size. */
+#define IOBUF_BIG 65536u
+#define IOBUF_BIG_FREE_MAX 32u /* large blocks kept on a worker's free list */
 
 struct bufpool;
 
@@ -61,6 +65,8 @@ struct wreq {
 struct bufpool {
   struct iobuf *free_blocks;
   unsigned nfree_blocks;
+  struct iobuf *free_big; /* IOBUF_BIG blocks */
+  unsigned nfree_big;
   struct wreq *free_wreqs;
   unsigned nfree_wreqs;
   uint64_t blocks_live; /* for leak checks in tests */
@@ -70,8 +76,9 @@ void bufpool_init(struct bufpool *p);
 /* Frees everything on the free lists. Blocks still referenced stay valid. */
 void bufpool_destroy(struct bufpool *p);
 
-/* A block with at least cap data bytes (cap <= IOBUF_SIZE comes from the
- * free list), refs = 1, len = 0. NULL on out of memory. */
+/* A block with at least cap data bytes (cap <= IOBUF_SIZE, and cap <=
+ * IOBUF_BIG, come from a free list), refs = 1, len = 0. NULL on out of
+ * memory. */
 struct iobuf *iobuf_get(struct bufpool *p, size_t cap);
 static inline void iobuf_ref(struct iobuf *b) {
   b->refs++;

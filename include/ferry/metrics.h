@@ -126,6 +126,7 @@ struct metrics_worker {
   mcount conns_total;
   mcount conns_rejected; /* over limits.max_connections */
   mcount bytes_in, bytes_out;
+  mcount bytes_spliced; /* of bytes_out, response body bytes spliced (no copy) */
   mcount proxy_protocol_errors;
   mcount accept_errors; /* accept() failed (fds or memory ran out) */
   mcount local_errors;  /* upstream connects that failed for want of a local resource */

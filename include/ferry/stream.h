@@ -11,6 +11,10 @@
  * owner (a session, an upstream client) embeds it and finds itself back
  * with container_of.
  *
+ * It reads at most STREAM_TURN_BYTES per loop turn before yielding to
+ * the other sockets, and can splice what it reads straight to another
+ * stream's socket (stream_splice, src/splice.c) instead of into `in`.
+ *
  * Reading runs while no hold reason is set (STREAM_HOLD_*): the owner's
  * own (parser blocked, queue full), and flow control (the peer stream's
  * writer is over its high-water mark), which only the exchange and the
@@ -25,6 +29,7 @@
 #include <uv.h>
 
 #include "ferry/buf.h"
+#include "ferry/splice.h"
 #include "ferry/transport.h"
 
 /* Watermarks on what queued writes pin (bytes of memory): over HIGH the
@@ -32,6 +37,17 @@
  * on. One connection's memory is bounded by HIGH plus one batch. */
 #define STREAM_HIGH (256u * 1024u)
 #define STREAM_LOW (64u * 1024u)
+/* Bytes one stream may read in one run of libuv's read loop (one loop
+ * turn): past it the stream yields (its read buffer is empty, libuv stops
+ * for this socket and polls it again next turn, behind the others that
+ * were ready), so a socket that always has bytes cannot hold the loop. */
+#define STREAM_TURN_BYTES (128u * 1024u)
+
+/* Why the next read's buffer may be withheld (one test per read). */
+enum {
+  STREAM_WITHHOLD_TURN = 1u,   /* this turn's share is read: yield */
+  STREAM_WITHHOLD_SPLICE = 2u, /* a splice job is set (sp) */
+};
 
 /* Reasons reading is stopped; reading runs when none is set. */
 enum {
@@ -60,6 +76,10 @@ struct stream_class {
   void (*handshake)(struct stream *st, bool ok);
   /* The handle is closed: the owner may free the memory holding st. */
   void (*closed)(struct stream *st);
+  /* n bytes went from this stream's socket to its splice job's
+   * destination (written there or queued on it) without passing through
+   * st->in. Needed only by owners that call stream_splice. */
+  void (*spliced)(struct stream *st, size_t n);
 };
 
 /* The handle comes first: libuv callbacks find the stream from it. */
@@ -74,7 +94,12 @@ struct stream {
   uint8_t hold; /* STREAM_HOLD_* */
   bool reading;
   bool closing;
-  bool high; /* over STREAM_HIGH, not yet back under STREAM_LOW */
+  bool high;             /* over STREAM_HIGH, not yet back under STREAM_LOW */
+  bool big;              /* IOBUF_BIG read blocks (a stream reading large bodies) */
+  bool yielded;          /* the last read buffer was withheld on purpose */
+  uint8_t withold;       /* STREAM_WITHHOLD_*: a read buffer may be withheld */
+  uint32_t turn_bytes;   /* read in this run of libuv's read loop */
+  struct splice_job *sp; /* not NULL: reads are spliced to sp->dst when they can */
 };
 
 extern const struct transport transport_tcp;
@@ -113,6 +138,19 @@ static inline void stream_hold(struct stream *st, unsigned reason, bool on) {
  * again, it reads on. Called from the writer's watermark callback. */
 static inline void stream_flow(struct stream *reader, bool high) {
   stream_hold(reader, STREAM_HOLD_FLOW, high);
+}
+
+/* From the next read on, move what src reads straight to j->dst's socket
+ * (splice.h): whenever dst has nothing queued or gathered and src nothing
+ * unconsumed, one attempt per loop turn of up to STREAM_TURN_BYTES (and
+ * *j->left); the owner hears of it through its class's spliced callback,
+ * EOF and errors through read as usual. Otherwise reads take the usual
+ * path. Bytes the destination did not take join its queue, so its
+ * watermarks and flow control hold. Both streams must be plain TCP. */
+void stream_splice(struct stream *src, struct splice_job *j);
+static inline void stream_splice_end(struct stream *src) {
+  src->sp = NULL;
+  src->withold &= (uint8_t)~STREAM_WITHHOLD_SPLICE;
 }
 
 /* Bytes read and not yet consumed by the owner. */

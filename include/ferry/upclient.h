@@ -57,7 +57,9 @@ struct upclient_cbs {
    * body follows as framed, 1 no body whatever the head says (HEAD, 1xx,
    * 204, 304). 1xx heads are followed by another head. */
   int (*head)(void *owner, const struct upclient_head *h);
-  /* Body bytes, framing removed, from read block b. 0 or -1 (fails). */
+  /* Body bytes, framing removed, from read block b. 0 or -1 (fails).
+   * p == NULL: n bytes were spliced to the destination (see
+   * upclient_splice_to). */
   int (*body)(void *owner, const char *p, size_t n, struct iobuf *b);
   /* A message ended: 1 for the final response (parsing stops), 0 for an
    * interim one (the next head follows), -1 on error. */
@@ -98,13 +100,15 @@ struct upclient {
   bool fast_ka;                     /* UR_FAST_BODY: the head allows reuse */
   bool head_request;                /* the request was HEAD: no body whatever is declared */
   bool connecting;
-  bool got_bytes;      /* any response byte since upclient_begin */
-  bool resp_done;      /* the final response ended */
-  bool broken;         /* framing error, trailing bytes or write error: never reuse */
-  bool eof;            /* the server closed */
-  bool raw;            /* upgraded: reads go to cbs->raw; never reused */
-  bool keepalive_ok;   /* the response allows reuse */
-  int parse_error;     /* llhttp_errno_t, for logs */
+  bool got_bytes;     /* any response byte since upclient_begin */
+  bool resp_done;     /* the final response ended */
+  bool broken;        /* framing error, trailing bytes or write error: never reuse */
+  bool eof;           /* the server closed */
+  bool raw;           /* upgraded: reads go to cbs->raw; never reused */
+  bool keepalive_ok;  /* the response allows reuse */
+  int parse_error;    /* llhttp_errno_t, for logs */
+  bool splice_wanted; /* the holder lets the body go straight to sj.dst */
+  struct splice_job sj;
   bool tls_on;         /* the stream runs over TLS (state in tls) */
   struct tls_conn tls; /* last: set up only by upclient_use_tls */
 };
@@ -123,6 +127,12 @@ void upclient_begin(struct upclient *uc, const struct upclient_cbs *cbs, void *o
                     const struct upclient_sink *sink, bool head_request);
 /* Hand the connection to another holder (the idle pool) without a request. */
 void upclient_hand_over(struct upclient *uc, const struct upclient_cbs *cbs, void *owner);
+/* From the holder's head callback: the response body may go from this
+ * connection's socket straight to dst's (splice.h, through the worker's
+ * pipe), when its framing is a Content-Length or the close and both are
+ * plain TCP. The body callback then also gets (NULL, n, NULL): n bytes
+ * that already went to dst. Ends with the response. */
+void upclient_splice_to(struct upclient *uc, struct stream *dst, const struct splice_pipe *pipe);
 /* From now on reads go to cbs->raw (an upgraded connection). */
 void upclient_set_raw(struct upclient *uc);
 /* Whether the connection may carry another request: the response ended

@@ -24,6 +24,7 @@
 #include "ferry/log.h"
 #include "ferry/metrics.h"
 #include "ferry/router.h"
+#include "ferry/splice.h"
 
 struct upstream_rt;
 struct accesslog;
@@ -61,6 +62,7 @@ struct worker {
   struct inspect_batch insp_batch; /* captures of this loop turn (src/inspect.c) */
 
   struct bufpool bufs;
+  struct splice_pipe splice; /* body bytes socket to socket (src/splice.c) */
   /* cfg, router, ups, nups mirror the current generation (gen). */
   struct upstream_rt *ups; /* one per cfg->upstreams[] */
   size_t nups;
