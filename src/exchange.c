@@ -21,7 +21,8 @@
  * upclient parses the response and hands it here piece by piece -> the
  * response ends: exchange_finish logs, releases the connection to its
  * pool and tells the session. Whether a failed attempt is retried is
- * src/retry.c's decision; after a 101, src/extunnel.c drives the tunnel. */
+ * src/retry.c's decision; after a 101, src/extunnel.c drives the tunnel;
+ * src/exreply.c sends the answers ferry makes itself. */
 #include "ferry/exchange.h"
 
 #include <inttypes.h>
@@ -116,85 +117,6 @@ void exchange_log(struct exchange *ex) {
     inspect_capture(ex);
   metrics_exchange_done(&ex->w->metrics, ex, uv_now(&ex->w->loop));
   accesslog_write(ex->w->log, ex, uv_now(&ex->w->loop));
-}
-
-bool exchange_reply_keep(const struct exchange *ex, bool close) {
-  const struct session *s = ex->s;
-  bool no_body_left = ex->req_done || (!ex->req_chunked && ex->req_length == 0);
-  bool in_head = ex->state == EX_HEAD || ex->state == EX_CONNECTING;
-  return !close && ex->client_keepalive && !s->peer_eof && !ex->w->stopping &&
-         (ex->req_done || (in_head && no_body_left));
-}
-
-void exchange_reply_block(struct exchange *ex, int status, struct iobuf *b, uint64_t body_n,
-                          bool keep) {
-  struct session *s = ex->s;
-  int r = stream_add(&s->st, b->data, b->len, b);
-  if (ex->insp.on)
-    inspect_note_response(ex, b, false);
-  if (r != 0) {
-    session_close(s);
-    return;
-  }
-  ex->status = status;
-  ex->resp_started = true;
-  ex->resp_done = true;
-  ex->resp_body_bytes = body_n;
-  ex->state = EX_DONE;
-  exchange_log(ex);
-  session_exchange_done(s, keep);
-}
-
-/* Send a complete response ferry makes itself and end the exchange. */
-static void exchange_reply_full(struct exchange *ex, int status, struct slice content_type,
-                                struct slice body, struct slice location, bool close) {
-  struct session *s = ex->s;
-  if (ex->uc) {
-    connpool_close(ex->uc);
-    ex->uc = NULL;
-  }
-  if (ex->resp_started) {
-    /* Part of a response already went out: the only honest signal left is
-     * to cut the connection. */
-    exchange_log(ex);
-    session_close(s);
-    return;
-  }
-  bool keep = exchange_reply_keep(ex, close);
-  if (!ex->rid.n) {
-    wctx_request_id(ex->w, ex->request_id);
-    ex->rid = slice_cstr(ex->request_id);
-  }
-  bool head_only = ex->method == HTTP_HEAD;
-  struct reply rp = {.status = status,
-                     .content_type = content_type,
-                     .body = body,
-                     .location = location,
-                     .request_id = ex->rid,
-                     .date = wctx_http_date(ex->w),
-                     .minor = ex->minor,
-                     .keep_alive = keep,
-                     .head_only = head_only,
-                     .retry_after = ex->retry_after,
-                     .route_hdrs = ex->route && ex->route->action != ACTION_UPSTREAM
-                                       ? &ex->route->response_headers
-                                       : NULL};
-  size_t need = reply_build(NULL, 0, &rp);
-  struct iobuf *b = iobuf_get(&ex->w->bufs, need);
-  if (!b) {
-    session_close(s);
-    return;
-  }
-  reply_build(b->data, need, &rp);
-  b->len = (uint32_t)need;
-  exchange_reply_block(ex, status, b, head_only ? 0 : body.n, keep);
-  iobuf_unref(b);
-}
-
-void exchange_reply(struct exchange *ex, int status, const char *body, bool close) {
-  exchange_reply_full(ex, status, SLICE_LIT("text/plain; charset=utf-8"),
-                      slice_cstr(body ? body : reply_default_body(status)), (struct slice){NULL, 0},
-                      close);
 }
 
 /* --- routing ------------------------------------------------------------ */

@@ -195,6 +195,12 @@ static inline void exchange_client_tunnel_read(struct exchange *ex, ssize_t nrea
 void exchange_reset(struct exchange *ex);
 /* Answer with ferry's own response (error statuses, respond:, 404). */
 void exchange_reply(struct exchange *ex, int status, const char *body, bool close);
+
+/* Send a complete response ferry makes itself (content type, body, and a
+ * Location when location.n) and end the exchange; once part of a response
+ * went out, the connection is cut instead. */
+void exchange_reply_full(struct exchange *ex, int status, struct slice content_type,
+                         struct slice body, struct slice location, bool close);
 /* Whether the connection stays open after an answer ferry makes itself
  * (close: the caller wants it closed). */
 bool exchange_reply_keep(const struct exchange *ex, bool close);
