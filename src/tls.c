@@ -658,6 +658,24 @@ static int tls_send(struct stream *st, struct wreq *wr) {
   return stream_write_queue(st, wr);
 }
 
+/* A connection that ends well ends with close_notify: without it an
+ * OpenSSL client takes the end for a truncation and drops the session it
+ * would have resumed. Written only if the socket takes it at once (libuv
+ * refuses while earlier writes are queued, so it cannot overtake them). */
+static void tls_close(struct stream *st) {
+  struct tls_conn *tc = conn_of(st);
+  if (!tc->ssl || !tc->hs_done || tc->failed || SSL_get_shutdown(tc->ssl) & SSL_SENT_SHUTDOWN)
+    return;
+  ERR_clear_error();
+  SSL_shutdown(tc->ssl);
+  ERR_clear_error();
+  struct iobuf *o = tc->cout;
+  if (o && o->len) {
+    uv_buf_t b = uv_buf_init(o->data, o->len);
+    (void)uv_try_write((uv_stream_t *)&st->tcp, &b, 1);
+  }
+}
+
 static void on_kick_closed(uv_handle_t *h) {
   struct stream *st = h->data;
   st->cls->closed(st);
@@ -684,8 +702,8 @@ static void tls_closed(struct stream *st) {
   uv_close((uv_handle_t *)&tc->kick, on_kick_closed);
 }
 
-const struct transport transport_tls = {"tls",    tls_alloc,  tls_input,
-                                        tls_send, tls_resume, tls_closed};
+const struct transport transport_tls = {"tls",      tls_alloc,  tls_input, tls_send,
+                                        tls_resume, tls_closed, tls_close};
 
 const char *tls_conn_version(const struct tls_conn *tc) {
   return tc->ssl && tc->hs_done ? SSL_get_version(tc->ssl) : "";
