@@ -621,6 +621,20 @@ static void tls_resume(struct stream *st) {
   }
 }
 
+/* Pieces of a batch shorter than this are gathered into one record
+ * (a response head and a small body: one record, one seal, not two);
+ * longer ones are encrypted where they lie. */
+#define TLS_GATHER_MAX 2048u
+
+static bool seal(struct tls_conn *tc, const char *p, size_t n) {
+  int r = SSL_write(tc->ssl, p, (int)n);
+  if (r <= 0) {
+    log_failure(tc, "write", SSL_get_error(tc->ssl, r));
+    return false;
+  }
+  return true;
+}
+
 /* Encrypt the batch into one block and write that in its place: the
  * plaintext references go at once, the request completes as usual. */
 static int tls_send(struct stream *st, struct wreq *wr) {
@@ -628,15 +642,28 @@ static int tls_send(struct stream *st, struct wreq *wr) {
   if (tc->failed || !tc->hs_done)
     return UV_EPROTO;
   ERR_clear_error();
+  char gather[SSL3_RT_MAX_PLAIN_LENGTH]; /* at most one record's plaintext */
+  size_t fill = 0;
   for (unsigned i = 0; i < wr->nbufs; i++) {
-    if (wr->bufs[i].len == 0)
+    const char *p = wr->bufs[i].base;
+    size_t n = wr->bufs[i].len;
+    if (n == 0)
       continue;
-    int n = SSL_write(tc->ssl, wr->bufs[i].base, (int)wr->bufs[i].len);
-    if (n <= 0) {
-      log_failure(tc, "write", SSL_get_error(tc->ssl, n));
-      return UV_EPROTO;
+    if (fill > 0 && (n >= TLS_GATHER_MAX || fill + n > sizeof gather)) {
+      if (!seal(tc, gather, fill))
+        return UV_EPROTO;
+      fill = 0;
     }
+    if (n >= TLS_GATHER_MAX) {
+      if (!seal(tc, p, n))
+        return UV_EPROTO;
+      continue;
+    }
+    memcpy(gather + fill, p, n);
+    fill += n;
   }
+  if (fill > 0 && !seal(tc, gather, fill))
+    return UV_EPROTO;
   size_t bytes = wr->bytes;
   size_t cost = wr->cost;
   for (unsigned i = 0; i < wr->nrefs; i++)
