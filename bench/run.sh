@@ -340,7 +340,7 @@ fi
 
 # --- cost: instructions and syscalls per request ----------------------------
 h2() { # port count conns -> h2load, bounded in time
-  timeout 300 taskset -c "$LOAD_CPU" h2load --h1 -n "$2" -c "$3" -m 1 "http://127.0.0.1:$1/" >"$TMP/h2load.out" 2>&1 ||
+  timeout 300 taskset -c "$LOAD_CPU" h2load --h1 -n "$2" -c "$3" -m 1 "$SCHEME://127.0.0.1:$1/" >"$TMP/h2load.out" 2>&1 ||
     { log "h2load failed: $(tail -3 "$TMP/h2load.out")"; return 1; }
   grep -q "succeeded, 0 failed, 0 errored" "$TMP/h2load.out" ||
     log "h2load: $(grep 'requests:' "$TMP/h2load.out")"
@@ -489,13 +489,45 @@ NGX
     log "https round $r done"
   done
   for name in $PROXIES; do stop_pid "${PID[$name]}"; done
-  [ -n "${RAW:-}" ] && cat "$RES" "$HS_RES" "$IDLE_RES" >>"$RAW"
+
+  # User-space instructions per keep-alive request (callgrind, as in the
+  # cost section; the 16 connections' handshakes, SSL_do_handshake and
+  # all it calls, taken out): a figure the machine's load does not move.
+  CG_RES=$TMP/https-cg.txt
+  : >"$CG_RES"
+  for name in $PROXIES; do
+    if ! start "$name" valgrind --tool=callgrind --callgrind-out-file="$TMP/cgs.$name.out" \
+      --dump-instr=no --vgdb=yes; then
+      stop_pid "${PID[$name]}"
+      echo "$name -" >>"$CG_RES"
+      continue
+    fi
+    p=${PID[$name]}
+    h2 "${PORT[$name]}" 2000 16 || true
+    callgrind_control -z "$p" >/dev/null 2>&1 || log "callgrind_control -z failed"
+    ins="-"
+    if h2 "${PORT[$name]}" "$CG_REQUESTS" 16; then
+      rm -f "$TMP"/cgs.$name.out.*
+      callgrind_control -d "$p" >/dev/null 2>&1 || log "callgrind_control -d failed"
+      f=$(ls "$TMP"/cgs.$name.out.* 2>/dev/null | tail -1 || true)
+      if [ -n "$f" ]; then
+        callgrind_annotate --inclusive=yes "$f" >"$TMP/cgs.$name.txt" 2>/dev/null || true
+        tot=$(awk '/PROGRAM TOTALS/ {gsub(/,/, "", $1); print $1; exit}' "$TMP/cgs.$name.txt")
+        hs=$(awk '/:SSL_do_handshake / {gsub(/,/, "", $1); print $1; exit}' "$TMP/cgs.$name.txt")
+        [ -n "$tot" ] && ins=$(((tot - ${hs:-0}) / CG_REQUESTS))
+      fi
+    fi
+    stop_pid "$p"
+    echo "$name $ins" >>"$CG_RES"
+  done
+  [ -n "${RAW:-}" ] && cat "$RES" "$HS_RES" "$IDLE_RES" "$CG_RES" >>"$RAW"
   echo
   echo "## HTTPS ($TLS_KEY certificate, the same for every proxy; plain HTTP upstream, 100 B responses; mean of $ROUNDS interleaved rounds, ${DURATION}s each)"
   echo
-  python3 - "$RES" "$HS_RES" "$IDLE_RES" "$HZ" "$TLS_IDLE_CONNS" "$HS_CONNS" <<'PY'
+  python3 - "$RES" "$HS_RES" "$IDLE_RES" "$HZ" "$TLS_IDLE_CONNS" "$HS_CONNS" "$CG_RES" "$CG_REQUESTS" <<'PY'
 import sys, collections
 ka_f, hs_f, idle_f, hz, nidle, hsc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6]
+cg = dict(line.split() for line in open(sys.argv[7]))
 names = []
 ka = collections.defaultdict(list)
 for line in open(ka_f):
@@ -524,12 +556,18 @@ def hs_fig(mode, t):
     return done / wall if wall else 0, done / cpu if cpu else 0, cpu / wall if wall else 0, \
         sum(r[2] for r in runs), tot, sum(r[3] for r in runs)
 def ratio(a, b): return f"{a / b:.2f}" if a and b else "-"
-print("| proxy | keep-alive req/s | ×nginx | proxy CPU | req per proxy CPU-s | ×nginx |")
-print("|---|---|---|---|---|---|")
+print(f"Keep-alive (wrk -t1 -c64 over https; instructions: callgrind over {sys.argv[8]} requests on 16 connections, handshakes taken out):")
+print()
+print("| proxy | keep-alive req/s | ×nginx | proxy CPU | req per proxy CPU-s | ×nginx | user-space instructions per request | ×nginx |")
+print("|---|---|---|---|---|---|---|---|")
 n = ka_fig("nginx")
+ci = cg.get("nginx", "-")
 for t in names:
     f = ka_fig(t)
-    print(f"| {t} | {f[0]:,.0f} | {ratio(f[0], n and n[0])} | {f[2] * 100:.0f}% | {f[1]:,.0f} | {ratio(f[1], n and n[1])} |")
+    c = cg.get(t, "-")
+    cr = f"{int(c) / int(ci):.2f}" if c != "-" and ci != "-" else "-"
+    cs = f"{int(c):,}" if c != "-" else "-"
+    print(f"| {t} | {f[0]:,.0f} | {ratio(f[0], n and n[0])} | {f[2] * 100:.0f}% | {f[1]:,.0f} | {ratio(f[1], n and n[1])} | {cs} | {cr} |")
 print()
 print(f"Handshakes, a new connection per request ({hsc} in flight, `Connection: close`):")
 print()
