@@ -14,6 +14,7 @@
 #                                        throughput cost memory https
 #        TLS_KEY=rsa2048                 https certificate key: rsa2048 or p256
 #        HS_CONNS=32                     connections in flight for handshakes/s
+#        CG_HS_SECONDS=15                seconds of handshakes under callgrind
 #        TLS_IDLE_CONNS=IDLE_CONNS       idle keep-alive TLS connections held
 #        PROXY_CPU=0 LOAD_CPU=1          cores (proxy under test / wrk + upstream)
 #        PROXIES="ferry nginx haproxy"   proxies to measure (nginx is the ratio base)
@@ -407,6 +408,7 @@ fi
 # --- https: the proxies terminate TLS ------------------------------------------
 TLS_KEY=${TLS_KEY:-rsa2048}
 HS_CONNS=${HS_CONNS:-32}
+CG_HS_SECONDS=${CG_HS_SECONDS:-$((QUICK == 1 ? 4 : 15))}
 TLS_IDLE_CONNS=${TLS_IDLE_CONNS:-$IDLE_CONNS}
 TLSLOAD=$BUILD/bench-tlsload
 if ! skipped https; then
@@ -499,7 +501,7 @@ NGX
     if ! start "$name" valgrind --tool=callgrind --callgrind-out-file="$TMP/cgs.$name.out" \
       --dump-instr=no --vgdb=yes; then
       stop_pid "${PID[$name]}"
-      echo "$name -" >>"$CG_RES"
+      echo "$name - - -" >>"$CG_RES"
       continue
     fi
     p=${PID[$name]}
@@ -517,8 +519,31 @@ NGX
         [ -n "$tot" ] && ins=$(((tot - ${hs:-0}) / CG_REQUESTS))
       fi
     fi
+    # instructions per full and per resumed handshake (and its one
+    # request): one connection at a time for CG_HS_SECONDS; the resumed
+    # run's one untimed full handshake is taken out at the full figure
+    hs_ins=()
+    for mode in full resume; do
+      callgrind_control -z "$p" >/dev/null 2>&1 || log "callgrind_control -z failed"
+      out=$(timeout $((CG_HS_SECONDS + 120)) taskset -c "$LOAD_CPU" "$TLSLOAD" 127.0.0.1 \
+        "${PORT[$name]}" "$mode" 1 "$CG_HS_SECONDS" / 2>&1) || log "$name $mode under callgrind: $out"
+      n_conn=$(awk '$1 == "tlsload" {print $4}' <<<"$out")
+      rm -f "$TMP"/cgs.$name.out.*
+      callgrind_control -d "$p" >/dev/null 2>&1 || log "callgrind_control -d failed"
+      f=$(ls "$TMP"/cgs.$name.out.* 2>/dev/null | tail -1 || true)
+      tot=$([ -n "$f" ] && awk '/^(summary|totals):/ {print $2; exit}' "$f" || true)
+      if [ -n "$tot" ] && [ "${n_conn:-0}" -gt 0 ]; then
+        if [ "$mode" = full ]; then
+          hs_ins+=($((tot / n_conn)))
+        else
+          hs_ins+=($(((tot - ${hs_ins[0]:-0}) / n_conn)))
+        fi
+      else
+        hs_ins+=("-")
+      fi
+    done
     stop_pid "$p"
-    echo "$name $ins" >>"$CG_RES"
+    echo "$name $ins ${hs_ins[*]}" >>"$CG_RES"
   done
   [ -n "${RAW:-}" ] && cat "$RES" "$HS_RES" "$IDLE_RES" "$CG_RES" >>"$RAW"
   echo
@@ -527,7 +552,8 @@ NGX
   python3 - "$RES" "$HS_RES" "$IDLE_RES" "$HZ" "$TLS_IDLE_CONNS" "$HS_CONNS" "$CG_RES" "$CG_REQUESTS" <<'PY'
 import sys, collections
 ka_f, hs_f, idle_f, hz, nidle, hsc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6]
-cg = dict(line.split() for line in open(sys.argv[7]))
+cgl = {l.split()[0]: l.split()[1:] for l in open(sys.argv[7])}
+cg = {k: v[0] for k, v in cgl.items()}
 names = []
 ka = collections.defaultdict(list)
 for line in open(ka_f):
@@ -580,6 +606,21 @@ for mode in ("full", "resume"):
         if not f: continue
         v = " ".join(info.get(t, ("-", "-", "-")))
         print(f"| {t} | {'full' if mode == 'full' else 'resumed'} | {f[0]:,.0f} | {ratio(f[0], n and n[0])} | {f[2] * 100:.0f}% | {f[1]:,.0f} | {ratio(f[1], n and n[1])} | {f[3]:,} / {f[4]:,} | {f[5]} | {v} |")
+print()
+print("User-space instructions per connection (callgrind; one connection at a time: handshake, one request, close):")
+print()
+print("| proxy | full handshake | ×nginx | resumed handshake | ×nginx |")
+print("|---|---|---|---|---|")
+ng = cgl.get("nginx", ["-", "-", "-"])
+for t in names:
+    v = cgl.get(t, ["-", "-", "-"])
+    cells = []
+    for i in (1, 2):
+        a = v[i] if len(v) > i else "-"
+        b = ng[i] if len(ng) > i else "-"
+        cells.append(f"{int(a):,}" if a != "-" else "-")
+        cells.append(f"{int(a) / int(b):.2f}" if a != "-" and b != "-" else "-")
+    print(f"| {t} | " + " | ".join(cells) + " |")
 print()
 print(f"| proxy | KiB per idle keep-alive TLS connection ({nidle} held) | ×nginx |")
 print("|---|---|---|")
