@@ -11,7 +11,11 @@
 #        IDLE_CONNS=10000                idle keep-alive connections held
 #        STREAM_BYTES=1073741824         body streamed for the peak-RSS figure
 #        SKIP=...                        space-separated sections to skip:
-#                                        throughput cost memory
+#                                        throughput cost memory https
+#        TLS_KEY=rsa2048                 https certificate key: rsa2048 or p256
+#        HS_CONNS=32                     connections in flight for handshakes/s
+#        CG_HS_SECONDS=15                seconds of handshakes under callgrind
+#        TLS_IDLE_CONNS=IDLE_CONNS       idle keep-alive TLS connections held
 #        PROXY_CPU=0 LOAD_CPU=1          cores (proxy under test / wrk + upstream)
 #        PROXIES="ferry nginx haproxy"   proxies to measure (nginx is the ratio base)
 #        SIZES="100B 16KiB 1MiB" CONNS="64 1000"   throughput cells to run
@@ -31,6 +35,14 @@
 #              syscalls per proxied request (strace -c -f over the same count).
 #  memory      KiB of proxy RSS per idle keep-alive client connection and
 #              peak RSS (VmHWM) while a 1 GiB body streams through.
+#  https       the proxies terminate TLS (one self-signed certificate made
+#              at run time, the same for all; plain HTTP upstream, 100 B
+#              responses): keep-alive req/s and requests per proxy
+#              CPU-second (wrk -t1 -c64 over https), full and resumed
+#              handshakes/s with a new connection per request
+#              (bench-tlsload, which counts the handshakes the server
+#              resumed), and KiB per idle keep-alive TLS connection
+#              (idle_conns.py --tls). Targets interleaved over ROUNDS.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -97,9 +109,9 @@ forget() {
 }
 
 # Free loopback ports, picked by the kernel.
-read -r P_UP P_FERRY P_NGX P_HAP < <(python3 - <<'PY'
+read -r P_UP P_FERRY P_NGX P_HAP P_FERRY_S P_NGX_S P_HAP_S < <(python3 - <<'PY'
 import socket
-ss = [socket.socket() for _ in range(4)]
+ss = [socket.socket() for _ in range(7)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])
 for s in ss: s.close()
@@ -173,11 +185,13 @@ YML
 
 declare -A PORT=([ferry]=$P_FERRY [nginx]=$P_NGX [haproxy]=$P_HAP [direct]=$P_UP)
 declare -A PID=()
+# What start() runs; the https section points these at its own files.
+SCHEME=http FERRY_YAML=$TMP/ferry.yaml NGX_CONF=$TMP/nginx.conf HAP_CFG=$TMP/haproxy.cfg
 
 wait_port() { # $1 port, $2 seconds
   local i
   for i in $(seq $(($2 * 20))); do
-    curl -s -o /dev/null -m 2 "http://127.0.0.1:$1/" && return 0
+    curl -sk -o /dev/null -m 2 "$SCHEME://127.0.0.1:$1/" && return 0
     sleep 0.05
   done
   echo "run.sh: nothing answered on 127.0.0.1:$1 after $2 s; see $TMP/logs" >&2
@@ -190,9 +204,9 @@ start() {
   shift
   local cmd
   case $name in
-  ferry) cmd=("$FERRY" -c "$TMP/ferry.yaml") ;;
-  nginx) cmd=(nginx -c "$TMP/nginx.conf" -p "$TMP") ;;
-  haproxy) cmd=(haproxy -db -f "$TMP/haproxy.cfg") ;;
+  ferry) cmd=("$FERRY" -c "$FERRY_YAML") ;;
+  nginx) cmd=(nginx -c "$NGX_CONF" -p "$TMP") ;;
+  haproxy) cmd=(haproxy -db -f "$HAP_CFG") ;;
   esac
   taskset -c "$PROXY_CPU" "$@" "${cmd[@]}" >"$TMP/logs/$name.out" 2>&1 &
   PID[$name]=$!
@@ -250,7 +264,7 @@ wrk_run() { # target size conns path
   local t0 t1
   t0=$(date +%s.%N)
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 10s --latency \
-    "http://127.0.0.1:${PORT[$target]}$path" 2>&1) || true
+    "$SCHEME://127.0.0.1:${PORT[$target]}$path" 2>&1) || true
   t1=$(date +%s.%N)
   [ -n "$p" ] && c1=$(cpu_ticks "$p")
   [ -n "${WRK_KEEP:-}" ] && echo "$out" >"$WRK_KEEP/$target.$size.$conns.${r:-0}"
@@ -330,7 +344,7 @@ fi
 
 # --- cost: instructions and syscalls per request ----------------------------
 h2() { # port count conns -> h2load, bounded in time
-  timeout 300 taskset -c "$LOAD_CPU" h2load --h1 -n "$2" -c "$3" -m 1 "http://127.0.0.1:$1/" >"$TMP/h2load.out" 2>&1 ||
+  timeout 300 taskset -c "$LOAD_CPU" h2load --h1 -n "$2" -c "$3" -m 1 "$SCHEME://127.0.0.1:$1/" >"$TMP/h2load.out" 2>&1 ||
     { log "h2load failed: $(tail -3 "$TMP/h2load.out")"; return 1; }
   grep -q "succeeded, 0 failed, 0 errored" "$TMP/h2load.out" ||
     log "h2load: $(grep 'requests:' "$TMP/h2load.out")"
@@ -392,4 +406,231 @@ if ! skipped cost; then
     stop_pid "$p"
     echo "| $name | $ins | $sys | $top |"
   done
+fi
+
+# --- https: the proxies terminate TLS ------------------------------------------
+TLS_KEY=${TLS_KEY:-rsa2048}
+HS_CONNS=${HS_CONNS:-32}
+CG_HS_SECONDS=${CG_HS_SECONDS:-$((QUICK == 1 ? 4 : 15))}
+TLS_IDLE_CONNS=${TLS_IDLE_CONNS:-$IDLE_CONNS}
+TLSLOAD=$BUILD/bench-tlsload
+if ! skipped https; then
+  if [ ! -x "$TLSLOAD" ]; then
+    cmake -S "$ROOT" -B "$BUILD" >/dev/null
+    cmake --build "$BUILD" --target bench-tlsload >/dev/null
+  fi
+  case $TLS_KEY in
+  rsa2048) kopt=(-newkey rsa:2048) ;;
+  p256) kopt=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+  *) echo "run.sh: TLS_KEY must be rsa2048 or p256, not $TLS_KEY" >&2; exit 2 ;;
+  esac
+  # One self-signed certificate for every proxy, made now, never kept.
+  openssl req -x509 "${kopt[@]}" -nodes -keyout "$TMP/tls.key" -out "$TMP/tls.pem" -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+  cat "$TMP/tls.pem" "$TMP/tls.key" >"$TMP/tls-both.pem" # HAProxy's crt: chain and key
+  {
+    ngx_common proxy
+    cat <<NGX
+http { access_log off; keepalive_requests 100000000; keepalive_timeout 300s; $ngx_temp
+  upstream up { server 127.0.0.1:$P_UP; keepalive 64; keepalive_requests 100000000; }
+  server { listen 127.0.0.1:$P_NGX_S ssl backlog=4096;
+    ssl_certificate $TMP/tls.pem; ssl_certificate_key $TMP/tls.key; ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://up; proxy_http_version 1.1;
+                 proxy_set_header Connection ""; } } }
+NGX
+  } >"$TMP/nginx-tls.conf"
+  sed -e "s|bind 127.0.0.1:$P_HAP|bind 127.0.0.1:$P_HAP_S ssl crt $TMP/tls-both.pem alpn http/1.1|" \
+    "$TMP/haproxy.cfg" >"$TMP/haproxy-tls.cfg"
+  sed -e "s|^listeners: .*|listeners: [{address: \"127.0.0.1:$P_FERRY_S\", tls: {certificates: [{cert: \"$TMP/tls.pem\", key: \"$TMP/tls.key\"}]}}]|" \
+    "$TMP/ferry.yaml" >"$TMP/ferry-tls.yaml"
+  PORT[ferry]=$P_FERRY_S PORT[nginx]=$P_NGX_S PORT[haproxy]=$P_HAP_S
+  SCHEME=https FERRY_YAML=$TMP/ferry-tls.yaml NGX_CONF=$TMP/nginx-tls.conf HAP_CFG=$TMP/haproxy-tls.cfg
+
+  # Idle keep-alive TLS connections, one proxy at a time.
+  IDLE_RES=$TMP/https-idle.txt
+  : >"$IDLE_RES"
+  for name in $PROXIES; do
+    start "$name"
+    p=${PID[$name]}
+    if [ "$name" = haproxy ] && [ "$TLS_IDLE_CONNS" -gt "$HAP_MAXCONN" ]; then
+      idle="-"
+    else
+      idle=$(taskset -c "$LOAD_CPU" python3 "$HERE/idle_conns.py" --tls "${PORT[$name]}" "$p" \
+        "$TLS_IDLE_CONNS" /16k.bin | awk '{print $5}') || idle="-"
+    fi
+    echo "$name ${idle:--}" >>"$IDLE_RES"
+    stop_pid "$p"
+  done
+
+  # One handshake run: appends "mode target done full resumed errors ticks wall version cipher group".
+  HS_RES=$TMP/https-hs.txt
+  : >"$HS_RES"
+  hs_run() { # target mode
+    local t=$1 mode=$2 p=${PID[$1]} c0 c1 t0 t1 out
+    c0=$(cpu_ticks "$p")
+    t0=$(date +%s.%N)
+    out=$(timeout $((DURATION + 60)) taskset -c "$LOAD_CPU" "$TLSLOAD" 127.0.0.1 "${PORT[$t]}" \
+      "$mode" "$HS_CONNS" "$DURATION" / 2>&1) || log "$t $mode: $out"
+    t1=$(date +%s.%N)
+    c1=$(cpu_ticks "$p")
+    read -r done_ full res err ver ciph grp < <(awk '$1 == "tlsload" {print $4, $6, $8, $10, $16, $18, $20}' <<<"$out") ||
+      { done_=0 full=0 res=0 err=0 ver=- ciph=- grp=-; }
+    echo "$mode $t ${done_:-0} ${full:-0} ${res:-0} ${err:-0} $((c1 - c0)) $(echo "$t1 - $t0" | bc) ${ver:--} ${ciph:--} ${grp:--}" >>"$HS_RES"
+  }
+  RES=$TMP/https-ka.txt
+  : >"$RES"
+  for name in $PROXIES; do start "$name"; done
+  for t in $PROXIES; do # warm up: pools, session caches
+    taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "https://127.0.0.1:${PORT[$t]}/" >/dev/null 2>&1 || true
+    timeout 30 taskset -c "$LOAD_CPU" "$TLSLOAD" 127.0.0.1 "${PORT[$t]}" full "$HS_CONNS" 1 >/dev/null 2>&1 || true
+  done
+  for r in $(seq "$ROUNDS"); do
+    order=($PROXIES)
+    k=$(((r - 1) % ${#order[@]}))
+    order=("${order[@]:$k}" "${order[@]:0:$k}")
+    for t in "${order[@]}"; do wrk_run "$t" 100B 64 /; done
+    for t in "${order[@]}"; do hs_run "$t" full; done
+    for t in "${order[@]}"; do hs_run "$t" resume; done
+    log "https round $r done"
+  done
+  for name in $PROXIES; do stop_pid "${PID[$name]}"; done
+
+  # User-space instructions per keep-alive request (callgrind, as in the
+  # cost section; the 16 connections' handshakes, SSL_do_handshake and
+  # all it calls, taken out): a figure the machine's load does not move.
+  CG_RES=$TMP/https-cg.txt
+  : >"$CG_RES"
+  for name in $PROXIES; do
+    if ! start "$name" valgrind --tool=callgrind --callgrind-out-file="$TMP/cgs.$name.out" \
+      --dump-instr=no --vgdb=yes; then
+      stop_pid "${PID[$name]}"
+      echo "$name - - -" >>"$CG_RES"
+      continue
+    fi
+    p=${PID[$name]}
+    h2 "${PORT[$name]}" 2000 16 || true
+    callgrind_control -z "$p" >/dev/null 2>&1 || log "callgrind_control -z failed"
+    ins="-"
+    if h2 "${PORT[$name]}" "$CG_REQUESTS" 16; then
+      rm -f "$TMP"/cgs.$name.out.*
+      callgrind_control -d "$p" >/dev/null 2>&1 || log "callgrind_control -d failed"
+      f=$(ls "$TMP"/cgs.$name.out.* 2>/dev/null | tail -1 || true)
+      if [ -n "$f" ]; then
+        callgrind_annotate --inclusive=yes "$f" >"$TMP/cgs.$name.txt" 2>/dev/null || true
+        tot=$(awk '/PROGRAM TOTALS/ {gsub(/,/, "", $1); print $1; exit}' "$TMP/cgs.$name.txt")
+        hs=$(awk '/:SSL_do_handshake / {gsub(/,/, "", $1); print $1; exit}' "$TMP/cgs.$name.txt")
+        [ -n "$tot" ] && ins=$(((tot - ${hs:-0}) / CG_REQUESTS))
+      fi
+    fi
+    # instructions per full and per resumed handshake (and its one
+    # request): one connection at a time for CG_HS_SECONDS; the resumed
+    # run's one untimed full handshake is taken out at the full figure
+    hs_ins=()
+    for mode in full resume; do
+      callgrind_control -z "$p" >/dev/null 2>&1 || log "callgrind_control -z failed"
+      out=$(timeout $((CG_HS_SECONDS + 120)) taskset -c "$LOAD_CPU" "$TLSLOAD" 127.0.0.1 \
+        "${PORT[$name]}" "$mode" 1 "$CG_HS_SECONDS" / 2>&1) || log "$name $mode under callgrind: $out"
+      n_conn=$(awk '$1 == "tlsload" {print $4}' <<<"$out")
+      rm -f "$TMP"/cgs.$name.out.*
+      callgrind_control -d "$p" >/dev/null 2>&1 || log "callgrind_control -d failed"
+      f=$(ls "$TMP"/cgs.$name.out.* 2>/dev/null | tail -1 || true)
+      tot=$([ -n "$f" ] && awk '/^(summary|totals):/ {print $2; exit}' "$f" || true)
+      if [ -n "$tot" ] && [ "${n_conn:-0}" -gt 0 ]; then
+        if [ "$mode" = full ]; then
+          hs_ins+=($((tot / n_conn)))
+        else
+          hs_ins+=($(((tot - ${hs_ins[0]:-0}) / n_conn)))
+        fi
+      else
+        hs_ins+=("-")
+      fi
+    done
+    stop_pid "$p"
+    echo "$name $ins ${hs_ins[*]}" >>"$CG_RES"
+  done
+  [ -n "${RAW:-}" ] && cat "$RES" "$HS_RES" "$IDLE_RES" "$CG_RES" >>"$RAW"
+  echo
+  echo "## HTTPS ($TLS_KEY certificate, the same for every proxy; plain HTTP upstream, 100 B responses; mean of $ROUNDS interleaved rounds, ${DURATION}s each)"
+  echo
+  python3 - "$RES" "$HS_RES" "$IDLE_RES" "$HZ" "$TLS_IDLE_CONNS" "$HS_CONNS" "$CG_RES" "$CG_REQUESTS" <<'PY'
+import sys, collections
+ka_f, hs_f, idle_f, hz, nidle, hsc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6]
+cgl = {l.split()[0]: l.split()[1:] for l in open(sys.argv[7])}
+cg = {k: v[0] for k, v in cgl.items()}
+names = []
+ka = collections.defaultdict(list)
+for line in open(ka_f):
+    size, conns, t, rps, p99, ticks, req, wall, err = line.split()
+    ka[t].append((float(rps), int(ticks), int(req), float(wall)))
+    if t not in names: names.append(t)
+hs = collections.defaultdict(list)
+info = {}
+for line in open(hs_f):
+    mode, t, done, full, res, err, ticks, wall, ver, ciph, grp = line.split()
+    hs[(mode, t)].append((int(done), int(full), int(res), int(err), int(ticks), float(wall)))
+    info.setdefault(t, (ver, ciph, grp))
+idle = dict(line.split() for line in open(idle_f))
+def ka_fig(t):
+    runs = ka.get(t, [])
+    if not runs: return None
+    rps = sum(r[0] for r in runs) / len(runs)
+    cpu = sum(r[1] for r in runs) / hz
+    wall = sum(r[3] for r in runs)
+    return rps, sum(r[2] for r in runs) / cpu if cpu else 0, cpu / wall if wall else 0
+def hs_fig(mode, t):
+    runs = hs.get((mode, t), [])
+    if not runs: return None
+    done = sum(r[0] for r in runs); wall = sum(r[5] for r in runs); cpu = sum(r[4] for r in runs) / hz
+    tot = sum(r[1] + r[2] for r in runs)
+    return done / wall if wall else 0, done / cpu if cpu else 0, cpu / wall if wall else 0, \
+        sum(r[2] for r in runs), tot, sum(r[3] for r in runs)
+def ratio(a, b): return f"{a / b:.2f}" if a and b else "-"
+print(f"Keep-alive (wrk -t1 -c64 over https; instructions: callgrind over {sys.argv[8]} requests on 16 connections, handshakes taken out):")
+print()
+print("| proxy | keep-alive req/s | ×nginx | proxy CPU | req per proxy CPU-s | ×nginx | user-space instructions per request | ×nginx |")
+print("|---|---|---|---|---|---|---|---|")
+n = ka_fig("nginx")
+ci = cg.get("nginx", "-")
+for t in names:
+    f = ka_fig(t)
+    c = cg.get(t, "-")
+    cr = f"{int(c) / int(ci):.2f}" if c != "-" and ci != "-" else "-"
+    cs = f"{int(c):,}" if c != "-" else "-"
+    print(f"| {t} | {f[0]:,.0f} | {ratio(f[0], n and n[0])} | {f[2] * 100:.0f}% | {f[1]:,.0f} | {ratio(f[1], n and n[1])} | {cs} | {cr} |")
+print()
+print(f"Handshakes, a new connection per request ({hsc} in flight, `Connection: close`):")
+print()
+print("| proxy | handshake | per s | ×nginx | proxy CPU | per proxy CPU-s | ×nginx | resumed / all | errors | version, cipher, group |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for mode in ("full", "resume"):
+    n = hs_fig(mode, "nginx")
+    for t in names:
+        f = hs_fig(mode, t)
+        if not f: continue
+        v = " ".join(info.get(t, ("-", "-", "-")))
+        print(f"| {t} | {'full' if mode == 'full' else 'resumed'} | {f[0]:,.0f} | {ratio(f[0], n and n[0])} | {f[2] * 100:.0f}% | {f[1]:,.0f} | {ratio(f[1], n and n[1])} | {f[3]:,} / {f[4]:,} | {f[5]} | {v} |")
+print()
+print("User-space instructions per connection (callgrind; one connection at a time: handshake, one request, close):")
+print()
+print("| proxy | full handshake | ×nginx | resumed handshake | ×nginx |")
+print("|---|---|---|---|---|")
+ng = cgl.get("nginx", ["-", "-", "-"])
+for t in names:
+    v = cgl.get(t, ["-", "-", "-"])
+    cells = []
+    for i in (1, 2):
+        a = v[i] if len(v) > i else "-"
+        b = ng[i] if len(ng) > i else "-"
+        cells.append(f"{int(a):,}" if a != "-" else "-")
+        cells.append(f"{int(a) / int(b):.2f}" if a != "-" and b != "-" else "-")
+    print(f"| {t} | " + " | ".join(cells) + " |")
+print()
+print(f"| proxy | KiB per idle keep-alive TLS connection ({nidle} held) | ×nginx |")
+print("|---|---|---|")
+ni = idle.get("nginx", "-")
+for t in names:
+    v = idle.get(t, "-")
+    r = f"{float(v) / float(ni):.2f}" if v != "-" and ni != "-" and float(ni) else "-"
+    print(f"| {t} | {v} | {r} |")
+PY
 fi

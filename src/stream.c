@@ -51,7 +51,7 @@ static int tcp_send(struct stream *st, struct wreq *wr) {
   return uv_write(&wr->req, (uv_stream_t *)&st->tcp, wr->bufs, wr->nbufs, on_write);
 }
 
-const struct transport transport_tcp = {"tcp", tcp_alloc, tcp_input, tcp_send, NULL, NULL};
+const struct transport transport_tcp = {"tcp", tcp_alloc, tcp_input, tcp_send, NULL, NULL, NULL};
 
 int stream_write_queue(struct stream *st, struct wreq *wr) {
   return uv_write(&wr->req, (uv_stream_t *)&st->tcp, wr->bufs, wr->nbufs, on_write);
@@ -361,6 +361,9 @@ void stream_close(struct stream *st) {
     return;
   st->closing = true;
   stream_splice_end(st);
+  const struct transport *tr = st->cls->tr;
+  if (tr != &transport_tcp && tr->close)
+    tr->close(st);
   if (st->reading)
     uv_read_stop((uv_stream_t *)&st->tcp);
   st->reading = false;

@@ -527,6 +527,14 @@ static void log_failure(struct tls_conn *tc, const char *what, int err) {
   tc->failed = true;
 }
 
+/* SSL_get_error reads the thread's error queue, so it must be empty
+ * before each call; clearing it costs hundreds of instructions even
+ * when it is, so look first. */
+static inline void errors_clear(void) {
+  if (ERR_peek_error() != 0)
+    ERR_clear_error();
+}
+
 /* Drive the handshake and decrypt what arrived into the stream's read
  * block. Returns the application bytes added, 0, or a uv error. */
 static ssize_t pump(struct stream *st, struct tls_conn *tc) {
@@ -555,6 +563,7 @@ static ssize_t pump(struct stream *st, struct tls_conn *tc) {
     }
   }
   ssize_t total = 0;
+  errors_clear(); /* once: an SSL_read that returns bytes adds no error */
   for (;;) {
     struct iobuf *in = app_block(st);
     if (!in) {
@@ -565,7 +574,6 @@ static ssize_t pump(struct stream *st, struct tls_conn *tc) {
       uv_idle_start(&tc->kick, on_kick);
       break;
     }
-    ERR_clear_error();
     int n = SSL_read(tc->ssl, in->data + in->len, (int)(in->cap - in->len));
     if (n > 0) {
       in->len += (uint32_t)n;
@@ -622,22 +630,49 @@ static void tls_resume(struct stream *st) {
   }
 }
 
+/* Pieces of a batch shorter than this are gathered into one record
+ * (a response head and a small body: one record, one seal, not two);
+ * longer ones are encrypted where they lie. */
+#define TLS_GATHER_MAX 2048u
+
+static bool seal(struct tls_conn *tc, const char *p, size_t n) {
+  int r = SSL_write(tc->ssl, p, (int)n);
+  if (r <= 0) {
+    log_failure(tc, "write", SSL_get_error(tc->ssl, r));
+    return false;
+  }
+  return true;
+}
+
 /* Encrypt the batch into one block and write that in its place: the
  * plaintext references go at once, the request completes as usual. */
 static int tls_send(struct stream *st, struct wreq *wr) {
   struct tls_conn *tc = conn_of(st);
   if (tc->failed || !tc->hs_done)
     return UV_EPROTO;
-  ERR_clear_error();
+  errors_clear();
+  char gather[SSL3_RT_MAX_PLAIN_LENGTH]; /* at most one record's plaintext */
+  size_t fill = 0;
   for (unsigned i = 0; i < wr->nbufs; i++) {
-    if (wr->bufs[i].len == 0)
+    const char *p = wr->bufs[i].base;
+    size_t n = wr->bufs[i].len;
+    if (n == 0)
       continue;
-    int n = SSL_write(tc->ssl, wr->bufs[i].base, (int)wr->bufs[i].len);
-    if (n <= 0) {
-      log_failure(tc, "write", SSL_get_error(tc->ssl, n));
-      return UV_EPROTO;
+    if (fill > 0 && (n >= TLS_GATHER_MAX || fill + n > sizeof gather)) {
+      if (!seal(tc, gather, fill))
+        return UV_EPROTO;
+      fill = 0;
     }
+    if (n >= TLS_GATHER_MAX) {
+      if (!seal(tc, p, n))
+        return UV_EPROTO;
+      continue;
+    }
+    memcpy(gather + fill, p, n);
+    fill += n;
   }
+  if (fill > 0 && !seal(tc, gather, fill))
+    return UV_EPROTO;
   size_t bytes = wr->bytes;
   size_t cost = wr->cost;
   for (unsigned i = 0; i < wr->nrefs; i++)
@@ -657,6 +692,24 @@ static int tls_send(struct stream *st, struct wreq *wr) {
   if (all)
     return 1;
   return stream_write_queue(st, wr);
+}
+
+/* A connection that ends well ends with close_notify: without it an
+ * OpenSSL client takes the end for a truncation and drops the session it
+ * would have resumed. Written only if the socket takes it at once (libuv
+ * refuses while earlier writes are queued, so it cannot overtake them). */
+static void tls_close(struct stream *st) {
+  struct tls_conn *tc = conn_of(st);
+  if (!tc->ssl || !tc->hs_done || tc->failed || SSL_get_shutdown(tc->ssl) & SSL_SENT_SHUTDOWN)
+    return;
+  ERR_clear_error();
+  SSL_shutdown(tc->ssl);
+  ERR_clear_error();
+  struct iobuf *o = tc->cout;
+  if (o && o->len) {
+    uv_buf_t b = uv_buf_init(o->data, o->len);
+    (void)uv_try_write((uv_stream_t *)&st->tcp, &b, 1);
+  }
 }
 
 static void on_kick_closed(uv_handle_t *h) {
@@ -685,8 +738,8 @@ static void tls_closed(struct stream *st) {
   uv_close((uv_handle_t *)&tc->kick, on_kick_closed);
 }
 
-const struct transport transport_tls = {"tls",    tls_alloc,  tls_input,
-                                        tls_send, tls_resume, tls_closed};
+const struct transport transport_tls = {"tls",      tls_alloc,  tls_input, tls_send,
+                                        tls_resume, tls_closed, tls_close};
 
 const char *tls_conn_version(const struct tls_conn *tc) {
   return tc->ssl && tc->hs_done ? SSL_get_version(tc->ssl) : "";

@@ -38,6 +38,10 @@ struct transport {
   /* The handle closed: release the transport's state, then call
    * st->cls->closed(st) (at once or later). NULL: the stream calls it. */
   void (*closed)(struct stream *st);
+  /* The stream is closing, its handle still open: the last word the
+   * transport owes the peer (TLS close_notify) goes out now if the socket
+   * takes it at once; nothing waits for it. May be NULL. */
+  void (*close)(struct stream *st);
 };
 
 /* For transports: the state a transport keeps beside the stream, at the

@@ -371,6 +371,36 @@ def test_session_cache_resumes_without_tickets():
             check(c.sock.session_reused, "resumed from the session cache")
 
 
+def test_connection_close_ends_with_close_notify_and_the_session_resumes():
+    """A response with Connection: close ends with close_notify; without it
+    an OpenSSL client sees a truncation and drops the session."""
+    ca = CA()
+    a = ca.issue("a", dns=["a.test"])
+    with Upstream() as up, Ferry(config(ca, [a]), ports={"up": up.port}) as f:
+        for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = client_context(ca, min_version=v, max_version=v)
+            session = None
+            for attempt in ("first", "second"):
+                raw = socket.create_connection(("127.0.0.1", f.ports["https"]), timeout=ft.IO_TIMEOUT)
+                s = ctx.wrap_socket(raw, server_hostname="a.test", session=session,
+                                    suppress_ragged_eofs=False)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                got = b""
+                try:
+                    while True:
+                        d = s.recv(65536)  # b"" only at close_notify
+                        if not d:
+                            break
+                        got += d
+                except ssl.SSLEOFError as e:
+                    check(False, f"{v} {attempt}: the connection ended without close_notify: {e}")
+                check(got.startswith(b"HTTP/1.1 200"), f"{v} {attempt}: response {got[:40]!r}")
+                if attempt == "second":
+                    check(s.session_reused, f"{v}: the session of a closed connection resumes")
+                session = s.session
+                s.close()
+
+
 def mtls_client(ca, cert=None):
     ctx = client_context(ca)
     if cert:
