@@ -119,12 +119,17 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
     else if (ex->refused == 503)
       mc_add(&s->circuit_open, 1);
   }
+  /* Retries are rare: the per-reason counts are tested as one word, so a
+   * request without any pays a single compare. */
+  uint32_t retried;
+  _Static_assert(sizeof ex->nretries == sizeof retried, "one byte per retry reason");
+  memcpy(&retried, ex->nretries, sizeof retried);
+  if (!s || !(retried || ex->budget_exhausted))
+    return;
   for (unsigned r = 0; r < RETRY_REASON_N; r++)
-    if (ex->nretries[r]) {
-      if (s)
-        mc_add(&s->retries[r], ex->nretries[r]);
-    }
-  if (ex->budget_exhausted && s)
+    if (ex->nretries[r])
+      mc_add(&s->retries[r], ex->nretries[r]);
+  if (ex->budget_exhausted)
     mc_add(&s->budget_exhausted, 1);
 }
 
