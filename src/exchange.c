@@ -99,7 +99,7 @@ void exchange_reset(struct exchange *ex) {
 
 /* The attempt on ex->srv ended: count it once (the first result holds),
  * by how it ended, in ferry_upstream_requests_total. */
-static void exchange_attempt_end(struct exchange *ex, enum metrics_result r) {
+static inline void exchange_attempt_end(struct exchange *ex, enum metrics_result r) {
   if (!ex->attempt_open)
     return;
   ex->attempt_open = false;
@@ -617,8 +617,10 @@ int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct i
   return ex->req_chunked ? add_chunk(up, p, n, b) : stream_add(up, p, n, b);
 }
 
-/* The last chunk of a chunked request, with the client's trailers. */
-void exchange_request_done(struct exchange *ex) {
+/* The last chunk of a chunked request, with the client's trailers.
+ * `inline` asks LTO to inline it into session.c's callers (the header's
+ * declaration keeps this an external definition): once per request. */
+inline void exchange_request_done(struct exchange *ex) {
   ex->req_done = true;
   mirror_request_done(ex);
   if (ex->uc && ex->req_chunked)

@@ -161,8 +161,11 @@ const char *metrics_result_name(enum metrics_result r) {
   return (unsigned)r < METRICS_RESULT_N ? result_names[r] : "unknown";
 }
 
-void metrics_upstream_result(struct metrics_worker *m, const struct server_rt *srv,
-                             enum metrics_result r) {
+/* `inline` asks LTO to inline it where it is called (the header's declaration keeps
+ * this an external definition): once per request, and the sub-request
+ * caller (src/subreq.c) had made it an out-of-line call. */
+inline void metrics_upstream_result(struct metrics_worker *m, const struct server_rt *srv,
+                                    enum metrics_result r) {
   if (!srv || (unsigned)r >= METRICS_RESULT_N)
     return;
   /* Keyed as the request memo is (see metrics_exchange_done), plus the
