@@ -6,13 +6,6 @@
 
 #include "ferry/slice.h"
 
-static inline void link_after(struct deadline_link *at, struct deadline_link *n) {
-  n->prev = at;
-  n->next = at->next;
-  at->next->prev = n;
-  at->next = n;
-}
-
 void deadline_remove(struct deadline_link *n) {
   n->prev->next = n->next;
   n->next->prev = n->prev;
@@ -22,8 +15,8 @@ void deadline_remove(struct deadline_link *n) {
 /* Insert n (due set) into list l in deadline order when the tail is due
  * later than n (a reload shortened the kind's duration). The place is
  * searched from both ends at once; equal deadlines keep their order. */
-__attribute__((noinline)) static void insert_inside(struct deadline_link *l,
-                                                    struct deadline_link *n) {
+__attribute__((noinline)) void deadline_insert_inside(struct deadline_link *l,
+                                                      struct deadline_link *n) {
   uint64_t due = n->due;
   struct deadline_link *after = l->prev->prev; /* from the tail: n goes after it... */
   struct deadline_link *before = l->next;      /* from the head: ...or before it */
@@ -34,13 +27,13 @@ __attribute__((noinline)) static void insert_inside(struct deadline_link *l,
   }
   if (after->due > due)
     after = before->prev;
-  link_after(after, n);
+  deadline_link_after(after, n);
 }
 
 static void on_timer(uv_timer_t *t);
 
 /* Arm the timer for due (ms from now), earlier than it was. */
-__attribute__((noinline)) static void arm(struct deadlines *d, uint64_t due, uint64_t ms) {
+__attribute__((noinline)) void deadline_arm(struct deadlines *d, uint64_t due, uint64_t ms) {
   d->fire = due;
   uv_timer_start(&d->timer, on_timer, ms, 0);
 }
@@ -54,7 +47,7 @@ static void rearm(struct deadlines *d, uint64_t now) {
       next = l->next->due;
   }
   if (next < d->fire)
-    arm(d, next, next > now ? next - now : 0);
+    deadline_arm(d, next, next > now ? next - now : 0);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -68,7 +61,7 @@ static void on_timer(uv_timer_t *t) {
     while (l->next != l && l->next->due <= now) {
       struct deadline_link *n = l->next;
       deadline_remove(n);
-      link_after(d->lists[0].prev, n);
+      deadline_link_after(d->lists[0].prev, n);
       d->expire(d, n, k);
     }
   }
@@ -86,31 +79,7 @@ void deadlines_init(struct deadlines *d, uv_loop_t *loop, unsigned nkinds, deadl
 }
 
 void deadline_add(struct deadlines *d, struct deadline_link *l) {
-  link_after(d->lists[0].prev, l);
-}
-
-void deadline_set(struct deadlines *d, struct deadline_link *n, unsigned kind) {
-  deadline_set_ms(d, n, kind, d->ms[kind]);
-}
-
-void deadline_set_ms(struct deadlines *d, struct deadline_link *n, unsigned kind, uint64_t ms) {
-  struct deadline_link *l = &d->lists[kind];
-  n->prev->next = n->next;
-  n->next->prev = n->prev;
-  if (kind == 0) { /* an armed timer fires and finds nothing to do */
-    link_after(l->prev, n);
-    return;
-  }
-  /* The loop's cached time, read as uv_now() returns it without a call:
-   * requests move through several deadlines each. */
-  uint64_t due = d->loop->time + ms;
-  n->due = due;
-  if (l->prev->due <= due)
-    link_after(l->prev, n);
-  else
-    insert_inside(l, n);
-  if (due < d->fire)
-    arm(d, due, ms);
+  deadline_link_after(d->lists[0].prev, l);
 }
 
 void deadlines_quiesce(struct deadlines *d) {

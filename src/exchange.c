@@ -64,8 +64,8 @@ void exchange_init(struct exchange *ex, struct session *s, struct worker *w) {
   ex->tls_info = session_tls_info(s);
   ex->resp_minor = 1;
   arena_init(&ex->arena, &w->bufs, w->cfg->limits.max_request_header_bytes * 2 + 16384);
-  ex->t_start_ms = uv_now(&w->loop);
-  ex->major = 1; /* the llhttp path sets what it parsed */
+  ex->t_start_ms = w->loop.time; /* uv_now(), read without a call into libuv */
+  ex->major = 1;                 /* the llhttp path sets what it parsed */
   ex->req_hdrs = (struct hdr_list){.v = ex->req_store, .cap = EX_MAX_HEADERS};
   ex->resp_hdrs = (struct hdr_list){.v = ex->resp_store, .cap = EX_MAX_HEADERS};
 }
@@ -100,7 +100,7 @@ void exchange_reset(struct exchange *ex) {
 
 /* The attempt on ex->srv ended: count it once (the first result holds),
  * by how it ended, in ferry_upstream_requests_total. */
-static void exchange_attempt_end(struct exchange *ex, enum metrics_result r) {
+static inline void exchange_attempt_end(struct exchange *ex, enum metrics_result r) {
   if (!ex->attempt_open)
     return;
   ex->attempt_open = false;
@@ -115,8 +115,9 @@ void exchange_log(struct exchange *ex) {
   ex->w->requests_total++;
   if (ex->insp.on)
     inspect_capture(ex);
-  metrics_exchange_done(&ex->w->metrics, ex, uv_now(&ex->w->loop));
-  accesslog_write(ex->w->log, ex, uv_now(&ex->w->loop));
+  uint64_t now = uv_now(&ex->w->loop); /* the loop's cached time: one read serves both */
+  metrics_exchange_done(&ex->w->metrics, ex, now);
+  accesslog_write(ex->w->log, ex, now);
 }
 
 /* --- routing ------------------------------------------------------------ */
@@ -378,7 +379,7 @@ void exchange_forward(struct exchange *ex, struct slice target, struct slice nor
     return;
   }
   ex->up_held = true;
-  ex->t_fwd_ms = uv_now(&w->loop);
+  ex->t_fwd_ms = w->loop.time; /* uv_now(), without the call */
   retry_request(ex);
   if (!exchange_next_server(ex)) {
     upstream_count_no_server(ex->up);
@@ -538,8 +539,10 @@ int exchange_request_body(struct exchange *ex, const char *p, size_t n, struct i
   return ex->req_chunked ? add_chunk(up, p, n, b) : stream_add(up, p, n, b);
 }
 
-/* The last chunk of a chunked request, with the client's trailers. */
-void exchange_request_done(struct exchange *ex) {
+/* The last chunk of a chunked request, with the client's trailers.
+ * `inline` asks LTO to inline it into session.c's callers (the header's
+ * declaration keeps this an external definition): once per request. */
+inline void exchange_request_done(struct exchange *ex) {
   ex->req_done = true;
   mirror_request_done(ex);
   if (ex->uc && ex->req_chunked)

@@ -119,12 +119,17 @@ void metrics_exchange_done(struct metrics_worker *m, const struct exchange *ex, 
     else if (ex->refused == 503)
       mc_add(&s->circuit_open, 1);
   }
+  /* Retries are rare: the per-reason counts are tested as one word, so a
+   * request without any pays a single compare. */
+  uint32_t retried;
+  _Static_assert(sizeof ex->nretries == sizeof retried, "one byte per retry reason");
+  memcpy(&retried, ex->nretries, sizeof retried);
+  if (!s || !(retried || ex->budget_exhausted))
+    return;
   for (unsigned r = 0; r < RETRY_REASON_N; r++)
-    if (ex->nretries[r]) {
-      if (s)
-        mc_add(&s->retries[r], ex->nretries[r]);
-    }
-  if (ex->budget_exhausted && s)
+    if (ex->nretries[r])
+      mc_add(&s->retries[r], ex->nretries[r]);
+  if (ex->budget_exhausted)
     mc_add(&s->budget_exhausted, 1);
 }
 
@@ -156,8 +161,11 @@ const char *metrics_result_name(enum metrics_result r) {
   return (unsigned)r < METRICS_RESULT_N ? result_names[r] : "unknown";
 }
 
-void metrics_upstream_result(struct metrics_worker *m, const struct server_rt *srv,
-                             enum metrics_result r) {
+/* `inline` asks LTO to inline it where it is called (the header's declaration keeps
+ * this an external definition): once per request, and the sub-request
+ * caller (src/subreq.c) had made it an out-of-line call. */
+inline void metrics_upstream_result(struct metrics_worker *m, const struct server_rt *srv,
+                                    enum metrics_result r) {
   if (!srv || (unsigned)r >= METRICS_RESULT_N)
     return;
   /* Keyed as the request memo is (see metrics_exchange_done), plus the

@@ -78,7 +78,10 @@ void mirror_begin(struct exchange *ex) {
     ex->mirror = sr;
 }
 
-void mirror_body_slow(struct exchange *ex, const char *p, size_t n, struct iobuf *b) {
+/* The _slow halves run only for a mirrored request: noinline keeps them
+ * (and the registers they need) out of every request's exchange code. */
+__attribute__((noinline)) void mirror_body_slow(struct exchange *ex, const char *p, size_t n,
+                                                struct iobuf *b) {
   struct subreq *sr = ex->mirror;
   if (subreq_body(sr, p, n, b) == 0)
     return;
@@ -91,18 +94,18 @@ void mirror_body_slow(struct exchange *ex, const char *p, size_t n, struct iobuf
   subreq_free(sr);
 }
 
-void mirror_flush_slow(struct exchange *ex) {
+__attribute__((noinline)) void mirror_flush_slow(struct exchange *ex) {
   subreq_flush(ex->mirror);
 }
 
-void mirror_request_done_slow(struct exchange *ex) {
+__attribute__((noinline)) void mirror_request_done_slow(struct exchange *ex) {
   struct subreq *sr = ex->mirror;
   ex->mirror = NULL;
   subreq_set_owner(sr, NULL);
   subreq_body_end(sr);
 }
 
-void mirror_detach_slow(struct exchange *ex) {
+__attribute__((noinline)) void mirror_detach_slow(struct exchange *ex) {
   struct subreq *sr = ex->mirror;
   ex->mirror = NULL;
   ex->mirror_note = "failed";

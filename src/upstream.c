@@ -412,7 +412,10 @@ static void eject(struct upstream_rt *u, struct upslot *s, const char *why) {
   log_warn("upstream %s server %s ejected for %s: %s", cfg->name, s->name, d, why);
 }
 
-void upstream_report_status(struct server_rt *s, int status) {
+/* `inline` asks LTO to inline it where it is called (the header's declaration keeps
+ * this an external definition): once per request, and the sub-request
+ * caller (src/subreq.c) had made it an out-of-line call. */
+inline void upstream_report_status(struct server_rt *s, int status) {
   struct upslot *sl = s->slot;
   uint32_t limit = s->up->cfg->passive.consecutive_failures;
   if (status < 500 || status > 599) {

@@ -47,11 +47,46 @@ static inline void deadlines_configure(struct deadlines *d, unsigned kind, uint6
 }
 /* Add l, not yet in any list, with no deadline (kind 0). */
 void deadline_add(struct deadlines *d, struct deadline_link *l);
-/* Move l to kind's list, due its duration from now (kind 0: none). */
-void deadline_set(struct deadlines *d, struct deadline_link *l, unsigned kind);
-/* The same with a duration of its own (a route's `timeout`): a member
- * due before the list's tail is inserted in order, O(list) then. */
-void deadline_set_ms(struct deadlines *d, struct deadline_link *l, unsigned kind, uint64_t ms);
+/* The rare paths of deadline_set_ms, out of line (deadline.c): insert n
+ * (due set) in order inside list l; arm the timer for due, ms from now,
+ * earlier than it was. */
+void deadline_insert_inside(struct deadline_link *l, struct deadline_link *n);
+void deadline_arm(struct deadlines *d, uint64_t due, uint64_t ms);
+
+static inline void deadline_link_after(struct deadline_link *at, struct deadline_link *n) {
+  n->prev = at;
+  n->next = at->next;
+  at->next->prev = n;
+  at->next = n;
+}
+
+/* Move l to kind's list, due ms from now (kind 0: none): a member due
+ * before the list's tail (a route's `timeout`) is inserted in order,
+ * O(list) then. Inline: every request moves through several deadlines,
+ * and the common case is an unlink and an append. */
+static inline void deadline_set_ms(struct deadlines *d, struct deadline_link *n, unsigned kind,
+                                   uint64_t ms) {
+  struct deadline_link *l = &d->lists[kind];
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  if (kind == 0) { /* an armed timer fires and finds nothing to do */
+    deadline_link_after(l->prev, n);
+    return;
+  }
+  /* The loop's cached time, read as uv_now() returns it without a call. */
+  uint64_t due = d->loop->time + ms;
+  n->due = due;
+  if (l->prev->due <= due)
+    deadline_link_after(l->prev, n);
+  else
+    deadline_insert_inside(l, n);
+  if (due < d->fire)
+    deadline_arm(d, due, ms);
+}
+/* The same with kind's duration. */
+static inline void deadline_set(struct deadlines *d, struct deadline_link *l, unsigned kind) {
+  deadline_set_ms(d, l, kind, d->ms[kind]);
+}
 /* Take l out of every list (the member is going away). */
 void deadline_remove(struct deadline_link *l);
 /* Stop the timer when no deadline is left (a stopping worker's loop must
