@@ -209,4 +209,64 @@ routes:
     eq(rc, 0, "a valid auth_request: " + out)
 
 
+
+
+def test_a_reload_during_the_check_forwards_to_the_routes_own_upstream():
+    """The route was matched in the configuration of its time; a reload
+    that lands while the auth service thinks must not send the request to
+    whatever upstream now sits at the same place in the new list."""
+    import os
+    import signal
+    old = """
+listeners:
+  - address: 127.0.0.1:{port:http}
+workers: 1
+upstreams:
+  auth: {servers: [{address: "127.0.0.1:{port:auth}"}]}
+  app: {servers: [{address: "127.0.0.1:{port:app}"}]}
+routes:
+  - path_prefix: /api
+    upstream: app
+    auth_request: {upstream: auth, path: /check}
+"""
+    new = """
+listeners:
+  - address: 127.0.0.1:{port:http}
+workers: 1
+upstreams:
+  other: {servers: [{address: "127.0.0.1:{port:other}"}]}
+routes:
+  - path_prefix: /
+    upstream: other
+"""
+    with AuthService() as auth, ScriptedUpstream("app") as app, ScriptedUpstream("other") as other, \
+            Ferry(old, ports={"auth": auth.port, "app": app.port, "other": other.port}) as f:
+        auth.gate = threading.Event()
+        with Client(f.port) as c:
+            c.send(b"GET /api/doc HTTP/1.1\r\nHost: t\r\n\r\n")
+            auth.wait_requests(1)
+            text = new
+            for k, v in f.ports.items():
+                text = text.replace("{port:%s}" % k, str(v))
+            with open(f.config_path + ".tmp", "w") as out:
+                out.write(text)
+            os.replace(f.config_path + ".tmp", f.config_path)
+            f.signal(signal.SIGHUP)
+            f.wait_stderr(r"configuration generation 2 published")
+            # the worker serves the new generation once a new request sees it
+            deadline = time.monotonic() + ft.IO_TIMEOUT
+            while ft.request(f.port, target="/probe").body != b"ok from other":
+                check(time.monotonic() < deadline, "the worker took the new configuration")
+            auth.gate.set()
+            try:
+                r = c.response()
+            except ft.Closed:
+                print(f.stderr_text()[-2000:])
+                raise
+        eq(r.status, 200, "allowed after the reload")
+        eq(r.body, b"ok from app", "the request went to the route's upstream of its configuration")
+        eq([m.target for m in other.requests], ["/probe"] * len(other.requests),
+           "nothing of the checked request reached the new configuration's upstream")
+
+
 ft.main(globals())
