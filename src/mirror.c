@@ -55,6 +55,7 @@ void mirror_begin(struct exchange *ex) {
   }
   bool body = ex->req_chunked || ex->req_length > 0;
   struct subreq_params p = {.up = &g->ups[r->mirror.upstream_index],
+                            .gen = g,
                             .head = ex->uhead_buf,
                             .head_request = ex->method == HTTP_HEAD,
                             .body = body,

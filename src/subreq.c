@@ -342,7 +342,12 @@ struct subreq *subreq_start(struct worker *w, const struct subreq_params *p,
   sr->body_end = !p->body;
   uv_timer_init(&w->loop, &sr->timer);
   sr->timer.data = sr;
-  sr->gen = wctx_gen_hold(w);
+  if (p->gen) { /* an older generation's upstream: hold that one */
+    sr->gen = p->gen;
+    sr->gen->refs++;
+  } else {
+    sr->gen = wctx_gen_hold(w);
+  }
   sr->next = w->subreqs;
   if (w->subreqs)
     w->subreqs->prev = sr;

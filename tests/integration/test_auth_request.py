@@ -221,18 +221,22 @@ def test_a_reload_during_the_check_forwards_to_the_routes_own_upstream():
 listeners:
   - address: 127.0.0.1:{port:http}
 workers: 1
+admin: {address: "127.0.0.1:{port:admin}"}
 upstreams:
   auth: {servers: [{address: "127.0.0.1:{port:auth}"}]}
   app: {servers: [{address: "127.0.0.1:{port:app}"}]}
+  shadow: {servers: [{address: "127.0.0.1:{port:shadow}"}]}
 routes:
   - path_prefix: /api
     upstream: app
     auth_request: {upstream: auth, path: /check}
+    mirror: {upstream: shadow, percent: 100}
 """
     new = """
 listeners:
   - address: 127.0.0.1:{port:http}
 workers: 1
+admin: {address: "127.0.0.1:{port:admin}"}
 upstreams:
   other: {servers: [{address: "127.0.0.1:{port:other}"}]}
 routes:
@@ -240,8 +244,11 @@ routes:
     upstream: other
 """
     with AuthService() as auth, ScriptedUpstream("app") as app, ScriptedUpstream("other") as other, \
-            Ferry(old, ports={"auth": auth.port, "app": app.port, "other": other.port}) as f:
+            ScriptedUpstream("shadow") as shadow, \
+            Ferry(old, ports={"auth": auth.port, "app": app.port, "other": other.port,
+                              "shadow": shadow.port}) as f:
         auth.gate = threading.Event()
+        shadow.mode = "stall"  # the copy outlives the request (and its configuration)
         with Client(f.port) as c:
             c.send(b"GET /api/doc HTTP/1.1\r\nHost: t\r\n\r\n")
             auth.wait_requests(1)
@@ -265,6 +272,16 @@ routes:
                 raise
         eq(r.status, 200, "allowed after the reload")
         eq(r.body, b"ok from app", "the request went to the route's upstream of its configuration")
+        shadow.wait_requests(1)
+        eq(shadow.requests[0].target, "/api/doc", "the copy went to the route's mirror upstream")
+        # the request's connection is closed, so generation 1 has no exchange
+        # left; the copy still uses its upstream until the shadow lets go
+        eq(ft.request(f.port, target="/probe").body, b"ok from other", "served after the close")
+        shadow.release()
+        failed = 'ferry_mirror_requests_total{route="/api",result="failed"} 1'
+        while failed not in metrics(f):
+            check(time.monotonic() < deadline + ft.IO_TIMEOUT, "the copy ended: " + metrics(f)[-800:])
+        eq(ft.request(f.port, target="/probe").body, b"ok from other", "served after the copy ended")
         eq([m.target for m in other.requests], ["/probe"] * len(other.requests),
            "nothing of the checked request reached the new configuration's upstream")
 
