@@ -53,7 +53,9 @@ static enum metrics_result metrics_of(enum subreq_result r, int status) {
 static void on_timeout(uv_timer_t *t);
 
 static void timer_arm(struct subreq *sr, uint64_t ms) {
-  uv_timer_start(&sr->timer, on_timeout, ms, 0);
+  /* a deferred result keeps its next-turn timer (request_sent or a read
+   * must not push it back by a whole deadline) */
+  uv_timer_start(&sr->timer, on_timeout, sr->deferred ? 0 : ms, 0);
 }
 
 /* End sr with r from the next loop turn: for failures found where the
