@@ -184,6 +184,7 @@ static int up_head(void *owner, const struct upclient_head *h) {
   if (http_head_check_transfer_encoding(&sr->hdrs) != 0)
     return -1;
   sr->status = h->status;
+  sr->nhead = sr->hdrs.n;
   http_head_mark_hop(&sr->hdrs);
   upstream_report_status(sr->srv, h->status);
   sr->keep_body = sr->p.head_cb && sr->p.head_cb(sr->p.owner, sr);
@@ -225,6 +226,7 @@ static int up_done(void *owner) {
     return 0;
   }
   sr->resp_done = true;
+  sr->hdrs.n = sr->nhead; /* a chunked body's trailer fields are not head fields */
   return 1;
 }
 

@@ -103,6 +103,7 @@ struct subreq {
   int status;
   struct slice reason;
   struct hdr_list hdrs;
+  uint32_t nhead; /* fields of the final head in hdrs (trailers follow, then go) */
   struct arena arena;
   struct iobuf *pin;
   struct iobuf *body; /* kept body bytes: body->len of them */

@@ -286,4 +286,23 @@ routes:
            "nothing of the checked request reached the new configuration's upstream")
 
 
+def test_trailers_of_a_chunked_answer_are_not_taken_as_its_headers():
+    with AuthService() as auth, ScriptedUpstream("app") as app, \
+            Ferry(config(auth.port), ports={"app": app.port}) as f:
+        auth.answer = (200, [("X-User", "alice"), ("Transfer-Encoding", "chunked")],
+                       b"2\r\nok\r\n0\r\nX-User: mallory\r\nX-Groups: admin\r\n\r\n")
+        eq(ft.request(f.port, "GET", "/api/a").status, 200, "allowed")
+        eq(app.requests[0].header_all("X-User"), ["alice"], "pass_headers come from the answer's head")
+        eq(app.requests[0].header_all("X-Groups"), [], "a trailer field is not a pass_header")
+        auth.answer = (401, [("WWW-Authenticate", "Bearer"), ("Transfer-Encoding", "chunked")],
+                       b"5\r\nhello\r\n0\r\nX-Trailer: t\r\nConnection: close\r\n\r\n")
+        with Client(f.port) as c:
+            r = c.request("GET", "/api/b", headers=(("Host", "t"),))
+            eq(r.status, 401, "denied")
+            eq(r.body, b"hello", "the denial's body")
+            eq(r.header("X-Trailer"), None, "the answer's trailer is not relayed as a header")
+            eq(r.header_all("Connection"), [], "one connection decision, ferry's own")
+            eq(c.request("GET", "/open", headers=(("Host", "t"),)).status, 200, "the connection stays open")
+
+
 ft.main(globals())
