@@ -182,6 +182,7 @@ void exchange_start(struct exchange *ex) {
   struct route_query q = {router_host_strip_port(host), norm, ex->method, &ex->req_hdrs};
   const struct cfg_route *r = router_match(w->router, &q);
   ex->route = r;
+  ex->route_gen = w->gen;
   if (w->insp && inspect_wanted(w->cfg, r))
     inspect_begin(ex, r);
   if (!r) {
@@ -371,7 +372,7 @@ void exchange_forward(struct exchange *ex, struct slice target, struct slice nor
                       struct slice host) {
   const struct cfg_route *r = ex->route;
   struct worker *w = ex->w;
-  ex->up = &w->ups[policy_upstream(ex)];
+  ex->up = &ex->route_gen->ups[policy_upstream(ex)];
   if (!upstream_enter(ex->up)) {
     ex->error_note = "circuit open: upstream max_requests in flight";
     ex->refused = 503;

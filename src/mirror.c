@@ -47,13 +47,15 @@ void mirror_begin(struct exchange *ex) {
   struct worker *w = ex->w;
   if (!r->mirror.upstream || ex->upgrade_req || !policy_mirror_sample(ex))
     return;
-  if (w->stopping || w->nmirrors >= MIRROR_MAX_INFLIGHT || r->mirror.upstream_index >= w->nups) {
+  struct worker_gen *g = ex->route_gen; /* the route's, also after a reload (auth_request) */
+  if (w->stopping || w->nmirrors >= MIRROR_MAX_INFLIGHT || r->mirror.upstream_index >= g->nups) {
     ex->mirror_note = "dropped";
     count(slot(ex), METRICS_MIRROR_DROPPED);
     return;
   }
   bool body = ex->req_chunked || ex->req_length > 0;
-  struct subreq_params p = {.up = &w->ups[r->mirror.upstream_index],
+  struct subreq_params p = {.up = &g->ups[r->mirror.upstream_index],
+                            .gen = g,
                             .head = ex->uhead_buf,
                             .head_request = ex->method == HTTP_HEAD,
                             .body = body,

@@ -18,7 +18,7 @@
 #include "ferry/wctx.h"
 
 struct traffic_route *policy_route_state(const struct exchange *ex) {
-  struct worker_gen *g = ex->w->gen;
+  struct worker_gen *g = ex->route_gen ? ex->route_gen : ex->w->gen;
   struct traffic *t = g && g->snap ? g->snap->traffic : NULL;
   return t && ex->route->index < t->nroutes ? &t->routes[ex->route->index] : NULL;
 }

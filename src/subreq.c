@@ -53,7 +53,9 @@ static enum metrics_result metrics_of(enum subreq_result r, int status) {
 static void on_timeout(uv_timer_t *t);
 
 static void timer_arm(struct subreq *sr, uint64_t ms) {
-  uv_timer_start(&sr->timer, on_timeout, ms, 0);
+  /* a deferred result keeps its next-turn timer (request_sent or a read
+   * must not push it back by a whole deadline) */
+  uv_timer_start(&sr->timer, on_timeout, sr->deferred ? 0 : ms, 0);
 }
 
 /* End sr with r from the next loop turn: for failures found where the
@@ -182,6 +184,7 @@ static int up_head(void *owner, const struct upclient_head *h) {
   if (http_head_check_transfer_encoding(&sr->hdrs) != 0)
     return -1;
   sr->status = h->status;
+  sr->nhead = sr->hdrs.n;
   http_head_mark_hop(&sr->hdrs);
   upstream_report_status(sr->srv, h->status);
   sr->keep_body = sr->p.head_cb && sr->p.head_cb(sr->p.owner, sr);
@@ -223,6 +226,7 @@ static int up_done(void *owner) {
     return 0;
   }
   sr->resp_done = true;
+  sr->hdrs.n = sr->nhead; /* a chunked body's trailer fields are not head fields */
   return 1;
 }
 
@@ -342,7 +346,12 @@ struct subreq *subreq_start(struct worker *w, const struct subreq_params *p,
   sr->body_end = !p->body;
   uv_timer_init(&w->loop, &sr->timer);
   sr->timer.data = sr;
-  sr->gen = wctx_gen_hold(w);
+  if (p->gen) { /* an older generation's upstream: hold that one */
+    sr->gen = p->gen;
+    sr->gen->refs++;
+  } else {
+    sr->gen = wctx_gen_hold(w);
+  }
   sr->next = w->subreqs;
   if (w->subreqs)
     w->subreqs->prev = sr;

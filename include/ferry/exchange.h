@@ -88,6 +88,10 @@ struct exchange {
   uint64_t req_head_bytes;
 
   const struct cfg_route *route;
+  /* The generation whose router matched route: its upstreams and traffic
+   * state are the ones route's indexes name, also when exchange_forward
+   * runs after a reload (auth_request). Alive while gen is held. */
+  struct worker_gen *route_gen;
   struct upstream_rt *up;
   bool up_held; /* holds a max_requests place of up (upstream_enter) */
   /* W3C trace context (src/trace.c): the traceparent sent upstream and

@@ -12,7 +12,8 @@
  * copy. It reports once, through `done`. Must not know exchanges or
  * sessions: what a result means is the holder's business. Every live
  * sub-request is on its worker's list (w->subreqs) and holds a reference
- * on the configuration generation it started in. Worker thread only. */
+ * on the configuration generation its upstream belongs to. Worker thread
+ * only. */
 #ifndef FERRY_SUBREQ_H
 #define FERRY_SUBREQ_H
 
@@ -59,7 +60,8 @@ enum subreq_result {
 
 /* What to send, where, and who hears the result. */
 struct subreq_params {
-  struct upstream_rt *up; /* a view of the worker's current generation */
+  struct upstream_rt *up; /* a view of generation gen */
+  struct worker_gen *gen; /* the generation up belongs to; NULL: the worker's current one */
   struct iobuf *head;     /* the whole request head; referenced, not copied */
   bool head_request;      /* the method is HEAD: no response body */
   bool body;              /* a body follows: subreq_body ... subreq_body_end */
@@ -101,6 +103,7 @@ struct subreq {
   int status;
   struct slice reason;
   struct hdr_list hdrs;
+  uint32_t nhead; /* fields of the final head in hdrs (trailers follow, then go) */
   struct arena arena;
   struct iobuf *pin;
   struct iobuf *body; /* kept body bytes: body->len of them */

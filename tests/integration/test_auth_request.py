@@ -209,4 +209,100 @@ routes:
     eq(rc, 0, "a valid auth_request: " + out)
 
 
+
+
+def test_a_reload_during_the_check_forwards_to_the_routes_own_upstream():
+    """The route was matched in the configuration of its time; a reload
+    that lands while the auth service thinks must not send the request to
+    whatever upstream now sits at the same place in the new list."""
+    import os
+    import signal
+    old = """
+listeners:
+  - address: 127.0.0.1:{port:http}
+workers: 1
+admin: {address: "127.0.0.1:{port:admin}"}
+upstreams:
+  auth: {servers: [{address: "127.0.0.1:{port:auth}"}]}
+  app: {servers: [{address: "127.0.0.1:{port:app}"}]}
+  shadow: {servers: [{address: "127.0.0.1:{port:shadow}"}]}
+routes:
+  - path_prefix: /api
+    upstream: app
+    auth_request: {upstream: auth, path: /check}
+    mirror: {upstream: shadow, percent: 100}
+"""
+    new = """
+listeners:
+  - address: 127.0.0.1:{port:http}
+workers: 1
+admin: {address: "127.0.0.1:{port:admin}"}
+upstreams:
+  other: {servers: [{address: "127.0.0.1:{port:other}"}]}
+routes:
+  - path_prefix: /
+    upstream: other
+"""
+    with AuthService() as auth, ScriptedUpstream("app") as app, ScriptedUpstream("other") as other, \
+            ScriptedUpstream("shadow") as shadow, \
+            Ferry(old, ports={"auth": auth.port, "app": app.port, "other": other.port,
+                              "shadow": shadow.port}) as f:
+        auth.gate = threading.Event()
+        shadow.mode = "stall"  # the copy outlives the request (and its configuration)
+        with Client(f.port) as c:
+            c.send(b"GET /api/doc HTTP/1.1\r\nHost: t\r\n\r\n")
+            auth.wait_requests(1)
+            text = new
+            for k, v in f.ports.items():
+                text = text.replace("{port:%s}" % k, str(v))
+            with open(f.config_path + ".tmp", "w") as out:
+                out.write(text)
+            os.replace(f.config_path + ".tmp", f.config_path)
+            f.signal(signal.SIGHUP)
+            f.wait_stderr(r"configuration generation 2 published")
+            # the worker serves the new generation once a new request sees it
+            deadline = time.monotonic() + ft.IO_TIMEOUT
+            while ft.request(f.port, target="/probe").body != b"ok from other":
+                check(time.monotonic() < deadline, "the worker took the new configuration")
+            auth.gate.set()
+            try:
+                r = c.response()
+            except ft.Closed:
+                print(f.stderr_text()[-2000:])
+                raise
+        eq(r.status, 200, "allowed after the reload")
+        eq(r.body, b"ok from app", "the request went to the route's upstream of its configuration")
+        shadow.wait_requests(1)
+        eq(shadow.requests[0].target, "/api/doc", "the copy went to the route's mirror upstream")
+        # the request's connection is closed, so generation 1 has no exchange
+        # left; the copy still uses its upstream until the shadow lets go
+        eq(ft.request(f.port, target="/probe").body, b"ok from other", "served after the close")
+        shadow.release()
+        failed = 'ferry_mirror_requests_total{route="/api",result="failed"} 1'
+        while failed not in metrics(f):
+            check(time.monotonic() < deadline + ft.IO_TIMEOUT, "the copy ended: " + metrics(f)[-800:])
+        eq(ft.request(f.port, target="/probe").body, b"ok from other", "served after the copy ended")
+        eq([m.target for m in other.requests], ["/probe"] * len(other.requests),
+           "nothing of the checked request reached the new configuration's upstream")
+
+
+def test_trailers_of_a_chunked_answer_are_not_taken_as_its_headers():
+    with AuthService() as auth, ScriptedUpstream("app") as app, \
+            Ferry(config(auth.port), ports={"app": app.port}) as f:
+        auth.answer = (200, [("X-User", "alice"), ("Transfer-Encoding", "chunked")],
+                       b"2\r\nok\r\n0\r\nX-User: mallory\r\nX-Groups: admin\r\n\r\n")
+        eq(ft.request(f.port, "GET", "/api/a").status, 200, "allowed")
+        eq(app.requests[0].header_all("X-User"), ["alice"], "pass_headers come from the answer's head")
+        eq(app.requests[0].header_all("X-Groups"), [], "a trailer field is not a pass_header")
+        auth.answer = (401, [("WWW-Authenticate", "Bearer"), ("Transfer-Encoding", "chunked")],
+                       b"5\r\nhello\r\n0\r\nX-Trailer: t\r\nConnection: close\r\n\r\n")
+        with Client(f.port) as c:
+            r = c.request("GET", "/api/b", headers=(("Host", "t"),))
+            eq(r.status, 401, "denied")
+            eq(r.body, b"hello", "the denial's body")
+            eq(r.header("X-Trailer"), None, "the answer's trailer is not relayed as a header")
+            eq(r.header_all("Connection"), [], "one connection decision, ferry's own")
+            eq(c.request("GET", "/open", headers=(("Host", "t"),)).status, 200, "the connection stays open")
+
+
 ft.main(globals())
