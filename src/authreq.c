@@ -9,6 +9,7 @@
 #include "ferry/log.h"
 #include "ferry/metrics.h"
 #include "ferry/policy.h"
+#include "ferry/retry.h"
 #include "ferry/request.h"
 #include "ferry/session.h"
 #include "ferry/subreq.h"
@@ -199,7 +200,7 @@ bool authreq_begin(struct exchange *ex, struct slice target) {
   }
   struct subreq_params p = {.up = &w->ups[r->auth.upstream_index],
                             .head = head,
-                            .response_ms = policy_response_ms(ex),
+                            .response_ms = retry_response_ms(ex),
                             .keep_max = AUTHREQ_BODY_MAX,
                             .client_ip = slice_cstr(ex->client_ip ? ex->client_ip : ""),
                             .hdrs = &ex->req_hdrs,

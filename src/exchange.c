@@ -468,7 +468,7 @@ static int add_last_chunk(struct worker *w, struct stream *st, const struct hdr_
 
 /* The response deadline: the route's `timeout`, else upstream_response. */
 static void response_timer(struct exchange *ex) {
-  uint64_t ms = policy_response_ms(ex);
+  uint64_t ms = retry_response_ms(ex);
   if (ms)
     session_timer_ms(ex->s, ST_RESPONSE, ms);
   else

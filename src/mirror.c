@@ -9,6 +9,7 @@
 #include "ferry/log.h"
 #include "ferry/metrics.h"
 #include "ferry/policy.h"
+#include "ferry/retry.h"
 #include "ferry/subreq.h"
 #include "ferry/upstream.h"
 #include "ferry/wctx.h"
@@ -61,7 +62,7 @@ void mirror_begin(struct exchange *ex) {
                             .body = body,
                             .chunked = ex->req_chunked,
                             .mirror = true,
-                            .response_ms = policy_response_ms(ex),
+                            .response_ms = retry_response_ms(ex),
                             .client_ip = slice_cstr(ex->client_ip ? ex->client_ip : ""),
                             .hdrs = &ex->req_hdrs,
                             .done = mirror_done,

@@ -11,7 +11,6 @@
 #include "ferry/cidr.h"
 
 #include "ferry/exchange.h"
-#include "ferry/retry.h"
 #include "ferry/snapshot.h"
 #include "ferry/trace.h"
 #include "ferry/traffic.h"
@@ -96,8 +95,4 @@ void policy_trace(struct exchange *ex) {
   ex->trace_id[32] = '\0';
   trace_format(ex->traceparent, ex->trace_id, trace_random(&w->trace_rng), flags);
   ex->traceparent[TRACE_PARENT_LEN] = '\0';
-}
-
-uint64_t policy_response_ms(const struct exchange *ex) {
-  return ex->route ? retry_time_left(ex, ex->route->timeout_ms) : 0;
 }

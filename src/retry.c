@@ -95,6 +95,10 @@ uint64_t retry_time_left(const struct exchange *ex, uint64_t timeout_ms) {
   return spent < timeout_ms ? timeout_ms - spent : 1;
 }
 
+uint64_t retry_response_ms(const struct exchange *ex) {
+  return ex->route ? retry_time_left(ex, ex->route->timeout_ms) : 0;
+}
+
 bool retry_begin(struct exchange *ex, enum retry_reason why, int status, bool body_may_flow) {
   const struct cfg_route *r = ex->route;
   const struct cfg_retry *rt = r && r->retry.enabled ? &r->retry : NULL;

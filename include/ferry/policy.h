@@ -38,11 +38,6 @@ bool policy_mirror_sample(struct exchange *ex);
  * ferry's own; ex->trace_id set. */
 void policy_trace(struct exchange *ex);
 
-/* The route's own `timeout` (ms) for the upstream response, less what
- * earlier attempts of a retried request took (src/retry.c); 0 for
- * timeouts.upstream_response. */
-uint64_t policy_response_ms(const struct exchange *ex);
-
 /* The body of ferry's answer for a status from policy_admit, or for -503:
  * the upstream's max_requests are all in flight. */
 const char *policy_message(int status);

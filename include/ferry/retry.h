@@ -86,5 +86,9 @@ void retry_count(struct exchange *ex, enum retry_reason why, int status);
  * attempts before it included (at least 1); the timeout itself before any
  * retry. */
 uint64_t retry_time_left(const struct exchange *ex, uint64_t timeout_ms);
+/* The route's own `timeout` (ms) for the upstream response, less what
+ * earlier attempts of a retried request took; 0 for
+ * timeouts.upstream_response. */
+uint64_t retry_response_ms(const struct exchange *ex);
 
 #endif
