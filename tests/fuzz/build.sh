@@ -29,7 +29,7 @@ src="$root/src"
 # config.c builds listeners' TLS contexts (src/tls.c), which brings the
 # stream, its buffers, libuv and OpenSSL along.
 config=("$src/config.c" "$src/ydoc.c" "$src/cfgval.c" "$src/cfgroute.c" "$src/cfgtls.c" "$src/cidr.c"
-        "$src/tls.c" "$src/tlsinfo.c" "$src/stream.c" "$src/buf.c" "$src/log.c")
+        "$src/tls.c" "$src/tlsinfo.c" "$src/stream.c" "$src/splice.c" "$src/buf.c" "$src/log.c")
 tlslibs=($(pkg-config --cflags --libs openssl))
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_request.c" "$src/http_head.c" "$src/http_head_build.c" \
   "$src/router.c" "${config[@]}" "$src/request.c" "$src/err.c" "$src/chunked.c" "${llhttp[@]}" \
@@ -41,6 +41,6 @@ tlslibs=($(pkg-config --cflags --libs openssl))
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_h1parse.c" "$src/h1parse.c" "$src/http_head.c" \
   "${llhttp[@]}" -o "$out/fuzz_h1parse"
 # The TLS transport under a stream, on a real loop and socketpair.
-"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_tls.c" "$src/tls.c" "$src/tlsinfo.c" "$src/stream.c" "$src/buf.c" \
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_tls.c" "$src/tls.c" "$src/tlsinfo.c" "$src/stream.c" "$src/splice.c" "$src/buf.c" \
   "$src/log.c" "${uv[@]}" "${tlslibs[@]}" -o "$out/fuzz_tls"
 echo "built: $out/fuzz_request $out/fuzz_response $out/fuzz_config $out/fuzz_h1parse $out/fuzz_tls"
