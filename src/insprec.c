@@ -432,6 +432,22 @@ static bool query_decode(struct slice v, char *out, size_t cap) {
   return true;
 }
 
+/* The next "key=value" pair of the query q (split at '&'), taken off q;
+ * value raw (still percent-encoded), "" without '='. False when q is
+ * used up. */
+static bool query_next(struct slice *q, struct slice *key, struct slice *val) {
+  if (q->n == 0)
+    return false;
+  const char *amp = memchr(q->p, '&', q->n);
+  struct slice pair = {q->p, amp ? (size_t)(amp - q->p) : q->n};
+  q->p += pair.n + (amp ? 1 : 0);
+  q->n -= pair.n + (amp ? 1 : 0);
+  const char *eq = memchr(pair.p, '=', pair.n);
+  *key = (struct slice){pair.p, eq ? (size_t)(eq - pair.p) : pair.n};
+  *val = eq ? (struct slice){eq + 1, pair.n - key->n - 1} : (struct slice){"", 0};
+  return true;
+}
+
 static int parse_query(struct slice q, struct inspect_filter *f, char *err, size_t errlen) {
   memset(f, 0, sizeof *f);
   f->limit = 100;
@@ -439,14 +455,8 @@ static int parse_query(struct slice q, struct inspect_filter *f, char *err, size
     q.p++;
     q.n--;
   }
-  while (q.n > 0) {
-    const char *amp = memchr(q.p, '&', q.n);
-    struct slice pair = {q.p, amp ? (size_t)(amp - q.p) : q.n};
-    q.p += pair.n + (amp ? 1 : 0);
-    q.n -= pair.n + (amp ? 1 : 0);
-    const char *eq = memchr(pair.p, '=', pair.n);
-    struct slice key = {pair.p, eq ? (size_t)(eq - pair.p) : pair.n};
-    struct slice val = eq ? (struct slice){eq + 1, pair.n - key.n - 1} : (struct slice){"", 0};
+  struct slice key, val;
+  while (query_next(&q, &key, &val)) {
     char buf[1024];
     if (!query_decode(val, buf, slice_eq(key, SLICE_LIT("filter")) ? sizeof buf : 256)) {
       snprintf(err, errlen, "query parameter \"%.*s\" is too long (at most 255 bytes)", (int)key.n,
@@ -845,14 +855,8 @@ int inspect_replay_edit_parse(struct slice q, struct inspect_replay_edit *e, cha
     return -1;
   }
   char *m = e->mem;
-  while (q.n > 0) {
-    const char *amp = memchr(q.p, '&', q.n);
-    struct slice pair = {q.p, amp ? (size_t)(amp - q.p) : q.n};
-    q.p += pair.n + (amp ? 1 : 0);
-    q.n -= pair.n + (amp ? 1 : 0);
-    const char *eq = memchr(pair.p, '=', pair.n);
-    struct slice key = {pair.p, eq ? (size_t)(eq - pair.p) : pair.n};
-    struct slice raw = eq ? (struct slice){eq + 1, pair.n - key.n - 1} : (struct slice){"", 0};
+  struct slice key, raw;
+  while (query_next(&q, &key, &raw)) {
     query_decode(raw, m, raw.n + 1); /* never longer than raw */
     struct slice v = slice_cstr(m);
     m += v.n + 1;

@@ -429,11 +429,13 @@ static inline struct tls_conn *conn_of(struct stream *st) {
   return TRANSPORT_STATE(st, struct tls_conn);
 }
 
-int tls_conn_accept(struct tls_conn *tc, struct tls_server *srv, uv_loop_t *loop) {
+/* tc's SSL object from ctx, over the custom BIO (kick handle initialised
+ * on loop). 0, or -1 (out of memory: no SSL object left behind). */
+static int conn_init(struct tls_conn *tc, SSL_CTX *ctx, uv_loop_t *loop) {
   memset(tc, 0, sizeof *tc);
   tc->pool = loop->data;
   uv_idle_init(loop, &tc->kick);
-  tc->ssl = SSL_new(srv->ctx[0]);
+  tc->ssl = SSL_new(ctx);
   BIO *b = tc->ssl && conn_bio_method ? BIO_new(conn_bio_method) : NULL;
   if (!b) {
     SSL_free(tc->ssl);
@@ -442,6 +444,12 @@ int tls_conn_accept(struct tls_conn *tc, struct tls_server *srv, uv_loop_t *loop
   }
   BIO_set_data(b, tc);
   SSL_set_bio(tc->ssl, b, b);
+  return 0;
+}
+
+int tls_conn_accept(struct tls_conn *tc, struct tls_server *srv, uv_loop_t *loop) {
+  if (conn_init(tc, srv->ctx[0], loop) != 0)
+    return -1;
   SSL_set_accept_state(tc->ssl);
   tls_server_ref(srv);
   tc->srv = srv;
@@ -817,20 +825,10 @@ void tls_client_unref(struct tls_client *cli) {
 
 int tls_conn_connect(struct tls_conn *tc, struct tls_client *cli, const char *name,
                      uv_loop_t *loop) {
-  memset(tc, 0, sizeof *tc);
-  tc->pool = loop->data;
-  uv_idle_init(loop, &tc->kick);
   if (cli->server_name)
     name = cli->server_name;
-  tc->ssl = SSL_new(cli->ctx);
-  BIO *b = tc->ssl && conn_bio_method ? BIO_new(conn_bio_method) : NULL;
-  if (!b) {
-    SSL_free(tc->ssl);
-    tc->ssl = NULL;
+  if (conn_init(tc, cli->ctx, loop) != 0)
     return -1;
-  }
-  BIO_set_data(b, tc);
-  SSL_set_bio(tc->ssl, b, b);
   SSL_set_connect_state(tc->ssl);
   unsigned char ip[16];
   if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
