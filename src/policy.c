@@ -1,8 +1,8 @@
 /* policy: the route's traffic control before forwarding
  * (include/ferry/policy.h). Owns the order of the checks, what each
- * refusal says, the traceparent sent upstream and the choice of the
- * response deadline; reads the exchange and the worker's current
- * generation (whose router matched the route), never answers or frees
+ * refusal says and the traceparent sent upstream (the response deadline
+ * after earlier attempts is src/retry.c's); reads the exchange and the
+ * generation whose router matched the route, never answers or frees
  * anything. */
 #include "ferry/policy.h"
 

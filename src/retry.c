@@ -1,6 +1,7 @@
 /* retry: may a failed attempt go to another server, and the record of the
- * retries made (include/ferry/retry.h). Owns the retry rules and the use
- * of the route's budget window; reads the exchange and the worker's
+ * retries made (include/ferry/retry.h). Owns the retry rules, the use
+ * of the route's budget window and the response deadline left after
+ * earlier attempts; reads the exchange and the worker's
  * current generation, writes only the exchange's retry record fields
  * (nretries, tried_why, tried_status, budget_taken, budget_exhausted).
  * Must not pick servers, connect, answer, or free anything. */
